@@ -1,0 +1,60 @@
+"""`classify IMAGE_OR_FOLDER_OR_GLOB... [--model ARTIFACT] [--top-k K] [--json]`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from sensorium.apps.cli import add_common_options, emit_json, parse_and_run, quiet_tensorflow
+from sensorium.pipelines.common.errors import require_tensorflow
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
+    parser.add_argument("--model", metavar="ARTIFACT",
+                        help="run directory, .keras file or SavedModel (default: the bundled MNIST model)")
+    parser.add_argument("--top-k", type=int, default=3, metavar="K", help="how many classes to show (default 3)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32)")
+    parser.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per input")
+    add_common_options(parser)
+    parser.set_defaults(func=run, needs_tensorflow=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sensorium.apps.defaults import default_model
+
+    if args.top_k < 1:
+        from sensorium.pipelines.common.errors import UsageError
+
+        raise UsageError("--top-k must be at least 1")
+    require_tensorflow("classify")
+    from sensorium.pipelines.image_classification.predict import ImageClassifier, classify_paths
+
+    classifier = ImageClassifier.from_artifact(args.model or default_model("image"))
+    failed = 0
+    for result in classify_paths(classifier, args.inputs, top_k=args.top_k, batch_size=args.batch_size):
+        failed += not result["ok"]
+        if args.json:
+            emit_json(result)
+        elif result["ok"]:
+            others = ", ".join(f"{t['label']} {t['score']:.3f}" for t in result["top_k"][1:])
+            print(f"{result['input']}\t{result['label']}\t{result['score']:.4f}" + (f"\t({others})" if others else ""),
+                  flush=True)
+        else:
+            print(f"error: {result['error']}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="classify", description="Classify images with an image model.")
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    quiet_tensorflow()
+    return parse_and_run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

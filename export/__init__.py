@@ -1,0 +1,1 @@
+"""Exporters (SavedModel, TFLite), parity checks and the TensorFlow-free edge runner."""

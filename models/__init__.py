@@ -1,0 +1,1 @@
+"""Sensorium models: reusable Keras 3 blocks and task model builders (``sensorium.models``)."""

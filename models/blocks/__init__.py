@@ -1,0 +1,28 @@
+"""Reusable Keras 3 layers: conv blocks, heads, image preprocessing/augmentation, task metadata.
+
+Every layer is registered for serialisation under the ``sensorium`` package, so a ``.keras``
+file that uses them loads with ``keras.saving.load_model(path, safe_mode=True)`` once this
+module has been imported.
+"""
+
+from sensorium.models.blocks.conv import (
+    ConvBNAct,
+    DepthwiseSeparableConv,
+    ResidualBlock,
+    SqueezeExcite,
+)
+from sensorium.models.blocks.heads import ClassifierHead
+from sensorium.models.blocks.image_preprocessing import ImageAugmentation, ImagePreprocessing
+from sensorium.models.blocks.metadata import TaskMetadata, read_task_metadata
+
+__all__ = [
+    "ClassifierHead",
+    "ConvBNAct",
+    "DepthwiseSeparableConv",
+    "ImageAugmentation",
+    "ImagePreprocessing",
+    "ResidualBlock",
+    "SqueezeExcite",
+    "TaskMetadata",
+    "read_task_metadata",
+]

@@ -1,0 +1,218 @@
+"""In-model image preprocessing and augmentation, so exported models take raw pixels.
+
+``ImagePreprocessing`` is built from ``keras.ops`` (cast, weighted channel sum, bilinear resize,
+multiply/subtract), which lower to TFLite builtins (CAST, MUL, SUM, RESIZE_BILINEAR, SUB).
+``ImageAugmentation`` is the identity at inference, so it adds no ops to an exported model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+# ITU-R 601-2 luma weights, the same as tf.image.rgb_to_grayscale.
+GRAYSCALE_WEIGHTS = (0.2989, 0.5870, 0.1140)
+
+
+def _as_floats(value: float | Sequence[float] | None) -> float | list[float] | None:
+    """Normalise a scalar / per-channel setting to float or list of floats (JSON-able)."""
+    if value is None:
+        return None
+    if np.ndim(value) == 0:
+        return float(value)
+    return [float(v) for v in value]
+
+
+@keras.saving.register_keras_serializable(package="sensorium")
+class ImagePreprocessing(keras.layers.Layer):
+    """Raw RGB pixels of any size -> model-ready float32 images.
+
+    Input (B, h, w, 3), any numeric dtype (typically uint8 0..255), any h, w.
+    Output (B, H, W, channels) float32 with (H, W) = ``image_size``:
+
+    1. cast to float32;
+    2. ``channels == 1``: luma grayscale (weighted channel sum, as tf.image.rgb_to_grayscale).
+       It is done before the resize, which is equivalent (both are linear) and 3x cheaper;
+    3. bilinear resize to ``image_size`` (antialias off, half-pixel centres), skipped when the
+       static input size already equals ``image_size``; ``crop_to_aspect_ratio`` centre-crops
+       to the target aspect ratio first instead of distorting;
+    4. ``x * scale``;
+    5. if ``mean``/``std`` are given (scalar or per output channel, in scaled units):
+       ``(x - mean) / std``.
+
+    The layer always computes in float32 (its dtype defaults to "float32", also under a
+    mixed-precision global policy); the next layer casts to its own compute dtype.
+    """
+
+    def __init__(
+        self,
+        image_size: Sequence[int] = (28, 28),
+        channels: int = 3,
+        mean: float | Sequence[float] | None = None,
+        std: float | Sequence[float] | None = None,
+        scale: float = 1.0 / 255.0,
+        crop_to_aspect_ratio: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if len(image_size) != 2 or min(int(s) for s in image_size) < 1:
+            raise ValueError(f"image_size must be (height, width) > 0, got {image_size}")
+        if int(channels) not in (1, 3):
+            raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels}")
+        self.image_size = (int(image_size[0]), int(image_size[1]))
+        self.channels = int(channels)
+        self.mean = _as_floats(mean)
+        self.std = _as_floats(std)
+        self.scale = float(scale)
+        self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
+        for label, value in (("mean", self.mean), ("std", self.std)):
+            if isinstance(value, list) and len(value) not in (1, self.channels):
+                raise ValueError(f"{label} needs 1 or {self.channels} values, got {value}")
+        if self.std is not None and np.any(np.asarray(self.std) == 0):
+            raise ValueError("std must be non-zero")
+
+    def call(self, images):
+        # images: (B, h, w, 3), any numeric dtype
+        x = keras.ops.cast(images, "float32")  # (B, h, w, 3)
+        if self.channels == 1:
+            weights = keras.ops.convert_to_tensor(np.asarray(GRAYSCALE_WEIGHTS, "float32"))
+            x = keras.ops.sum(keras.ops.multiply(x, weights), axis=-1, keepdims=True)  # (B, h, w, 1)
+        if tuple(x.shape[1:3]) != self.image_size:
+            x = keras.ops.image.resize(
+                x,
+                self.image_size,
+                interpolation="bilinear",
+                antialias=False,
+                crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+                data_format="channels_last",
+            )  # (B, H, W, channels)
+        if self.scale != 1.0:
+            x = keras.ops.multiply(x, self.scale)
+        if self.mean is not None:
+            x = keras.ops.subtract(x, np.asarray(self.mean, "float32"))
+        if self.std is not None:
+            x = keras.ops.divide(x, np.asarray(self.std, "float32"))
+        return x  # (B, H, W, channels) float32
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], *self.image_size, self.channels)
+
+    def compute_output_spec(self, images) -> keras.KerasTensor:
+        # Always float32, whatever dtype policy the layer was given.
+        return keras.KerasTensor(self.compute_output_shape(images.shape), dtype="float32")
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            image_size=list(self.image_size),
+            channels=self.channels,
+            mean=self.mean,
+            std=self.std,
+            scale=self.scale,
+            crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="sensorium")
+class ImageAugmentation(keras.layers.Layer):
+    """Random geometric/photometric augmentation, active only with ``training=True``.
+
+    Wraps keras RandomFlip / RandomRotation / RandomTranslation / RandomZoom / RandomContrast;
+    a zero / False setting leaves that transform out. Areas uncovered by a transform are filled
+    with 0 (black: the background of white-on-black digits). Place it after
+    ``ImagePreprocessing`` so it sees fixed-size float images.
+
+    Args:
+        flip: False, True (= "horizontal"), or a RandomFlip mode string
+            ("horizontal", "vertical", "horizontal_and_vertical").
+        rotation: max rotation as a fraction of a full turn (0.05 = +-18 degrees).
+        translation: max shift as a fraction of height/width.
+        zoom: max zoom as a fraction (0.1 = +-10 %).
+        contrast: max contrast change as a fraction.
+        seed: base seed (each transform gets ``seed + i``).
+        value_range: range of the input values; RandomContrast clips to it. (0, 1) matches
+            ``ImagePreprocessing``'s default scale of 1/255.
+    """
+
+    def __init__(
+        self,
+        flip: bool | str = False,
+        rotation: float = 0.0,
+        translation: float = 0.0,
+        zoom: float = 0.0,
+        contrast: float = 0.0,
+        seed: int | None = None,
+        value_range: Sequence[float] = (0.0, 1.0),
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.flip = flip if isinstance(flip, str) else bool(flip)
+        self.rotation = float(rotation)
+        self.translation = float(translation)
+        self.zoom = float(zoom)
+        self.contrast = float(contrast)
+        self.seed = None if seed is None else int(seed)
+        self.value_range = (float(value_range[0]), float(value_range[1]))
+
+        def next_seed() -> int | None:
+            return None if self.seed is None else self.seed + len(self.transforms)
+
+        policy = self.dtype_policy
+        fill = dict(fill_mode="constant", fill_value=0.0)
+        self.transforms: list[keras.layers.Layer] = []
+        if self.flip:
+            mode = "horizontal" if self.flip is True else self.flip
+            self.transforms.append(keras.layers.RandomFlip(mode, seed=next_seed(), dtype=policy, name="flip"))
+        if self.rotation:
+            self.transforms.append(
+                keras.layers.RandomRotation(self.rotation, seed=next_seed(), dtype=policy, name="rotation", **fill)
+            )
+        if self.translation:
+            self.transforms.append(
+                keras.layers.RandomTranslation(
+                    self.translation, self.translation, seed=next_seed(), dtype=policy, name="translation", **fill
+                )
+            )
+        if self.zoom:
+            self.transforms.append(
+                keras.layers.RandomZoom(self.zoom, seed=next_seed(), dtype=policy, name="zoom", **fill)
+            )
+        if self.contrast:
+            self.transforms.append(
+                keras.layers.RandomContrast(
+                    self.contrast, value_range=self.value_range, seed=next_seed(), dtype=policy, name="contrast"
+                )
+            )
+
+    def build(self, input_shape: tuple) -> None:
+        for transform in self.transforms:
+            transform.build(input_shape)
+
+    def call(self, x, training: bool | None = None):
+        # x: (B, H, W, C) float
+        if not training:
+            return x  # identity at inference: no random ops in exported graphs
+        for transform in self.transforms:
+            x = transform(x, training=True)  # (B, H, W, C)
+        return x
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            flip=self.flip,
+            rotation=self.rotation,
+            translation=self.translation,
+            zoom=self.zoom,
+            contrast=self.contrast,
+            seed=self.seed,
+            value_range=list(self.value_range),
+        )
+        return config

@@ -1,0 +1,99 @@
+"""What a model path is (run directory, .keras file, SavedModel, .tflite) and which task it serves.
+
+Inspection imports no TensorFlow: a `.keras` file is a zip whose config.json names our TaskMetadata
+layer, a SavedModel carries `assets/sensorium.json`, a run directory its manifest.
+"""
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sensorium.pipelines.common.errors import ModelError
+from sensorium.pipelines.common.rundir import RunDir
+
+
+@dataclass
+class Artifact:
+    kind: str  # "run" | "keras" | "saved_model" | "tflite"
+    path: Path
+    task: str | None
+    labels: list[str] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+    run: RunDir | None = None
+
+    @property
+    def keras_path(self) -> Path:
+        return self.run.model_path if self.run is not None else self.path
+
+
+def _keras_metadata(path: Path) -> dict[str, Any] | None:
+    """The TaskMetadata layer's config inside a .keras zip, without loading the model."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
+        raise ModelError(f"{path}: not a valid .keras model file ({exc})") from None
+    found: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("class_name") == "TaskMetadata" or str(node.get("registered_name", "")).endswith(">TaskMetadata"):
+                found.append(node.get("config", {}))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    return found[-1] if found else None
+
+
+def inspect_artifact(path: str | Path, *, require_complete: bool = True) -> Artifact:
+    """Identify a model artifact; fails with one line for anything unusable."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelError(f"{path}: no such model file or folder")
+    if path.is_dir() and RunDir.is_run_dir(path):
+        run = RunDir(path)
+        manifest = run.require_complete() if require_complete else run.read_manifest()
+        labels = run.read_labels() if run.labels_path.is_file() else None
+        return Artifact("run", path, manifest["task"], labels, manifest, run)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        meta_file = path / "assets" / "sensorium.json"
+        meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+        labels_file = path / "assets" / "labels.txt"
+        labels = labels_file.read_text(encoding="utf-8").splitlines() if labels_file.is_file() else meta.get("labels")
+        return Artifact("saved_model", path, meta.get("task"), labels, meta)
+    if path.is_file() and path.suffix == ".keras":
+        meta = _keras_metadata(path)
+        if meta is None:
+            return Artifact("keras", path, None)
+        return Artifact("keras", path, meta.get("task"), meta.get("labels"), meta.get("info") or {})
+    if path.is_file() and path.suffix == ".tflite":
+        return Artifact("tflite", path, None)
+    if path.is_dir():
+        raise ModelError(f"{path}: not a run directory (no sensorium.json) and not a SavedModel")
+    raise ModelError(f"{path}: not a model (expected a run directory, .keras, SavedModel folder or .tflite)")
+
+
+def require_task(artifact: Artifact, task: str) -> Artifact:
+    if artifact.task is not None and artifact.task != task:
+        raise ModelError(f"{artifact.path} is a '{artifact.task}' model, not '{task}'")
+    return artifact
+
+
+def load_keras(path: Path):
+    """`keras.saving.load_model(path, safe_mode=True)` with our layers registered; one-line errors."""
+    import keras
+
+    import sensorium.models.blocks  # noqa: F401  (registers our serialisable layers)
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ModelError(f"{path}: cannot load the model ({first[:300]})") from None

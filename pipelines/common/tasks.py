@@ -1,0 +1,96 @@
+"""The task registry: every task declares its config, its command-line flags and its entry points.
+
+The CLI builds `train TASK`, `evaluate`, `export` and `tune` from this registry, so a new task needs no
+new CLI code. Entry points are "module:function" strings imported on use, so listing tasks (and
+`--help`) imports no TensorFlow.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from sensorium.pipelines.common.registry import Registry
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A command-line option that sets one dotted config key (`--epochs` -> `train.epochs`)."""
+
+    option: str
+    key: str
+    type: Callable[[str], Any] = str
+    help: str = ""
+    choices: tuple[str, ...] | None = None
+    metavar: str | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task: how to configure, train, evaluate and load it for inference."""
+
+    name: str
+    description: str
+    config: str  # "module:ConfigClass"
+    train: str  # "module:function(config, run_dir, resume) -> dict"
+    evaluate: str  # "module:function(artifact, spec, ...) -> dict"
+    flags: tuple[Flag, ...] = field(default_factory=tuple)
+
+    def load(self, attr: str) -> Any:
+        module, _, name = getattr(self, attr).partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+TASKS: Registry[Task] = Registry("task")
+
+
+def _int_pair(text: str) -> list[int]:
+    """`64` -> [64, 64]; `48x64` -> [48, 64] (height x width)."""
+    parts = text.lower().replace(",", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"expected N or HxW, got {text!r}") from None
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) < 1:
+        raise ValueError(f"expected N or HxW with positive sizes, got {text!r}")
+    return values
+
+
+def _int_list(text: str) -> list[int]:
+    return [int(p) for p in text.replace(" ", "").split(",") if p]
+
+
+# Options every trainable task shares (the contracts' grammar).
+COMMON_TRAIN_FLAGS: tuple[Flag, ...] = (
+    Flag("--data", "data.spec", str, "training data spec (SOURCE[@SPLIT]); @train is used by default", metavar="SPEC"),
+    Flag("--validation-data", "data.validation_spec", str,
+         "validation data spec (default: the source's validation split)", metavar="SPEC"),
+    Flag("--epochs", "train.epochs", int, "maximum number of epochs"),
+    Flag("--batch-size", "train.batch_size", int, "global batch size"),
+    Flag("--learning-rate", "train.learning_rate", float, "peak learning rate"),
+    Flag("--optimizer", "train.optimizer", str, "optimizer", choices=("adam", "adamw", "sgd")),
+    Flag("--seed", "seed", int, "random seed (splits, initialisation, shuffling)"),
+    Flag("--strategy", "train.strategy", str, "tf.distribute strategy", choices=("auto", "default", "mirrored")),
+    Flag("--mixed-precision", "train.mixed_precision", str, "mixed float16 (auto: on a GPU only)",
+         choices=("auto", "on", "off")),
+    Flag("--patience", "train.early_stopping_patience", int, "early-stopping patience in epochs (0: off)"),
+    Flag("--data-dir", "data.data_dir", str, "TFDS data_dir", metavar="DIR"),
+)
+
+TASKS.register("image", Task(
+    name="image",
+    description="image classification with a CNN built from shared blocks",
+    config="sensorium.pipelines.image_classification.config:ImageClassificationConfig",
+    train="sensorium.pipelines.image_classification.train:train",
+    evaluate="sensorium.pipelines.image_classification.evaluate:evaluate",
+    flags=COMMON_TRAIN_FLAGS + (
+        Flag("--image-size", "model.image_size", _int_pair, "model input size, N or HxW", metavar="N|HxW"),
+        Flag("--channels", "model.channels", int, "1 (grayscale model) or 3 (RGB)", choices=None),
+        Flag("--architecture", "model.architecture", str, "CNN family", choices=("resnet", "separable", "simple")),
+        Flag("--widths", "model.widths", _int_list, "filters per stage, e.g. 32,64,128", metavar="W,W,..."),
+        Flag("--path-column", "data.path_column", str, "manifest column holding image paths"),
+        Flag("--label-column", "data.label_column", str, "manifest column holding labels"),
+    ),
+))

@@ -1,0 +1,1 @@
+"""Image classification: data -> CNN training -> evaluation -> classify."""

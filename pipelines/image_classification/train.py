@@ -1,0 +1,154 @@
+"""Train an image classifier into a run directory (resumable, early-stopped, evaluated at the end)."""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from sensorium.pipelines.common.config import config_to_dict
+from sensorium.pipelines.common.errors import DataError
+from sensorium.pipelines.common.rundir import RunDir
+from sensorium.pipelines.image_classification.config import ImageClassificationConfig, TrainConfig
+
+log = logging.getLogger(__name__)
+
+TASK = "image"
+
+
+def make_optimizer(cfg: TrainConfig, steps_per_epoch: int):
+    """Adam/AdamW/SGD with linear warm-up then cosine decay (or a constant rate)."""
+    import keras
+
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = min(cfg.warmup_epochs * steps_per_epoch, total // 2)
+    if cfg.schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=cfg.learning_rate if warmup == 0 else cfg.learning_rate * 0.1,
+            decay_steps=total - warmup, alpha=0.01,
+            warmup_target=cfg.learning_rate if warmup else None, warmup_steps=warmup)
+    else:
+        lr = cfg.learning_rate
+    if cfg.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if cfg.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
+    return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True)
+
+
+def compile_classifier(model, cfg: TrainConfig, steps_per_epoch: int, num_classes: int) -> None:
+    import keras
+
+    k = min(cfg.top_k, num_classes)
+    model.compile(
+        optimizer=make_optimizer(cfg, steps_per_epoch),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                 keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=f"top_{k}_accuracy")],
+    )
+
+
+def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
+    """Train into `run` (already created by the caller with status `training`); returns a summary."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from sensorium.models.image_classifier import build_image_classifier
+    from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
+    from sensorium.pipelines.common.strategy import make_strategy, set_precision
+    from sensorium.pipelines.image_classification.data import load_train_validation
+
+    cfg, tcfg = config, config.train
+    keras.utils.set_random_seed(cfg.seed)
+    policy = set_precision(tcfg.mixed_precision)
+    strategy = make_strategy(tcfg.strategy)
+    run.write_json("config.json", config_to_dict(cfg))
+
+    size = tuple(cfg.model.image_size)
+    train_split, val_split = load_train_validation(cfg.data, seed=cfg.seed, image_size=size)
+    if train_split.count < 2:
+        raise DataError(f"{cfg.data.spec}: too few training images ({train_split.count})")
+    labels = train_split.labels
+    run.write_labels(labels)
+    splits_dir = run.sub("splits")
+    for split in (train_split, val_split):
+        name = "validation" if split.split.startswith("validation") else split.split
+        run.write_text(f"splits/{name}.txt", "".join(f"{i}\n" for i in split.ids))
+    failures = train_split.failures + [f for f in val_split.failures if f not in train_split.failures]
+    if failures:
+        run.write_text("splits/skipped.tsv", "".join(f"{i}\t{e}\n" for i, e in failures))
+    log.info("data: %d training and %d validation images, %d classes (%s)", train_split.count,
+             val_split.count, len(labels), ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else ""))
+
+    steps = math.ceil(train_split.count / tcfg.batch_size)
+    ckpt_dir = splits_dir.parent / "checkpoints"
+    state = read_train_state(ckpt_dir) if resume else None
+    with strategy.scope():
+        if state is not None:
+            model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True)
+            log.info("resuming after epoch %d of %d", state["epoch"], tcfg.epochs)
+        else:
+            model = build_image_classifier(cfg.model, num_classes=len(labels), labels=labels)
+            compile_classifier(model, tcfg, steps, len(labels))
+    mode = "min" if "loss" in tcfg.monitor else "max"
+    run_state = RunState(ckpt_dir, run.history_path, monitor=tcfg.monitor, mode=mode,
+                         patience=tcfg.early_stopping_patience, state=state)
+    initial_epoch = run_state.epochs_done
+    train_ds = train_split.dataset(tcfg.batch_size, training=True, seed=cfg.seed)
+    val_ds = val_split.dataset(tcfg.batch_size)
+    if initial_epoch < tcfg.epochs and not run_state.stopped_early:
+        callbacks = [run_state, Progress(tcfg.epochs, steps),
+                     keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
+        model.fit(train_ds, validation_data=val_ds, epochs=tcfg.epochs, initial_epoch=initial_epoch,
+                  callbacks=callbacks, verbose=0, shuffle=False)
+    run_state.restore_best(model)
+
+    from sensorium.pipelines.common.atomic import atomic_path
+
+    if policy != "float32":
+        model = _as_float32(model, cfg, labels)
+    with atomic_path(run.model_path) as tmp:
+        model.save(tmp)
+    history = run_state.history
+    summary: dict[str, Any] = {
+        "epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
+        "best_" + tcfg.monitor: run_state.best, "stopped_early": run_state.stopped_early,
+        "train_count": train_split.count, "validation_count": val_split.count, "labels": labels,
+        "precision_policy": policy, "replicas": strategy.num_replicas_in_sync,
+    }
+    _report(run, cfg, history, summary)
+    return summary
+
+
+def _as_float32(model, cfg: ImageClassificationConfig, labels: list[str]):
+    """Rebuild a mixed-precision model in float32 with the same weights (for export and CPUs)."""
+    import keras
+
+    from sensorium.models.image_classifier import build_image_classifier
+
+    keras.mixed_precision.set_global_policy("float32")
+    clone = build_image_classifier(cfg.model, num_classes=len(labels), labels=labels)
+    clone.set_weights([w.numpy().astype("float32") if hasattr(w, "numpy") else w for w in model.weights])
+    compile_classifier(clone, cfg.train, 1, len(labels))
+    return clone
+
+
+def _report(run: RunDir, cfg: ImageClassificationConfig, history: dict, summary: dict) -> None:
+    """Plots, evaluation on the held-out split, model card; then the run is marked complete."""
+    from sensorium.pipelines.common.reports import plot_training_curves
+
+    if history:
+        plot_training_curves(history, run.sub("plots") / "training_curves.png")
+    metrics = None
+    if cfg.evaluate_on:
+        from sensorium.pipelines.image_classification.evaluate import evaluate
+
+        spec = cfg.data.spec.rsplit("@", 1)[0] if "@" in cfg.data.spec else cfg.data.spec
+        try:
+            metrics = evaluate(run.path, f"{spec}@{cfg.evaluate_on}", require_complete=False)
+        except DataError as exc:
+            log.warning("no evaluation on @%s: %s", cfg.evaluate_on, exc)
+    from sensorium.pipelines.image_classification.card import write_card
+
+    write_card(run, cfg, summary, metrics)
+    run.set_status("complete", summary={k: v for k, v in summary.items() if k != "labels"})

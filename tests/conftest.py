@@ -1,0 +1,42 @@
+"""Shared fixtures: offline, tiny, deterministic."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def _shape_image(kind: str, rng: np.random.Generator, size: int = 16) -> np.ndarray:
+    """A noisy RGB image of a solid square (kind 'square') or a horizontal bar (kind 'bar')."""
+    img = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)
+    if kind == "square":
+        img[4:12, 4:12] = 220
+    else:
+        img[7:9, 1:15] = 220
+    return img
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory) -> Path:
+    """A folder dataset: two classes x 15 PNGs of 16x16 shapes (easy to learn)."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("shapes")
+    rng = np.random.default_rng(0)
+    for cls in ("bar", "square"):
+        (root / cls).mkdir()
+        for i in range(15):
+            Image.fromarray(_shape_image(cls, rng)).save(root / cls / f"{cls}{i:02d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def make_shape_image():
+    rng = np.random.default_rng(1)
+    return lambda kind: _shape_image(kind, rng)
