@@ -58,6 +58,9 @@ def _train(args: argparse.Namespace) -> int:
         config = config_from_dict(config_cls, data)
     else:
         config = resolve_config(config_cls, args.config, overrides)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()  # bad values and unknown data specs fail before a run directory is made
     run = RunDir.create(args.out, task.name, resume=args.resume, overwrite=args.overwrite)
     if not args.resume:
         run.set_status("training", command=" ".join(shlex.quote(a) for a in ["sensorium", *sys.argv[1:]]))

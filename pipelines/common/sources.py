@@ -62,8 +62,12 @@ BUILTINS: Registry[BuiltinDataset] = Registry("builtin dataset")
 
 def get_builtin(name: str) -> BuiltinDataset:
     from sensorium.pipelines.common import builtin_data  # noqa: F401  (registers the builtins)
+    from sensorium.pipelines.common.registry import RegistryError
 
-    return BUILTINS.get(name)
+    try:
+        return BUILTINS.get(name)
+    except RegistryError as exc:  # a bad data spec is a data error (exit 1), not a usage error
+        raise DataError(str(exc)) from None
 
 
 # === Folders and manifests ===

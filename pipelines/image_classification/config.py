@@ -49,3 +49,30 @@ class ImageClassificationConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 42
     evaluate_on: str | None = "test"  # split evaluated at the end of training (None: skip)
+
+    def validate(self) -> None:
+        """Reject values no run can use (UsageError) and unusable data specs (DataError)."""
+        from sensorium.pipelines.common.dataspec import parse_spec
+        from sensorium.pipelines.common.errors import UsageError
+
+        checks = [
+            (self.train.epochs >= 1, "train.epochs must be at least 1"),
+            (self.train.batch_size >= 1, "train.batch_size must be at least 1"),
+            (self.train.learning_rate > 0, "train.learning_rate must be positive"),
+            (0 < self.data.validation_fraction < 1, "data.validation_fraction must be between 0 and 1"),
+            (self.model.channels in (1, 3), "model.channels must be 1 or 3"),
+            (len(self.model.image_size) == 2 and min(self.model.image_size) >= 1,
+             "model.image_size must be two positive sizes"),
+            (bool(self.model.widths) and min(self.model.widths) >= 1, "model.widths must be positive"),
+            (0 <= self.model.dropout < 1, "model.dropout must be in [0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        parse_spec(self.data.spec)
+        if self.data.validation_spec:
+            parse_spec(self.data.validation_spec)
+        if self.data.spec.startswith("builtin:"):
+            from sensorium.pipelines.common.sources import get_builtin
+
+            get_builtin(parse_spec(self.data.spec).name)
