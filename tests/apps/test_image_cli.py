@@ -195,3 +195,25 @@ def test_verbs_needing_tensorflow_name_the_extra(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow -> ImportError
     code, out, err = run_cli(classify_app, ["x.png"], capsys)
     assert code == 1 and 'pip install "sensorium[full]"' in err and err.count("\n") == 1
+
+
+def test_mirrored_strategy_and_mixed_precision_save_a_float32_model(image_folder, tmp_path, capsys):
+    import keras
+
+    out = tmp_path / "mp"
+    try:
+        code, stdout, err = run_cli(sensorium_app, ["train", "image", "--data", str(image_folder), "--out", str(out),
+                                                    "--epochs", "1", "--strategy", "mirrored",
+                                                    "--mixed-precision", "on", *TINY], capsys)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert code == 0, err
+    assert "MirroredStrategy" in err
+    manifest = json.loads((out / "sensorium.json").read_text())
+    assert manifest["summary"]["precision_policy"] == "mixed_float16"
+    from sensorium.pipelines.common.artifacts import load_keras
+
+    model = load_keras(out / "model.keras")
+    assert {layer.dtype_policy.name for layer in model.layers if layer.weights} == {"float32"}
+    # the float32 copy computes what was trained: its evaluation is in metrics.json already
+    assert json.loads((out / "metrics.json").read_text())["count"] == 4

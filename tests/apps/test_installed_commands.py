@@ -1,0 +1,30 @@
+"""The installed console scripts, as a user runs them (one subprocess each: TensorFlow start-up is slow)."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_classify_command_with_bundled_model():
+    exe = shutil.which("classify")
+    assert exe, "the `classify` console script is not installed (pip install -e .)"
+    examples = [ROOT / "assets/examples/digit-7.png", ROOT / "assets/examples/digit-2.png", ROOT / "nope.png"]
+    proc = subprocess.run([exe, *map(str, examples), "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr  # one input is missing
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r.get("label") for r in results] == ["7", "2", None]
+    assert results[0]["score"] > 0.9 and results[2]["ok"] is False
+    assert "Traceback" not in proc.stderr and "oneDNN" not in proc.stderr  # no TensorFlow start-up noise
+
+
+def test_sensorium_help_lists_commands_and_tasks():
+    exe = shutil.which("sensorium")
+    assert exe, "the `sensorium` console script is not installed (pip install -e .)"
+    proc = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and "image" in proc.stdout
+    proc = subprocess.run([exe, "frobnicate"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "invalid choice" in proc.stderr
