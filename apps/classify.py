@@ -16,8 +16,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=int, default=3, metavar="K", help="how many classes to show (default 3)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32)")
     parser.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per input")
+    parser.add_argument("--runtime", choices=("auto", "keras", "edge"), default="auto",
+                        help="edge: run a .tflite with the TFLite runtime, no TensorFlow (auto: edge for .tflite)")
+    parser.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads (edge runtime)")
     add_common_options(parser)
-    parser.set_defaults(func=run, needs_tensorflow=True)
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,10 +30,19 @@ def run(args: argparse.Namespace) -> int:
         from sensorium.pipelines.common.errors import UsageError
 
         raise UsageError("--top-k must be at least 1")
-    require_tensorflow("classify")
     from sensorium.pipelines.image_classification.predict import ImageClassifier, classify_paths
 
-    classifier = ImageClassifier.from_artifact(args.model or default_model("image"))
+    model = args.model or default_model("image")
+    edge = args.runtime == "edge" or (args.runtime == "auto" and str(model).endswith(".tflite"))
+    if edge:
+        classifier = ImageClassifier.from_tflite(model, num_threads=args.threads)
+    else:
+        require_tensorflow("classify")
+        if not args.debug:
+            from sensorium.apps.cli import import_tensorflow_quietly
+
+            import_tensorflow_quietly()
+        classifier = ImageClassifier.from_artifact(model)
     failed = 0
     for result in classify_paths(classifier, args.inputs, top_k=args.top_k, batch_size=args.batch_size):
         failed += not result["ok"]

@@ -17,6 +17,10 @@ def quiet_tensorflow() -> None:
     """Keep TensorFlow's C++ and absl chatter off the terminal (set before TensorFlow is imported)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    # TensorFlow 2.21's oneDNN CPU kernels corrupt the heap ("double free or corruption") when a
+    # small ResNet meets a partial last batch; the plain Eigen kernels do not. Set
+    # TF_ENABLE_ONEDNN_OPTS=1 yourself to opt back in.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
 def import_tensorflow_quietly() -> None:
@@ -82,6 +86,10 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        return 1
+    except OSError as exc:  # disk full, permission denied, ...: the system's own words, one line
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug of ours: still one line, with the way to see more
         if getattr(args, "debug", False):

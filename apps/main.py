@@ -115,6 +115,46 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+# === export ===
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from sensorium.export.registry import EXPORTERS, describe_formats
+
+    p = sub.add_parser("export", help="export a trained model to SavedModel or TFLite, with a parity report",
+                       description=f"Export a trained model. Formats: {describe_formats()}.")
+    p.add_argument("--model", required=True, metavar="RUN_DIR", help="run directory (or .keras file) to export")
+    p.add_argument("--format", required=True, metavar="FORMAT", help=f"one of: {', '.join(EXPORTERS.names())}")
+    p.add_argument("--quantize", default="none", choices=("none", "dynamic", "float16", "int8", "all"),
+                   help="TFLite quantisation (default none = float32; all = every variant)")
+    p.add_argument("--calibration-data", metavar="SPEC",
+                   help="int8 calibration images: a data spec or an (N, H, W, 3) uint8 .npy (default: the run's training data)")
+    p.add_argument("--parity-data", metavar="SPEC", help="data for the parity check (default: the run's data @test)")
+    p.add_argument("--out", metavar="PATH", help="output file or folder (default: RUN_DIR/exports/)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--json", action="store_true", help="print the parity rows as JSON Lines")
+    add_common_options(p)
+    p.set_defaults(func=_export, needs_tensorflow=True)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from sensorium.export.registry import EXPORTERS
+
+    EXPORTERS.get(args.format)  # unknown formats fail with the list of known ones
+    require_tensorflow("export")
+    from sensorium.export.api import export
+    from sensorium.export.parity import format_table
+
+    rows = export(args.model, args.format, quantize=args.quantize, calibration_data=args.calibration_data,
+                  out=args.out, overwrite=args.overwrite, parity_data=args.parity_data)
+    if args.json:
+        for row in rows:
+            emit_json(row)
+    else:
+        print(format_table(rows))
+        for row in rows:
+            print(f"wrote {row['path']}")
+    return 0
+
+
 # === data ===
 def _add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="fetch or build a builtin dataset into the cache (set-up time only)")
@@ -139,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
+    _add_export(sub)
     _add_data(sub)
     classify_app.add_arguments(sub.add_parser("classify", help="classify images", description="Classify images."))
     return parser

@@ -74,7 +74,15 @@ def inspect_artifact(path: str | Path, *, require_complete: bool = True) -> Arti
             return Artifact("keras", path, None)
         return Artifact("keras", path, meta.get("task"), meta.get("labels"), meta.get("info") or {})
     if path.is_file() and path.suffix == ".tflite":
-        return Artifact("tflite", path, None)
+        from sensorium.export.associated_files import AssociatedFilesError, read_all, read_manifest
+
+        try:
+            files = read_all(path)
+            meta = read_manifest(files) if files else {}
+        except (AssociatedFilesError, OSError) as exc:
+            raise ModelError(f"{path}: {exc}") from None
+        labels = files["labels.txt"].decode("utf-8").splitlines() if "labels.txt" in files else meta.get("labels")
+        return Artifact("tflite", path, meta.get("task"), labels, meta)
     if path.is_dir():
         raise ModelError(f"{path}: not a run directory (no sensorium.json) and not a SavedModel")
     raise ModelError(f"{path}: not a model (expected a run directory, .keras, SavedModel folder or .tflite)")

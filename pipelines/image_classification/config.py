@@ -33,8 +33,8 @@ class TrainConfig:
     momentum: float = 0.9  # sgd only
     schedule: Literal["cosine", "constant"] = "cosine"
     warmup_epochs: int = 1
-    early_stopping_patience: int = 8
-    monitor: str = "val_accuracy"
+    early_stopping_patience: int = 8  # 0: no early stopping, run the whole schedule and keep the last epoch
+    monitor: str = "val_loss"  # for early stopping and the best epoch (val_accuracy ties on small sets)
     strategy: Literal["auto", "default", "mirrored"] = "auto"
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     top_k: int = 5

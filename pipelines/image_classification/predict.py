@@ -42,7 +42,26 @@ class ImageClassifier:
             return cls._from_keras(artifact)
         if artifact.kind == "saved_model":
             return cls._from_saved_model(artifact)
-        raise ModelError(f"{artifact.path}: {artifact.kind} models run with --runtime edge")
+        if artifact.kind == "tflite":
+            return cls.from_tflite(artifact.path)
+        raise ModelError(f"{artifact.path}: unsupported model kind {artifact.kind}")
+
+    @classmethod
+    def from_tflite(cls, path: str | Path, *, num_threads: int | None = None) -> "ImageClassifier":
+        """A `.tflite` run by the edge runner (no TensorFlow), labels and input spec read from the file."""
+        from sensorium.export.edge import EdgeModel
+
+        path = Path(path)
+        if path.is_dir():
+            raise ModelError(f"{path}: the edge runtime takes a .tflite file")
+        model = EdgeModel(path, num_threads=num_threads)
+        if model.task != TASK:
+            what = f"a '{model.task}' model" if model.task else "not a Sensorium model (no sensorium.json inside)"
+            raise ModelError(f"{path} is {what}, not '{TASK}'")
+        if not model.labels:
+            raise ModelError(f"{path}: no labels inside the model")
+        size = tuple(model.manifest.get("input", {}).get("image_size") or model.input["shape"][1:3])
+        return cls(list(model.labels), (int(size[0]), int(size[1])), model, str(path))
 
     @classmethod
     def _from_keras(cls, artifact: Artifact) -> "ImageClassifier":

@@ -101,14 +101,14 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
                      keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
         model.fit(train_ds, validation_data=val_ds, epochs=tcfg.epochs, initial_epoch=initial_epoch,
                   callbacks=callbacks, verbose=0, shuffle=False)
-    run_state.restore_best(model)
+    if tcfg.early_stopping_patience:
+        run_state.restore_best(model)  # with early stopping, the best epoch; a fixed schedule keeps its last
 
     from sensorium.pipelines.common.atomic import atomic_path
 
-    if policy != "float32":
-        model = _as_float32(model, cfg, labels)
+    final = _inference_copy(model, cfg, labels)
     with atomic_path(run.model_path) as tmp:
-        model.save(tmp)
+        final.save(tmp)
     history = run_state.history
     summary: dict[str, Any] = {
         "epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
@@ -120,16 +120,16 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     return summary
 
 
-def _as_float32(model, cfg: ImageClassificationConfig, labels: list[str]):
-    """Rebuild a mixed-precision model in float32 with the same weights (for export and CPUs)."""
+def _inference_copy(model, cfg: ImageClassificationConfig, labels: list[str]):
+    """An uncompiled float32 rebuild with the trained weights: no optimizer state in model.keras, and
+    a mixed-precision model becomes float32 again (for export and CPUs)."""
     import keras
 
     from sensorium.models.image_classifier import build_image_classifier
 
     keras.mixed_precision.set_global_policy("float32")
     clone = build_image_classifier(cfg.model, num_classes=len(labels), labels=labels)
-    clone.set_weights([w.numpy().astype("float32") if hasattr(w, "numpy") else w for w in model.weights])
-    compile_classifier(clone, cfg.train, 1, len(labels))
+    clone.set_weights([w.numpy().astype("float32") for w in model.weights])
     return clone
 
 
