@@ -3,6 +3,7 @@ and JSON Lines output."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -25,22 +26,15 @@ def quiet_tensorflow() -> None:
 
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow and probe its devices with the C++ start-up chatter (oneDNN, CUDA probing)
-    sent to /dev/null: those lines are printed before any log level applies. Errors still surface,
-    since a failed import is reported by `require_tensorflow`."""
-    import contextlib
+    silenced: those lines are printed before any log level applies. A failed import is reported by
+    `require_tensorflow` afterwards."""
+    from sensorium.pipelines.common.stdio import native_stderr_silenced
 
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            with contextlib.suppress(ImportError):
-                import tensorflow as tf
+    with native_stderr_silenced(), contextlib.suppress(ImportError):
+        import tensorflow as tf
 
-                tf.config.list_physical_devices("GPU")
-                import keras  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        tf.config.list_physical_devices("GPU")
+        import keras  # noqa: F401
 
 
 def setup_logging(verbosity: int) -> None:

@@ -63,7 +63,12 @@ def _train(args: argparse.Namespace) -> int:
         validate()  # bad values and unknown data specs fail before a run directory is made
     run = RunDir.create(args.out, task.name, resume=args.resume, overwrite=args.overwrite)
     if not args.resume:
-        run.set_status("training", command=" ".join(shlex.quote(a) for a in ["sensorium", *sys.argv[1:]]))
+        import os
+
+        env = {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS",) if k in os.environ}
+        prefix = [f"{k}={v}" for k, v in env.items() if not (k == "TF_ENABLE_ONEDNN_OPTS" and v == "0")]
+        run.set_status("training", environment=env,
+                       command=" ".join(shlex.quote(a) for a in [*prefix, "sensorium", *sys.argv[1:]]))
     try:
         summary = task.load("train")(config, run, resume=args.resume)
     except KeyboardInterrupt:

@@ -16,6 +16,7 @@ import numpy as np
 
 from sensorium.export.associated_files import AssociatedFilesError, read_all, read_manifest
 from sensorium.pipelines.common.errors import MissingExtraError, ModelError
+from sensorium.pipelines.common.stdio import native_stderr_silenced
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,9 @@ class EdgeModel:
             raise ModelError(f"{self.path}: {exc}") from None
         Interpreter, self.runtime = interpreter_class()
         try:
-            self.interpreter = Interpreter(model_content=data, num_threads=num_threads)
-            self.interpreter.allocate_tensors()
+            with native_stderr_silenced():  # the runtime prints an "XNNPACK delegate" banner
+                self.interpreter = Interpreter(model_content=data, num_threads=num_threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(self._load_error(exc)) from None
         self.input = self.interpreter.get_input_details()[0]

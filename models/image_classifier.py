@@ -22,6 +22,7 @@ from sensorium.models.blocks.conv import ConvBNAct, DepthwiseSeparableConv, Resi
 from sensorium.models.blocks.heads import ClassifierHead
 from sensorium.models.blocks.image_preprocessing import ImageAugmentation, ImagePreprocessing
 from sensorium.models.blocks.metadata import TaskMetadata
+from sensorium.models.registry import Registry
 
 
 @dataclass
@@ -44,34 +45,11 @@ class ImageClassifierSpec:
 StageBuilder = Callable[[keras.KerasTensor, int, int, ImageClassifierSpec, str], keras.KerasTensor]
 
 
-class ArchitectureRegistry:
+class ArchitectureRegistry(Registry[StageBuilder]):
     """Name -> stage builder. ``register`` is usable as a decorator."""
 
     def __init__(self) -> None:
-        self._builders: dict[str, StageBuilder] = {}
-
-    def register(self, name: str, builder: StageBuilder | None = None):
-        """Register ``builder`` under ``name`` (``@registry.register("name")`` also works)."""
-
-        def add(fn: StageBuilder) -> StageBuilder:
-            if name in self._builders:
-                raise ValueError(f"architecture {name!r} is already registered")
-            self._builders[name] = fn
-            return fn
-
-        return add if builder is None else add(builder)
-
-    def get(self, name: str) -> StageBuilder:
-        try:
-            return self._builders[name]
-        except KeyError:
-            raise ValueError(f"unknown architecture {name!r}; known: {', '.join(self.names())}") from None
-
-    def names(self) -> list[str]:
-        return sorted(self._builders)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._builders
+        super().__init__("architecture", ValueError)
 
 
 ARCHITECTURES = ArchitectureRegistry()

@@ -1,8 +1,9 @@
-"""Named registries (tasks, datasets, exporters, ...) with duplicate checks and helpful lookup errors."""
+"""Registries for tasks, datasets, exporters, ...: the models' Registry with user-facing errors."""
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import TypeVar
 
+from sensorium.models.registry import Registry as _Registry
 from sensorium.pipelines.common.errors import UsageError
 
 T = TypeVar("T")
@@ -12,37 +13,8 @@ class RegistryError(UsageError):
     """Unknown or duplicate registry name."""
 
 
-class Registry(Generic[T]):
-    """A name -> object mapping. `kind` names the things held ("task", "dataset") in error messages."""
+class Registry(_Registry[T]):
+    """A registry whose lookup errors are one-line usage errors (exit code 2)."""
 
     def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self._items: dict[str, T] = {}
-
-    def register(self, name: str, obj: T | None = None) -> Callable[[T], T] | T:
-        """Register `obj` under `name`; without `obj`, return a decorator."""
-
-        def add(item: T) -> T:
-            if name in self._items:
-                raise RegistryError(f"{self.kind} '{name}' is already registered")
-            self._items[name] = item
-            return item
-
-        return add if obj is None else add(obj)
-
-    def get(self, name: str) -> T:
-        """Look up `name`, failing with the list of known names."""
-        try:
-            return self._items[name]
-        except KeyError:
-            known = ", ".join(sorted(self._items)) or "(none)"
-            raise RegistryError(f"unknown {self.kind} '{name}'; known: {known}") from None
-
-    def names(self) -> list[str]:
-        return sorted(self._items)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._items
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
+        super().__init__(kind, RegistryError)

@@ -4,13 +4,20 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def installed(name: str) -> str | None:
+    """The console script of this interpreter's environment (its bin/), else the one on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else shutil.which(name)
+
+
 def test_classify_command_with_bundled_model():
-    exe = shutil.which("classify")
+    exe = installed("classify")
     assert exe, "the `classify` console script is not installed (pip install -e .)"
     examples = [ROOT / "assets/examples/digit-7.png", ROOT / "assets/examples/digit-2.png", ROOT / "nope.png"]
     proc = subprocess.run([exe, *map(str, examples), "--json"], capture_output=True, text=True, timeout=300)
@@ -22,7 +29,7 @@ def test_classify_command_with_bundled_model():
 
 
 def test_sensorium_help_lists_commands_and_tasks():
-    exe = shutil.which("sensorium")
+    exe = installed("sensorium")
     assert exe, "the `sensorium` console script is not installed (pip install -e .)"
     proc = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "image" in proc.stdout
