@@ -43,7 +43,9 @@ def write_card(run: RunDir, cfg: ImageClassificationConfig, summary: dict[str, A
                          f"{cfg.train.schedule} schedule",
             "batch size": cfg.train.batch_size,
             "epochs run": summary["epochs"],
-            "best epoch": summary["best_epoch"],
+            "weights kept": (f"epoch {summary['best_epoch']}, best {cfg.train.monitor} (early stopping, "
+                             f"patience {cfg.train.early_stopping_patience})" if cfg.train.early_stopping_patience
+                             else f"epoch {summary['epochs']}, the last (fixed schedule, no early stopping)"),
             "stopped early": summary["stopped_early"],
         },
     }
