@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from sensorium.pipelines.common.errors import ModelError
+from sensorium.pipelines.common.stdio import native_stderr_silenced
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +75,15 @@ def convert(model: Any, *, input_shape: tuple[int, ...], quantize: str = "none",
             converter.inference_input_type = tf.uint8
             converter.inference_output_type = tf.uint8
         try:
-            return converter.convert()
+            with native_stderr_silenced():  # the converter prints its MLIR diagnostics natively
+                return converter.convert()
         except Exception as exc:  # ConverterError lists the ops that have no builtin kernel
             raise ModelError(_builtin_error(exc)) from None
 
 
 def _builtin_error(exc: Exception) -> str:
     text = str(exc)
-    ops = sorted(set(re.findall(r"'?(?:tf|tfl)\.([A-Za-z0-9_]+)'? op", text)) |
-                 set(re.findall(r"Some ops are not supported by the native TFLite runtime.*?:\s*([^\n]+)", text)))
+    ops = sorted(set(re.findall(r"\btf\.([A-Z][A-Za-z0-9_]*)", text)))  # TensorFlow op names are CamelCase
     if ops:
         return f"the model uses ops that TFLite builtins cannot express: {', '.join(ops)} (no file was written)"
     first = next((line.strip() for line in text.splitlines() if "error" in line.lower()), text.strip()[:200])

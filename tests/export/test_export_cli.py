@@ -197,3 +197,21 @@ def test_parity_failure_rejects_the_file(run_dir, tmp_path, capsys, monkeypatch)
     assert code == 1 and "parity check failed" in err and not out.exists()
     report = json.loads((tmp_path / "parity.json").read_text())["variants"]["none"]
     assert report["passed"] is False and report["agreement"] < 0.99
+
+
+def test_model_outside_builtins_fails_naming_the_ops(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from sensorium.export.tflite import convert
+    from sensorium.pipelines.common.errors import ModelError
+
+    class Determinant(keras.layers.Layer):  # tf.linalg.det has no TFLite builtin kernel
+        def call(self, x):
+            m = tf.reshape(tf.cast(x, "float32")[:, :2, :2, 0], (-1, 2, 2))
+            return tf.expand_dims(tf.linalg.det(m), -1)
+
+    inp = keras.Input((4, 4, 3), dtype="uint8")
+    model = keras.Model(inp, Determinant()(inp))
+    with pytest.raises(ModelError, match=r"cannot express: MatrixDeterminant \(no file was written\)"):
+        convert(model, input_shape=(4, 4, 3))
