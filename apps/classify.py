@@ -37,11 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if edge:
         classifier = ImageClassifier.from_tflite(model, num_threads=args.threads)
     else:
-        require_tensorflow("classify")
-        if not args.debug:
-            from sensorium.apps.cli import import_tensorflow_quietly
-
-            import_tensorflow_quietly()
+        require_tensorflow("classify", quiet=not args.debug)
         classifier = ImageClassifier.from_artifact(model)
     failed = 0
     for result in classify_paths(classifier, args.inputs, top_k=args.top_k, batch_size=args.batch_size):

@@ -3,7 +3,6 @@ and JSON Lines output."""
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -11,7 +10,7 @@ import sys
 import traceback
 from typing import Any, Callable, Sequence
 
-from sensorium.pipelines.common.errors import SensoriumError
+from sensorium.pipelines.common.errors import SensoriumError, require_tensorflow
 
 
 def quiet_tensorflow() -> None:
@@ -22,19 +21,6 @@ def quiet_tensorflow() -> None:
     # small ResNet meets a partial last batch; the plain Eigen kernels do not. Set
     # TF_ENABLE_ONEDNN_OPTS=1 yourself to opt back in.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-
-
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow and probe its devices with the C++ start-up chatter (oneDNN, CUDA probing)
-    silenced: those lines are printed before any log level applies. A failed import is reported by
-    `require_tensorflow` afterwards."""
-    from sensorium.pipelines.common.stdio import native_stderr_silenced
-
-    with native_stderr_silenced(), contextlib.suppress(ImportError):
-        import tensorflow as tf
-
-        tf.config.list_physical_devices("GPU")
-        import keras  # noqa: F401
 
 
 def setup_logging(verbosity: int) -> None:
@@ -69,9 +55,10 @@ def emit_json(obj: Any, stream=None) -> None:
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command: SensoriumError -> one line and its exit code; never a traceback unless --debug."""
     setup_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
-    if getattr(args, "needs_tensorflow", False) and not getattr(args, "debug", False):
-        import_tensorflow_quietly()
     try:
+        if getattr(args, "needs_tensorflow", False):
+            require_tensorflow(getattr(args, "command", None) or "this command",
+                               quiet=not getattr(args, "debug", False))
         return int(func(args) or 0)
     except SensoriumError as exc:
         print(f"error: {exc}", file=sys.stderr)

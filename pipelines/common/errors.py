@@ -26,12 +26,18 @@ class MissingExtraError(SensoriumError):
     """A verb needs an optional dependency set that is not installed."""
 
 
-def require_tensorflow(verb: str) -> None:
-    """Fail with one line naming the extra to install when TensorFlow/Keras are unavailable."""
+def require_tensorflow(verb: str, *, quiet: bool = True) -> None:
+    """Import TensorFlow and Keras (with their native start-up chatter silenced unless `quiet` is
+    False), failing with one line naming the extra to install when they are unavailable."""
+    from sensorium.pipelines.common.stdio import native_stderr_silenced
+
     try:
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - exercised in the edge-only CI venv
+        with native_stderr_silenced(quiet):
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # the CUDA probe prints too: do it now, silenced
+            import keras  # noqa: F401
+    except ImportError as exc:
         raise MissingExtraError(
             f"'{verb}' needs TensorFlow ({exc.name or exc} is not installed): "
             'pip install "sensorium[full]"'

@@ -25,7 +25,7 @@ def test_classify_command_with_bundled_model():
     results = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r.get("label") for r in results] == ["7", "2", None]
     assert results[0]["score"] > 0.9 and results[2]["ok"] is False
-    assert "Traceback" not in proc.stderr and "oneDNN" not in proc.stderr  # no TensorFlow start-up noise
+    assert proc.stderr == ""  # failures are JSON objects on stdout; no TensorFlow start-up noise
 
 
 def test_sensorium_help_lists_commands_and_tasks():
