@@ -8,7 +8,6 @@ tensors: quantises inputs, resizes the batch dimension, dequantises outputs.
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -122,14 +121,3 @@ class EdgeModel:
         self.interpreter.set_tensor(self.input["index"], self._quantize(x))
         self.interpreter.invoke()
         return self._dequantize(self.interpreter.get_tensor(self.output["index"]))
-
-    def latency_ms(self, sample: np.ndarray, runs: int = 200, warmup: int = 5) -> float:
-        """Median milliseconds of `runs` single-sample calls."""
-        for _ in range(warmup):
-            self(sample)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            self(sample)
-            times.append(time.perf_counter() - t0)
-        return float(np.median(times) * 1000)

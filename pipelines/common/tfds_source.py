@@ -36,7 +36,7 @@ def load_tfds(spec: DataSpec, split: str | None, *, data_dir: str | None, downlo
             builder.download_and_prepare()
         except Exception as exc:
             raise DataError(f"tfds:{name}: download failed ({_line(exc)})") from None
-    elif not builder.is_prepared() if hasattr(builder, "is_prepared") else not Path(builder.data_dir).exists():
+    elif not Path(builder.data_dir).is_dir():  # prepared datasets live in DATA_DIR/NAME/CONFIG/VERSION
         raise DataError(
             f"tfds:{name} is not prepared in data_dir {data_dir}; prepare it there, point --data-dir at "
             "a folder that holds it, or pass --download (needs internet)"

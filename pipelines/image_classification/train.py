@@ -70,7 +70,7 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
         raise DataError(f"{cfg.data.spec}: too few training images ({train_split.count})")
     labels = train_split.labels
     run.write_labels(labels)
-    splits_dir = run.sub("splits")
+    run.sub("splits")
     for split in (train_split, val_split):
         name = "validation" if split.split.startswith("validation") else split.split
         run.write_text(f"splits/{name}.txt", "".join(f"{i}\n" for i in split.ids))
@@ -81,7 +81,7 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
              val_split.count, len(labels), ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else ""))
 
     steps = math.ceil(train_split.count / tcfg.batch_size)
-    ckpt_dir = splits_dir.parent / "checkpoints"
+    ckpt_dir = run.path / "checkpoints"
     state = read_train_state(ckpt_dir) if resume else None
     with strategy.scope():
         if state is not None:
