@@ -51,8 +51,8 @@ def _load_source(model_path: str | Path):
 
 def default_destination(source, fmt: str, variant: str) -> Path:
     base = source.artifact.run.path / "exports" if source.artifact.run is not None else source.artifact.path.parent / "exports"
-    if fmt == "saved_model":
-        return base / "saved_model"
+    if fmt in ("saved_model", "hub-module"):
+        return base / fmt.replace("-", "_")
     from sensorium.export.tflite import FILE_SUFFIX
 
     return base / f"model-{FILE_SUFFIX[variant]}.tflite"
@@ -107,6 +107,8 @@ def export(model_path: str | Path, fmt: str, *, quantize: str = "none", calibrat
 def _export_one(source, fmt: str, variant: str, dest: Path, calibration, x_eval, y_eval, keras_outputs,
                 latency_runs: int) -> dict[str, Any]:
     version = _version()
+    if fmt == "hub-module":
+        return _export_hub_module(source, dest, x_eval, latency_runs, version)
     if fmt == "saved_model":
         import tensorflow as tf
 
@@ -134,6 +136,29 @@ def _export_one(source, fmt: str, variant: str, dest: Path, calibration, x_eval,
         row = parity_row(source.task, variant, edge, x_eval, y_eval, keras_outputs, size_bytes=len(packed),
                          path=str(dest), latency_runs=latency_runs)
         row["runtime"] = edge.runtime
+        if not row["passed"]:
+            raise _Rejected(row)
+    return row
+
+
+def _export_hub_module(source, dest: Path, x_eval, latency_runs: int, version: str) -> dict[str, Any]:
+    """Write the feature extractor as a hub module, reload it with tensorflow_hub, compare features."""
+    import tensorflow as tf
+    import tensorflow_hub as hub
+
+    from sensorium.export.hub_module import feature_extractor, write_hub_module
+    from sensorium.export.parity import run_batched
+
+    extractor = feature_extractor(source.model)
+    want = run_batched(lambda b: extractor(b, training=False).numpy(), x_eval)
+    with atomic_path(dest) as tmp:
+        write_hub_module(source.model, tmp, image_size=source.image_size,
+                         meta={"task": source.task, "sensorium_version": version})
+        module = hub.load(str(tmp))
+        run = lambda b: module(tf.constant(b, tf.float32) / 255.0, training=False).numpy()
+        size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
+        row = parity_row("features", "hub-module", run, x_eval, None, want, size_bytes=size, path=str(dest),
+                         latency_runs=latency_runs)
         if not row["passed"]:
             raise _Rejected(row)
     return row

@@ -15,7 +15,7 @@ import numpy as np
 from sensorium.pipelines.common.registry import Registry
 
 # Minimum agreement with the Keras model, per variant (export fails below it).
-THRESHOLDS = {"saved_model": 0.99, "none": 0.99, "float16": 0.99, "dynamic": 0.98, "int8": 0.98}
+THRESHOLDS = {"saved_model": 0.99, "hub-module": 0.99, "none": 0.99, "float16": 0.99, "dynamic": 0.98, "int8": 0.98}
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,15 @@ def _classification(outputs: np.ndarray, labels: np.ndarray | None, keras_output
 
 
 PARITY_METRICS.register("image", ParityMetric("accuracy and top-1 agreement", _classification))
+
+
+def _features(outputs: np.ndarray, labels: np.ndarray | None, keras_outputs: np.ndarray) -> dict[str, Any]:
+    """Feature vectors: the share of items whose vector matches Keras's within 1e-4 (relative 1e-3)."""
+    close = np.all(np.isclose(outputs, keras_outputs, atol=1e-4, rtol=1e-3), axis=-1)
+    return {"metric": {"feature_agreement": float(close.mean())}, "agreement": float(close.mean())}
+
+
+PARITY_METRICS.register("features", ParityMetric("feature-vector agreement", _features))
 
 
 def run_batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch_size: int = 32) -> np.ndarray:

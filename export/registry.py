@@ -17,6 +17,9 @@ EXPORTERS: Registry[ExportFormat] = Registry("export format")
 EXPORTERS.register("saved_model", ExportFormat(
     "saved_model", "TensorFlow SavedModel with raw-input signatures (serving_default: uint8 pixels; "
     "serving_bytes: encoded images)", ("none",)))
+EXPORTERS.register("hub-module", ExportFormat(
+    "hub-module", "the trained feature extractor as a reusable TF2 SavedModel (__call__(images, training), "
+    "trainable variables) for --backbone hub:PATH and tensorflow_hub.load", ("none",)))
 EXPORTERS.register("tflite", ExportFormat(
     "tflite", "TFLite flatbuffer, builtin ops only, labels and sensorium.json packed inside",
     ("none", "dynamic", "float16", "int8")))

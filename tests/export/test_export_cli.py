@@ -133,7 +133,7 @@ def test_bad_inputs_one_line_and_no_partial_file(run_dir, exported, tmp_path, ca
     assert code == 2 and "exists; pass --overwrite" in err
     # unknown format: the list of known ones
     code, _, err = run_cli(sensorium_app, ["export", "--model", str(run_dir), "--format", "onnx"], capsys)
-    assert code == 2 and "known: saved_model, tflite" in err
+    assert code == 2 and "known: hub-module, saved_model, tflite" in err
     # calibration data of the wrong shape
     np.save(tmp_path / "cal.npy", np.zeros((300, 8, 8, 3), np.uint8))
     code, _, err = run_cli(sensorium_app, ["export", "--model", str(run_dir), "--format", "tflite", "--quantize",

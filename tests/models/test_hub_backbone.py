@@ -1,0 +1,98 @@
+"""HubBackbone: a hub module exported by the tests themselves, loaded offline by path and file://,
+fine-tuned with Adam (weights change), frozen (weights stay), saved and reloaded as .keras."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory):
+    import keras
+
+    from sensorium.export.hub_module import write_hub_module
+    from sensorium.models.image_classifier import ImageClassifierSpec, build_image_classifier
+
+    keras.utils.set_random_seed(0)
+    spec = ImageClassifierSpec(image_size=(16, 16), channels=3, widths=(4, 8), augmentation={"rotation": 0.05})
+    model = build_image_classifier(spec, num_classes=3, labels=["a", "b", "c"])
+    return write_hub_module(model, tmp_path_factory.mktemp("hub") / "module", image_size=(16, 16), meta={"task": "image"})
+
+
+def _model(handle, **kwargs):
+    import keras
+
+    from sensorium.models.backbones.hub import HubBackbone
+
+    inp = keras.Input((16, 16, 3))
+    features = HubBackbone(handle, name="backbone", **kwargs)(inp)  # (B, 8)
+    out = keras.layers.Dense(3, activation="softmax", name="head")(features)
+    model = keras.Model(inp, out)
+    model.compile(keras.optimizers.Adam(1e-2), "sparse_categorical_crossentropy")
+    return model
+
+
+DATA = np.random.default_rng(0).random((16, 16, 16, 3)).astype("float32"), np.arange(16) % 3
+
+
+@pytest.mark.parametrize("scheme", ["path", "file"])
+def test_fine_tuning_updates_the_module(module_dir, scheme):
+    handle = str(module_dir) if scheme == "path" else module_dir.as_uri()
+    model = _model(handle)
+    backbone = model.get_layer("backbone")
+    assert model.output.shape == (None, 3) and backbone.output.shape == (None, 8)
+    before = [v.numpy().copy() for v in backbone.module.trainable_variables]
+    assert len(backbone.trainable_weights) == len(before) > 0
+    model.fit(*DATA, epochs=1, batch_size=16, verbose=0)
+    after = [v.numpy() for v in backbone.module.trainable_variables]
+    assert any(not np.allclose(b, a) for b, a in zip(before, after))
+
+
+def test_frozen_backbone_and_name_pattern(module_dir):
+    model = _model(str(module_dir))
+    backbone = model.get_layer("backbone")
+    backbone.trainable = False
+    model.compile("adam", "sparse_categorical_crossentropy")
+    before = [v.numpy().copy() for v in backbone.module.variables]
+    head_before = model.get_layer("head").kernel.numpy().copy()
+    model.fit(*DATA, epochs=1, batch_size=16, verbose=0)
+    assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, backbone.module.variables))
+    assert not np.allclose(head_before, model.get_layer("head").kernel.numpy())
+    only_bn = _model(str(module_dir), trainable_pattern="gamma|beta").get_layer("backbone")
+    assert 0 < len(only_bn.trainable_weights) < len(backbone.module.trainable_variables)
+
+
+def test_keras_round_trip_in_safe_mode(module_dir, tmp_path):
+    import keras
+
+    model = _model(str(module_dir))
+    model.fit(*DATA, epochs=1, batch_size=16, verbose=0)
+    want = model.predict(DATA[0], verbose=0)
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    np.testing.assert_allclose(again.predict(DATA[0], verbose=0), want, atol=1e-6)
+
+
+def test_bad_handles_fail_in_one_line(tmp_path):
+    from sensorium.models.backbones.hub import HubBackbone, HubModuleError
+
+    (tmp_path / "empty").mkdir()
+    for handle in (str(tmp_path / "missing"), str(tmp_path / "empty")):
+        with pytest.raises(HubModuleError, match="cannot load hub module") as exc:
+            HubBackbone(handle)
+        assert "\n" not in str(exc.value)
+
+
+def test_export_cli_hub_module_with_parity(tmp_path, capsys):
+    import json
+
+    from sensorium.apps import main as sensorium_app
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    out = tmp_path / "hub"
+    code = sensorium_app.main(["export", "--model", str(root / "assets/models/mnist"), "--format", "hub-module",
+                               "--out", str(out), "--parity-data", "builtin:mnist@test[:64]", "--json"])
+    row = json.loads(capsys.readouterr().out)
+    assert code == 0 and row["variant"] == "hub-module" and row["passed"] and row["max_abs_diff"] < 1e-4
+    meta = json.loads((out / "assets" / "sensorium.json").read_text())
+    assert meta["format"] == "hub-module" and meta["input"]["value_range"] == [0.0, 1.0]
