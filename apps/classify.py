@@ -12,7 +12,8 @@ from sensorium.pipelines.common.errors import require_tensorflow
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
     parser.add_argument("--model", metavar="ARTIFACT",
-                        help="run directory, .keras file or SavedModel (default: the bundled MNIST model)")
+                        help="run directory, .keras file, SavedModel or .tflite (default: the bundled MNIST model; "
+                             "its int8 .tflite with the edge runtime or without TensorFlow)")
     parser.add_argument("--top-k", type=int, default=3, metavar="K", help="how many classes to show (default 3)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32)")
     parser.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per input")
@@ -33,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from sensorium.pipelines.image_classification.predict import ImageClassifier, classify_paths
 
     model = args.model or default_model("image")
+    if args.model is None and args.runtime != "keras" and (args.runtime == "edge" or not _has_tensorflow()):
+        model = model / "exports" / "model-int8.tflite"  # edge-only install: the bundled int8 file
     edge = args.runtime == "edge" or (args.runtime == "auto" and str(model).endswith(".tflite"))
     if edge:
         classifier = ImageClassifier.from_tflite(model, num_threads=args.threads)
@@ -51,6 +54,15 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"error: {result['error']}", file=sys.stderr, flush=True)
     return 1 if failed else 0
+
+
+def _has_tensorflow() -> bool:
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "keras"))
+    except (ImportError, ValueError):  # a broken or blocked installation counts as absent
+        return False
 
 
 def build_parser() -> argparse.ArgumentParser:

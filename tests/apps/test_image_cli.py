@@ -193,8 +193,10 @@ def test_resume_after_interrupt_loses_no_epoch(image_folder, tmp_path, capsys, m
 
 def test_verbs_needing_tensorflow_name_the_extra(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow -> ImportError
-    code, out, err = run_cli(classify_app, ["x.png"], capsys)
-    assert code == 1 and 'pip install "sensorium[full]"' in err and err.count("\n") == 1
+    for app, argv in ((classify_app, ["x.png", "--runtime", "keras"]),
+                      (sensorium_app, ["evaluate", "--model", str(tmp_path)])):
+        code, out, err = run_cli(app, argv, capsys)
+        assert code == 1 and 'pip install "sensorium[full]"' in err and err.count("\n") == 1, err
 
 
 def test_mirrored_strategy_and_mixed_precision_save_a_float32_model(image_folder, tmp_path, capsys):

@@ -119,12 +119,15 @@ sys.meta_path.insert(0, Block())
 from sensorium.apps import classify
 code = classify.main([{str(ROOT / 'assets/examples/digit-2.png')!r}, "--runtime", "edge", "--model",
                       {str(exported / 'model-int8.tflite')!r}, "--json"])
+assert code == 0
+code = classify.main([{str(ROOT / 'assets/examples/digit-2.png')!r}, "--json"])  # bundled int8, no TensorFlow
 assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules), "TensorFlow was imported"
 sys.exit(code)
 """
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["ok"] is True
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(results) == 2 and all(r["ok"] for r in results) and results[1]["label"] == "2"
 
 
 def test_bad_inputs_one_line_and_no_partial_file(run_dir, exported, tmp_path, capsys, monkeypatch):
