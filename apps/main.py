@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -63,8 +64,6 @@ def _train(args: argparse.Namespace) -> int:
         validate()  # bad values and unknown data specs fail before a run directory is made
     run = RunDir.create(args.out, task.name, resume=args.resume, overwrite=args.overwrite)
     if not args.resume:
-        import os
-
         env = {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS",) if k in os.environ}
         prefix = [f"{k}={v}" for k, v in env.items() if not (k == "TF_ENABLE_ONEDNN_OPTS" and v == "0")]
         run.set_status("training", environment=env,

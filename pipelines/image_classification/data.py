@@ -56,8 +56,7 @@ class ImageSplit:
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def _items_for(spec: DataSpec, cfg: DataConfig, seed: int, default_split: str | None,
-               label_names: list[str] | None) -> tuple[Items, str]:
+def _items_for(spec: DataSpec, cfg: DataConfig, seed: int, default_split: str | None) -> tuple[Items, str]:
     if spec.kind == "builtin":
         ds = get_builtin(spec.name)
         if ds.task != "image":
@@ -189,7 +188,7 @@ def load_split(spec: str | DataSpec, cfg: DataConfig, *, seed: int, image_size: 
     size = (int(image_size[0]), int(image_size[1]))
     if spec.kind == "tfds":
         return _from_tfds(spec, default_split, size, cfg, label_names)
-    items, split = _items_for(spec, cfg, seed, default_split, label_names)
+    items, split = _items_for(spec, cfg, seed, default_split)
     return _from_items(spec, split, _align(items, label_names), size, cfg)
 
 
