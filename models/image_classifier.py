@@ -21,6 +21,7 @@ import keras
 from sensorium.models.blocks.conv import ConvBNAct, DepthwiseSeparableConv, ResidualBlock
 from sensorium.models.blocks.heads import ClassifierHead
 from sensorium.models.blocks.image_preprocessing import ImageAugmentation, ImagePreprocessing
+from sensorium.models.backbones.hub import HubBackbone
 from sensorium.models.blocks.metadata import TaskMetadata
 from sensorium.models.registry import Registry
 
@@ -38,6 +39,7 @@ class ImageClassifierSpec:
     head_units: tuple[int, ...] = ()
     dropout: float = 0.2
     augmentation: dict = field(default_factory=dict)  # kwargs for ImageAugmentation; empty -> no augmentation
+    backbone: str | None = None  # "hub:HANDLE" (a reusable TF2 SavedModel) instead of our own stages
 
 
 # A stage builder adds one stage to a functional graph:
@@ -110,19 +112,26 @@ def build_image_classifier(
     image_size = (int(spec.image_size[0]), int(spec.image_size[1]))
 
     pixels = keras.Input((None, None, 3), dtype="uint8", name="pixels")  # (B, h, w, 3) uint8
-    x = ImagePreprocessing(image_size, channels=spec.channels, name="preprocessing")(pixels)  # (B, H, W, ch) f32
+    channels = 3 if spec.backbone else spec.channels  # hub image modules take RGB in [0, 1]
+    x = ImagePreprocessing(image_size, channels=channels, name="preprocessing")(pixels)  # (B, H, W, ch) f32
     if spec.augmentation:
         x = ImageAugmentation(**spec.augmentation, name="augmentation")(x)  # (B, H, W, ch), identity at inference
-    x = ConvBNAct(spec.widths[0], 3, name="stem")(x)  # (B, H, W, widths[0])
-    for i, width in enumerate(spec.widths):
-        x = stage_builder(x, int(width), 1 if i == 0 else 2, spec, f"stage{i + 1}")  # (B, H/2^i, W/2^i, width)
+    if spec.backbone:
+        kind, _, handle = spec.backbone.partition(":")
+        if kind != "hub" or not handle:
+            raise ValueError(f"backbone must be 'hub:HANDLE', got {spec.backbone!r}")
+        x = HubBackbone(handle, name="backbone")(x)  # (B, features)
+    else:
+        x = ConvBNAct(spec.widths[0], 3, name="stem")(x)  # (B, H, W, widths[0])
+        for i, width in enumerate(spec.widths):
+            x = stage_builder(x, int(width), 1 if i == 0 else 2, spec, f"stage{i + 1}")  # (B, H/2^i, W/2^i, width)
     x = ClassifierHead(
         num_classes, hidden_units=spec.head_units, dropout=spec.dropout, name="head"
     )(x)  # (B, num_classes) float32
     info: dict[str, Any] = {
         "image_size": list(image_size),
         "channels": spec.channels,
-        "architecture": spec.architecture,
+        "architecture": spec.backbone or spec.architecture,
         "input": "uint8 RGB pixels (B, h, w, 3), any size",
     }
     outputs = TaskMetadata(task="image", labels=labels, info=info, name="probabilities")(x)

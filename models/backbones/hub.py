@@ -59,17 +59,24 @@ class HubBackbone(keras.layers.Layer):
         self.trainable_pattern = trainable_pattern
         self.batchnorm_training = batchnorm_training
         self.module = load_module(handle)
-        trainable_ids = {id(v) for v in getattr(self.module, "trainable_variables", [])}
-        pattern = re.compile(trainable_pattern) if trainable_pattern else None
+        self._trainable_ids = {id(v) for v in getattr(self.module, "trainable_variables", [])}
         self._module_weights = []
         for i, var in enumerate(self.module.variables):
             name = var.name.split(":")[0]
-            trainable = id(var) in trainable_ids and (pattern is None or bool(pattern.search(name)))
             weight = self.add_weight(shape=tuple(var.shape), dtype=var.dtype.name, initializer="zeros",
-                                     trainable=trainable, name=f"v{i}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}")
+                                     name=f"v{i}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}")
             weight._value = var  # share storage: the module's functions read what the optimizer updates
-            self._module_weights.append(weight)
+            self._module_weights.append((weight, var))
+        self.set_trainable_pattern(trainable_pattern)
         self.built = True
+
+    def set_trainable_pattern(self, pattern: str | None) -> None:
+        """Make trainable the module's trainable variables whose name matches `pattern` (None: all)."""
+        regex = re.compile(pattern) if pattern else None
+        self.trainable_pattern = pattern
+        for weight, var in self._module_weights:
+            weight.trainable = id(var) in self._trainable_ids and (
+                regex is None or bool(regex.search(var.name.split(":")[0])))
 
     def call(self, inputs, training: bool | None = None):
         # inputs: whatever the module takes (e.g. (B, H, W, 3) float images) -> (B, features)

@@ -90,6 +90,12 @@ TASKS.register("image", Task(
         Flag("--channels", "model.channels", int, "1 (grayscale model) or 3 (RGB)", choices=None),
         Flag("--architecture", "model.architecture", str, "CNN family", choices=("resnet", "separable", "simple")),
         Flag("--widths", "model.widths", _int_list, "filters per stage, e.g. 32,64,128", metavar="W,W,..."),
+        Flag("--backbone", "model.backbone", str, "pretrained backbone: hub:HANDLE (tfhub.dev/Kaggle URL, "
+             "file:// URL or folder of a reusable TF2 SavedModel)", metavar="hub:HANDLE"),
+        Flag("--finetune-epochs", "train.finetune_epochs", int, "phase 2: epochs that also train the backbone"),
+        Flag("--finetune-learning-rate", "train.finetune_learning_rate", float, "phase 2 learning rate"),
+        Flag("--finetune-pattern", "train.finetune_pattern", str, "phase 2 trains only backbone variables "
+             "whose name matches this regex", metavar="REGEX"),
         Flag("--path-column", "data.path_column", str, "manifest column holding image paths"),
         Flag("--label-column", "data.label_column", str, "manifest column holding labels"),
     ),

@@ -38,6 +38,12 @@ class TrainConfig:
     strategy: Literal["auto", "default", "mirrored"] = "auto"
     mixed_precision: Literal["auto", "on", "off"] = "auto"
     top_k: int = 5
+    # Two-phase fine-tuning of a backbone (model.backbone): `epochs` train the head with the backbone
+    # frozen, then `finetune_epochs` train the backbone too at `finetune_learning_rate`, only the
+    # backbone variables matching `finetune_pattern` (a regex; None: all of them).
+    finetune_epochs: int = 0
+    finetune_learning_rate: float = 1e-4
+    finetune_pattern: str | None = None
 
 
 @dataclass

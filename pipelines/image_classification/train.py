@@ -53,7 +53,6 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     import numpy as np
     import tensorflow as tf
 
-    from sensorium.models.image_classifier import build_image_classifier
     from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
     from sensorium.pipelines.common.strategy import make_strategy, set_precision
     from sensorium.pipelines.image_classification.data import load_train_validation
@@ -86,20 +85,34 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     with strategy.scope():
         if state is not None:
             model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True)
-            log.info("resuming after epoch %d of %d", state["epoch"], tcfg.epochs)
+            log.info("resuming after epoch %d", state["epoch"])
         else:
-            model = build_image_classifier(cfg.model, num_classes=len(labels), labels=labels)
+            model = _build(cfg, labels)
+            backbone = _backbone(model)
+            if backbone is not None:
+                backbone.trainable = False  # phase 1: the head learns on frozen features
             compile_classifier(model, tcfg, steps, len(labels))
+    backbone = _backbone(model)
+    total_epochs = tcfg.epochs + (tcfg.finetune_epochs if backbone is not None else 0)
     mode = "min" if "loss" in tcfg.monitor else "max"
     run_state = RunState(ckpt_dir, run.history_path, monitor=tcfg.monitor, mode=mode,
                          patience=tcfg.early_stopping_patience, state=state)
-    initial_epoch = run_state.epochs_done
     train_ds = train_split.dataset(tcfg.batch_size, training=True, seed=cfg.seed)
     val_ds = val_split.dataset(tcfg.batch_size)
-    if initial_epoch < tcfg.epochs and not run_state.stopped_early:
-        callbacks = [run_state, Progress(tcfg.epochs, steps),
-                     keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
-        model.fit(train_ds, validation_data=val_ds, epochs=tcfg.epochs, initial_epoch=initial_epoch,
+    callbacks = [run_state, Progress(total_epochs, steps),
+                 keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
+    if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
+        model.fit(train_ds, validation_data=val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
+                  callbacks=callbacks, verbose=0, shuffle=False)
+    if run_state.epochs_done < total_epochs and not run_state.stopped_early:
+        if not backbone.trainable:  # phase 2 starts (a resumed phase 2 keeps its compiled optimizer)
+            log.info("phase 2: fine-tuning the backbone at learning rate %g for %d epochs",
+                     tcfg.finetune_learning_rate, tcfg.finetune_epochs)
+            backbone.trainable = True
+            backbone.set_trainable_pattern(tcfg.finetune_pattern)
+            with strategy.scope():
+                compile_classifier(model, _phase2(tcfg), steps, len(labels))
+        model.fit(train_ds, validation_data=val_ds, epochs=total_epochs, initial_epoch=run_state.epochs_done,
                   callbacks=callbacks, verbose=0, shuffle=False)
     if tcfg.early_stopping_patience:
         run_state.restore_best(model)  # with early stopping, the best epoch; a fixed schedule keeps its last
@@ -120,6 +133,30 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     return summary
 
 
+def _build(cfg: ImageClassificationConfig, labels: list[str]):
+    from sensorium.models.backbones.hub import HubModuleError
+    from sensorium.models.image_classifier import build_image_classifier
+    from sensorium.pipelines.common.errors import ModelError
+
+    try:
+        return build_image_classifier(cfg.model, num_classes=len(labels), labels=labels)
+    except HubModuleError as exc:
+        raise ModelError(str(exc)) from None
+
+
+def _backbone(model):
+    from sensorium.models.backbones.hub import HubBackbone
+
+    return next((layer for layer in model.layers if isinstance(layer, HubBackbone)), None)
+
+
+def _phase2(tcfg: TrainConfig) -> TrainConfig:
+    """Phase 2's optimisation: the same optimizer at the fine-tuning rate, cosine over its epochs."""
+    from dataclasses import replace
+
+    return replace(tcfg, learning_rate=tcfg.finetune_learning_rate, epochs=tcfg.finetune_epochs, warmup_epochs=0)
+
+
 def _inference_copy(model, cfg: ImageClassificationConfig, labels: list[str]):
     """An uncompiled float32 rebuild with the trained weights: no optimizer state in model.keras, and
     a mixed-precision model becomes float32 again (for export and CPUs)."""
@@ -128,7 +165,7 @@ def _inference_copy(model, cfg: ImageClassificationConfig, labels: list[str]):
     from sensorium.models.image_classifier import build_image_classifier
 
     keras.mixed_precision.set_global_policy("float32")
-    clone = build_image_classifier(cfg.model, num_classes=len(labels), labels=labels)
+    clone = _build(cfg, labels)
     clone.set_weights([w.numpy().astype("float32") for w in model.weights])
     return clone
 
