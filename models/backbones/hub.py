@@ -71,11 +71,12 @@ class HubBackbone(keras.layers.Layer):
         self.built = True
 
     def set_trainable_pattern(self, pattern: str | None) -> None:
-        """Make trainable the module's trainable variables whose name matches `pattern` (None: all)."""
+        """Make trainable the module's trainable variables whose name matches `pattern` (None: all);
+        a frozen layer (`trainable=False`, also as restored from a .keras file) keeps them all frozen."""
         regex = re.compile(pattern) if pattern else None
         self.trainable_pattern = pattern
         for weight, var in self._module_weights:
-            weight.trainable = id(var) in self._trainable_ids and (
+            weight.trainable = self.trainable and id(var) in self._trainable_ids and (
                 regex is None or bool(regex.search(var.name.split(":")[0])))
 
     def call(self, inputs, training: bool | None = None):

@@ -62,6 +62,23 @@ def test_frozen_backbone_and_name_pattern(module_dir):
     assert 0 < len(only_bn.trainable_weights) < len(backbone.module.trainable_variables)
 
 
+def test_frozen_state_survives_save_and_load(module_dir, tmp_path):
+    import keras
+
+    import warnings
+
+    model = _model(str(module_dir))
+    model.get_layer("backbone").trainable = False
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(*DATA, epochs=1, batch_size=16, verbose=0)  # the optimizer now holds state for the head only
+    head_only = len(model.trainable_weights)
+    model.save(tmp_path / "frozen.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Skipping variable loading for optimizer" was the symptom
+        again = keras.saving.load_model(tmp_path / "frozen.keras", safe_mode=True)
+    assert not again.get_layer("backbone").trainable and len(again.trainable_weights) == head_only == 2
+
+
 def test_keras_round_trip_in_safe_mode(module_dir, tmp_path):
     import keras
 
