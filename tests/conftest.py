@@ -41,3 +41,26 @@ def image_folder(tmp_path_factory) -> Path:
 def make_shape_image():
     rng = np.random.default_rng(1)
     return lambda kind: _shape_image(kind, rng)
+
+
+@pytest.fixture
+def interrupt_training(monkeypatch):
+    """`interrupt_training(n)`: the next training run is killed (KeyboardInterrupt) right after epoch
+    n has been checkpointed; `interrupt_training(None)` lets training run normally again."""
+    from sensorium.pipelines.common import callbacks
+
+    original = callbacks.RunState.on_epoch_end
+
+    def arm(after_epoch: int | None) -> None:
+        if after_epoch is None:
+            monkeypatch.setattr(callbacks.RunState, "on_epoch_end", original)
+            return
+
+        def end_then_interrupt(self, epoch, logs=None):
+            original(self, epoch, logs)
+            if epoch + 1 == after_epoch:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(callbacks.RunState, "on_epoch_end", end_then_interrupt)
+
+    return arm

@@ -65,24 +65,15 @@ def test_bad_backbone_handle_is_one_line(image_folder, tmp_path, capsys):
     assert code == 1 and len(errors) == 1 and "cannot load hub module" in errors[0] and "Traceback" not in err
 
 
-def test_resume_across_the_phase_boundary(module_dir, image_folder, tmp_path, monkeypatch):
+def test_resume_across_the_phase_boundary(module_dir, image_folder, tmp_path, interrupt_training):
     """Interrupted right after phase 1, `--resume` starts phase 2 and fine-tunes the backbone."""
-    from sensorium.pipelines.common import callbacks
-
-    original_end = callbacks.RunState.on_epoch_end
-
-    def stop_after_phase_one(self, epoch, logs=None):
-        original_end(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
     out = tmp_path / "run"
     args = ["train", "image", "--data", str(image_folder), "--out", str(out), "--backbone", f"hub:{module_dir}",
             "--epochs", "2", "--finetune-epochs", "2", "--finetune-learning-rate", "0.01", *ARGS]
-    monkeypatch.setattr(callbacks.RunState, "on_epoch_end", stop_after_phase_one)
+    interrupt_training(2)
     assert sensorium_app.main(args) == 130
     assert json.loads((out / "checkpoints" / "state.json").read_text())["epoch"] == 2
-    monkeypatch.setattr(callbacks.RunState, "on_epoch_end", original_end)
+    interrupt_training(None)
     assert sensorium_app.main(["train", "image", "--out", str(out), "--resume", "-q"]) == 0
     assert len(json.loads((out / "checkpoints" / "state.json").read_text())["history"]["loss"]) == 4
     values, _ = _backbone_values(out)

@@ -162,26 +162,17 @@ def test_data_errors_exit_1_usage_errors_exit_2(tmp_path, capsys, image_folder):
     assert code == 2 and "train.epochs must be at least 1" in err
 
 
-def test_resume_after_interrupt_loses_no_epoch(image_folder, tmp_path, capsys, monkeypatch):
-    from sensorium.pipelines.common import callbacks
-
-    original = callbacks.RunState.on_epoch_end
-
-    def interrupt_after_second(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
+def test_resume_after_interrupt_loses_no_epoch(image_folder, tmp_path, capsys, interrupt_training):
     out = tmp_path / "run"
     args = ["train", "image", "--data", str(image_folder), "--out", str(out), "--epochs", "4", *TINY]
-    monkeypatch.setattr(callbacks.RunState, "on_epoch_end", interrupt_after_second)
+    interrupt_training(2)
     code, _, err = run_cli(sensorium_app, args, capsys)
     assert code == 130 and "--resume" in err
     assert json.loads((out / "sensorium.json").read_text())["status"] == "training"
     assert json.loads((out / "checkpoints/state.json").read_text())["epoch"] == 2
     code, _, err = run_cli(classify_app, [str(image_folder / "bar" / "bar00.png"), "--model", str(out)], capsys)
     assert code == 1 and "not complete" in err  # an unfinished run is never used for inference
-    monkeypatch.setattr(callbacks.RunState, "on_epoch_end", original)
+    interrupt_training(None)
     code, out_text, err = run_cli(sensorium_app, ["train", "image", "--out", str(out), "--resume"], capsys)
     assert code == 0, err
     state = json.loads((out / "checkpoints/state.json").read_text())
