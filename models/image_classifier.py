@@ -21,7 +21,9 @@ import keras
 from sensorium.models.blocks.conv import ConvBNAct, DepthwiseSeparableConv, ResidualBlock
 from sensorium.models.blocks.heads import ClassifierHead
 from sensorium.models.blocks.image_preprocessing import ImageAugmentation, ImagePreprocessing
-from sensorium.models.backbones.hub import HubBackbone
+from sensorium.models.backbones.hub import HubBackbone, HubModuleError
+from sensorium.models.backbones.keras_apps import BACKBONE_LAYER, build_keras_backbone
+from sensorium.models.backbones.registry import BackboneInfo, describe_backbone, parse_backbone
 from sensorium.models.blocks.metadata import TaskMetadata
 from sensorium.models.registry import Registry
 
@@ -30,8 +32,9 @@ from sensorium.models.registry import Registry
 class ImageClassifierSpec:
     """Architecture settings of an image classifier (no training settings)."""
 
-    image_size: tuple[int, int] = (28, 28)
-    channels: int = 1  # 1 = grayscale model, 3 = RGB
+    image_size: tuple[int, int] | None = None  # None: the backbone's input size, else 28x28
+    channels: int = 1  # 1 = grayscale model, 3 = RGB (a backbone always gets RGB)
+    padding: int = 0  # black frame in pixels around the resized image (MNIST framing: 4 at 28x28)
     architecture: str = "resnet"  # registry name: "resnet" | "separable" | "simple"
     widths: tuple[int, ...] = (32, 64, 128)  # one stage per width, stride 2 between stages
     blocks_per_stage: int = 1
@@ -39,7 +42,25 @@ class ImageClassifierSpec:
     head_units: tuple[int, ...] = ()
     dropout: float = 0.2
     augmentation: dict = field(default_factory=dict)  # kwargs for ImageAugmentation; empty -> no augmentation
-    backbone: str | None = None  # "hub:HANDLE" (a reusable TF2 SavedModel) instead of our own stages
+    backbone: str | None = None  # "hub:NAME_OR_HANDLE" or "keras:NAME" instead of our own stages
+    backbone_weights: str | None = None  # keras backbones: "imagenet" (default), a .weights.h5 file, "random"
+    backbone_batchnorm_training: bool = False  # update the backbone's batch-norm statistics when fine-tuning
+
+
+DEFAULT_IMAGE_SIZE = (28, 28)
+
+
+def resolve_image_size(spec: ImageClassifierSpec) -> tuple[int, int]:
+    """The model input size: the spec's, else the backbone's (registry, module metadata or signature)."""
+    if spec.image_size:
+        return int(spec.image_size[0]), int(spec.image_size[1])
+    if not spec.backbone:
+        return DEFAULT_IMAGE_SIZE
+    info = describe_backbone(spec.backbone)
+    if info.image_size is None:
+        raise HubModuleError(f"backbone {spec.backbone} accepts any input size and has no registered one; "
+                             "set --image-size")
+    return info.image_size
 
 
 # A stage builder adds one stage to a functional graph:
@@ -92,13 +113,17 @@ def build_image_classifier(
     num_classes: int,
     labels: list[str] | None = None,
     name: str = "image_classifier",
+    pretrained: bool = True,
 ) -> keras.Model:
     """Build ``pixels (B, h, w, 3) uint8 -> probabilities (B, num_classes) float32``.
 
     Graph: ImagePreprocessing -> [ImageAugmentation] -> stem ConvBNAct -> one stage per
-    ``spec.widths`` entry (stride 2 between stages) -> ClassifierHead -> TaskMetadata.
+    ``spec.widths`` entry (stride 2 between stages) -> ClassifierHead -> TaskMetadata; with a
+    backbone: ImagePreprocessing (RGB, [0, 1]) -> [ImageAugmentation] -> the backbone's value range
+    -> backbone layer "backbone" -> ClassifierHead -> TaskMetadata.
     Augmentation follows preprocessing so it works on fixed-size float images.
-    The output tensor is named "probabilities" (the TaskMetadata identity layer carries that name).
+    ``pretrained=False`` builds a keras.applications backbone without loading weights (for a copy
+    that receives trained weights). The output tensor is named "probabilities".
     """
     stage_builder = ARCHITECTURES.get(spec.architecture)
     if num_classes < 2:
@@ -109,18 +134,24 @@ def build_image_classifier(
         raise ValueError("spec.widths must name at least one stage")
     if spec.blocks_per_stage < 1:
         raise ValueError(f"blocks_per_stage must be >= 1, got {spec.blocks_per_stage}")
-    image_size = (int(spec.image_size[0]), int(spec.image_size[1]))
+    image_size = resolve_image_size(spec)
 
     pixels = keras.Input((None, None, 3), dtype="uint8", name="pixels")  # (B, h, w, 3) uint8
-    channels = 3 if spec.backbone else spec.channels  # hub image modules take RGB in [0, 1]
-    x = ImagePreprocessing(image_size, channels=channels, name="preprocessing")(pixels)  # (B, H, W, ch) f32
+    channels = 3 if spec.backbone else spec.channels  # pretrained backbones take RGB
+    x = ImagePreprocessing(image_size, channels=channels, padding=spec.padding,
+                           name="preprocessing")(pixels)  # (B, H, W, ch) float32 in [0, 1]
     if spec.augmentation:
         x = ImageAugmentation(**spec.augmentation, name="augmentation")(x)  # (B, H, W, ch), identity at inference
     if spec.backbone:
-        kind, _, handle = spec.backbone.partition(":")
-        if kind != "hub" or not handle:
-            raise ValueError(f"backbone must be 'hub:HANDLE', got {spec.backbone!r}")
-        x = HubBackbone(handle, name="backbone")(x)  # (B, features)
+        source, handle = parse_backbone(spec.backbone)
+        info = describe_backbone(spec.backbone)
+        x = _to_backbone_range(x, info)  # (B, H, W, 3) in the backbone's range
+        if source == "hub":
+            x = HubBackbone(info.handle, batchnorm_training=spec.backbone_batchnorm_training,
+                            name=BACKBONE_LAYER)(x)  # (B, features)
+        else:
+            weights = (spec.backbone_weights or "imagenet") if pretrained else None
+            x = build_keras_backbone(handle, image_size, weights)(x)  # (B, features)
     else:
         x = ConvBNAct(spec.widths[0], 3, name="stem")(x)  # (B, H, W, widths[0])
         for i, width in enumerate(spec.widths):
@@ -128,11 +159,25 @@ def build_image_classifier(
     x = ClassifierHead(
         num_classes, hidden_units=spec.head_units, dropout=spec.dropout, name="head"
     )(x)  # (B, num_classes) float32
-    info: dict[str, Any] = {
+    info_meta: dict[str, Any] = {
         "image_size": list(image_size),
-        "channels": spec.channels,
+        "channels": channels,
         "architecture": spec.backbone or spec.architecture,
         "input": "uint8 RGB pixels (B, h, w, 3), any size",
     }
-    outputs = TaskMetadata(task="image", labels=labels, info=info, name="probabilities")(x)
+    if spec.padding:
+        info_meta["padding"] = spec.padding
+    outputs = TaskMetadata(task="image", labels=labels, info=info_meta, name="probabilities")(x)
     return keras.Model(pixels, outputs, name=name)
+
+
+def _to_backbone_range(x, info: BackboneInfo):
+    """[0, 1] images -> the backbone's value range, then its per-channel mean/std if it has them."""
+    low, high = info.value_range
+    if (low, high) != (0.0, 1.0):
+        x = keras.layers.Rescaling(high - low, offset=low, name="backbone_range")(x)  # (B, H, W, 3)
+    if info.mean is not None:
+        std = info.std or (1.0,) * len(info.mean)
+        x = keras.layers.Normalization(mean=list(info.mean), variance=[s * s for s in std],
+                                       name="backbone_normalization")(x)  # (B, H, W, 3)
+    return x

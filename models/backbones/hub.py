@@ -22,22 +22,61 @@ class HubModuleError(ValueError):
     """A handle that cannot be resolved or a module Sensorium cannot use; one line saying why."""
 
 
-def load_module(handle: str) -> Any:
-    """`tensorflow_hub.load(handle)` with one-line errors (offline resolution fails at once)."""
+RESOLVE_TIMEOUT_S = 30.0  # a network that drops packets must not hang resolution forever
+
+
+def resolve_handle(handle: str) -> str:
+    """Local folder of `handle` through tensorflow_hub's resolver (honours `TFHUB_CACHE_DIR`, so a
+    pre-downloaded module needs no network); one-line errors, and offline fails at once."""
+    import socket
+
     try:
         import tensorflow_hub as hub
     except ImportError:
         raise HubModuleError('hub: backbones need tensorflow-hub: pip install "sensorium[full]"') from None
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(RESOLVE_TIMEOUT_S)
     try:
-        module = hub.load(handle)
-    except Exception as exc:  # resolver errors (network, 404), missing saved_model.pb, bad format
+        return str(hub.resolve(handle))
+    except Exception as exc:  # URLError (offline, DNS), HTTP 404, "does not exist", unsupported format
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        hint = " (no network? put the module in TFHUB_CACHE_DIR or pass a local folder)" if "urlopen" in first else ""
+        raise HubModuleError(f"cannot resolve hub handle '{handle}': {first}{hint}") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def load_module(handle: str) -> Any:
+    """Resolve and load a reusable TF2 SavedModel; one-line errors."""
+    import tensorflow as tf
+
+    path = resolve_handle(handle)
+    try:
+        module = tf.saved_model.load(path)
+    except Exception as exc:  # missing or corrupt saved_model.pb, a TF1 hub module, ...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise HubModuleError(f"cannot load hub module '{handle}': {first}") from None
-    if not callable(module):
-        raise HubModuleError(f"hub module '{handle}' has no __call__ signature (expected a reusable TF2 SavedModel)")
-    if not hasattr(module, "variables"):
-        raise HubModuleError(f"hub module '{handle}' does not list its variables (not a reusable SavedModel)")
+    if not callable(module) or not getattr(module.__call__, "concrete_functions", None):
+        raise HubModuleError(f"hub module '{handle}' has no usable __call__ signature (expected a reusable TF2 "
+                             "SavedModel taking images (batch, height, width, 3))")
     return module
+
+
+def module_variables(module: Any) -> tuple[list[Any], list[Any]]:
+    """(all variables, trainable variables) of a loaded module: its `variables` / `trainable_variables`
+    lists (the reusable SavedModel convention), else every tf.Variable reachable from it."""
+    import tensorflow as tf
+
+    if hasattr(module, "variables"):
+        variables = list(module.variables)
+        trainable = list(getattr(module, "trainable_variables", variables))
+        return variables, trainable
+    seen: dict[int, Any] = {}
+    for obj in tf.train.TrackableView(module).descendants():
+        if isinstance(obj, tf.Variable) and id(obj) not in seen:
+            seen[id(obj)] = obj
+    variables = list(seen.values())
+    return variables, [v for v in variables if v.trainable]
 
 
 @keras.saving.register_keras_serializable(package="sensorium")
@@ -59,9 +98,10 @@ class HubBackbone(keras.layers.Layer):
         self.trainable_pattern = trainable_pattern
         self.batchnorm_training = batchnorm_training
         self.module = load_module(handle)
-        self._trainable_ids = {id(v) for v in getattr(self.module, "trainable_variables", [])}
+        variables, trainable = module_variables(self.module)
+        self._trainable_ids = {id(v) for v in trainable}
         self._module_weights = []
-        for i, var in enumerate(self.module.variables):
+        for i, var in enumerate(variables):
             name = var.name.split(":")[0]
             weight = self.add_weight(shape=tuple(var.shape), dtype=var.dtype.name, initializer="zeros",
                                      name=f"v{i}_{re.sub(r'[^A-Za-z0-9_]', '_', name)}")
@@ -90,11 +130,28 @@ class HubBackbone(keras.layers.Layer):
             outputs = next(iter(outputs.values()))
         return outputs
 
+    def __call__(self, inputs, *args, **kwargs):
+        if isinstance(inputs, keras.KerasTensor):  # check while building a model, outside Keras's
+            self._output_spec(tuple(inputs.shape), str(inputs.dtype))  # error wrapping: one line
+        return super().__call__(inputs, *args, **kwargs)
+
     def compute_output_spec(self, inputs):
+        return self._output_spec(tuple(inputs.shape), str(inputs.dtype))
+
+    def _output_spec(self, shape: tuple, dtype: str) -> keras.KerasTensor:
+        """Trace the module on `shape`: (B, features), or a one-line error saying what it expects."""
         import tensorflow as tf
 
-        spec = tf.TensorSpec(tuple(inputs.shape), inputs.dtype)
-        out = tf.function(lambda x: self.call(x)).get_concrete_function(spec).structured_outputs
+        try:
+            out = tf.function(lambda x: self.call(x)).get_concrete_function(tf.TensorSpec(shape, dtype))
+            out = out.structured_outputs
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, HubModuleError):
+                raise
+            accepted = [str(tuple(f.structured_input_signature[0][0].shape))
+                        for f in self.module.__call__.concrete_functions if f.structured_input_signature[0]]
+            raise HubModuleError(f"hub module '{self.handle}' rejects input {shape} {dtype}; it accepts "
+                                 f"{' or '.join(accepted) or 'other inputs'} (set --image-size to match)") from None
         if len(out.shape) != 2:
             raise HubModuleError(f"hub module '{self.handle}' returns shape {tuple(out.shape)}; expected a "
                                  "feature vector (batch, features)")

@@ -37,7 +37,10 @@ class ImagePreprocessing(keras.layers.Layer):
        It is done before the resize, which is equivalent (both are linear) and 3x cheaper;
     3. bilinear resize to ``image_size`` (antialias off, half-pixel centres), skipped when the
        static input size already equals ``image_size``; ``crop_to_aspect_ratio`` centre-crops
-       to the target aspect ratio first instead of distorting;
+       to the target aspect ratio first instead of distorting. With ``padding`` p > 0 the image
+       is resized to (H - 2p, W - 2p) and framed by p black pixels on every side (MNIST's own
+       framing: a 20x20 digit centred in 28x28 is ``padding=4``), which matches other data to
+       a backbone pretrained on framed images;
     4. ``x * scale``;
     5. if ``mean``/``std`` are given (scalar or per output channel, in scaled units):
        ``(x - mean) / std``.
@@ -54,6 +57,7 @@ class ImagePreprocessing(keras.layers.Layer):
         std: float | Sequence[float] | None = None,
         scale: float = 1.0 / 255.0,
         crop_to_aspect_ratio: bool = False,
+        padding: int = 0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dtype", "float32")
@@ -68,6 +72,9 @@ class ImagePreprocessing(keras.layers.Layer):
         self.std = _as_floats(std)
         self.scale = float(scale)
         self.crop_to_aspect_ratio = bool(crop_to_aspect_ratio)
+        self.padding = int(padding)
+        if self.padding < 0 or 2 * self.padding >= min(self.image_size):
+            raise ValueError(f"padding must be >= 0 and leave room for the image in {self.image_size}, got {padding}")
         for label, value in (("mean", self.mean), ("std", self.std)):
             if isinstance(value, list) and len(value) not in (1, self.channels):
                 raise ValueError(f"{label} needs 1 or {self.channels} values, got {value}")
@@ -80,15 +87,19 @@ class ImagePreprocessing(keras.layers.Layer):
         if self.channels == 1:
             weights = keras.ops.convert_to_tensor(np.asarray(GRAYSCALE_WEIGHTS, "float32"))
             x = keras.ops.sum(keras.ops.multiply(x, weights), axis=-1, keepdims=True)  # (B, h, w, 1)
-        if tuple(x.shape[1:3]) != self.image_size:
+        p = self.padding
+        inner = (self.image_size[0] - 2 * p, self.image_size[1] - 2 * p)
+        if tuple(x.shape[1:3]) != inner:
             x = keras.ops.image.resize(
                 x,
-                self.image_size,
+                inner,
                 interpolation="bilinear",
                 antialias=False,
                 crop_to_aspect_ratio=self.crop_to_aspect_ratio,
                 data_format="channels_last",
-            )  # (B, H, W, channels)
+            )  # (B, H - 2p, W - 2p, channels)
+        if p:
+            x = keras.ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])  # (B, H, W, channels), black frame
         if self.scale != 1.0:
             x = keras.ops.multiply(x, self.scale)
         if self.mean is not None:
@@ -113,6 +124,7 @@ class ImagePreprocessing(keras.layers.Layer):
             std=self.std,
             scale=self.scale,
             crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+            padding=self.padding,
         )
         return config
 

@@ -31,10 +31,15 @@ def write_card(run: RunDir, cfg: ImageClassificationConfig, summary: dict[str, A
         "Reproduce": f"```\n{command}\n```\nThe resolved configuration is `config.json` "
                      "(`sensorium train image --config config.json` reruns it).",
         "Model": {
-            "architecture": f"{cfg.model.architecture} CNN, widths {list(cfg.model.widths)}, "
-                            f"{cfg.model.blocks_per_stage} block(s) per stage",
-            "input": f"uint8 RGB (B, H, W, 3) -> {cfg.model.channels} channel(s) at "
-                     f"{cfg.model.image_size[0]}x{cfg.model.image_size[1]}",
+            "architecture": (f"pretrained backbone {cfg.model.backbone}"
+                             + (f" (weights: {cfg.model.backbone_weights or 'imagenet'})"
+                                if cfg.model.backbone.startswith("keras:") else "")
+                             + " with a classification head" if cfg.model.backbone else
+                             f"{cfg.model.architecture} CNN, widths {list(cfg.model.widths)}, "
+                             f"{cfg.model.blocks_per_stage} block(s) per stage"),
+            "input": f"uint8 RGB (B, H, W, 3) -> {3 if cfg.model.backbone else cfg.model.channels} channel(s) at "
+                     f"{cfg.model.image_size[0]}x{cfg.model.image_size[1]}"
+                     + (f", framed by {cfg.model.padding} black pixels" if cfg.model.padding else ""),
             "augmentation (training only)": cfg.model.augmentation or "none",
             "precision policy": summary["precision_policy"],
         },
@@ -47,6 +52,12 @@ def write_card(run: RunDir, cfg: ImageClassificationConfig, summary: dict[str, A
                              f"patience {cfg.train.early_stopping_patience})" if cfg.train.early_stopping_patience
                              else f"epoch {summary['epochs']}, the last (fixed schedule, no early stopping)"),
             "stopped early": summary["stopped_early"],
+            **({"fine-tuning": f"{cfg.train.epochs} epoch(s) head only on the frozen backbone, then "
+                               f"{cfg.train.finetune_epochs} with the backbone"
+                               + (f" variables matching {cfg.train.finetune_pattern!r}" if cfg.train.finetune_pattern
+                                  else "") + f" at learning rate {cfg.train.finetune_learning_rate}; batch-norm "
+                               + ("statistics updated" if cfg.model.backbone_batchnorm_training else
+                                  "statistics frozen")} if cfg.model.backbone else {}),
         },
     }
     if metrics is not None:

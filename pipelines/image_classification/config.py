@@ -67,11 +67,33 @@ class ImageClassificationConfig:
             (self.train.learning_rate > 0, "train.learning_rate must be positive"),
             (0 < self.data.validation_fraction < 1, "data.validation_fraction must be between 0 and 1"),
             (self.model.channels in (1, 3), "model.channels must be 1 or 3"),
-            (len(self.model.image_size) == 2 and min(self.model.image_size) >= 1,
+            (self.model.image_size is None or (len(self.model.image_size) == 2 and min(self.model.image_size) >= 1),
              "model.image_size must be two positive sizes"),
+            (self.model.padding >= 0, "model.padding must be >= 0"),
+            (self.model.image_size is None or 2 * self.model.padding < min(self.model.image_size),
+             "model.padding must leave room for the image inside model.image_size"),
+            (self.train.finetune_epochs >= 0, "train.finetune_epochs must be >= 0"),
+            (self.train.finetune_learning_rate > 0, "train.finetune_learning_rate must be positive"),
+            (not self.train.finetune_epochs or bool(self.model.backbone),
+             "train.finetune_epochs needs a backbone (--backbone)"),
             (bool(self.model.widths) and min(self.model.widths) >= 1, "model.widths must be positive"),
             (0 <= self.model.dropout < 1, "model.dropout must be in [0, 1)"),
         ]
+        if self.train.finetune_pattern:
+            import re
+
+            try:
+                re.compile(self.train.finetune_pattern)
+            except re.error as exc:
+                checks.append((False, f"train.finetune_pattern is not a valid regex: {exc}"))
+        if self.model.backbone:
+            from sensorium.models.backbones.hub import HubModuleError
+            from sensorium.models.backbones.registry import parse_backbone
+
+            try:
+                parse_backbone(self.model.backbone)
+            except HubModuleError as exc:
+                checks.append((False, str(exc)))
         for ok, message in checks:
             if not ok:
                 raise UsageError(message)

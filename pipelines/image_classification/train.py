@@ -53,7 +53,9 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     import numpy as np
     import tensorflow as tf
 
+    from sensorium.models.backbones.finetune import find_backbone, set_backbone_trainable
     from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
+    from sensorium.pipelines.common.errors import ModelError
     from sensorium.pipelines.common.strategy import make_strategy, set_precision
     from sensorium.pipelines.image_classification.data import load_train_validation
 
@@ -61,6 +63,7 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     keras.utils.set_random_seed(cfg.seed)
     policy = set_precision(tcfg.mixed_precision)
     strategy = make_strategy(tcfg.strategy)
+    cfg.model.image_size = _resolved_size(cfg)  # recorded, so config.json reproduces the run as is
     run.write_json("config.json", config_to_dict(cfg))
 
     size = tuple(cfg.model.image_size)
@@ -88,11 +91,11 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
             log.info("resuming after epoch %d", state["epoch"])
         else:
             model = _build(cfg, labels)
-            backbone = _backbone(model)
+            backbone = find_backbone(model)
             if backbone is not None:
-                backbone.trainable = False  # phase 1: the head learns on frozen features
+                set_backbone_trainable(backbone, False)  # phase 1: the head learns on frozen features
             compile_classifier(model, tcfg, steps, len(labels))
-    backbone = _backbone(model)
+    backbone = find_backbone(model)
     total_epochs = tcfg.epochs + (tcfg.finetune_epochs if backbone is not None else 0)
     mode = "min" if "loss" in tcfg.monitor else "max"
     run_state = RunState(ckpt_dir, run.history_path, monitor=tcfg.monitor, mode=mode,
@@ -108,8 +111,10 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
         if not backbone.trainable:  # phase 2 starts (a resumed phase 2 keeps its compiled optimizer)
             log.info("phase 2: fine-tuning the backbone at learning rate %g for %d epochs",
                      tcfg.finetune_learning_rate, tcfg.finetune_epochs)
-            backbone.trainable = True
-            backbone.set_trainable_pattern(tcfg.finetune_pattern)
+            count = set_backbone_trainable(backbone, True, tcfg.finetune_pattern,
+                                           batchnorm_training=cfg.model.backbone_batchnorm_training)
+            if count == 0:
+                raise ModelError(f"--finetune-pattern {tcfg.finetune_pattern!r} selects no backbone variable")
             with strategy.scope():
                 compile_classifier(model, _phase2(tcfg), steps, len(labels))
         model.fit(train_ds, validation_data=val_ds, epochs=total_epochs, initial_epoch=run_state.epochs_done,
@@ -133,21 +138,26 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     return summary
 
 
-def _build(cfg: ImageClassificationConfig, labels: list[str]):
+def _build(cfg: ImageClassificationConfig, labels: list[str], pretrained: bool = True):
     from sensorium.models.backbones.hub import HubModuleError
     from sensorium.models.image_classifier import build_image_classifier
     from sensorium.pipelines.common.errors import ModelError
 
     try:
-        return build_image_classifier(cfg.model, num_classes=len(labels), labels=labels)
+        return build_image_classifier(cfg.model, num_classes=len(labels), labels=labels, pretrained=pretrained)
     except HubModuleError as exc:
         raise ModelError(str(exc)) from None
 
 
-def _backbone(model):
-    from sensorium.models.backbones.hub import HubBackbone
+def _resolved_size(cfg: ImageClassificationConfig) -> list[int]:
+    from sensorium.models.backbones.hub import HubModuleError
+    from sensorium.models.image_classifier import resolve_image_size
+    from sensorium.pipelines.common.errors import ModelError
 
-    return next((layer for layer in model.layers if isinstance(layer, HubBackbone)), None)
+    try:
+        return list(resolve_image_size(cfg.model))
+    except HubModuleError as exc:
+        raise ModelError(str(exc)) from None
 
 
 def _phase2(tcfg: TrainConfig) -> TrainConfig:
@@ -165,7 +175,7 @@ def _inference_copy(model, cfg: ImageClassificationConfig, labels: list[str]):
     from sensorium.models.image_classifier import build_image_classifier
 
     keras.mixed_precision.set_global_policy("float32")
-    clone = _build(cfg, labels)
+    clone = _build(cfg, labels, pretrained=False)
     clone.set_weights([w.numpy().astype("float32") for w in model.weights])
     return clone
 

@@ -20,7 +20,26 @@ def module_dir(tmp_path_factory):
 
     keras.utils.set_random_seed(0)
     model = build_image_classifier(ImageClassifierSpec(image_size=(16, 16), channels=3, widths=(4, 8)), 2)
+    # pretrained a little on shapes of its own, so its features mean something (and the test data's
+    # classes are separable on them, as with a real pretrained backbone)
+    x, y = _pretraining_shapes()
+    model.compile(keras.optimizers.Adam(0.01), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=4, batch_size=16, verbose=0)
     return write_hub_module(model, tmp_path_factory.mktemp("hub") / "module", image_size=(16, 16), meta={})
+
+
+def _pretraining_shapes(n: int = 64):
+    """Bright squares and bars of random position on noise: (n, 16, 16, 3) uint8, labels (n,)."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 40, (n, 16, 16, 3), dtype=np.uint8)
+    y = np.arange(n) % 2
+    for img, label in zip(x, y):
+        r, c = rng.integers(1, 7, 2)
+        if label:
+            img[r:r + 8, c:c + 8] = 220
+        else:
+            img[r + 3:r + 5, 1:15] = 220
+    return x, y
 
 
 def _backbone_values(run_dir):
@@ -62,7 +81,7 @@ def test_bad_backbone_handle_is_one_line(image_folder, tmp_path, capsys):
                                "--backbone", f"hub:{tmp_path / 'nowhere'}", "--epochs", "1", *ARGS])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert code == 1 and len(errors) == 1 and "cannot load hub module" in errors[0] and "Traceback" not in err
+    assert code == 1 and len(errors) == 1 and "cannot resolve hub handle" in errors[0] and "Traceback" not in err
 
 
 def test_resume_across_the_phase_boundary(module_dir, image_folder, tmp_path, interrupt_training):
@@ -78,3 +97,107 @@ def test_resume_across_the_phase_boundary(module_dir, image_folder, tmp_path, in
     assert len(json.loads((out / "checkpoints" / "state.json").read_text())["history"]["loss"]) == 4
     values, _ = _backbone_values(out)
     assert any(not np.array_equal(a, b) for a, b in zip(values.values(), _module_values(module_dir)))
+
+
+@pytest.fixture(scope="module")
+def tuned_hub_run(module_dir, image_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tuned") / "hub-run"
+    assert sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(out), "--backbone",
+                               f"hub:{module_dir}", "--epochs", "3", "--finetune-epochs", "2",
+                               "--learning-rate", "0.01", "--finetune-learning-rate", "0.003", *ARGS]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def keras_weights(tmp_path_factory):
+    """Random MobileNetV3Small weights saved the way a user saves downloaded ones (include_top=False)."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    network = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3),
+                                                  pooling="avg")
+    x, y = _pretraining_shapes(128)  # "pretrained" briefly, so its features (and batch norms) mean something
+    classifier = keras.Sequential([network, keras.layers.Dense(2, activation="softmax")])
+    classifier.compile(keras.optimizers.Adam(0.003), "sparse_categorical_crossentropy")
+    classifier.fit(x.repeat(2, axis=1).repeat(2, axis=2).astype("float32"), y, epochs=4, batch_size=16, verbose=0)
+    path = tmp_path_factory.mktemp("weights") / "mobilenet_v3_small_notop.weights.h5"
+    network.save_weights(path)
+    return path, {w.path.split("/", 1)[1]: w.numpy() for w in network.weights}
+
+
+@pytest.mark.parametrize("which", ["hub", "keras"])
+def test_fine_tuned_model_exports_everywhere_with_parity(which, request, image_folder, make_shape_image, tmp_path):
+    """A fine-tuned model exports to SavedModel and to TFLite in every quantisation mode, parity passing."""
+    run = request.getfixturevalue("tuned_hub_run" if which == "hub" else "tuned_keras_run")
+    parity = f"{image_folder}@train"
+    calibration = tmp_path / "calibration.npy"
+    images = np.stack([make_shape_image(("bar", "square")[i % 2]) for i in range(200)])  # (200, 16, 16, 3)
+    scale = json.loads((run / "config.json").read_text())["model"]["image_size"][0] // 16
+    np.save(calibration, images.repeat(scale, axis=1).repeat(scale, axis=2))  # at the model's input size
+    for fmt in ("saved_model", "tflite"):
+        argv = ["export", "--model", str(run), "--format", fmt, "--parity-data", parity, "--overwrite", "-q"]
+        tflite = ["--quantize", "all", "--calibration-data", str(calibration)] if fmt == "tflite" else []
+        assert sensorium_app.main(argv + tflite) == 0
+    variants = json.loads((run / "exports" / "parity.json").read_text())["variants"]
+    assert {"saved_model", "none", "dynamic", "float16", "int8"} <= set(variants), variants.keys()
+    assert all(row["passed"] for row in variants.values()), [(v, r["agreement"]) for v, r in variants.items()]
+
+
+@pytest.fixture(scope="module")
+def tuned_keras_run(keras_weights, image_folder, tmp_path_factory):
+    path, _ = keras_weights
+    out = tmp_path_factory.mktemp("tuned") / "keras-run"
+    assert sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(out), "--backbone",
+                               "keras:MobileNetV3Small", "--backbone-weights", str(path), "--image-size", "32",
+                               "--epochs", "2", "--finetune-epochs", "2", "--learning-rate", "0.01",
+                               "--finetune-learning-rate", "0.01", *ARGS[2:]]) == 0
+    return out
+
+
+def test_keras_backbone_two_phases_keep_batchnorm_frozen(keras_weights, tuned_keras_run, image_folder, tmp_path):
+    from sensorium.pipelines.common.artifacts import load_keras
+
+    _, original = keras_weights
+    head_only = tmp_path / "head-only"
+    assert sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(head_only), "--backbone",
+                               "keras:MobileNetV3Small", "--backbone-weights", str(keras_weights[0]),
+                               "--image-size", "32", "--epochs", "1", *ARGS[2:]]) == 0
+    for run, phase2 in ((head_only, False), (tuned_keras_run, True)):
+        backbone = load_keras(run / "model.keras").get_layer("backbone")
+        values = {w.path.split("/", 1)[1]: w.numpy() for w in backbone.weights}
+        assert values.keys() == original.keys()
+        changed = {k for k in values if not np.array_equal(values[k], original[k])}
+        moving = {k for k in values if "moving_" in k}
+        assert moving and not changed & moving  # batch-norm statistics stay frozen in both phases
+        assert bool(changed) == phase2  # phase 1 leaves the backbone untouched, phase 2 trains it
+    config = json.loads((tuned_keras_run / "config.json").read_text())
+    assert config["model"]["image_size"] == [32, 32] and config["model"]["backbone"] == "keras:MobileNetV3Small"
+
+
+def test_keras_backbone_bad_weights_are_one_line(keras_weights, image_folder, tmp_path, capsys, monkeypatch):
+    from keras.src.utils import file_utils
+
+    def offline(*args, **kwargs):  # what Keras raises offline, also on machines that have a network
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -2] Name or "
+                        "service not known")
+
+    import shutil
+
+    import h5py
+
+    monkeypatch.setattr(file_utils, "get_file", offline)
+    truncated = tmp_path / "truncated.weights.h5"
+    shutil.copy(keras_weights[0], truncated)
+    with h5py.File(truncated, "a") as f:
+        del f["layers"]["conv2d"]  # one convolution's weights missing
+    for backbone, weights, message in (
+            ("MobileNetV2", str(keras_weights[0]), "keras:MobileNetV2 cannot use weights file"),  # another network's
+            ("MobileNetV3Small", str(truncated), "keras:MobileNetV3Small cannot use weights file"),
+            ("MobileNetV2", str(tmp_path / "none.weights.h5"), "weights file not found"),
+            ("MobileNetV2", "imagenet", "no internet")):
+        code = sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(tmp_path / "r"),
+                                   "--overwrite", "--backbone", f"keras:{backbone}", "--backbone-weights", weights,
+                                   "--image-size", "32", "--epochs", "1", *ARGS[2:]])
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert code == 1 and len(errors) == 1 and message in errors[0] and "Traceback" not in err, err

@@ -7,7 +7,11 @@ same 100 labelled images of `builtin:digits@train[:100]` (the seed also draws th
 - scratch: the same ResNet (widths 32,64,128 at 28x28, grayscale) from random weights, 50 epochs;
 and scores both on `builtin:digits@test`. Prints per-seed accuracies, means and standard deviations.
 
-    python tests/benchmarks/transfer_study.py [--seeds 5] [--out /tmp/transfer-study]
+Both arms see the same input: the 8x8 digits resized into the centre of a 28x28 frame with
+`--padding 4` (MNIST's own framing: a 20x20 digit in 28x28), so the pretrained features meet digits
+framed as in pretraining; `--padding 0` stretches them over the whole frame instead.
+
+    python tests/benchmarks/transfer_study.py [--seeds 5] [--padding 4] [--out /tmp/transfer-study]
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ COMMON = ["--data", "builtin:digits@train[:100]", "--validation-data", "builtin:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--padding", type=int, default=4)
     parser.add_argument("--out", default="/tmp/transfer-study")
     args = parser.parse_args()
     from sensorium.apps import main as app
@@ -48,7 +53,8 @@ def main() -> int:
         for arm, extra in arms.items():
             run = out / f"{arm}-seed{seed}"
             t0 = time.perf_counter()
-            code = app.main(["train", "image", "--out", str(run), "--overwrite", "--seed", str(seed), *COMMON, *extra])
+            code = app.main(["train", "image", "--out", str(run), "--overwrite", "--seed", str(seed), *COMMON,
+                             "--padding", str(args.padding), *extra])
             assert code == 0, f"{arm} seed {seed} failed"
             acc = json.loads((run / "metrics.json").read_text())["metrics"]["accuracy"]
             results[arm].append(acc)

@@ -94,8 +94,9 @@ def test_bad_handles_fail_in_one_line(tmp_path):
     from sensorium.models.backbones.hub import HubBackbone, HubModuleError
 
     (tmp_path / "empty").mkdir()
-    for handle in (str(tmp_path / "missing"), str(tmp_path / "empty")):
-        with pytest.raises(HubModuleError, match="cannot load hub module") as exc:
+    for handle, message in ((str(tmp_path / "missing"), "cannot resolve hub handle"),
+                            (str(tmp_path / "empty"), "cannot load hub module")):
+        with pytest.raises(HubModuleError, match=message) as exc:
             HubBackbone(handle)
         assert "\n" not in str(exc.value)
 
