@@ -114,3 +114,51 @@ def test_export_cli_hub_module_with_parity(tmp_path, capsys):
     assert code == 0 and row["variant"] == "hub-module" and row["passed"] and row["max_abs_diff"] < 1e-4
     meta = json.loads((out / "assets" / "sensorium.json").read_text())
     assert meta["format"] == "hub-module" and meta["input"]["value_range"] == [0.0, 1.0]
+
+
+def test_registered_name_resolves_from_the_hub_cache(module_dir, tmp_path, monkeypatch):
+    """A pre-downloaded module in TFHUB_CACHE_DIR serves its tfhub.dev handle offline."""
+    import hashlib
+    import shutil
+
+    from sensorium.models.backbones.registry import HUB_BACKBONES
+    from sensorium.models.image_classifier import ImageClassifierSpec, build_image_classifier
+
+    handle = HUB_BACKBONES.get("mobilenet_v3_small").handle
+    shutil.copytree(module_dir, tmp_path / hashlib.sha1(handle.encode()).hexdigest())  # tensorflow_hub's cache layout
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
+    model = build_image_classifier(ImageClassifierSpec(backbone="hub:mobilenet_v3_small", image_size=(16, 16)), 3)
+    assert model.get_layer("backbone").handle == handle and model.output.shape == (None, 3)
+    assert model.predict(np.zeros((2, 16, 16, 3), np.uint8), verbose=0).shape == (2, 3)
+
+
+def test_the_wrapper_is_generic_text_encoder(tmp_path):
+    """A text encoder (token ids -> sentence vector) loads, trains and reloads through the same layer."""
+    import keras
+    import tensorflow as tf
+
+    from sensorium.models.backbones.hub import HubBackbone
+
+    class Encoder(tf.Module):
+        def __init__(self):
+            # a plain tf.Module: the loaded object lists no `variables`, the layer finds them itself
+            self.embeddings = tf.Variable(tf.random.stateless_normal((50, 6), seed=(1, 2)), name="embeddings")
+
+        @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((), tf.bool)])
+        def __call__(self, ids, training=False):
+            mask = tf.cast(ids > 0, tf.float32)[..., None]  # (B, T, 1), 0 is padding
+            vectors = tf.gather(self.embeddings, ids) * mask  # (B, T, 6)
+            return tf.reduce_sum(vectors, 1) / tf.maximum(tf.reduce_sum(mask, 1), 1.0)  # (B, 6)
+
+    tf.saved_model.save(Encoder(), str(tmp_path / "encoder"))
+    ids = keras.Input((None,), dtype="int32")
+    out = keras.layers.Dense(2, activation="softmax")(HubBackbone(str(tmp_path / "encoder"), name="encoder")(ids))
+    model = keras.Model(ids, out)
+    model.compile(keras.optimizers.Adam(0.05), "sparse_categorical_crossentropy")
+    x, y = np.array([[1, 2, 3, 0], [4, 5, 0, 0]] * 8, np.int32), np.array([0, 1] * 8)
+    before = model.get_layer("encoder").module.embeddings.numpy().copy()
+    model.fit(x, y, epochs=3, verbose=0)
+    assert not np.allclose(before, model.get_layer("encoder").module.embeddings.numpy())
+    model.save(tmp_path / "text.keras")
+    again = keras.saving.load_model(tmp_path / "text.keras", safe_mode=True)
+    np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
