@@ -15,6 +15,9 @@ from sensorium.pipelines.common.tasks import TASKS, Task
 
 
 # === train ===
+_METAVARS = {int: "N", float: "X", str: "TEXT"}
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a model into a run directory",
                            description="Train a model. Options override --config, which overrides defaults.")
@@ -27,8 +30,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
         p.add_argument("--overwrite", action="store_true", help="replace an existing run directory in --out")
         for flag in task.flags:
+            metavar = flag.metavar or (None if flag.choices else _METAVARS.get(flag.type, "VALUE"))
             p.add_argument(flag.option, dest="cfg:" + flag.key, type=flag.type, help=flag.help,
-                           choices=flag.choices, metavar=flag.metavar)
+                           choices=flag.choices, metavar=metavar)
         add_common_options(p)
         p.set_defaults(func=_train, needs_tensorflow=True)
 
