@@ -1,10 +1,12 @@
-"""Reusable Keras 3 layers: conv blocks, heads, image preprocessing/augmentation, task metadata.
+"""Reusable Keras 3 layers: conv blocks, heads, image preprocessing/augmentation, audio front end,
+task metadata.
 
 Every layer is registered for serialisation under the ``sensorium`` package, so a ``.keras``
 file that uses them loads with ``keras.saving.load_model(path, safe_mode=True)`` once this
 module has been imported.
 """
 
+from sensorium.models.blocks.audio import LogMelSpectrogram, SpecAugment, frames_for_samples
 from sensorium.models.blocks.conv import (
     ConvBNAct,
     DepthwiseSeparableConv,
@@ -21,6 +23,9 @@ __all__ = [
     "DepthwiseSeparableConv",
     "ImageAugmentation",
     "ImagePreprocessing",
+    "LogMelSpectrogram",
+    "SpecAugment",
+    "frames_for_samples",
     "ResidualBlock",
     "SqueezeExcite",
     "TaskMetadata",
