@@ -3,7 +3,8 @@
 #
 # Usage: bash .ci/install.sh [apt] [python] [data]   (no arguments = all three, in that order)
 #
-#   apt     system packages: nodejs + npm (only if `npm` is missing), libsndfile1, ca-certificates.
+#   apt     system packages: nodejs + npm (only if `npm` is missing), libsndfile1, ca-certificates,
+#           espeak-ng and flite (the speech synthesisers that build the offline speech corpus).
 #           Only as root with apt-get present; skipped with a message otherwise or when SKIP_APT=1.
 #   python  a virtual environment at ${SENSORIUM_VENV:-.venv} (unless SENSORIUM_NO_VENV=1, which
 #           installs into the current python3, as the Docker image does), then
@@ -55,7 +56,7 @@ step_apt() {
     return 0
   fi
   if [ "$(id -u)" -ne 0 ]; then
-    note "not running as root: skipping apt (needs: libsndfile1 ca-certificates, and nodejs npm if npm is missing)"
+    note "not running as root: skipping apt (needs: libsndfile1 ca-certificates espeak-ng flite, and nodejs npm if npm is missing)"
     return 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -63,7 +64,7 @@ step_apt() {
     return 0
   fi
 
-  local wanted=(libsndfile1 ca-certificates)
+  local wanted=(libsndfile1 ca-certificates espeak-ng flite)
   if command -v npm >/dev/null 2>&1; then
     note "npm found at $(command -v npm): not installing nodejs/npm"
   else

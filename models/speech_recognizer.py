@@ -8,7 +8,7 @@ models take raw waveforms; SpecAugment is active in training only.
 Example::
 
     spec = SpeechRecognizerSpec()             # 80 mel bins, 2 conv layers (4x), 2 BiLSTM layers of 192
-    model = build_speech_recognizer(spec)
+    model = build_speech_recognizer(spec, alphabet=" 'abcdefghijklmnopqrstuvwxyz")  # + blank = 29 outputs
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ import keras
 from sensorium.models.blocks.audio import LogMelSpectrogram, SpecAugment, frames_for_samples
 from sensorium.models.blocks.conv import ConvBNAct
 from sensorium.models.blocks.metadata import TaskMetadata
-from sensorium.pipelines.speech.decode import VOCAB_SIZE
-from sensorium.pipelines.speech.text import ALPHABET
 
 
 @dataclass
@@ -51,9 +49,10 @@ def output_frames(spec: SpeechRecognizerSpec, num_samples: int) -> int:
     return frames
 
 
-def build_speech_recognizer(spec: SpeechRecognizerSpec, feature_mean=None, feature_variance=None,
+def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_mean=None, feature_variance=None,
                             name: str = "speech_recognizer") -> keras.Model:
-    """Build ``waveform (B, samples) -> log_probs (B, T', VOCAB_SIZE)``.
+    """Build ``waveform (B, samples) -> log_probs (B, T', 1 + len(alphabet))``; output id 0 is the CTC
+    blank, id i the character ``alphabet[i - 1]``.
 
     `feature_mean` / `feature_variance` (num_mel_bins,) normalise the log-mel features (statistics of
     the training data); without them the normalisation layer is left to `adapt` later.
@@ -86,9 +85,9 @@ def build_speech_recognizer(spec: SpeechRecognizerSpec, feature_mean=None, featu
             lstm = keras.layers.Bidirectional(lstm, name=f"bilstm{i + 1}")
         x = lstm(x)  # (B, T', U or 2U)
         x = keras.layers.Dropout(spec.dropout, name=f"lstm{i + 1}_dropout")(x)
-    logits = keras.layers.Dense(VOCAB_SIZE, name="logits", dtype="float32")(x)  # (B, T', V)
+    logits = keras.layers.Dense(1 + len(alphabet), name="logits", dtype="float32")(x)  # (B, T', V)
     log_probs = keras.layers.Activation("log_softmax", name="log_softmax", dtype="float32")(logits)
-    info = {"sample_rate": spec.sample_rate, "alphabet": ALPHABET, "blank": 0,
+    info = {"sample_rate": spec.sample_rate, "alphabet": alphabet, "blank": 0,
             "input": "float32 mono waveform (B, samples) in [-1, 1] at sample_rate",
             "output": "log-probabilities (B, frames, 1 + len(alphabet)); id 0 is the CTC blank",
             "frame_step": spec.frame_step, "frame_length": spec.frame_length,

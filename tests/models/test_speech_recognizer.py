@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sensorium.pipelines.speech.decode import VOCAB_SIZE, encode_text, greedy_decode
+from sensorium.pipelines.speech.text import ALPHABET
 
 RATE = 16000
 TONES = {"a": 500.0, "b": 1500.0, "c": 3000.0}
@@ -47,7 +48,7 @@ def test_output_frames_match_the_model():
     from sensorium.models.speech_recognizer import build_speech_recognizer, output_frames
 
     spec = _tiny_spec()
-    model = build_speech_recognizer(spec)
+    model = build_speech_recognizer(spec, ALPHABET)
     for samples in (8000, 12345):
         out = model.predict(np.zeros((1, samples), "float32"), verbose=0)
         assert out.shape == (1, output_frames(spec, samples), VOCAB_SIZE)
@@ -65,7 +66,7 @@ def trained():
     rng = np.random.default_rng(0)
     texts = ["ab", "ba", "abc", "cab", "ca", "bc", "acb", "cba"]
     x, y = _batch(texts, spec, rng)
-    model = build_speech_recognizer(spec)
+    model = build_speech_recognizer(spec, ALPHABET)
     model.get_layer("feature_normalization").adapt(model.get_layer("log_mel")(x))
     model.compile(keras.optimizers.Adam(0.01), ctc_loss)
     history = model.fit(x, y, epochs=250, batch_size=8, verbose=0)
