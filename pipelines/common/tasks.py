@@ -58,6 +58,14 @@ def _int_pair(text: str) -> list[int]:
     return values
 
 
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1", "on"):
+        return True
+    if text.lower() in ("no", "false", "0", "off"):
+        return False
+    raise ValueError(f"expected yes or no, got {text!r}")
+
+
 def _int_list(text: str) -> list[int]:
     return [int(p) for p in text.replace(" ", "").split(",") if p]
 
@@ -104,5 +112,27 @@ TASKS.register("image", Task(
              "whose name matches this regex", metavar="REGEX"),
         Flag("--path-column", "data.path_column", str, "manifest column holding image paths"),
         Flag("--label-column", "data.label_column", str, "manifest column holding labels"),
+    ),
+))
+
+TASKS.register("speech", Task(
+    name="speech",
+    description="speech recognition: log-mel front end, conv + LSTM encoder, CTC over characters",
+    config="sensorium.pipelines.speech.config:SpeechConfig",
+    train="sensorium.pipelines.speech.train:train",
+    evaluate="sensorium.pipelines.speech.evaluate:evaluate",
+    flags=COMMON_TRAIN_FLAGS + (
+        Flag("--rnn-units", "model.rnn_units", int, "LSTM units per direction"),
+        Flag("--rnn-layers", "model.rnn_layers", int, "number of LSTM layers"),
+        Flag("--bidirectional", "model.bidirectional", _yes_no, "bidirectional LSTMs (no: unidirectional, "
+             "for streaming)", metavar="yes|no"),
+        Flag("--conv-channels", "model.conv_channels", _int_list, "channels of the stride-2 convolutions",
+             metavar="C,C,..."),
+        Flag("--mel-bins", "model.num_mel_bins", int, "log-mel bins"),
+        Flag("--dropout", "model.dropout", float, "dropout after each layer"),
+        Flag("--max-seconds", "data.max_seconds", float, "skip training utterances longer than this"),
+        Flag("--beam", "beam", int, "decoding beam of the final evaluation (1: greedy)"),
+        Flag("--audio-column", "data.audio_column", str, "manifest column holding audio paths"),
+        Flag("--text-column", "data.text_column", str, "manifest column holding transcripts"),
     ),
 ))

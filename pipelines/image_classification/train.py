@@ -7,32 +7,13 @@ from typing import Any
 
 from sensorium.pipelines.common.config import config_to_dict
 from sensorium.pipelines.common.errors import DataError
+from sensorium.pipelines.common.optimizers import make_optimizer
 from sensorium.pipelines.common.rundir import RunDir
 from sensorium.pipelines.image_classification.config import ImageClassificationConfig, TrainConfig
 
 log = logging.getLogger(__name__)
 
 TASK = "image"
-
-
-def make_optimizer(cfg: TrainConfig, steps_per_epoch: int):
-    """Adam/AdamW/SGD with linear warm-up then cosine decay (or a constant rate)."""
-    import keras
-
-    total = max(1, cfg.epochs * steps_per_epoch)
-    warmup = min(cfg.warmup_epochs * steps_per_epoch, total // 2)
-    if cfg.schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=cfg.learning_rate if warmup == 0 else cfg.learning_rate * 0.1,
-            decay_steps=total - warmup, alpha=0.01,
-            warmup_target=cfg.learning_rate if warmup else None, warmup_steps=warmup)
-    else:
-        lr = cfg.learning_rate
-    if cfg.optimizer == "adam":
-        return keras.optimizers.Adam(lr)
-    if cfg.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay)
-    return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True)
 
 
 def compile_classifier(model, cfg: TrainConfig, steps_per_epoch: int, num_classes: int) -> None:

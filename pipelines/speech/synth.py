@@ -266,15 +266,11 @@ def add_noise(audio: np.ndarray, snr_db: float, rng: np.random.Generator,
 
 
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int = TARGET_SAMPLE_RATE) -> np.ndarray:
-    """`audio` resampled from `orig_sr` to `target_sr` Hz with librosa (soxr); float32."""
+    """`audio` resampled from `orig_sr` to `target_sr` Hz (the loader's resampler: soxr HQ); float32."""
+    from sensorium.pipelines.common.audio import resample as resample_audio
+
     audio = np.asarray(audio, dtype=np.float32)
-    if orig_sr == target_sr:
-        return audio
-    try:
-        import librosa
-    except ImportError:
-        raise DataError('resampling needs librosa: pip install "sensorium[full]"') from None
-    return librosa.resample(audio, orig_sr=orig_sr, target_sr=target_sr).astype(np.float32)
+    return audio if orig_sr == target_sr else resample_audio(audio, orig_sr, target_sr)
 
 
 def peak_normalize(audio: np.ndarray, peak: float = 0.9) -> np.ndarray:

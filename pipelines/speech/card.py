@@ -1,0 +1,62 @@
+"""The model card of a speech-recognition run (model_card.md in the run directory)."""
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any
+
+from sensorium.pipelines.common.reports import write_model_card
+from sensorium.pipelines.common.rundir import RunDir
+from sensorium.pipelines.speech.config import SpeechConfig
+
+
+def write_card(run: RunDir, cfg: SpeechConfig, summary: dict[str, Any], metrics: dict[str, Any] | None) -> None:
+    manifest = run.read_manifest()
+    command = manifest.get("command") or " ".join(shlex.quote(a) for a in ["sensorium", *sys.argv[1:]])
+    m = cfg.model
+    synthetic = cfg.data.spec.startswith("builtin:speech") or "sensorium_speech" in cfg.data.spec
+    sections: dict[str, Any] = {
+        "Intended use": (
+            "Transcribes English speech (16 kHz mono waveforms; other rates and formats are converted "
+            "when read) into lower-case words, numbers spelled out. Long recordings are cut at silences "
+            "by the transcribe command."),
+        "Training data": {
+            "data spec": cfg.data.spec,
+            "training utterances": summary["train"]["count"], "training hours": summary["train"]["hours"],
+            "validation utterances": summary["validation"]["count"],
+            "skipped (unreadable, too long or too short)": summary["train"]["skipped"],
+            "seed": cfg.seed,
+            **({"voices": "SYNTHETIC: espeak-ng and flite speech synthesisers (several voices, rates, pitches "
+                          "and noise levels); the test split uses voices never heard in training. Real human "
+                          "speech is out of its scope until it is trained on recordings."} if synthetic else {}),
+        },
+        "Reproduce": f"```\n{command}\n```\nThe resolved configuration is `config.json` "
+                     "(`sensorium train speech --config config.json` reruns it).",
+        "Model": {
+            "front end": f"log-mel, {m.num_mel_bins} bins, {m.frame_length / 16:.0f} ms windows every "
+                         f"{m.frame_step / 16:.0f} ms, inside the model (input: float waveform)",
+            "encoder": f"{len(m.conv_channels)} stride-2 convolution(s) {list(m.conv_channels)}, then {m.rnn_layers} "
+                       f"{'bidirectional ' if m.bidirectional else ''}LSTM layer(s) of {m.rnn_units} units",
+            "output": "characters (space, apostrophe, a-z) + CTC blank",
+            "augmentation (training only)": f"SpecAugment {m.spec_augment}" if m.spec_augment else "none",
+        },
+        "Training": {
+            "optimizer": f"{cfg.train.optimizer}, peak learning rate {cfg.train.learning_rate}, {cfg.train.schedule} "
+                         f"schedule, gradient clip norm {cfg.train.clipnorm}",
+            "batch size": cfg.train.batch_size, "epochs run": summary["epochs"],
+            "stopped early": summary["stopped_early"],
+        },
+    }
+    if metrics is not None:
+        r = metrics["metrics"]
+        sections["Evaluation"] = {
+            "data": f"{metrics['data']} ({metrics['count']} utterances, {r['hours']} h)",
+            "WER": f"{r['wer']:.4f}", "CER": f"{r['cer']:.4f}",
+            "utterances exactly right": f"{r['sentence_accuracy']:.4f}",
+            "decoding": "greedy" if r["beam"] <= 1 else f"beam search, width {r['beam']}",
+        }
+    sections["Limitations"] = [
+        "No language model: words are spelled from sound alone.",
+        "Error rates are measured on a split of the same source as the training data.",
+    ]
+    write_model_card(run.card_path, title=f"Speech recogniser: {run.path.name}", task="speech", sections=sections)

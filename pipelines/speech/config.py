@@ -1,0 +1,74 @@
+"""Configuration of the speech-recognition task (written to RUN_DIR/config.json, valid --config input)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sensorium.models.speech_recognizer import SpeechRecognizerSpec
+
+
+@dataclass
+class SpeechDataConfig:
+    """Where the utterances come from and how they are read."""
+
+    spec: str = "builtin:speech"
+    validation_spec: str | None = None  # default: the source's validation split
+    data_dir: str | None = None  # TFDS data_dir
+    download: bool = False  # let TFDS download (needs internet)
+    audio_column: str | None = None  # manifest columns (default: path/audio/file/filename/wav)
+    text_column: str | None = None  # (default: transcript/text/sentence/label)
+    max_seconds: float = 20.0  # longer training utterances are skipped (and listed in splits/skipped.tsv)
+
+
+@dataclass
+class SpeechTrainConfig:
+    """Optimisation settings."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = 1e-4  # adamw only
+    momentum: float = 0.9  # sgd only
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: int = 1
+    clipnorm: float = 5.0  # gradient clipping (LSTMs under CTC)
+    early_stopping_patience: int = 8  # 0: no early stopping, run the whole schedule and keep the last epoch
+    monitor: str = "val_loss"
+    strategy: Literal["auto", "default", "mirrored"] = "auto"
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
+
+
+@dataclass
+class SpeechConfig:
+    """Everything a speech run needs; `seed` fixes splits, initialisation and shuffling."""
+
+    data: SpeechDataConfig = field(default_factory=SpeechDataConfig)
+    model: SpeechRecognizerSpec = field(default_factory=SpeechRecognizerSpec)
+    train: SpeechTrainConfig = field(default_factory=SpeechTrainConfig)
+    seed: int = 42
+    evaluate_on: str | None = "test"  # split evaluated at the end of training (None: skip)
+    beam: int = 1  # decoding beam of the final evaluation (1: greedy)
+
+    def validate(self) -> None:
+        """Reject values no run can use (UsageError) and unusable data specs (DataError)."""
+        from sensorium.pipelines.common.dataspec import parse_spec
+        from sensorium.pipelines.common.errors import UsageError
+
+        checks = [
+            (self.train.epochs >= 1, "train.epochs must be at least 1"),
+            (self.train.batch_size >= 1, "train.batch_size must be at least 1"),
+            (self.train.learning_rate > 0, "train.learning_rate must be positive"),
+            (self.data.max_seconds > 0, "data.max_seconds must be positive"),
+            (self.model.sample_rate == 16000, "model.sample_rate must be 16000 (audio is read at 16 kHz)"),
+            (self.model.rnn_layers >= 1 and self.model.rnn_units >= 1, "model.rnn_layers and rnn_units must be >= 1"),
+            (bool(self.model.conv_channels), "model.conv_channels must name at least one convolution"),
+            (0 <= self.model.dropout < 1, "model.dropout must be in [0, 1)"),
+            (self.beam >= 1, "beam must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        parse_spec(self.data.spec)
+        if self.data.validation_spec:
+            parse_spec(self.data.validation_spec)

@@ -1,0 +1,76 @@
+"""Evaluate a speech recogniser on a data spec: WER and CER (jiwer) and per-utterance results."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from sensorium.pipelines.common.artifacts import inspect_artifact, require_task
+from sensorium.pipelines.common.dataspec import parse_spec
+from sensorium.pipelines.common.errors import MissingExtraError, UsageError
+from sensorium.pipelines.common.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+TASK = "speech"
+
+
+def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, Any]:
+    """Corpus WER and CER (jiwer) with the word-level error counts."""
+    try:
+        import jiwer
+    except ImportError:
+        raise MissingExtraError('WER needs jiwer: pip install "sensorium[full]"') from None
+    words = jiwer.process_words(references, hypotheses)
+    chars = jiwer.process_characters(references, hypotheses)
+    return {"wer": float(words.wer), "cer": float(chars.cer), "substitutions": int(words.substitutions),
+            "deletions": int(words.deletions), "insertions": int(words.insertions),
+            "reference_words": int(sum(len(r.split()) for r in references)),
+            "sentence_accuracy": float(sum(r == h for r, h in zip(references, hypotheses)) / max(1, len(references)))}
+
+
+def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path | None = None,
+             batch_size: int = 16, top_k: int = 5, beam: int = 1, require_complete: bool = True) -> dict[str, Any]:
+    """Transcribe the split, write `metrics.json` and `eval_results.jsonl` (per utterance: id,
+    reference, hypothesis, word errors) into the run directory or `out`. `top_k` is unused (the
+    command line passes it to every task)."""
+    import jiwer
+
+    from sensorium.pipelines.common.atomic import atomic_write_text
+    from sensorium.pipelines.common.config import config_from_dict
+    from sensorium.pipelines.speech.config import SpeechConfig, SpeechDataConfig
+    from sensorium.pipelines.speech.data import load_speech_split
+    from sensorium.pipelines.speech.predict import SpeechRecognizer
+
+    artifact = require_task(inspect_artifact(model_path, require_complete=require_complete), TASK)
+    recognizer = SpeechRecognizer.from_artifact(artifact)
+    seed, data_cfg = 42, SpeechDataConfig()
+    if artifact.run is not None and artifact.run.config_path.is_file():
+        run_cfg = config_from_dict(SpeechConfig, artifact.run.read_config())
+        seed, data_cfg = run_cfg.seed, run_cfg.data
+        data = data or run_cfg.data.spec
+    if not data:
+        raise UsageError("--data is required for a model outside a run directory")
+    spec = parse_spec(data)
+    split = load_speech_split(spec.text, data_cfg, seed=seed, default_split="test", model_spec=None)
+    hypotheses = recognizer.transcribe(split.waves, beam=beam, batch_size=batch_size)
+    metrics = error_rates(split.texts, hypotheses)
+    metrics["beam"] = beam
+    metrics["hours"] = round(split.seconds / 3600, 4)
+    if split.failures:
+        metrics["skipped"] = len(split.failures)
+    result = {"task": TASK, "data": spec.text, "split": split.split, "count": split.count, "metrics": metrics}
+    dest = Path(out) if out else (artifact.run.path if artifact.run is not None else None)
+    if dest is not None:
+        dest.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for uid, ref, hyp in zip(split.ids, split.texts, hypotheses):
+            errors = jiwer.process_words(ref, hyp)
+            rows.append(json.dumps({"id": uid, "reference": ref, "hypothesis": hyp,
+                                    "word_errors": errors.substitutions + errors.deletions + errors.insertions,
+                                    "words": len(ref.split())}))
+        rows += [json.dumps({"id": uid, "error": reason}) for uid, reason in split.failures]
+        atomic_write_text(dest / "eval_results.jsonl", "\n".join(rows) + "\n")
+        RunDir(dest).write_json("metrics.json", result)
+    return result

@@ -1,0 +1,107 @@
+"""Train a speech recogniser into a run directory (resumable, early-stopped, evaluated at the end)."""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from sensorium.pipelines.common.config import config_to_dict
+from sensorium.pipelines.common.errors import DataError
+from sensorium.pipelines.common.optimizers import make_optimizer
+from sensorium.pipelines.common.rundir import RunDir
+from sensorium.pipelines.speech.config import SpeechConfig
+
+log = logging.getLogger(__name__)
+
+TASK = "speech"
+
+
+def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
+    """Train into `run` (already created by the caller with status `training`); returns a summary."""
+    import keras
+
+    from sensorium.models.speech_recognizer import build_speech_recognizer, ctc_loss
+    from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
+    from sensorium.pipelines.common.strategy import make_strategy, set_precision
+    from sensorium.pipelines.speech.data import describe, feature_statistics, load_train_validation
+    from sensorium.pipelines.speech.text import ALPHABET
+
+    cfg, tcfg = config, config.train
+    keras.utils.set_random_seed(cfg.seed)
+    policy = set_precision(tcfg.mixed_precision)
+    strategy = make_strategy(tcfg.strategy)
+    run.write_json("config.json", config_to_dict(cfg))
+
+    train_split, val_split = load_train_validation(cfg.data, seed=cfg.seed, model_spec=cfg.model)
+    if train_split.count < 2:
+        raise DataError(f"{cfg.data.spec}: too few training utterances ({train_split.count})")
+    run.sub("splits")
+    for split in (train_split, val_split):
+        name = "validation" if split.split.startswith("validation") else split.split
+        run.write_text(f"splits/{name}.txt", "".join(f"{i}\n" for i in split.ids))
+    failures = train_split.failures + val_split.failures
+    if failures:
+        run.write_text("splits/skipped.tsv", "".join(f"{i}\t{e}\n" for i, e in failures))
+    log.info("data: %d training utterances (%.2f h), %d validation", train_split.count,
+             train_split.seconds / 3600, val_split.count)
+
+    steps = math.ceil(train_split.count / tcfg.batch_size)
+    ckpt_dir = run.path / "checkpoints"
+    state = read_train_state(ckpt_dir) if resume else None
+    with strategy.scope():
+        if state is not None:
+            model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True,
+                                            custom_objects={"ctc_loss": ctc_loss})
+            log.info("resuming after epoch %d", state["epoch"])
+        else:
+            mean, variance = feature_statistics(train_split.waves, cfg.model)
+            model = build_speech_recognizer(cfg.model, ALPHABET, feature_mean=mean, feature_variance=variance)
+            model.compile(optimizer=make_optimizer(tcfg, steps), loss=ctc_loss)
+    mode = "min" if "loss" in tcfg.monitor else "max"
+    run_state = RunState(ckpt_dir, run.history_path, monitor=tcfg.monitor, mode=mode,
+                         patience=tcfg.early_stopping_patience, state=state)
+    callbacks = [run_state, Progress(tcfg.epochs, steps),
+                 keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
+    if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
+        model.fit(train_split.dataset(tcfg.batch_size, cfg.model, training=True, seed=cfg.seed),
+                  validation_data=val_split.dataset(tcfg.batch_size, cfg.model), epochs=tcfg.epochs,
+                  initial_epoch=run_state.epochs_done, callbacks=callbacks, verbose=0, shuffle=False)
+    if tcfg.early_stopping_patience:
+        run_state.restore_best(model)
+
+    from sensorium.pipelines.common.atomic import atomic_path
+
+    keras.mixed_precision.set_global_policy("float32")
+    norm = model.get_layer("feature_normalization")  # the training data's statistics, constants of the model
+    final = build_speech_recognizer(cfg.model, ALPHABET, feature_mean=norm.input_mean,
+                                    feature_variance=norm.input_variance)  # uncompiled float32: no optimizer state
+    final.set_weights([w.numpy().astype("float32") for w in model.weights])
+    with atomic_path(run.model_path) as tmp:
+        final.save(tmp)
+    summary: dict[str, Any] = {
+        "epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
+        "best_" + tcfg.monitor: run_state.best, "stopped_early": run_state.stopped_early,
+        "train": describe(train_split), "validation": describe(val_split),
+        "precision_policy": policy, "replicas": strategy.num_replicas_in_sync,
+    }
+    _report(run, cfg, run_state.history, summary)
+    return summary
+
+
+def _report(run: RunDir, cfg: SpeechConfig, history: dict, summary: dict) -> None:
+    from sensorium.pipelines.common.reports import plot_training_curves
+    from sensorium.pipelines.speech.card import write_card
+
+    if history:
+        plot_training_curves(history, run.sub("plots") / "training_curves.png")
+    metrics = None
+    if cfg.evaluate_on:
+        from sensorium.pipelines.speech.evaluate import evaluate
+
+        spec = cfg.data.spec.rsplit("@", 1)[0] if "@" in cfg.data.spec else cfg.data.spec
+        try:
+            metrics = evaluate(run.path, f"{spec}@{cfg.evaluate_on}", beam=cfg.beam, require_complete=False)
+        except DataError as exc:
+            log.warning("no evaluation on @%s: %s", cfg.evaluate_on, exc)
+    write_card(run, cfg, summary, metrics)
+    run.set_status("complete", summary=summary)
