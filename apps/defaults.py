@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sensorium.pipelines.common.errors import ModelError
 
-BUNDLED = {"image": "models/mnist"}
+BUNDLED = {"image": "models/mnist", "speech": "models/speech"}
 
 
 def assets_dir() -> Path:

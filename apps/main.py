@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sensorium.apps import classify as classify_app
+from sensorium.apps import transcribe as transcribe_app
 from sensorium.apps.cli import add_common_options, emit_json, parse_and_run, quiet_tensorflow
 from sensorium.pipelines.common.errors import UsageError, require_tensorflow
 from sensorium.pipelines.common.tasks import TASKS, Task
@@ -222,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_data(sub)
     classify_app.add_arguments(sub.add_parser("classify", help="classify images", description="Classify images."))
+    transcribe_app.add_arguments(sub.add_parser("transcribe", help="transcribe speech",
+                                                description="Transcribe speech."))
     return parser
 
 

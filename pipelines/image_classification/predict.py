@@ -5,7 +5,6 @@ carry a one-line "error" (CONTRACTS.md, JSON output).
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from sensorium.pipelines.common.inputs import expand_paths, input_error
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_keras, require_task
 from sensorium.pipelines.common.errors import DataError, ModelError
 from sensorium.pipelines.common.images import ImageDecodeError, is_image_path, load_image
@@ -112,32 +112,12 @@ class ImageClassifier:
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
-    """Files, folders (recursively, image files only, sorted) and glob patterns -> a list of inputs.
-
-    Inputs that match nothing stay in the list so they are reported as failures in order.
-    """
-    out: list[str] = []
-    for item in inputs:
-        p = Path(item).expanduser()
-        if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and is_image_path(f)
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
-            out.extend(found if found else [item])
-        elif not p.exists() and glob.has_magic(item):
-            matches = sorted(glob.glob(os.path.expanduser(item), recursive=True))
-            out.extend(matches if matches else [item])
-        else:
-            out.append(item)
-    return out
+    """Files, folders (image files inside) and glob patterns -> inputs (see common.inputs)."""
+    return expand_paths(inputs, is_image_path)
 
 
 def _error_for(item: str) -> str | None:
-    p = Path(item)
-    if p.is_dir():
-        return f"{item}: folder holds no image files ({', '.join(e.lstrip('.') for e in ('.png', '.jpg', '.bmp', '.gif'))}, ...)"
-    if not p.exists():
-        return f"{item}: no such file" + (" (the pattern matched nothing)" if glob.has_magic(item) else "")
-    return None
+    return input_error(item, "image files (.png, .jpg, .bmp, .gif, ...)")
 
 
 def classify_paths(classifier: ImageClassifier, inputs: Iterable[str], *, top_k: int = 5,

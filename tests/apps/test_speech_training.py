@@ -48,13 +48,18 @@ def tone_data(tmp_path_factory):
     return root
 
 
-def test_train_evaluate_and_results(tone_data, tmp_path, capsys):
-    out = tmp_path / "run"
+@pytest.fixture(scope="module")
+def trained_run(tone_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("speech") / "run"
     code = sensorium_app.main(["train", "speech", "--config", str(tone_data / "tiny.json"), "--data",
                                str(tone_data / "manifest.csv"), "--out", str(out), "--epochs", "40", "--seed", "1",
                                "-q"])
-    assert code == 0, capsys.readouterr().err
-    assert "WER" in capsys.readouterr().out
+    assert code == 0
+    return out
+
+
+def test_train_evaluate_and_results(trained_run, tmp_path, capsys):
+    out = trained_run
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "speech" and metrics["split"] == "test" and metrics["count"] >= 4
     history = (out / "history.csv").read_text().splitlines()
@@ -68,10 +73,59 @@ def test_train_evaluate_and_results(tone_data, tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["model"]["rnn_units"] == 24
     card = (out / "model_card.md").read_text()
     assert "WER" in card and "LSTM" in card
-    # evaluate again from the command line, with beam search, into another folder
+    # evaluate again from the command line, into another folder
     code = sensorium_app.main(["evaluate", "--model", str(out), "--out", str(tmp_path / "eval"), "--json"])
     again = json.loads(capsys.readouterr().out)
     assert code == 0 and again["metrics"]["wer"] == pytest.approx(metrics["metrics"]["wer"])
+    assert (tmp_path / "eval" / "eval_results.jsonl").is_file()
+
+
+def test_transcribe_json_segments_and_bad_inputs(trained_run, tone_data, tmp_path, capsys, monkeypatch):
+    """One object per input in order; a long recording is cut at its pauses into timed segments;
+    empty, corrupt, missing and too-long inputs are per-item failures; exit code 1 when any failed."""
+    from sensorium.apps import transcribe as transcribe_app
+    from sensorium.pipelines.speech import transcribe as transcribe_lib
+
+    rng = np.random.default_rng(7)
+    pause = rng.normal(0, 0.002, int(0.6 * RATE)).astype("float32")
+    words = ["abc", "ba", "cab", "ac", "bca", "cb"]
+    sf.write(tmp_path / "long.wav", np.concatenate([np.concatenate([_tone_speech(w, rng), pause]) for w in words * 4]),
+             RATE)
+    sf.write(tmp_path / "empty.wav", np.zeros(0, "float32"), RATE)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    sf.write(tmp_path / "toolong.wav", np.zeros(RATE * 3, "float32"), RATE)
+    monkeypatch.setattr(transcribe_lib, "MAX_SECONDS", 2.5)
+    monkeypatch.setattr(transcribe_lib, "WINDOW_SECONDS", 7.0)  # several windows: the carry-over is exercised
+    inputs = [str(tone_data / "u00.wav"), str(tmp_path / "long.wav"), str(tmp_path / "empty.wav"),
+              str(tmp_path / "corrupt.wav"), str(tmp_path / "missing.wav"), str(tmp_path / "toolong.wav")]
+    monkeypatch.setattr(transcribe_lib, "MAX_SECONDS", 60.0)
+    code = transcribe_app.main([*inputs[:-1], "--model", str(trained_run), "--json", "--max-segment", "3"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1 and [r["input"] for r in rows] == inputs[:-1]
+    assert [r["ok"] for r in rows] == [True, True, False, False, False]
+    assert all("\n" not in r["error"] for r in rows[2:])
+    assert "empty" in rows[2]["error"] and "no such file" in rows[4]["error"]
+    long = rows[1]
+    assert long["duration"] == pytest.approx(len(words) * 4 * (0.05 + 0.6) + 0.2 * sum(len(w) for w in words) * 4, abs=0.05)
+    segments = long["segments"]
+    assert all(s["end"] - s["start"] <= 3.0 + 1e-6 for s in segments)
+    assert all(a["end"] <= b["start"] for a, b in zip(segments, segments[1:]))  # in order, no overlap
+    assert long["text"] == " ".join(s["text"] for s in segments if s["text"])
+    monkeypatch.setattr(transcribe_lib, "MAX_SECONDS", 2.5)
+    code = transcribe_app.main([inputs[-1], "--model", str(trained_run), "--json"])
+    row = json.loads(capsys.readouterr().out)
+    assert code == 1 and not row["ok"] and "limit" in row["error"]
+
+
+def test_transcribe_refuses_a_model_of_another_task(tmp_path, capsys):
+    from sensorium.apps import transcribe as transcribe_app
+
+    sf.write(tmp_path / "a.wav", np.zeros(RATE, "float32"), RATE)
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    code = transcribe_app.main([str(tmp_path / "a.wav"), "--model", str(root / "assets/models/mnist")])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 1 and len(errors) == 1 and "speech" in errors[0] and "Traceback" not in err
 
 
 def test_resume_after_interrupt(tone_data, tmp_path, interrupt_training):

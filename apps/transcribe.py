@@ -1,0 +1,66 @@
+"""`transcribe AUDIO... [--model ARTIFACT] [--beam N] [--json]`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from sensorium.apps.cli import add_common_options, emit_json, parse_and_run, quiet_tensorflow
+from sensorium.pipelines.common.errors import UsageError, require_tensorflow
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="AUDIO",
+                        help="audio files (wav, flac, ogg, mp3, ...; any rate, any channels), folders or globs")
+    parser.add_argument("--model", metavar="ARTIFACT",
+                        help="run directory or .keras file (default: the bundled English model, trained on "
+                             "synthetic voices)")
+    parser.add_argument("--beam", type=int, default=1, metavar="N",
+                        help="CTC beam width (default 1: greedy decoding)")
+    parser.add_argument("--max-segment", type=float, default=15.0, metavar="SECONDS",
+                        help="long recordings are cut at silences into segments of at most this length")
+    parser.add_argument("--batch-size", type=int, default=16, help="segments per model call (default 16)")
+    parser.add_argument("--json", action="store_true",
+                        help="JSON Lines on stdout, one object per input (text, duration, segments)")
+    add_common_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sensorium.apps.defaults import default_model
+
+    if args.beam < 1:
+        raise UsageError("--beam must be at least 1")
+    if not 1.0 <= args.max_segment <= 60.0:
+        raise UsageError("--max-segment must be between 1 and 60 seconds")
+    require_tensorflow("transcribe", quiet=not args.debug)
+    from sensorium.pipelines.speech.predict import SpeechRecognizer
+    from sensorium.pipelines.speech.transcribe import transcribe_paths
+
+    recognizer = SpeechRecognizer.from_artifact(args.model or default_model("speech"))
+    failed = 0
+    for result in transcribe_paths(recognizer, args.inputs, beam=args.beam, max_segment=args.max_segment,
+                                   batch_size=args.batch_size):
+        failed += not result["ok"]
+        if args.json:
+            emit_json(result)
+        elif result["ok"]:
+            print(f"{result['input']}\t{result['text']}", flush=True)
+        else:
+            print(f"error: {result['error']}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="transcribe", description="Transcribe speech with a speech model.")
+    add_arguments(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    quiet_tensorflow()
+    return parse_and_run(build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""Command-line inputs: files, folders and glob patterns, expanded in order; one-line errors for the rest."""
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+
+def expand_paths(inputs: Iterable[str], accept: Callable[[Path], bool]) -> list[str]:
+    """Files, folders (recursively, accepted files only, sorted, hidden ones skipped) and glob patterns
+    -> a list of inputs. Inputs that match nothing stay in the list so they are reported as failures
+    in order."""
+    out: list[str] = []
+    for item in inputs:
+        p = Path(item).expanduser()
+        if p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and accept(f)
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            out.extend(found if found else [item])
+        elif not p.exists() and glob.has_magic(item):
+            matches = sorted(glob.glob(os.path.expanduser(item), recursive=True))
+            out.extend(matches if matches else [item])
+        else:
+            out.append(item)
+    return out
+
+
+def input_error(item: str, wanted: str) -> str | None:
+    """The one-line error for an input that is a folder without `wanted` files or does not exist."""
+    p = Path(item)
+    if p.is_dir():
+        return f"{item}: folder holds no {wanted}"
+    if not p.exists():
+        return f"{item}: no such file" + (" (the pattern matched nothing)" if glob.has_magic(item) else "")
+    return None
