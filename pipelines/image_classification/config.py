@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from sensorium.models.image_classifier import ImageClassifierSpec
+from sensorium.pipelines.common.training import TrainSettings
 
 
 @dataclass
@@ -22,21 +22,9 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
-    """Optimisation settings."""
+class TrainConfig(TrainSettings):
+    """Optimisation settings (the shared ones, plus top-k and backbone fine-tuning)."""
 
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    weight_decay: float = 1e-4  # adamw only
-    momentum: float = 0.9  # sgd only
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: int = 1
-    early_stopping_patience: int = 8  # 0: no early stopping, run the whole schedule and keep the last epoch
-    monitor: str = "val_loss"  # for early stopping and the best epoch (val_accuracy ties on small sets)
-    strategy: Literal["auto", "default", "mirrored"] = "auto"
-    mixed_precision: Literal["auto", "on", "off"] = "auto"
     top_k: int = 5
     # Two-phase fine-tuning of a backbone (model.backbone): `epochs` train the head with the backbone
     # frozen, then `finetune_epochs` train the backbone too at `finetune_learning_rate`, only the

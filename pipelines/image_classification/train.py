@@ -163,20 +163,11 @@ def _inference_copy(model, cfg: ImageClassificationConfig, labels: list[str]):
 
 def _report(run: RunDir, cfg: ImageClassificationConfig, history: dict, summary: dict) -> None:
     """Plots, evaluation on the held-out split, model card; then the run is marked complete."""
-    from sensorium.pipelines.common.reports import plot_training_curves
-
-    if history:
-        plot_training_curves(history, run.sub("plots") / "training_curves.png")
-    metrics = None
-    if cfg.evaluate_on:
-        from sensorium.pipelines.image_classification.evaluate import evaluate
-
-        spec = cfg.data.spec.rsplit("@", 1)[0] if "@" in cfg.data.spec else cfg.data.spec
-        try:
-            metrics = evaluate(run.path, f"{spec}@{cfg.evaluate_on}", require_complete=False)
-        except DataError as exc:
-            log.warning("no evaluation on @%s: %s", cfg.evaluate_on, exc)
+    from sensorium.pipelines.common.training import finish_run
     from sensorium.pipelines.image_classification.card import write_card
+    from sensorium.pipelines.image_classification.evaluate import evaluate
 
-    write_card(run, cfg, summary, metrics)
-    run.set_status("complete", summary={k: v for k, v in summary.items() if k != "labels"})
+    finish_run(run, history=history, summary={k: v for k, v in summary.items() if k != "labels"},
+               data_spec=cfg.data.spec, evaluate_on=cfg.evaluate_on,
+               evaluate=lambda spec: evaluate(run.path, spec, require_complete=False),
+               write_card=lambda metrics: write_card(run, cfg, summary, metrics))

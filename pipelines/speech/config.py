@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from sensorium.models.speech_recognizer import SpeechRecognizerSpec
+from sensorium.pipelines.common.training import TrainSettings
 
 
 @dataclass
@@ -21,22 +21,12 @@ class SpeechDataConfig:
 
 
 @dataclass
-class SpeechTrainConfig:
-    """Optimisation settings."""
+class SpeechTrainConfig(TrainSettings):
+    """Optimisation settings (the shared ones, with speech defaults, plus gradient clipping)."""
 
-    epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 1e-3
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    weight_decay: float = 1e-4  # adamw only
-    momentum: float = 0.9  # sgd only
-    schedule: Literal["cosine", "constant"] = "cosine"
-    warmup_epochs: int = 1
     clipnorm: float = 5.0  # gradient clipping (LSTMs under CTC)
-    early_stopping_patience: int = 8  # 0: no early stopping, run the whole schedule and keep the last epoch
-    monitor: str = "val_loss"
-    strategy: Literal["auto", "default", "mirrored"] = "auto"
-    mixed_precision: Literal["auto", "on", "off"] = "auto"
 
 
 @dataclass

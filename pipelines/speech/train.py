@@ -89,19 +89,11 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
 
 
 def _report(run: RunDir, cfg: SpeechConfig, history: dict, summary: dict) -> None:
-    from sensorium.pipelines.common.reports import plot_training_curves
+    """Plots, evaluation on the held-out split, model card; then the run is marked complete."""
+    from sensorium.pipelines.common.training import finish_run
     from sensorium.pipelines.speech.card import write_card
+    from sensorium.pipelines.speech.evaluate import evaluate
 
-    if history:
-        plot_training_curves(history, run.sub("plots") / "training_curves.png")
-    metrics = None
-    if cfg.evaluate_on:
-        from sensorium.pipelines.speech.evaluate import evaluate
-
-        spec = cfg.data.spec.rsplit("@", 1)[0] if "@" in cfg.data.spec else cfg.data.spec
-        try:
-            metrics = evaluate(run.path, f"{spec}@{cfg.evaluate_on}", beam=cfg.beam, require_complete=False)
-        except DataError as exc:
-            log.warning("no evaluation on @%s: %s", cfg.evaluate_on, exc)
-    write_card(run, cfg, summary, metrics)
-    run.set_status("complete", summary=summary)
+    finish_run(run, history=history, summary=summary, data_spec=cfg.data.spec, evaluate_on=cfg.evaluate_on,
+               evaluate=lambda spec: evaluate(run.path, spec, beam=cfg.beam, require_complete=False),
+               write_card=lambda metrics: write_card(run, cfg, summary, metrics))

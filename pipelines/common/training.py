@@ -1,0 +1,49 @@
+"""What every task's training shares: the optimisation settings and the end of a run
+(training curves, evaluation on the held-out split, model card, status `complete`)."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+from sensorium.pipelines.common.errors import DataError
+from sensorium.pipelines.common.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation settings common to the tasks (each task's TrainConfig extends them)."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    weight_decay: float = 1e-4  # adamw only
+    momentum: float = 0.9  # sgd only
+    schedule: Literal["cosine", "constant"] = "cosine"
+    warmup_epochs: int = 1
+    early_stopping_patience: int = 8  # 0: no early stopping, run the whole schedule and keep the last epoch
+    monitor: str = "val_loss"  # for early stopping and the best epoch
+    strategy: Literal["auto", "default", "mirrored"] = "auto"
+    mixed_precision: Literal["auto", "on", "off"] = "auto"
+
+
+def finish_run(run: RunDir, *, history: dict, summary: dict[str, Any], data_spec: str, evaluate_on: str | None,
+               evaluate: Callable[[str], dict[str, Any]], write_card: Callable[[dict[str, Any] | None], None]) -> None:
+    """Plots, `evaluate(SPEC@evaluate_on)` (a data error is a warning, not a failed run), the model
+    card, then the run is marked complete with `summary`."""
+    from sensorium.pipelines.common.reports import plot_training_curves
+
+    if history:
+        plot_training_curves(history, run.sub("plots") / "training_curves.png")
+    metrics = None
+    if evaluate_on:
+        source = data_spec.rsplit("@", 1)[0] if "@" in data_spec else data_spec
+        try:
+            metrics = evaluate(f"{source}@{evaluate_on}")
+        except DataError as exc:
+            log.warning("no evaluation on @%s: %s", evaluate_on, exc)
+    write_card(metrics)
+    run.set_status("complete", summary=summary)
