@@ -12,6 +12,7 @@ from sensorium.pipelines.common.errors import ModelError
 from sensorium.pipelines.speech.decode import beam_search_decode, greedy_decode
 
 TASK = "speech"
+MIN_SECONDS = 0.25
 
 
 def frames_from_info(info: dict[str, Any], num_samples: int) -> int:
@@ -52,7 +53,10 @@ class SpeechRecognizer:
         return cls(lambda x: np.asarray(model(x, training=False)), lambda n: frames_from_info(info, n), info, str(path))
 
     def log_probs(self, waves: list[np.ndarray], batch_size: int = 16) -> list[np.ndarray]:
-        """Per utterance (T', V) log-probabilities; batches of similar lengths, zero-padded."""
+        """Per utterance (T', V) log-probabilities; batches of similar lengths, zero-padded. Clips shorter
+        than MIN_SECONDS are padded with silence to it (a 0.1 s file still gets a transcript)."""
+        minimum = int(MIN_SECONDS * 16000)
+        waves = [w if len(w) >= minimum else np.pad(w, (0, minimum - len(w))) for w in waves]
         out: list[np.ndarray | None] = [None] * len(waves)
         order = np.argsort([len(w) for w in waves], kind="stable")
         for start in range(0, len(order), batch_size):

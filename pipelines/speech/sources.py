@@ -158,6 +158,8 @@ def load_utterances(spec_text: str, *, seed: int, default_split: str | None, dat
     spec = parse_spec(spec_text)
     split = spec.split or default_split
     if spec.kind == "tfds":
+        if spec.name == "sensorium_speech":
+            from sensorium.pipelines.speech import corpus as _corpus  # noqa: F401  (registers the builder)
         items = tfds_utterances(spec, split or "train", data_dir=data_dir, download=download)
         return items, split or "train"
     if spec.kind == "builtin":
