@@ -149,3 +149,29 @@ def test_bad_speech_data_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1 and "Traceback" not in err
+
+
+def test_transcribe_odd_but_valid_audio(trained_run, tone_data, tmp_path, capsys):
+    """0.1 s, all zeros, 8 kHz and 48 kHz, 6 channels: sensible results (silence -> empty text);
+    NaN samples: a per-file error. Beam search agrees with greedy on clear input."""
+    from sensorium.apps import transcribe as transcribe_app
+
+    rng = np.random.default_rng(3)
+    wave = _tone_speech("abc", rng)
+    sf.write(tmp_path / "short.wav", wave[: RATE // 10], RATE)
+    sf.write(tmp_path / "zeros.wav", np.zeros(RATE * 2, "float32"), RATE)
+    sf.write(tmp_path / "8k.wav", _tone_speech("abc", rng, 8000), 8000)
+    sf.write(tmp_path / "48k-6ch.wav", np.repeat(_tone_speech("abc", rng, 48000)[:, None], 6, axis=1), 48000)
+    sf.write(tmp_path / "nan.wav", np.full(RATE, np.nan, "float32"), RATE, subtype="FLOAT")
+    names = ["short.wav", "zeros.wav", "8k.wav", "48k-6ch.wav", "nan.wav"]
+    code = transcribe_app.main([*(str(tmp_path / n) for n in names), "--model", str(trained_run), "--json"])
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1 and [r["ok"] for r in rows] == [True, True, True, True, False]
+    assert rows[1]["text"] == "" and rows[1]["segments"] == []  # silence: nothing to transcribe
+    assert rows[2]["duration"] == pytest.approx(len(wave) / RATE, abs=0.01)
+    assert "NaN" in rows[4]["error"] or "nan" in rows[4]["error"].lower()
+    greedy = [r["text"] for r in rows[:4]]
+    assert transcribe_app.main([*(str(tmp_path / n) for n in names[:4]), "--model", str(trained_run), "--json",
+                                "--beam", "4"]) == 0
+    beam = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert greedy[2] == greedy[3] and beam[2] == beam[3] and beam[2]
