@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from sensorium.apps.cli import add_common_options, emit_json, parse_and_run, quiet_tensorflow
+from sensorium.apps.cli import add_common_options, emit_json, has_tensorflow, parse_and_run, quiet_tensorflow
 from sensorium.pipelines.common.errors import require_tensorflow
 
 
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from sensorium.pipelines.image_classification.predict import ImageClassifier, classify_paths
 
     model = args.model or default_model("image")
-    if args.model is None and args.runtime != "keras" and (args.runtime == "edge" or not _has_tensorflow()):
+    if args.model is None and args.runtime != "keras" and (args.runtime == "edge" or not has_tensorflow()):
         model = model / "exports" / "model-int8.tflite"  # edge-only install: the bundled int8 file
     edge = args.runtime == "edge" or (args.runtime == "auto" and str(model).endswith(".tflite"))
     if edge:
@@ -54,15 +54,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"error: {result['error']}", file=sys.stderr, flush=True)
     return 1 if failed else 0
-
-
-def _has_tensorflow() -> bool:
-    import importlib.util
-
-    try:
-        return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "keras"))
-    except (ImportError, ValueError):  # a broken or blocked installation counts as absent
-        return False
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,3 +89,13 @@ def parse_and_run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -
         parser.print_help(sys.stderr)
         return 2
     return run_command(func, args)
+
+
+def has_tensorflow() -> bool:
+    """True when TensorFlow and Keras are installed (found without importing them)."""
+    import importlib.util
+
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "keras"))
+    except (ImportError, ValueError):  # a broken or blocked installation counts as absent
+        return False

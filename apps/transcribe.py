@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from sensorium.apps.cli import add_common_options, emit_json, parse_and_run, quiet_tensorflow
+from sensorium.apps.cli import add_common_options, emit_json, has_tensorflow, parse_and_run, quiet_tensorflow
 from sensorium.pipelines.common.errors import UsageError, require_tensorflow
 
 
@@ -13,8 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="AUDIO",
                         help="audio files (wav, flac, ogg, mp3, ...; any rate, any channels), folders or globs")
     parser.add_argument("--model", metavar="ARTIFACT",
-                        help="run directory or .keras file (default: the bundled English model, trained on "
-                             "synthetic voices)")
+                        help="run directory, .keras file, SavedModel or .tflite (default: the bundled English "
+                             "model, trained on synthetic voices; its float32 .tflite without TensorFlow)")
+    parser.add_argument("--runtime", choices=("auto", "keras", "edge"), default="auto",
+                        help="edge: run a .tflite with the TFLite runtime, no TensorFlow (auto: edge for .tflite)")
+    parser.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads (edge runtime)")
     parser.add_argument("--beam", type=int, default=1, metavar="N",
                         help="CTC beam width (default 1: greedy decoding)")
     parser.add_argument("--max-segment", type=float, default=15.0, metavar="SECONDS",
@@ -33,11 +36,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--beam must be at least 1")
     if not 1.0 <= args.max_segment <= 60.0:
         raise UsageError("--max-segment must be between 1 and 60 seconds")
-    require_tensorflow("transcribe", quiet=not args.debug)
     from sensorium.pipelines.speech.predict import SpeechRecognizer
     from sensorium.pipelines.speech.transcribe import transcribe_paths
 
-    recognizer = SpeechRecognizer.from_artifact(args.model or default_model("speech"))
+    model = args.model or default_model("speech")
+    if args.model is None and args.runtime != "keras" and (args.runtime == "edge" or not has_tensorflow()):
+        model = model / "exports" / "model-float32.tflite"  # edge-only install: the bundled .tflite
+    if args.runtime == "edge" or (args.runtime == "auto" and str(model).endswith(".tflite")):
+        recognizer = SpeechRecognizer.from_tflite(model, num_threads=args.threads)
+    else:
+        require_tensorflow("transcribe", quiet=not args.debug)
+        recognizer = SpeechRecognizer.from_artifact(model)
     failed = 0
     for result in transcribe_paths(recognizer, args.inputs, beam=args.beam, max_segment=args.max_segment,
                                    batch_size=args.batch_size):

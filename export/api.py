@@ -10,7 +10,7 @@ import logging
 import shutil
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sensorium.export import associated_files
 from sensorium.export.parity import THRESHOLDS, parity_row
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 SOURCES: Registry[str] = Registry("exportable task")
 SOURCES.register("image", "sensorium.export.image:ImageExportSource")
+SOURCES.register("speech", "sensorium.export.speech:SpeechExportSource")
 
 
 class ParityError(SensoriumError):
@@ -46,7 +47,87 @@ def _load_source(model_path: str | Path):
     if artifact.task is None:
         raise ModelError(f"{model_path}: cannot tell which task this model serves (no Sensorium metadata)")
     module, _, name = SOURCES.get(artifact.task).partition(":")
-    return getattr(importlib.import_module(module), name).load(artifact)
+    source = getattr(importlib.import_module(module), name).load(artifact)
+    return source if hasattr(source, "evaluation_data") else ArraySourceFlow(source)
+
+
+class ArraySourceFlow:
+    """The export hooks for a source of fixed-shape array inputs (the image task's source, which
+    provides `load_images`, `keras_fn`, `input_shape`, `labels`, `manifest`, `write_saved_model`).
+
+    Every source `export()` drives offers these hooks: `formats`, `quantizations`, `unavailable`
+    (variant -> why not), `evaluation_data(spec)`, `calibration_data(spec)`, `run_keras(data)`,
+    `write_saved_model(out, version)`, `saved_model_runner(path)`, `to_tflite(variant, calibration)`,
+    `tflite_files(variant, version)`, `tflite_runner(path)` and `parity(variant, run, data,
+    keras_outputs, size_bytes=, path=, latency_runs=)`. Variable-length sources (speech) implement
+    them themselves; this class gives fixed-shape ones the batched behaviour.
+    """
+
+    formats = ("saved_model", "hub-module", "tflite")
+    unavailable: dict[str, str] = {}
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+
+    def __getattr__(self, name: str) -> Any:  # task, artifact, model, labels, image_size, manifest, ...
+        if name == "source":  # not set yet (e.g. while copying): no recursion
+            raise AttributeError(name)
+        return getattr(self.source, name)
+
+    @property
+    def quantizations(self) -> tuple[str, ...]:
+        from sensorium.export.tflite import QUANTIZATIONS
+
+        return QUANTIZATIONS
+
+    def evaluation_data(self, spec: str | None) -> tuple[Any, Any]:
+        """(inputs, labels or None): `spec` or the run's data @test."""
+        return self.source.load_images(spec, "test")
+
+    def calibration_data(self, spec: str | None) -> list[Any]:
+        """int8 calibration samples (1, ...) from `spec` or the run's data @train."""
+        from sensorium.export.tflite import MIN_CALIBRATION, calibration_batches
+
+        x_cal, _ = self.source.load_images(spec, "train")
+        if len(x_cal) < MIN_CALIBRATION:
+            raise UsageError(f"int8 calibration needs at least {MIN_CALIBRATION} samples; "
+                             f"{spec or 'the training data'} has {len(x_cal)}")
+        return calibration_batches(x_cal, max(MIN_CALIBRATION, min(500, len(x_cal))))
+
+    def run_keras(self, data: tuple[Any, Any]) -> Any:
+        from sensorium.export.parity import run_batched
+
+        return run_batched(self.source.keras_fn(), data[0])
+
+    def saved_model_runner(self, path: str | Path) -> Callable[[Any], Any]:
+        import tensorflow as tf
+
+        fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+        return lambda x: fn(pixels=tf.constant(x))["probabilities"].numpy()
+
+    def to_tflite(self, variant: str, calibration: list[Any] | None) -> bytes:
+        from sensorium.export import tflite
+
+        return tflite.convert(self.source.model, input_shape=self.source.input_shape, quantize=variant,
+                              calibration=calibration)
+
+    def tflite_files(self, variant: str, version: str) -> dict[str, bytes]:
+        files = {"sensorium.json": json.dumps(self.source.manifest("tflite", variant, version), indent=2).encode()}
+        if self.source.labels:
+            files["labels.txt"] = "".join(f"{label}\n" for label in self.source.labels).encode()
+        return files
+
+    def tflite_runner(self, path: str | Path) -> tuple[Callable[[Any], Any], str]:
+        from sensorium.export.edge import EdgeModel
+
+        edge = EdgeModel(path)
+        return edge, edge.runtime
+
+    def parity(self, variant: str, run: Callable[[Any], Any], data: tuple[Any, Any], keras_outputs: Any, *,
+               size_bytes: int, path: str, latency_runs: int) -> dict[str, Any]:
+        x, y = data
+        return parity_row(self.source.task, variant, run, x, y, keras_outputs, size_bytes=size_bytes, path=path,
+                          latency_runs=latency_runs)
 
 
 def default_destination(source, fmt: str, variant: str) -> Path:
@@ -61,7 +142,11 @@ def default_destination(source, fmt: str, variant: str) -> Path:
 def export(model_path: str | Path, fmt: str, *, quantize: str = "none", calibration_data: str | None = None,
            out: str | Path | None = None, overwrite: bool = False, parity_data: str | None = None,
            latency_runs: int = 200) -> list[dict[str, Any]]:
-    """Export one format (and for TFLite one or all quantisation modes); returns the parity rows."""
+    """Export one format (and for TFLite one or all quantisation modes); returns the parity rows.
+
+    `quantize="all"` means every mode the format and the model's task support (speech: none, float16,
+    int8). Parity data defaults to the run's data @test, int8 calibration data to its @train.
+    """
     exporter = EXPORTERS.get(fmt)
     variants = list(exporter.quantizations) if quantize == "all" else [quantize]
     for v in variants:
@@ -70,28 +155,18 @@ def export(model_path: str | Path, fmt: str, *, quantize: str = "none", calibrat
     if out is not None and len(variants) > 1:
         raise UsageError("--out names one file; with --quantize all, leave it out (files go to RUN_DIR/exports/)")
     source = _load_source(model_path)
+    variants = _supported(source, fmt, variants, quantize == "all")
     dests = {v: Path(out) if out else default_destination(source, fmt, v) for v in variants}
     for v, dest in dests.items():
         if dest.exists() and not overwrite:
             raise UsageError(f"{dest} exists; pass --overwrite to replace it")
-    x_eval, y_eval = source.load_images(parity_data, "test")
-    keras_out = source.keras_fn()
-    from sensorium.export.parity import run_batched
-
-    keras_outputs = run_batched(keras_out, x_eval)
-    calibration = None
-    if "int8" in variants:
-        from sensorium.export.tflite import MIN_CALIBRATION, calibration_batches
-
-        x_cal, _ = source.load_images(calibration_data, "train")
-        if len(x_cal) < MIN_CALIBRATION:
-            raise UsageError(f"int8 calibration needs at least {MIN_CALIBRATION} samples; "
-                             f"{calibration_data or 'the training data'} has {len(x_cal)}")
-        calibration = calibration_batches(x_cal, max(MIN_CALIBRATION, min(500, len(x_cal))))
+    data = source.evaluation_data(parity_data)
+    keras_outputs = source.run_keras(data)
+    calibration = source.calibration_data(calibration_data) if "int8" in variants else None
     rows = []
     for v in variants:
         try:
-            row = _export_one(source, fmt, v, dests[v], calibration, x_eval, y_eval, keras_outputs, latency_runs)
+            row = _export_one(source, fmt, v, dests[v], calibration, data, keras_outputs, latency_runs)
         except _Rejected as rejected:  # the file was removed; the row still goes into the report
             row = rejected.row
             log.error("%s: agreement %.4f is below %.2f; file not kept", v, row["agreement"], row["agreement_threshold"])
@@ -104,38 +179,44 @@ def export(model_path: str | Path, fmt: str, *, quantize: str = "none", calibrat
     return rows
 
 
-def _export_one(source, fmt: str, variant: str, dest: Path, calibration, x_eval, y_eval, keras_outputs,
+def _supported(source, fmt: str, variants: list[str], all_variants: bool) -> list[str]:
+    """The variants of `fmt` this model's task can export; one-line UsageErrors for the others."""
+    if fmt not in source.formats:
+        raise UsageError(f"--format {fmt} is not available for {source.task} models; use: {', '.join(source.formats)}")
+    if all_variants:
+        return [v for v in variants if v in source.quantizations]
+    for v in variants:
+        if v in source.unavailable:
+            raise UsageError(source.unavailable[v])
+        if v not in source.quantizations:
+            raise UsageError(f"--quantize {v} is not available for {source.task} models; "
+                             f"use: {', '.join(source.quantizations)}")
+    return variants
+
+
+def _export_one(source, fmt: str, variant: str, dest: Path, calibration, data, keras_outputs,
                 latency_runs: int) -> dict[str, Any]:
     version = _version()
     if fmt == "hub-module":
-        return _export_hub_module(source, dest, x_eval, latency_runs, version)
+        return _export_hub_module(source, dest, data[0], latency_runs, version)
     if fmt == "saved_model":
-        import tensorflow as tf
-
         with atomic_path(dest) as tmp:
             source.write_saved_model(tmp, version)
-            fn = tf.saved_model.load(str(tmp)).signatures["serving_default"]
-            run = lambda x: fn(pixels=tf.constant(x))["probabilities"].numpy()
+            run = source.saved_model_runner(tmp)
             size = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file())
-            row = parity_row(source.task, "saved_model", run, x_eval, y_eval, keras_outputs, size_bytes=size,
-                             path=str(dest), latency_runs=latency_runs)
+            row = source.parity("saved_model", run, data, keras_outputs, size_bytes=size, path=str(dest),
+                                latency_runs=latency_runs)
             if not row["passed"]:
                 raise _Rejected(row)
         return row
-    from sensorium.export.edge import EdgeModel
-    from sensorium.export.tflite import convert
-
-    flat = convert(source.model, input_shape=source.input_shape, quantize=variant, calibration=calibration)
-    files = {"sensorium.json": json.dumps(source.manifest("tflite", variant, version), indent=2).encode()}
-    if source.labels:
-        files["labels.txt"] = "".join(f"{label}\n" for label in source.labels).encode()
-    packed = associated_files.pack(flat, files)
+    flat = source.to_tflite(variant, calibration)
+    packed = associated_files.pack(flat, source.tflite_files(variant, version))
     with atomic_path(dest) as tmp:
         tmp.write_bytes(packed)
-        edge = EdgeModel(tmp)
-        row = parity_row(source.task, variant, edge, x_eval, y_eval, keras_outputs, size_bytes=len(packed),
-                         path=str(dest), latency_runs=latency_runs)
-        row["runtime"] = edge.runtime
+        run, runtime = source.tflite_runner(tmp)
+        row = source.parity(variant, run, data, keras_outputs, size_bytes=len(packed), path=str(dest),
+                            latency_runs=latency_runs)
+        row["runtime"] = runtime
         if not row["passed"]:
             raise _Rejected(row)
     return row

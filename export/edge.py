@@ -2,8 +2,9 @@
 the files packed inside the model. It imports no TensorFlow, so a phone-class board can use it.
 
 Task-specific input handling lives in TensorFlow-free modules beside it (image decoding in
-`sensorium.pipelines.common.images`; audio and tokenisation join later), so this module only moves
-tensors: quantises inputs, resizes the batch dimension, dequantises outputs.
+`sensorium.pipelines.common.images`; speech in `sensorium.export.edge_speech`, which feeds one
+waveform of any length and decodes CTC), so this module only moves tensors: quantises inputs,
+resizes dynamic dimensions (batch, waveform length), dequantises outputs.
 """
 from __future__ import annotations
 

@@ -3,12 +3,15 @@
 Each task registers a metric plug-in that scores outputs against labels and against the Keras
 outputs; the report row has the file size, the task's metric computed by running the exported file
 itself, agreement with Keras, the max absolute output difference and the median single-sample latency.
+
+Fixed-shape tasks (images) go through `parity_row` (batched arrays); variable-length ones (speech:
+one waveform per call, one (frames, V) output each) through `sequence_parity_row`.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -20,10 +23,12 @@ THRESHOLDS = {"saved_model": 0.99, "hub-module": 0.99, "none": 0.99, "float16": 
 
 @dataclass(frozen=True)
 class ParityMetric:
-    """`score(outputs, labels, keras_outputs) -> {"metric": {...}, "agreement": float}`."""
+    """`score(outputs, labels, keras_outputs) -> {"metric": {...}, "agreement": float}`.
+
+    Outputs are arrays for fixed-shape tasks, lists of per-item arrays for variable-length ones."""
 
     name: str
-    score: Callable[[np.ndarray, np.ndarray | None, np.ndarray], dict[str, Any]]
+    score: Callable[[Any, Any, Any], dict[str, Any]]
 
 
 PARITY_METRICS: Registry[ParityMetric] = Registry("parity metric")
@@ -48,6 +53,27 @@ def _features(outputs: np.ndarray, labels: np.ndarray | None, keras_outputs: np.
 
 
 PARITY_METRICS.register("features", ParityMetric("feature-vector agreement", _features))
+
+
+def _transcripts(outputs: Sequence[np.ndarray], references: Sequence[str] | None,
+                 keras_outputs: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Speech: greedy CTC transcripts of the exported file vs Keras's (agreement = identical
+    transcripts), and both WER/CER against the references."""
+    from sensorium.pipelines.speech.decode import greedy_decode
+
+    hyps = [greedy_decode(o) if len(o) else "" for o in outputs]
+    want = [greedy_decode(k) if len(k) else "" for k in keras_outputs]
+    agreement = float(np.mean([h == w for h, w in zip(hyps, want)])) if hyps else 0.0
+    metric: dict[str, Any] = {"transcript_agreement": agreement}
+    if references is not None:
+        from sensorium.pipelines.speech.evaluate import error_rates
+
+        mine, theirs = error_rates(list(references), hyps), error_rates(list(references), want)
+        metric.update(wer=mine["wer"], cer=mine["cer"], keras_wer=theirs["wer"], keras_cer=theirs["cer"])
+    return {"metric": metric, "agreement": agreement}
+
+
+PARITY_METRICS.register("speech", ParityMetric("WER/CER and transcript agreement", _transcripts))
 
 
 def run_batched(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch_size: int = 32) -> np.ndarray:
@@ -83,14 +109,52 @@ def parity_row(task: str, variant: str, fn: Callable[[np.ndarray], np.ndarray], 
     }
 
 
+def sequence_parity_row(task: str, variant: str, fn: Callable[[np.ndarray], np.ndarray], items: Sequence[np.ndarray],
+                        references: Sequence[Any] | None, keras_outputs: Sequence[np.ndarray], *, size_bytes: int,
+                        path: str, audio_rate: int | None = None) -> dict[str, Any]:
+    """Score the exported `fn` (one item -> one output array) on variable-length `items`, each run
+    alone, against references and the Keras outputs; latency is the median over the items (after
+    one warm-up call), and with `audio_rate` the real-time factor (compute time / audio time)."""
+    if not items:
+        from sensorium.pipelines.common.errors import DataError
+
+        raise DataError("no items to check parity on")
+    fn(items[0])  # warm-up: tensor allocation, first-call tracing
+    outputs, times = [], []
+    for item in items:
+        t0 = time.perf_counter()
+        outputs.append(np.asarray(fn(item), dtype=np.float32))
+        times.append(time.perf_counter() - t0)
+    scored = PARITY_METRICS.get(task).score(outputs, references, keras_outputs)
+    threshold = THRESHOLDS[variant]
+    diffs = [float(np.max(np.abs(o.astype(np.float64) - k), initial=0.0)) if o.shape == k.shape else float("inf")
+             for o, k in zip(outputs, keras_outputs)]
+    probs = [float(np.max(np.abs(np.exp(o.astype(np.float64)) - np.exp(k)), initial=0.0)) if o.shape == k.shape
+             else float("inf") for o, k in zip(outputs, keras_outputs)]
+    row = {
+        "variant": variant, "path": path, "size_bytes": int(size_bytes), "count": int(len(items)),
+        **scored["metric"],
+        "agreement": scored["agreement"], "agreement_threshold": threshold,
+        "passed": bool(scored["agreement"] >= threshold),
+        "max_abs_diff": max(diffs), "max_prob_diff": max(probs),
+        "latency_ms_median": float(np.median(times) * 1000.0), "latency_calls": len(items),
+    }
+    if audio_rate:
+        row["real_time_factor"] = float(sum(times) / max(1e-9, sum(len(x) for x in items) / audio_rate))
+    return row
+
+
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of parity rows."""
-    head = ["variant", "size", "accuracy", "keras acc", "agreement", "max |diff|", "latency ms", "ok"]
+    """A plain-text table of parity rows (accuracy for classifiers, WER for speech)."""
+    wer = any("wer" in r for r in rows)
+    head = ["variant", "size", "WER" if wer else "accuracy", "keras WER" if wer else "keras acc", "agreement",
+            "max |diff|", "latency ms", "ok"]
+    mine, theirs = ("wer", "keras_wer") if wer else ("accuracy", "keras_accuracy")
     lines = [head]
     for r in rows:
         lines.append([r["variant"], f"{r['size_bytes'] / 1024:.1f} KiB",
-                      f"{r['accuracy']:.4f}" if "accuracy" in r else "-",
-                      f"{r['keras_accuracy']:.4f}" if "keras_accuracy" in r else "-",
+                      f"{r[mine]:.4f}" if mine in r else "-",
+                      f"{r[theirs]:.4f}" if theirs in r else "-",
                       f"{r['agreement']:.4f} (>= {r['agreement_threshold']})", f"{r['max_abs_diff']:.2e}",
                       f"{r['latency_ms_median']:.3f}", "yes" if r["passed"] else "NO"])
     widths = [max(len(str(row[i])) for row in lines) for i in range(len(head))]

@@ -129,7 +129,7 @@ def resolve_config(cls: type[C], file: str | Path | None, overrides: dict[str, A
 
 def _merge(base: dict[str, Any], new: dict[str, Any], where: str) -> None:
     for key, value in new.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict) and base[key]:
-            _merge(base[key], value, f"{where}.{key}")
+        if isinstance(value, dict) and value and isinstance(base.get(key), dict) and base[key]:
+            _merge(base[key], value, f"{where}.{key}")  # an explicit {} replaces (e.g. switches augmentation off)
         else:
             base[key] = value

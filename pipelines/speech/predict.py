@@ -27,21 +27,46 @@ def frames_from_info(info: dict[str, Any], num_samples: int) -> int:
 @dataclass
 class SpeechRecognizer:
     """`log_probs(waves)` -> list of (T', V) arrays (each cut to its utterance's own frames);
-    `transcribe(waves, beam)` -> texts. Backed by a Keras model (run directory or .keras)."""
+    `transcribe(waves, beam)` -> texts. Backed by a Keras model (run directory or .keras), a
+    SavedModel, or a `.tflite` file run by the edge runner (no TensorFlow)."""
 
     run_batch: Callable[[np.ndarray], np.ndarray]  # (B, S) float32 -> (B, T', V) log-probs
     frames: Callable[[int], int]  # samples -> output frames
     info: dict[str, Any]
     source: str
+    max_batch: int | None = None  # 1 for TFLite files (their input is (1, samples))
+
+    @classmethod
+    def from_tflite(cls, path: str | Path, *, num_threads: int | None = None) -> "SpeechRecognizer":
+        """A speech `.tflite` on the edge runner: no TensorFlow needed."""
+        from sensorium.export.edge_speech import EdgeSpeechRecognizer
+
+        if Path(path).is_dir():
+            raise ModelError(f"{path}: the edge runtime takes a .tflite file")
+        edge = EdgeSpeechRecognizer(path, num_threads=num_threads)
+        return cls(lambda x: edge.log_probs(x[0])[None], edge.frames, dict(edge.info), str(path), max_batch=1)
+
+    @classmethod
+    def _from_saved_model(cls, artifact: Artifact) -> "SpeechRecognizer":
+        import tensorflow as tf
+
+        try:
+            serve = tf.saved_model.load(str(artifact.path)).signatures["serving_default"]
+        except (KeyError, OSError, ValueError) as exc:
+            raise ModelError(f"{artifact.path}: unusable SavedModel ({str(exc).splitlines()[0][:200]})") from None
+        info = {k: artifact.info[k] for k in ("frame_length", "frame_step", "subsampling") if k in artifact.info}
+        return cls(lambda x: serve(waveform=tf.constant(x))["log_probs"].numpy(),
+                   lambda n: frames_from_info(info, n), info, str(artifact.path))
 
     @classmethod
     def from_artifact(cls, artifact: Artifact | str | Path) -> "SpeechRecognizer":
         if not isinstance(artifact, Artifact):
             artifact = inspect_artifact(artifact)
         require_task(artifact, TASK)
-        if artifact.kind not in ("run", "keras"):
-            raise ModelError(f"{artifact.path}: speech models run from a run directory or .keras file here "
-                             f"(not {artifact.kind})")
+        if artifact.kind == "tflite":
+            return cls.from_tflite(artifact.path)
+        if artifact.kind == "saved_model":
+            return cls._from_saved_model(artifact)
         path = artifact.run.model_path if artifact.run is not None else artifact.path
         model = load_keras(path)
         from sensorium.models.blocks.metadata import read_task_metadata
@@ -59,6 +84,7 @@ class SpeechRecognizer:
         waves = [w if len(w) >= minimum else np.pad(w, (0, minimum - len(w))) for w in waves]
         out: list[np.ndarray | None] = [None] * len(waves)
         order = np.argsort([len(w) for w in waves], kind="stable")
+        batch_size = min(batch_size, self.max_batch or batch_size)
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             x = np.zeros((len(idx), max(len(waves[i]) for i in idx)), np.float32)
