@@ -175,3 +175,18 @@ def test_transcribe_odd_but_valid_audio(trained_run, tone_data, tmp_path, capsys
                                 "--beam", "4"]) == 0
     beam = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
     assert greedy[2] == greedy[3] and beam[2] == beam[3] and beam[2]
+
+
+def test_bundled_model_on_held_out_voices(capsys):
+    """The README's example: the bundled model (Keras and its .tflite on the edge runner) transcribes two
+    recordings in voices it never heard (flite rms at 16 kHz, espeak-ng en-029+m7 at 22.05 kHz)."""
+    from pathlib import Path
+
+    from sensorium.apps import transcribe as transcribe_app
+
+    examples = Path(__file__).resolve().parents[2] / "assets" / "examples"
+    files = [str(examples / "speech-four-two-seven.wav"), str(examples / "speech-turn-on-the-light.wav")]
+    for runtime in ("keras", "edge"):
+        assert transcribe_app.main([*files, "--json", "--runtime", runtime]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [r["text"] for r in rows] == ["four two seven", "turn on the light"], runtime
