@@ -221,3 +221,21 @@ def test_what_speech_does_not_offer_is_one_line(run_dir, tmp_path, capsys):
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert code in (1, 2) and len(errors) == 1 and needle in errors[0] and "Traceback" not in err, err
         assert not (tmp_path / "x").exists()
+
+
+def test_transcribe_runs_every_artifact_alike(run_dir, exported, tmp_path, capsys):
+    """`transcribe` on the run directory, the SavedModel and the .tflite (edge runner) gives the same text."""
+    from sensorium.apps import transcribe as transcribe_app
+
+    rng = np.random.default_rng(11)
+    files = []
+    for text in ("abc", "ca", "bab"):
+        path = tmp_path / f"{text}.wav"
+        sf.write(path, _tone_speech(text, rng), 16000)
+        files.append(str(path))
+    texts = {}
+    for name, model in (("run", run_dir), ("saved_model", exported / "saved_model"),
+                        ("tflite", exported / "model-float32.tflite")):
+        assert transcribe_app.main([*files, "--model", str(model), "--json", "--batch-size", "1"]) == 0, name
+        texts[name] = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert texts["run"] == texts["saved_model"] == texts["tflite"]
