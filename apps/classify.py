@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from sensorium.apps.cli import add_common_options, emit_json, has_tensorflow, parse_and_run, quiet_tensorflow
+from sensorium.apps.cli import add_common_options, emit_results, has_tensorflow, parse_and_run, quiet_tensorflow
 from sensorium.pipelines.common.errors import require_tensorflow
 
 
@@ -42,18 +42,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         require_tensorflow("classify", quiet=not args.debug)
         classifier = ImageClassifier.from_artifact(model)
-    failed = 0
-    for result in classify_paths(classifier, args.inputs, top_k=args.top_k, batch_size=args.batch_size):
-        failed += not result["ok"]
-        if args.json:
-            emit_json(result)
-        elif result["ok"]:
-            others = ", ".join(f"{t['label']} {t['score']:.3f}" for t in result["top_k"][1:])
-            print(f"{result['input']}\t{result['label']}\t{result['score']:.4f}" + (f"\t({others})" if others else ""),
-                  flush=True)
-        else:
-            print(f"error: {result['error']}", file=sys.stderr, flush=True)
-    return 1 if failed else 0
+    results = classify_paths(classifier, args.inputs, top_k=args.top_k, batch_size=args.batch_size)
+    return emit_results(results, as_json=args.json, line=_line)
+
+
+def _line(result: dict) -> str:
+    others = ", ".join(f"{t['label']} {t['score']:.3f}" for t in result["top_k"][1:])
+    return f"{result['input']}\t{result['label']}\t{result['score']:.4f}" + (f"\t({others})" if others else "")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 import traceback
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from sensorium.pipelines.common.errors import SensoriumError, require_tensorflow
 
@@ -50,6 +50,21 @@ def emit_json(obj: Any, stream=None) -> None:
     stream = stream or sys.stdout
     stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
     stream.flush()
+
+
+def emit_results(results: Iterable[dict[str, Any]], *, as_json: bool, line: Callable[[dict[str, Any]], str]) -> int:
+    """Print per-input results as they come (JSON Lines, or `line(result)` on stdout and failures as
+    `error: ...` on stderr); returns the exit code: 1 when any input failed, else 0."""
+    failed = 0
+    for result in results:
+        failed += not result["ok"]
+        if as_json:
+            emit_json(result)
+        elif result["ok"]:
+            print(line(result), flush=True)
+        else:
+            print(f"error: {result['error']}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
 
 
 def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:

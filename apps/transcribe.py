@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from sensorium.apps.cli import add_common_options, emit_json, has_tensorflow, parse_and_run, quiet_tensorflow
+from sensorium.apps.cli import add_common_options, emit_results, has_tensorflow, parse_and_run, quiet_tensorflow
 from sensorium.pipelines.common.errors import UsageError, require_tensorflow
 
 
@@ -47,17 +47,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         require_tensorflow("transcribe", quiet=not args.debug)
         recognizer = SpeechRecognizer.from_artifact(model)
-    failed = 0
-    for result in transcribe_paths(recognizer, args.inputs, beam=args.beam, max_segment=args.max_segment,
-                                   batch_size=args.batch_size):
-        failed += not result["ok"]
-        if args.json:
-            emit_json(result)
-        elif result["ok"]:
-            print(f"{result['input']}\t{result['text']}", flush=True)
-        else:
-            print(f"error: {result['error']}", file=sys.stderr, flush=True)
-    return 1 if failed else 0
+    results = transcribe_paths(recognizer, args.inputs, beam=args.beam, max_segment=args.max_segment,
+                               batch_size=args.batch_size)
+    return emit_results(results, as_json=args.json, line=lambda r: f"{r['input']}\t{r['text']}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,3 +64,22 @@ def interrupt_training(monkeypatch):
         monkeypatch.setattr(callbacks.RunState, "on_epoch_end", end_then_interrupt)
 
     return arm
+
+
+TONES = {"a": 500.0, "b": 1500.0, "c": 3000.0}
+
+
+def _tone_speech(text: str, rng: np.random.Generator, rate: int = 16000) -> np.ndarray:
+    """Tone "speech": each letter of `text` (a, b, c) a 0.15 s tone, letters and the start separated
+    by 0.05 s of quiet noise. Tiny speech models learn it in seconds: (samples,) float32 at `rate`."""
+    t = np.arange(int(0.15 * rate)) / rate
+    parts = [rng.normal(0, 0.003, int(0.05 * rate))]
+    for ch in text:
+        parts += [0.5 * np.sin(2 * np.pi * TONES[ch] * t), rng.normal(0, 0.003, int(0.05 * rate))]
+    return np.concatenate(parts).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def tone_speech():
+    """`tone_speech(text, rng, rate=16000)`: see `_tone_speech`."""
+    return _tone_speech

@@ -11,23 +11,14 @@ import soundfile as sf
 from sensorium.apps import main as sensorium_app
 
 RATE = 16000
-TONES = {"a": 500.0, "b": 1500.0, "c": 3000.0}
 TINY = {"model": {"num_mel_bins": 32, "conv_channels": [8], "rnn_units": 24, "rnn_layers": 1, "dropout": 0.0,
                   "spec_augment": {}},
         "train": {"batch_size": 4, "learning_rate": 0.01, "schedule": "constant", "early_stopping_patience": 0,
                   "warmup_epochs": 0}}
 
 
-def _tone_speech(text: str, rng, rate: int = RATE) -> np.ndarray:
-    t = np.arange(int(0.15 * rate)) / rate
-    parts = [rng.normal(0, 0.003, int(0.05 * rate))]
-    for ch in text:
-        parts += [0.5 * np.sin(2 * np.pi * TONES[ch] * t), rng.normal(0, 0.003, int(0.05 * rate))]
-    return np.concatenate(parts).astype("float32")
-
-
 @pytest.fixture(scope="module")
-def tone_data(tmp_path_factory):
+def tone_data(tmp_path_factory, tone_speech):
     """40 utterances of 1-3 tone letters (a few at 44.1 kHz stereo: converted on reading) + a config."""
     root = tmp_path_factory.mktemp("tones")
     rng = np.random.default_rng(0)
@@ -35,11 +26,11 @@ def tone_data(tmp_path_factory):
     for i in range(40):
         text = "".join(rng.choice(list("abc"), size=rng.integers(1, 4)))
         if i % 10 == 9:
-            wave = _tone_speech(text, rng, 44100)
+            wave = tone_speech(text, rng, 44100)
             sf.write(root / f"u{i:02d}.flac", np.stack([wave, wave], 1), 44100)
             rows.append(f"u{i:02d}.flac,{text.upper()}")
         else:
-            sf.write(root / f"u{i:02d}.wav", _tone_speech(text, rng), RATE, subtype="PCM_16")
+            sf.write(root / f"u{i:02d}.wav", tone_speech(text, rng), RATE, subtype="PCM_16")
             rows.append(f"u{i:02d}.wav,{text}")
     (root / "broken.wav").write_bytes(b"RIFF not really a wave file")
     rows.append("broken.wav,abc")
@@ -80,7 +71,7 @@ def test_train_evaluate_and_results(trained_run, tmp_path, capsys):
     assert (tmp_path / "eval" / "eval_results.jsonl").is_file()
 
 
-def test_transcribe_json_segments_and_bad_inputs(trained_run, tone_data, tmp_path, capsys, monkeypatch):
+def test_transcribe_json_segments_and_bad_inputs(trained_run, tone_data, tmp_path, capsys, monkeypatch, tone_speech):
     """One object per input in order; a long recording is cut at its pauses into timed segments;
     empty, corrupt, missing and too-long inputs are per-item failures; exit code 1 when any failed."""
     from sensorium.apps import transcribe as transcribe_app
@@ -89,7 +80,7 @@ def test_transcribe_json_segments_and_bad_inputs(trained_run, tone_data, tmp_pat
     rng = np.random.default_rng(7)
     pause = rng.normal(0, 0.002, int(0.6 * RATE)).astype("float32")
     words = ["abc", "ba", "cab", "ac", "bca", "cb"]
-    sf.write(tmp_path / "long.wav", np.concatenate([np.concatenate([_tone_speech(w, rng), pause]) for w in words * 4]),
+    sf.write(tmp_path / "long.wav", np.concatenate([np.concatenate([tone_speech(w, rng), pause]) for w in words * 4]),
              RATE)
     sf.write(tmp_path / "empty.wav", np.zeros(0, "float32"), RATE)
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF....WAVEfmt garbage")
@@ -151,17 +142,17 @@ def test_bad_speech_data_is_one_line(tmp_path, capsys):
     assert code == 1 and len(errors) == 1 and "Traceback" not in err
 
 
-def test_transcribe_odd_but_valid_audio(trained_run, tone_data, tmp_path, capsys):
+def test_transcribe_odd_but_valid_audio(trained_run, tone_data, tmp_path, capsys, tone_speech):
     """0.1 s, all zeros, 8 kHz and 48 kHz, 6 channels: sensible results (silence -> empty text);
     NaN samples: a per-file error. Beam search agrees with greedy on clear input."""
     from sensorium.apps import transcribe as transcribe_app
 
     rng = np.random.default_rng(3)
-    wave = _tone_speech("abc", rng)
+    wave = tone_speech("abc", rng)
     sf.write(tmp_path / "short.wav", wave[: RATE // 10], RATE)
     sf.write(tmp_path / "zeros.wav", np.zeros(RATE * 2, "float32"), RATE)
-    sf.write(tmp_path / "8k.wav", _tone_speech("abc", rng, 8000), 8000)
-    sf.write(tmp_path / "48k-6ch.wav", np.repeat(_tone_speech("abc", rng, 48000)[:, None], 6, axis=1), 48000)
+    sf.write(tmp_path / "8k.wav", tone_speech("abc", rng, 8000), 8000)
+    sf.write(tmp_path / "48k-6ch.wav", np.repeat(tone_speech("abc", rng, 48000)[:, None], 6, axis=1), 48000)
     sf.write(tmp_path / "nan.wav", np.full(RATE, np.nan, "float32"), RATE, subtype="FLOAT")
     names = ["short.wav", "zeros.wav", "8k.wav", "48k-6ch.wav", "nan.wav"]
     code = transcribe_app.main([*(str(tmp_path / n) for n in names), "--model", str(trained_run), "--json"])

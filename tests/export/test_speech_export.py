@@ -16,20 +16,10 @@ import soundfile as sf
 from sensorium.apps import main as sensorium_app
 
 RATE = 16000
-TONES = {"a": 500.0, "b": 1500.0, "c": 3000.0}
-
-
-def _tone_speech(text: str, rng) -> np.ndarray:
-    """Each letter a 0.15 s tone, letters separated by 0.05 s of quiet noise."""
-    t = np.arange(int(0.15 * RATE)) / RATE
-    parts = [rng.normal(0, 0.003, int(0.05 * RATE))]
-    for ch in text:
-        parts += [0.5 * np.sin(2 * np.pi * TONES[ch] * t), rng.normal(0, 0.003, int(0.05 * RATE))]
-    return np.concatenate(parts).astype("float32")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, tone_speech):
     """A complete speech run directory (config.json naming a manifest of 80 tone utterances: 64 train,
     8 test), its model trained in-process for ~10 s."""
     import keras
@@ -46,7 +36,7 @@ def run_dir(tmp_path_factory):
     rows = ["path,transcript"]
     for i in range(80):
         text = "".join(rng.choice(list("abc"), size=rng.integers(1, 4)))
-        sf.write(root / f"u{i:02d}.wav", _tone_speech(text, rng), RATE, subtype="PCM_16")
+        sf.write(root / f"u{i:02d}.wav", tone_speech(text, rng), RATE, subtype="PCM_16")
         rows.append(f"u{i:02d}.wav,{text}")
     (root / "manifest.csv").write_text("\n".join(rows) + "\n")
 
@@ -223,7 +213,7 @@ def test_what_speech_does_not_offer_is_one_line(run_dir, tmp_path, capsys):
         assert not (tmp_path / "x").exists()
 
 
-def test_transcribe_runs_every_artifact_alike(run_dir, exported, tmp_path, capsys):
+def test_transcribe_runs_every_artifact_alike(run_dir, exported, tmp_path, capsys, tone_speech):
     """`transcribe` on the run directory, the SavedModel and the .tflite (edge runner) gives the same text."""
     from sensorium.apps import transcribe as transcribe_app
 
@@ -231,7 +221,7 @@ def test_transcribe_runs_every_artifact_alike(run_dir, exported, tmp_path, capsy
     files = []
     for text in ("abc", "ca", "bab"):
         path = tmp_path / f"{text}.wav"
-        sf.write(path, _tone_speech(text, rng), 16000)
+        sf.write(path, tone_speech(text, rng), 16000)
         files.append(str(path))
     texts = {}
     for name, model in (("run", run_dir), ("saved_model", exported / "saved_model"),

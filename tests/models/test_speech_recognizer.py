@@ -8,17 +8,6 @@ import pytest
 from sensorium.pipelines.speech.decode import VOCAB_SIZE, encode_text, greedy_decode
 from sensorium.pipelines.speech.text import ALPHABET
 
-RATE = 16000
-TONES = {"a": 500.0, "b": 1500.0, "c": 3000.0}
-
-
-def _utterance(text: str, rng) -> np.ndarray:
-    """Each character is a 0.15 s tone, characters separated by 0.05 s of quiet noise."""
-    t = np.arange(int(0.15 * RATE)) / RATE
-    parts = [rng.normal(0, 0.003, int(0.05 * RATE))]
-    for ch in text:
-        parts += [0.5 * np.sin(2 * np.pi * TONES[ch] * t), rng.normal(0, 0.003, int(0.05 * RATE))]
-    return np.concatenate(parts).astype("float32")
 
 
 def _tiny_spec(bidirectional=True):
@@ -28,10 +17,10 @@ def _tiny_spec(bidirectional=True):
                                 bidirectional=bidirectional, dropout=0.0, spec_augment={})
 
 
-def _batch(texts, spec, rng):
+def _batch(texts, spec, rng, tone_speech):
     from sensorium.models.speech_recognizer import output_frames
 
-    waves = [_utterance(t, rng) for t in texts]
+    waves = [tone_speech(t, rng) for t in texts]
     n = max(len(w) for w in waves)
     x = np.zeros((len(waves), n), "float32")
     for i, w in enumerate(waves):
@@ -56,7 +45,7 @@ def test_output_frames_match_the_model():
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(tone_speech):
     import keras
 
     from sensorium.models.speech_recognizer import build_speech_recognizer, ctc_loss
@@ -65,7 +54,7 @@ def trained():
     spec = _tiny_spec()
     rng = np.random.default_rng(0)
     texts = ["ab", "ba", "abc", "cab", "ca", "bc", "acb", "cba"]
-    x, y = _batch(texts, spec, rng)
+    x, y = _batch(texts, spec, rng, tone_speech)
     model = build_speech_recognizer(spec, ALPHABET)
     model.get_layer("feature_normalization").adapt(model.get_layer("log_mel")(x))
     model.compile(keras.optimizers.Adam(0.01), ctc_loss)
