@@ -32,6 +32,17 @@ def test_sensorium_help_lists_commands_and_tasks():
     exe = installed("sensorium")
     assert exe, "the `sensorium` console script is not installed (pip install -e .)"
     proc = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "image" in proc.stdout
+    assert proc.returncode == 0 and "image" in proc.stdout and "speech" in proc.stdout
     proc = subprocess.run([exe, "frobnicate"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_transcribe_command_with_bundled_model():
+    exe = installed("transcribe")
+    assert exe, "the `transcribe` console script is not installed (pip install -e .)"
+    examples = [ROOT / "assets/examples/speech-four-two-seven.wav", ROOT / "nope.wav"]
+    proc = subprocess.run([exe, *map(str, examples), "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr  # one input is missing
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r.get("text") for r in results] == ["four two seven", None] and results[1]["ok"] is False
+    assert proc.stderr == ""  # no TensorFlow start-up noise
