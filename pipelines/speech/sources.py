@@ -168,6 +168,9 @@ def load_utterances(spec_text: str, *, seed: int, default_split: str | None, dat
                             "`sensorium data speech`)")
         from sensorium.pipelines.speech.corpus import default_corpus_dir
 
+        if not (default_corpus_dir() / "sensorium_speech").is_dir():
+            raise DataError(f"builtin:speech is not built yet in {default_corpus_dir()}; build it once with "
+                            "`sensorium data speech` (needs espeak-ng and flite: apt-get install espeak-ng flite)")
         corpus = parse_spec(f"tfds:sensorium_speech@{spec.split or default_split or 'train'}"
                             + (str(spec.slice) if spec.slice else ""))
         from sensorium.pipelines.speech import corpus as _corpus  # noqa: F401  (registers the builder)

@@ -52,6 +52,12 @@ def test_bad_manifests(tmp_path, content, message):
         load_utterances(str(tmp_path / "m.csv"), seed=0, default_split=None)
 
 
+def test_unbuilt_speech_corpus_says_how_to_build_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("SENSORIUM_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(DataError, match="sensorium data speech"):
+        load_utterances("builtin:speech@train", seed=0, default_split=None)
+
+
 def test_folder_without_transcripts_and_unknown_builtin(tmp_path):
     with pytest.raises(DataError, match="no LibriSpeech"):
         load_utterances(str(tmp_path), seed=0, default_split=None)
