@@ -9,10 +9,12 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sensorium.pipelines.common.errors import ModelError
 from sensorium.pipelines.common.rundir import RunDir
+
+C = TypeVar("C")
 
 
 @dataclass
@@ -98,10 +100,20 @@ def load_keras(path: Path):
     """`keras.saving.load_model(path, safe_mode=True)` with our layers registered; one-line errors."""
     import keras
 
-    import sensorium.models.blocks  # noqa: F401  (registers our serialisable layers)
+    import sensorium.models.backbones.hub  # noqa: F401  (registers our serialisable layers: the hub
+    import sensorium.models.blocks  # noqa: F401  backbone and the blocks)
 
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelError(f"{path}: cannot load the model ({first[:300]})") from None
+
+
+def run_config(artifact: Artifact, config_cls: type[C]) -> C | None:
+    """The resolved config of the run behind `artifact` (its config.json), or None outside a run."""
+    from sensorium.pipelines.common.config import config_from_dict
+
+    if artifact.run is None or not artifact.run.config_path.is_file():
+        return None
+    return config_from_dict(config_cls, artifact.run.read_config())
