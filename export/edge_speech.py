@@ -20,15 +20,6 @@ from sensorium.export.edge import EdgeModel
 from sensorium.pipelines.common.errors import ModelError, UsageError
 
 
-def greedy_text(scores: np.ndarray, alphabet: str, blank: int = 0) -> str:
-    """Best-path CTC decoding of (T, V) scores: argmax per frame, merge repeats, drop blanks; id i
-    (other than `blank`) is ``alphabet[i - 1]``."""
-    best = np.asarray(scores).argmax(-1) if len(scores) else np.zeros(0, np.int64)
-    keep = np.ones(len(best), dtype=bool)
-    keep[1:] = best[1:] != best[:-1]
-    return "".join(alphabet[i - 1] for i in best[keep] if i != blank and 0 < i <= len(alphabet))
-
-
 class EdgeSpeechRecognizer:
     """A speech `.tflite` with its manifest: `log_probs(wave)` -> (frames, V), `transcribe(wave)` -> text."""
 
@@ -78,12 +69,9 @@ class EdgeSpeechRecognizer:
 
     def transcribe(self, wave: np.ndarray, beam: int = 1) -> str:
         """Text of one utterance: greedy CTC decoding, or prefix beam search with `beam` > 1."""
+        from sensorium.pipelines.speech.decode import beam_search_decode, greedy_decode
+
         scores = self.log_probs(wave)
         if beam <= 1:
-            return greedy_text(scores, self.alphabet, self.blank)
-        from sensorium.pipelines.speech.decode import beam_search_decode
-        from sensorium.pipelines.speech.text import ALPHABET
-
-        if self.alphabet != ALPHABET:
-            raise UsageError(f"{self.path}: beam search decodes Sensorium's alphabet only; use beam 1")
-        return beam_search_decode(scores, beam=beam)
+            return greedy_decode(scores, alphabet=self.alphabet)
+        return beam_search_decode(scores, beam=beam, alphabet=self.alphabet)

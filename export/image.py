@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sensorium.pipelines.common.artifacts import Artifact, load_keras
+from sensorium.pipelines.common.artifacts import Artifact, load_keras, run_config
 from sensorium.pipelines.common.errors import DataError, ModelError
 
 
@@ -53,13 +53,10 @@ class ImageExportSource:
         }
 
     def _data_config(self):
-        from sensorium.pipelines.common.config import config_from_dict
         from sensorium.pipelines.image_classification.config import DataConfig, ImageClassificationConfig
 
-        if self.artifact.run is not None and self.artifact.run.config_path.is_file():
-            cfg = config_from_dict(ImageClassificationConfig, self.artifact.run.read_config())
-            return cfg.data, cfg.seed
-        return DataConfig(), 42
+        cfg = run_config(self.artifact, ImageClassificationConfig)
+        return (cfg.data, cfg.seed) if cfg is not None else (DataConfig(), 42)
 
     def load_images(self, spec: str | None, default_split: str) -> tuple[np.ndarray, np.ndarray | None]:
         """(uint8 (N, H, W, 3) at the model's size, labels or None) from a data spec or a .npy file."""

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sensorium.pipelines.common.artifacts import Artifact, load_keras
+from sensorium.pipelines.common.artifacts import Artifact, load_keras, run_config
 from sensorium.pipelines.common.atomic import atomic_path
 from sensorium.pipelines.common.errors import DataError, ModelError, UsageError
 
@@ -160,13 +160,10 @@ class SpeechExportSource:
     # --- data ----------------------------------------------------------------------------------
     def _data_config(self) -> tuple[Any, int]:
         """(SpeechDataConfig, seed) of the run; an empty spec for a bare .keras file."""
-        from sensorium.pipelines.common.config import config_from_dict
         from sensorium.pipelines.speech.config import SpeechConfig, SpeechDataConfig
 
-        if self.artifact.run is not None and self.artifact.run.config_path.is_file():
-            cfg = config_from_dict(SpeechConfig, self.artifact.run.read_config())
-            return cfg.data, cfg.seed
-        return SpeechDataConfig(spec=""), 42
+        cfg = run_config(self.artifact, SpeechConfig)
+        return (cfg.data, cfg.seed) if cfg is not None else (SpeechDataConfig(spec=""), 42)
 
     def _items(self, spec: str | None, split: str, limit: int, purpose: str) -> SpeechItems:
         """Utterances of `spec` (default: the run's source @`split`), at most `limit` (a seeded pick)."""

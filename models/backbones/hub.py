@@ -98,6 +98,7 @@ class HubBackbone(keras.layers.Layer):
         self.trainable_pattern = trainable_pattern
         self.batchnorm_training = batchnorm_training
         self.module = load_module(handle)
+        self._specs: dict[tuple, keras.KerasTensor] = {}
         variables, trainable = module_variables(self.module)
         self._trainable_ids = {id(v) for v in trainable}
         self._module_weights = []
@@ -139,7 +140,14 @@ class HubBackbone(keras.layers.Layer):
         return self._output_spec(tuple(inputs.shape), str(inputs.dtype))
 
     def _output_spec(self, shape: tuple, dtype: str) -> keras.KerasTensor:
-        """Trace the module on `shape`: (B, features), or a one-line error saying what it expects."""
+        """Trace the module on `shape`: (B, features), or a one-line error saying what it expects.
+        Remembered per (shape, dtype): `__call__` checks, then Keras asks again."""
+        key = (shape, dtype)
+        if key not in self._specs:
+            self._specs[key] = self._trace_output_spec(shape, dtype)
+        return self._specs[key]
+
+    def _trace_output_spec(self, shape: tuple, dtype: str) -> keras.KerasTensor:
         import tensorflow as tf
 
         try:

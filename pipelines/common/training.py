@@ -29,6 +29,14 @@ class TrainSettings:
     strategy: Literal["auto", "default", "mirrored"] = "auto"
     mixed_precision: Literal["auto", "on", "off"] = "auto"
 
+    def checks(self) -> list[tuple[bool, str]]:
+        """(condition, message) pairs every task's `validate` raises a UsageError for when false."""
+        return [
+            (self.epochs >= 1, "train.epochs must be at least 1"),
+            (self.batch_size >= 1, "train.batch_size must be at least 1"),
+            (self.learning_rate > 0, "train.learning_rate must be positive"),
+        ]
+
 
 def finish_run(run: RunDir, *, history: dict, summary: dict[str, Any], data_spec: str, evaluate_on: str | None,
                evaluate: Callable[[str], dict[str, Any]], write_card: Callable[[dict[str, Any] | None], None]) -> None:

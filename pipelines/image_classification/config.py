@@ -49,10 +49,7 @@ class ImageClassificationConfig:
         from sensorium.pipelines.common.dataspec import parse_spec
         from sensorium.pipelines.common.errors import UsageError
 
-        checks = [
-            (self.train.epochs >= 1, "train.epochs must be at least 1"),
-            (self.train.batch_size >= 1, "train.batch_size must be at least 1"),
-            (self.train.learning_rate > 0, "train.learning_rate must be positive"),
+        checks = self.train.checks() + [
             (0 < self.data.validation_fraction < 1, "data.validation_fraction must be between 0 and 1"),
             (self.model.channels in (1, 3), "model.channels must be 1 or 3"),
             (self.model.image_size is None or (len(self.model.image_size) == 2 and min(self.model.image_size) >= 1),

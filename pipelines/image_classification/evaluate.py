@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sensorium.pipelines.common.artifacts import inspect_artifact, require_task
+from sensorium.pipelines.common.artifacts import inspect_artifact, require_task, run_config
 from sensorium.pipelines.common.dataspec import parse_spec
 from sensorium.pipelines.common.errors import UsageError
 from sensorium.pipelines.common.rundir import RunDir
@@ -21,7 +21,6 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
              batch_size: int = 64, top_k: int = 5, require_complete: bool = True) -> dict[str, Any]:
     """Evaluate and write `metrics.json` + `plots/confusion_matrix.png` (into the run directory, or
     `out`). Returns the metrics.json object."""
-    from sensorium.pipelines.common.config import config_from_dict
     from sensorium.pipelines.common.metrics import classification_metrics
     from sensorium.pipelines.common.reports import plot_confusion_matrix
     from sensorium.pipelines.image_classification.config import DataConfig, ImageClassificationConfig
@@ -30,11 +29,9 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
 
     artifact = require_task(inspect_artifact(model_path, require_complete=require_complete), TASK)
     classifier = ImageClassifier.from_artifact(artifact)
-    seed, data_cfg = 42, DataConfig()
-    if artifact.run is not None and artifact.run.config_path.is_file():
-        run_cfg = config_from_dict(ImageClassificationConfig, artifact.run.read_config())
-        seed, data_cfg = run_cfg.seed, run_cfg.data
-        data = data or run_cfg.data.spec
+    run_cfg = run_config(artifact, ImageClassificationConfig)
+    seed, data_cfg = (run_cfg.seed, run_cfg.data) if run_cfg is not None else (42, DataConfig())
+    data = data or (run_cfg.data.spec if run_cfg is not None else None)
     if not data:
         raise UsageError("--data is required for a model outside a run directory")
     spec = parse_spec(data)

@@ -45,10 +45,7 @@ class SpeechConfig:
         from sensorium.pipelines.common.dataspec import parse_spec
         from sensorium.pipelines.common.errors import UsageError
 
-        checks = [
-            (self.train.epochs >= 1, "train.epochs must be at least 1"),
-            (self.train.batch_size >= 1, "train.batch_size must be at least 1"),
-            (self.train.learning_rate > 0, "train.learning_rate must be positive"),
+        checks = self.train.checks() + [
             (self.data.max_seconds > 0, "data.max_seconds must be positive"),
             (self.model.sample_rate == 16000, "model.sample_rate must be 16000 (audio is read at 16 kHz)"),
             (self.model.rnn_layers >= 1 and self.model.rnn_units >= 1, "model.rnn_layers and rnn_units must be >= 1"),

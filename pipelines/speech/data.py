@@ -46,35 +46,39 @@ class SpeechSplit:
         return [np.asarray([output_frames(spec, len(w)), *encode_text(t)], np.int32)
                 for w, t in zip(self.waves, self.texts)]
 
-    def batches(self, batch_size: int, spec: SpeechRecognizerSpec, *, training: bool = False,
-                seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Padded batches; in training, shuffled (a new order every call) and length-sorted within
-        windows of SORT_WINDOW batches; otherwise in order."""
-        targets = self.targets(spec)
-        lengths = np.asarray([len(w) for w in self.waves])
+    def batches(self, batch_size: int, targets: list[np.ndarray], *, order_seed: list[int] | None = None
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Padded batches of (waveforms, `targets`); with `order_seed`, shuffled and length-sorted
+        within windows of SORT_WINDOW batches, in a shuffled batch order; otherwise in order."""
         order = np.arange(self.count)
-        if training:
-            self._epoch = getattr(self, "_epoch", 0) + 1
-            rng = np.random.default_rng([seed, self._epoch])
+        starts = list(range(0, self.count, batch_size))
+        if order_seed is not None:
+            rng = np.random.default_rng(order_seed)
+            lengths = np.asarray([len(w) for w in self.waves])
             order = rng.permutation(self.count)
             window = batch_size * SORT_WINDOW
             order = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
                                     for chunk in np.array_split(order, max(1, -(-len(order) // window)))])
-            starts = list(range(0, len(order), batch_size))
             rng.shuffle(starts)
-        else:
-            starts = list(range(0, len(order), batch_size))
         for start in starts:
             idx = order[start : start + batch_size]
             yield pad_batch([self.waves[i] for i in idx], [targets[i] for i in idx])
 
     def dataset(self, batch_size: int, spec: SpeechRecognizerSpec, *, training: bool = False, seed: int = 0):
-        """The batches as a tf.data.Dataset (the generator runs again every epoch)."""
+        """The batches as a tf.data.Dataset; the generator runs again every epoch (in training with
+        a new order each time)."""
+        import itertools
+
         import tensorflow as tf
 
+        targets = self.targets(spec)  # once, not per epoch
+        epochs = itertools.count(1)
+
+        def generate():
+            return self.batches(batch_size, targets, order_seed=[seed, next(epochs)] if training else None)
+
         signature = (tf.TensorSpec((None, None), tf.float32), tf.TensorSpec((None, None), tf.int32))
-        ds = tf.data.Dataset.from_generator(
-            lambda: self.batches(batch_size, spec, training=training, seed=seed), output_signature=signature)
+        ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
         ds = ds.apply(tf.data.experimental.assert_cardinality(-(-self.count // batch_size)))
         return ds.prefetch(2)
 

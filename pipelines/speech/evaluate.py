@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sensorium.pipelines.common.artifacts import inspect_artifact, require_task
+from sensorium.pipelines.common.artifacts import inspect_artifact, require_task, run_config
 from sensorium.pipelines.common.dataspec import parse_spec
 from sensorium.pipelines.common.errors import MissingExtraError, UsageError
 from sensorium.pipelines.common.rundir import RunDir
@@ -38,18 +38,15 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
     import jiwer
 
     from sensorium.pipelines.common.atomic import atomic_write_text
-    from sensorium.pipelines.common.config import config_from_dict
     from sensorium.pipelines.speech.config import SpeechConfig, SpeechDataConfig
     from sensorium.pipelines.speech.data import load_speech_split
     from sensorium.pipelines.speech.predict import SpeechRecognizer
 
     artifact = require_task(inspect_artifact(model_path, require_complete=require_complete), TASK)
     recognizer = SpeechRecognizer.from_artifact(artifact)
-    seed, data_cfg = 42, SpeechDataConfig()
-    if artifact.run is not None and artifact.run.config_path.is_file():
-        run_cfg = config_from_dict(SpeechConfig, artifact.run.read_config())
-        seed, data_cfg = run_cfg.seed, run_cfg.data
-        data = data or run_cfg.data.spec
+    run_cfg = run_config(artifact, SpeechConfig)
+    seed, data_cfg = (run_cfg.seed, run_cfg.data) if run_cfg is not None else (42, SpeechDataConfig())
+    data = data or (run_cfg.data.spec if run_cfg is not None else None)
     if not data:
         raise UsageError("--data is required for a model outside a run directory")
     spec = parse_spec(data)

@@ -10,6 +10,7 @@ import numpy as np
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_keras, require_task
 from sensorium.pipelines.common.errors import ModelError
 from sensorium.pipelines.speech.decode import beam_search_decode, greedy_decode
+from sensorium.pipelines.speech.text import ALPHABET
 
 TASK = "speech"
 MIN_SECONDS = 0.25
@@ -96,5 +97,7 @@ class SpeechRecognizer:
         return out  # type: ignore[return-value]
 
     def transcribe(self, waves: list[np.ndarray], beam: int = 1, batch_size: int = 16) -> list[str]:
-        decode = (lambda lp: greedy_decode(lp)) if beam <= 1 else (lambda lp: beam_search_decode(lp, beam=beam))
-        return [decode(lp) for lp in self.log_probs(waves, batch_size)]
+        alphabet = self.info.get("alphabet", ALPHABET)  # the model's own, from its metadata
+        if beam <= 1:
+            return [greedy_decode(lp, alphabet=alphabet) for lp in self.log_probs(waves, batch_size)]
+        return [beam_search_decode(lp, beam=beam, alphabet=alphabet) for lp in self.log_probs(waves, batch_size)]

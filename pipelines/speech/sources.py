@@ -172,9 +172,7 @@ def load_utterances(spec_text: str, *, seed: int, default_split: str | None, dat
             raise DataError(f"builtin:speech is not built yet in {default_corpus_dir()}; build it once with "
                             "`sensorium data speech` (needs espeak-ng and flite: apt-get install espeak-ng flite)")
         corpus = parse_spec(f"tfds:sensorium_speech@{spec.split or default_split or 'train'}"
-                            + (str(spec.slice) if spec.slice else ""))
-        from sensorium.pipelines.speech import corpus as _corpus  # noqa: F401  (registers the builder)
-
+                            + (str(spec.slice) if spec.slice else ""))  # the import above registered the builder
         items = tfds_utterances(corpus, corpus.split, data_dir=str(default_corpus_dir()), download=False)
         return items, corpus.split
     path = Path(spec.name)
