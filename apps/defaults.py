@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sensorium.pipelines.common.errors import ModelError
 
-BUNDLED = {"image": "models/mnist", "speech": "models/speech"}
+BUNDLED = {"image": "models/mnist", "speech": "models/speech", "sentiment": "models/sentiment"}
 
 
 def assets_dir() -> Path:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from sensorium.apps import classify as classify_app
+from sensorium.apps import sentiment as sentiment_app
 from sensorium.apps import transcribe as transcribe_app
 from sensorium.apps.cli import add_common_options, emit_json, parse_and_run, quiet_tensorflow
 from sensorium.pipelines.common.errors import UsageError, require_tensorflow
@@ -86,7 +87,7 @@ def _train(args: argparse.Namespace) -> int:
     line = f"trained {run.path}: {summary['epochs']} epochs"
     if metrics:
         m = metrics["metrics"]
-        scores = (f"accuracy {m['accuracy']:.4f}" if "accuracy" in m else
+        scores = (f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}" if "accuracy" in m else
                   f"WER {m['wer']:.4f}, CER {m['cer']:.4f}" if "wer" in m else "")
         line += f"; {metrics['data']}: {scores} on {metrics['count']} items"
     print(line)
@@ -129,6 +130,9 @@ def _evaluate(args: argparse.Namespace) -> int:
                   f"{m['sentence_accuracy']:.1%} of utterances exactly right)")
         else:
             print(format_classification_report(m))
+            if "binary_accuracy" in m:
+                print(f"positive vs negative accuracy {m['binary_accuracy']:.4f} on {m['binary_count']} "
+                      "non-neutral texts")
     return 0
 
 
@@ -225,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify_app.add_arguments(sub.add_parser("classify", help="classify images", description="Classify images."))
     transcribe_app.add_arguments(sub.add_parser("transcribe", help="transcribe speech",
                                                 description="Transcribe speech."))
+    sentiment_app.add_arguments(sub.add_parser("sentiment", help="label the sentiment of texts",
+                                               description="Label the sentiment of texts."))
     return parser
 
 

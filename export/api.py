@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 SOURCES: Registry[str] = Registry("exportable task")
 SOURCES.register("image", "sensorium.export.image:ImageExportSource")
 SOURCES.register("speech", "sensorium.export.speech:SpeechExportSource")
+SOURCES.register("sentiment", "sensorium.export.text:TextExportSource")
 
 
 class ParityError(SensoriumError):

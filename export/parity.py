@@ -44,6 +44,7 @@ def _classification(outputs: np.ndarray, labels: np.ndarray | None, keras_output
 
 
 PARITY_METRICS.register("image", ParityMetric("accuracy and top-1 agreement", _classification))
+PARITY_METRICS.register("sentiment", ParityMetric("accuracy and top-1 agreement", _classification))
 
 
 def _features(outputs: np.ndarray, labels: np.ndarray | None, keras_outputs: np.ndarray) -> dict[str, Any]:

@@ -83,3 +83,16 @@ def _tone_speech(text: str, rng: np.random.Generator, rate: int = 16000) -> np.n
 def tone_speech():
     """`tone_speech(text, rng, rate=16000)`: see `_tone_speech`."""
     return _tone_speech
+
+
+@pytest.fixture(scope="session")
+def varied_texts() -> list[str]:
+    """Texts that stress tokenisation: accents, emoji (ZWJ sequences, flags), URLs, other scripts,
+    control characters, compatibility forms that NFKC changes, long inputs."""
+    return [
+        "", " ", "a", "!!!", "...", "😀😀😀", "👨‍👩‍👧‍👦 family 🏳️‍🌈", "Héllo wörld, naïve café",
+        "İstanbul ß ẞ ǅ", "ﬁ ligature Ⅻ ＦＵＬＬＷＩＤＴＨ", "日本語のテキスト", "Привет, мир", "مرحبا بالعالم",
+        "Z̤͔ͧ̑̓ä͖̭̈̇lͮ̒ͫǧ̗͚̚o̙̔ͮ̇", "tab\tand\nnewline\r\n", "NUL\x00byte", "\u200bzero width\ufeff",
+        "http://t.co/AbC123 https://www.example.org/a_b-c#frag?x=1", "noooooooooooooooooooooope",
+        "RUINING MY LIFE!!!!!!!!!!!!!!!!!!!!!!!!!!!!!", "good " * 500, "x" * 5000,
+    ]

@@ -123,13 +123,25 @@ class HubBackbone(keras.layers.Layer):
     def call(self, inputs, training: bool | None = None):
         # inputs: whatever the module takes (e.g. (B, H, W, 3) float images) -> (B, features)
         use_training = bool(training) and self.batchnorm_training and self.trainable
-        outputs = self.module(inputs, training=use_training)
+        if self._accepts_training():
+            outputs = self.module(inputs, training=use_training)
+        else:  # e.g. text encoders whose __call__ takes the strings only
+            outputs = self.module(inputs)
         if isinstance(outputs, dict):
             if len(outputs) != 1:
                 raise HubModuleError(f"hub module '{self.handle}' returns several outputs ({', '.join(outputs)}); "
                                      "expected one feature vector")
             outputs = next(iter(outputs.values()))
         return outputs
+
+    def _accepts_training(self) -> bool:
+        """Whether the module's `__call__` takes a `training` argument (the reusable SavedModel API)."""
+        if not hasattr(self, "_takes_training"):
+            functions = getattr(getattr(self.module, "__call__", None), "concrete_functions", None) or []
+            self._takes_training = not functions or any(
+                "training" in (f.structured_input_signature[1] or {}) or len(f.structured_input_signature[0]) > 1
+                for f in functions)
+        return self._takes_training
 
     def __call__(self, inputs, *args, **kwargs):
         if isinstance(inputs, keras.KerasTensor):  # check while building a model, outside Keras's
@@ -159,7 +171,8 @@ class HubBackbone(keras.layers.Layer):
             accepted = [str(tuple(f.structured_input_signature[0][0].shape))
                         for f in self.module.__call__.concrete_functions if f.structured_input_signature[0]]
             raise HubModuleError(f"hub module '{self.handle}' rejects input {shape} {dtype}; it accepts "
-                                 f"{' or '.join(accepted) or 'other inputs'} (set --image-size to match)") from None
+                                 f"{' or '.join(accepted) or 'other inputs'}"
+                                 + (" (set --image-size to match)" if len(shape) == 4 else "")) from None
         if len(out.shape) != 2:
             raise HubModuleError(f"hub module '{self.handle}' returns shape {tuple(out.shape)}; expected a "
                                  "feature vector (batch, features)")

@@ -16,6 +16,14 @@ from sensorium.models.blocks.conv import (
 from sensorium.models.blocks.heads import ClassifierHead
 from sensorium.models.blocks.image_preprocessing import ImageAugmentation, ImagePreprocessing
 from sensorium.models.blocks.metadata import TaskMetadata, read_task_metadata
+from sensorium.models.blocks.transformer import (
+    MaskedMeanPooling,
+    TokenAndPositionEmbedding,
+    TransformerDecoder,
+    TransformerEncoder,
+    attention_mask,
+    padding_mask,
+)
 
 __all__ = [
     "ClassifierHead",
@@ -30,4 +38,10 @@ __all__ = [
     "SqueezeExcite",
     "TaskMetadata",
     "read_task_metadata",
+    "MaskedMeanPooling",
+    "TokenAndPositionEmbedding",
+    "TransformerDecoder",
+    "TransformerEncoder",
+    "attention_mask",
+    "padding_mask",
 ]

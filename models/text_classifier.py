@@ -1,0 +1,94 @@
+"""Text classifier (sentiment): subword ids -> Transformer encoder -> masked mean -> class probabilities.
+
+Two encoders:
+
+- ``transformer`` (default): our own blocks, trained from scratch on the task's text. Input: int32
+  token ids (B, L) from the run's SentencePiece tokenizer, 0 = padding; L <= ``max_length``.
+- ``hub:HANDLE``: a pretrained TF Hub text encoder (a TF2 SavedModel that maps a batch of strings to
+  sentence vectors, such as nnlm-en-dim50 or universal-sentence-encoder), wrapped by the hub backbone
+  layer and fine-tuned with the head. Input: the raw strings (B,). No tokenizer of ours is involved.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:
+    import keras
+
+
+TASK = "sentiment"
+INPUT_IDS = "token_ids"
+INPUT_TEXT = "text"
+
+# Registered TF Hub text encoders (string batch -> sentence vector); any other handle works too.
+HUB_TEXT_ENCODERS = {
+    "nnlm-en-dim50": "https://tfhub.dev/google/nnlm-en-dim50/2",
+    "nnlm-en-dim128": "https://tfhub.dev/google/nnlm-en-dim128/2",
+    "universal-sentence-encoder": "https://tfhub.dev/google/universal-sentence-encoder/4",
+}
+
+
+@dataclass
+class TextClassifierSpec:
+    """Architecture of a text classifier (the `model` section of a sentiment config)."""
+
+    encoder: str = "transformer"  # or "hub:NAME|HANDLE" (a string -> vector TF Hub module)
+    max_length: int = 128  # token ids per text, [BOS] included; longer texts are cut
+    vocab_size: int = 8000  # subword pieces the tokenizer may learn (fewer on a small corpus)
+    embed_dim: int = 128
+    num_heads: int = 4
+    ff_dim: int = 256
+    num_layers: int = 2
+    dropout: float = 0.1
+    head_dropout: float = 0.2
+
+    @property
+    def uses_hub(self) -> bool:
+        return self.encoder.startswith("hub:")
+
+    def hub_handle(self) -> str:
+        name = self.encoder[len("hub:"):]
+        return HUB_TEXT_ENCODERS.get(name, name)
+
+
+def build_text_classifier(spec: TextClassifierSpec, labels: Sequence[str], *, vocab_size: int | None = None,
+                          info: dict[str, Any] | None = None) -> "keras.Model":
+    """The classifier; `vocab_size` is the trained tokenizer's (transformer encoder), `info` goes into
+    the model's TaskMetadata together with the architecture."""
+    import keras
+
+    from sensorium.models.blocks import ClassifierHead, TaskMetadata
+    from sensorium.models.blocks.transformer import (
+        MaskedMeanPooling,
+        TokenAndPositionEmbedding,
+        TransformerEncoder,
+        padding_mask,
+    )
+    if len(labels) < 2:
+        raise ValueError(f"a classifier needs at least two labels, got {list(labels)}")
+    meta = {"encoder": spec.encoder, "max_length": spec.max_length, **(info or {})}
+    if spec.uses_hub:
+        from sensorium.models.backbones.hub import HubBackbone
+
+        text = keras.Input((), dtype="string", name=INPUT_TEXT)  # (B,)
+        x = HubBackbone(spec.hub_handle(), name="encoder")(text)  # (B, D)
+        inputs = text
+        meta["input"] = "text"
+    else:
+        if not vocab_size:
+            raise ValueError("the transformer encoder needs the tokenizer's vocab_size")
+        ids = keras.Input((None,), dtype="int32", name=INPUT_IDS)  # (B, L)
+        mask = padding_mask(ids)  # (B, L) bool
+        x = TokenAndPositionEmbedding(vocab_size, spec.max_length, spec.embed_dim, name="embedding")(ids)  # (B, L, D)
+        x = keras.layers.Dropout(spec.dropout, name="embedding_dropout")(x)
+        for i in range(spec.num_layers):
+            x = TransformerEncoder(spec.embed_dim, spec.num_heads, spec.ff_dim, dropout=spec.dropout,
+                                   name=f"encoder{i}")(x, mask=mask)  # (B, L, D)
+        x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
+        x = MaskedMeanPooling(name="pool")(x, mask)  # (B, D)
+        inputs = ids
+        meta.update(input="token_ids", vocab_size=int(vocab_size))
+    probs = ClassifierHead(len(labels), dropout=spec.head_dropout, name="head")(x)  # (B, C)
+    out = TaskMetadata(TASK, labels=list(labels), info=meta, name="task_metadata")(probs)
+    return keras.Model(inputs, out, name="text_classifier")

@@ -1,0 +1,1 @@
+"""Sentiment (text classification) with a Transformer encoder."""

@@ -1,0 +1,69 @@
+"""The model card of a sentiment run (model_card.md in the run directory)."""
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any
+
+from sensorium.pipelines.common.reports import write_model_card
+from sensorium.pipelines.common.rundir import RunDir
+from sensorium.pipelines.sentiment.config import SentimentConfig
+
+
+def write_card(run: RunDir, cfg: SentimentConfig, summary: dict[str, Any], metrics: dict[str, Any] | None) -> None:
+    manifest = run.read_manifest()
+    command = manifest.get("command") or " ".join(shlex.quote(a) for a in ["sensorium", *sys.argv[1:]])
+    m, t = cfg.model, cfg.train
+    labels = list(summary["train"]["per_label"])
+    encoder = (f"pretrained TF Hub text encoder {m.encoder[4:]} (strings in), fine-tuned with the head"
+               if m.uses_hub else
+               f"Transformer encoder trained from scratch: {m.num_layers} layer(s), width {m.embed_dim}, "
+               f"{m.num_heads} heads, feed-forward {m.ff_dim}, masked mean pooling")
+    sections: dict[str, Any] = {
+        "Intended use": (
+            f"Labels a text as one of: {', '.join(labels)}. It reads the first {m.max_length - 1} subword "
+            "tokens of a text (longer texts are cut). Texts unlike the training data (other domains, "
+            "languages or registers) are outside its scope; sarcasm and mixed sentiment are hard cases."),
+        "Training data": {
+            "data spec": cfg.data.spec,
+            "training texts": summary["train"]["count"],
+            "per label": ", ".join(f"{k} {v}" for k, v in summary["train"]["per_label"].items()),
+            "validation texts": summary["validation"]["count"],
+            "seed": cfg.seed,
+        },
+        "Reproduce": f"```\n{command}\n```\nThe resolved configuration is `config.json` "
+                     "(`sensorium train sentiment --config config.json` reruns it).",
+        "Model": {
+            "encoder": encoder,
+            **({} if m.uses_hub else {
+                "tokenizer": f"SentencePiece BPE with byte fallback, {summary['vocab_size']} pieces learned from "
+                             "the training texts (tokenizer.model; also inside model.keras)"}),
+            "parameters": f"{summary['parameters']:,}",
+            "precision policy": summary["precision_policy"],
+        },
+        "Training": {
+            "optimizer": f"{t.optimizer}, peak learning rate {t.learning_rate}, {t.schedule} schedule, "
+                         f"clipnorm {t.clipnorm}" + (", inverse-frequency class weights" if t.class_weights else ""),
+            "batch size": t.batch_size,
+            "epochs run": summary["epochs"],
+            "weights kept": (f"epoch {summary['best_epoch']}, best {t.monitor} (early stopping, patience "
+                             f"{t.early_stopping_patience})" if t.early_stopping_patience
+                             else f"epoch {summary['epochs']}, the last"),
+        },
+    }
+    if metrics is not None:
+        r = metrics["metrics"]
+        sections["Evaluation"] = {
+            "data": f"{metrics['data']} ({metrics['count']} texts)",
+            "accuracy": f"{r['accuracy']:.4f}",
+            "macro F1": f"{r['macro_f1']:.4f}",
+            **({"positive vs negative accuracy": f"{r['binary_accuracy']:.4f} ({r['binary_count']} non-neutral "
+                                                 "texts)"} if "binary_accuracy" in r else {}),
+        }
+        sections["Per-label results"] = {label: f"P {v['precision']:.3f} / R {v['recall']:.3f} / F1 {v['f1']:.3f} "
+                                                f"(n={v['support']})" for label, v in r["per_class"].items()}
+    sections["Limitations"] = [
+        "Measured on a split of the same source as the training data; other sources will score lower.",
+        "Scores are softmax probabilities; they are not calibrated confidence.",
+    ]
+    write_model_card(run.card_path, title=f"Sentiment classifier: {run.path.name}", task="sentiment", sections=sections)

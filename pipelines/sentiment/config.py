@@ -1,0 +1,70 @@
+"""Configuration of the sentiment task (written to RUN_DIR/config.json, valid --config input)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sensorium.models.text_classifier import TextClassifierSpec
+from sensorium.pipelines.common.training import TrainSettings
+
+
+@dataclass
+class TextDataConfig:
+    """Where the labelled texts come from and how they are read."""
+
+    spec: str = "builtin:tweets"
+    validation_spec: str | None = None  # default: the source's validation split
+    data_dir: str | None = None  # TFDS data_dir
+    download: bool = False  # let TFDS download (needs internet)
+    text_column: str | None = None  # CSV/TSV columns (default: text/sentence/review/tweet/content)
+    label_column: str | None = None  # (default: label/sentiment/class/category/polarity)
+
+
+@dataclass
+class SentimentTrainConfig(TrainSettings):
+    """Optimisation settings (the shared ones, with text defaults)."""
+
+    epochs: int = 12
+    batch_size: int = 64
+    learning_rate: float = 5e-4
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
+    weight_decay: float = 0.01
+    early_stopping_patience: int = 3
+    monitor: str = "val_loss"
+    clipnorm: float = 1.0
+    class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced labels)
+
+
+@dataclass
+class SentimentConfig:
+    """Everything a sentiment run needs; `seed` fixes splits, initialisation and shuffling."""
+
+    data: TextDataConfig = field(default_factory=TextDataConfig)
+    model: TextClassifierSpec = field(default_factory=TextClassifierSpec)
+    train: SentimentTrainConfig = field(default_factory=SentimentTrainConfig)
+    seed: int = 42
+    evaluate_on: str | None = "test"  # split evaluated at the end of training (None: skip)
+
+    def validate(self) -> None:
+        """Reject values no run can use (UsageError) and unusable data specs (DataError)."""
+        from sensorium.pipelines.common.dataspec import parse_spec
+        from sensorium.pipelines.common.errors import UsageError
+        from sensorium.pipelines.text.tokenizer import MIN_VOCAB
+
+        m = self.model
+        checks = self.train.checks() + [
+            (m.encoder == "transformer" or (m.encoder.startswith("hub:") and len(m.encoder) > 4),
+             f"model.encoder must be 'transformer' or 'hub:HANDLE', got {m.encoder!r}"),
+            (2 <= m.max_length <= 4096, "model.max_length must be between 2 and 4096"),
+            (m.vocab_size >= MIN_VOCAB, f"model.vocab_size must be at least {MIN_VOCAB}"),
+            (m.embed_dim >= 1 and m.num_heads >= 1 and m.embed_dim % m.num_heads == 0,
+             "model.embed_dim must be a positive multiple of model.num_heads"),
+            (m.ff_dim >= 1 and m.num_layers >= 1, "model.ff_dim and model.num_layers must be >= 1"),
+            (0 <= m.dropout < 1 and 0 <= m.head_dropout < 1, "model.dropout and head_dropout must be in [0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        parse_spec(self.data.spec)
+        if self.data.validation_spec:
+            parse_spec(self.data.validation_spec)

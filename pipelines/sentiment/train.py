@@ -1,0 +1,139 @@
+"""Train a sentiment classifier into a run directory (resumable, early-stopped, evaluated at the end).
+
+The run directory gets `tokenizer.model` (learned on the training texts only), `labels.txt` and
+`model.keras`; the model's metadata carries the tokenizer too, so a bare `.keras` file is complete.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import math
+from typing import Any
+
+from sensorium.pipelines.common.config import config_to_dict
+from sensorium.pipelines.common.errors import DataError
+from sensorium.pipelines.common.optimizers import make_optimizer
+from sensorium.pipelines.common.rundir import RunDir
+from sensorium.pipelines.sentiment.config import SentimentConfig
+
+log = logging.getLogger(__name__)
+
+TASK = "sentiment"
+
+
+def tokenizer_info(tokenizer: Any) -> dict[str, Any]:
+    """What the model's metadata records about its tokenizer (the model itself, base64)."""
+    from sensorium.pipelines.text.tokenizer import BOS_ID, PAD_ID
+
+    return {"tokenizer": "sentencepiece-bpe", "tokenizer_model": base64.b64encode(tokenizer.proto).decode("ascii"),
+            "pad_id": PAD_ID, "bos_id": BOS_ID}
+
+
+def _build(cfg: SentimentConfig, labels: list[str], tokenizer: Any):
+    from sensorium.models.text_classifier import build_text_classifier
+
+    if cfg.model.uses_hub:
+        return build_text_classifier(cfg.model, labels)
+    return build_text_classifier(cfg.model, labels, vocab_size=tokenizer.vocab_size, info=tokenizer_info(tokenizer))
+
+
+def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
+    """Train into `run` (already created by the caller with status `training`); returns a summary."""
+    import keras
+
+    from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
+    from sensorium.pipelines.common.strategy import make_strategy, set_precision
+    from sensorium.pipelines.sentiment.data import class_weights, describe, load_train_validation
+    from sensorium.pipelines.text.tokenizer import TOKENIZER_FILE, SubwordTokenizer
+
+    cfg, tcfg = config, config.train
+    keras.utils.set_random_seed(cfg.seed)
+    policy = set_precision(tcfg.mixed_precision)
+    strategy = make_strategy(tcfg.strategy)
+    run.write_json("config.json", config_to_dict(cfg))
+
+    train_split, val_split = load_train_validation(cfg.data, seed=cfg.seed)
+    if train_split.count < 2:
+        raise DataError(f"{cfg.data.spec}: too few training texts ({train_split.count})")
+    labels = train_split.labels
+    run.write_labels(labels)
+    run.sub("splits")
+    for split in (train_split, val_split):
+        name = "validation" if split.split.startswith("validation") else split.split
+        run.write_text(f"splits/{name}.txt", "".join(f"{i}\n" for i in split.items.ids))
+    failures = train_split.failures + val_split.failures
+    if failures:
+        run.write_text("splits/skipped.tsv", "".join(f"{i}\t{e}\n" for i, e in failures))
+    log.info("data: %d training texts, %d validation; labels %s", train_split.count, val_split.count,
+             ", ".join(labels))
+
+    tokenizer = None
+    if not cfg.model.uses_hub:
+        tok_path = run.path / TOKENIZER_FILE
+        if resume and tok_path.is_file():
+            tokenizer = SubwordTokenizer.load(tok_path)
+        else:
+            tokenizer = SubwordTokenizer.train(train_split.items.texts, cfg.model.vocab_size)
+            tokenizer.save(tok_path)
+
+    weights = class_weights(train_split.items.labels, len(labels)) if tcfg.class_weights else None
+    train_ds = train_split.dataset(tcfg.batch_size, tokenizer=tokenizer, max_length=cfg.model.max_length,
+                                   training=True, seed=cfg.seed, sample_weights=weights)
+    val_ds = val_split.dataset(tcfg.batch_size, tokenizer=tokenizer, max_length=cfg.model.max_length)
+    steps = math.ceil(train_split.count / tcfg.batch_size)
+    ckpt_dir = run.path / "checkpoints"
+    state = read_train_state(ckpt_dir) if resume else None
+    with strategy.scope():
+        if state is not None:
+            import sensorium.models.backbones.hub  # noqa: F401  (registers our layers for loading)
+            import sensorium.models.blocks  # noqa: F401
+
+            model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True)
+            log.info("resuming after epoch %d", state["epoch"])
+        else:
+            model = _build(cfg, labels, tokenizer)
+            model.compile(optimizer=make_optimizer(tcfg, steps), loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"])
+    mode = "min" if "loss" in tcfg.monitor else "max"
+    run_state = RunState(ckpt_dir, run.history_path, monitor=tcfg.monitor, mode=mode,
+                         patience=tcfg.early_stopping_patience, state=state)
+    callbacks = [run_state, Progress(tcfg.epochs, steps),
+                 keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
+    if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
+        import warnings
+
+        with warnings.catch_warnings():  # length-bucketed batches: Keras cannot count them ahead
+            warnings.filterwarnings("ignore", message=".*ran out of data.*")
+            model.fit(train_ds, validation_data=val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
+                      callbacks=callbacks, verbose=0, shuffle=False)
+    if tcfg.early_stopping_patience:
+        run_state.restore_best(model)
+
+    from sensorium.pipelines.common.atomic import atomic_path
+
+    keras.mixed_precision.set_global_policy("float32")
+    final = _build(cfg, labels, tokenizer)  # uncompiled float32: no optimizer state in the run's model
+    final.set_weights([w.numpy().astype(v.dtype) for w, v in zip(model.weights, final.weights)])
+    with atomic_path(run.model_path) as tmp:
+        final.save(tmp)
+    summary: dict[str, Any] = {
+        "epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
+        "best_" + tcfg.monitor: run_state.best, "stopped_early": run_state.stopped_early,
+        "train": describe(train_split), "validation": describe(val_split),
+        "vocab_size": tokenizer.vocab_size if tokenizer else None,
+        "parameters": int(final.count_params()),
+        "precision_policy": policy, "replicas": strategy.num_replicas_in_sync,
+    }
+    _report(run, cfg, run_state.history, summary)
+    return summary
+
+
+def _report(run: RunDir, cfg: SentimentConfig, history: dict, summary: dict) -> None:
+    """Plots, evaluation on the held-out split, model card; then the run is marked complete."""
+    from sensorium.pipelines.common.training import finish_run
+    from sensorium.pipelines.sentiment.card import write_card
+    from sensorium.pipelines.sentiment.evaluate import evaluate
+
+    finish_run(run, history=history, summary=summary, data_spec=cfg.data.spec, evaluate_on=cfg.evaluate_on,
+               evaluate=lambda spec: evaluate(run.path, spec, require_complete=False),
+               write_card=lambda metrics: write_card(run, cfg, summary, metrics))
