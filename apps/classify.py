@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
 
-from sensorium.apps.cli import add_common_options, emit_results, has_tensorflow, parse_and_run, quiet_tensorflow
+from sensorium.apps.cli import add_common_options, emit_results, has_tensorflow, standalone_main
 from sensorium.pipelines.common.errors import require_tensorflow
 
 
@@ -51,16 +50,7 @@ def _line(result: dict) -> str:
     return f"{result['input']}\t{result['label']}\t{result['score']:.4f}" + (f"\t({others})" if others else "")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="classify", description="Classify images with an image model.")
-    add_arguments(parser)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    quiet_tensorflow()
-    return parse_and_run(build_parser(), argv)
-
+main = standalone_main("classify", "Classify images with an image model.", add_arguments)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -106,6 +106,18 @@ def parse_and_run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -
     return run_command(func, args)
 
 
+def standalone_main(prog: str, description: str,
+                    add_arguments: Callable[[argparse.ArgumentParser], None]) -> Callable[[Sequence[str] | None], int]:
+    """The `main(argv)` of a command installed on its own (`classify`, `transcribe`, `sentiment`): the
+    same options as its `sensorium` sub-command."""
+    def main(argv: Sequence[str] | None = None) -> int:
+        quiet_tensorflow()
+        parser = argparse.ArgumentParser(prog=prog, description=description)
+        add_arguments(parser)
+        return parse_and_run(parser, argv)
+    return main
+
+
 def has_tensorflow() -> bool:
     """True when TensorFlow and Keras are installed (found without importing them)."""
     import importlib.util

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
 
-from sensorium.apps.cli import add_common_options, emit_results, has_tensorflow, parse_and_run, quiet_tensorflow
+from sensorium.apps.cli import add_common_options, emit_results, has_tensorflow, standalone_main
 from sensorium.pipelines.common.errors import UsageError, require_tensorflow
 
 
@@ -49,16 +48,7 @@ def run(args: argparse.Namespace) -> int:
     return emit_results(results, as_json=args.json, line=line)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sentiment", description="Label the sentiment of texts.")
-    add_arguments(parser)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    quiet_tensorflow()
-    return parse_and_run(build_parser(), argv)
-
+main = standalone_main("sentiment", "Label the sentiment of texts.", add_arguments)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable

@@ -38,6 +38,31 @@ class TrainSettings:
         ]
 
 
+def start_training(run: RunDir, config: Any) -> tuple[str, Any]:
+    """The start of every task's training: the seed, the precision policy and the distribution
+    strategy of `config.train`, and the resolved `config.json`. Returns (policy name, strategy)."""
+    import keras
+
+    from sensorium.pipelines.common.config import config_to_dict
+    from sensorium.pipelines.common.strategy import make_strategy, set_precision
+
+    keras.utils.set_random_seed(config.seed)
+    policy = set_precision(config.train.mixed_precision)
+    strategy = make_strategy(config.train.strategy)
+    run.write_json("config.json", config_to_dict(config))
+    return policy, strategy
+
+
+def write_split_lists(run: RunDir, splits: list[tuple[str, list[str]]], failures: list[tuple[str, str]]) -> None:
+    """`splits/NAME.txt` (the item ids of each split) and `splits/skipped.tsv` (items that failed)."""
+    run.sub("splits")
+    for name, ids in splits:
+        name = "validation" if name.startswith("validation") else name
+        run.write_text(f"splits/{name}.txt", "".join(f"{i}\n" for i in ids))
+    if failures:
+        run.write_text("splits/skipped.tsv", "".join(f"{i}\t{e}\n" for i, e in failures))
+
+
 def finish_run(run: RunDir, *, history: dict, summary: dict[str, Any], data_spec: str, evaluate_on: str | None,
                evaluate: Callable[[str], dict[str, Any]], write_card: Callable[[dict[str, Any] | None], None]) -> None:
     """Plots, `evaluate(SPEC@evaluate_on)` (a data error is a warning, not a failed run), the model

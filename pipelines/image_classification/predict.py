@@ -16,7 +16,7 @@ import numpy as np
 
 from sensorium.pipelines.common.inputs import expand_paths, input_error
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_keras, require_task
-from sensorium.pipelines.common.errors import DataError, ModelError
+from sensorium.pipelines.common.errors import ModelError
 from sensorium.pipelines.common.images import ImageDecodeError, is_image_path, load_image
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,6 @@ import logging
 import math
 from typing import Any
 
-from sensorium.pipelines.common.config import config_to_dict
 from sensorium.pipelines.common.errors import DataError
 from sensorium.pipelines.common.optimizers import make_optimizer
 from sensorium.pipelines.common.rundir import RunDir
@@ -31,21 +30,16 @@ def compile_classifier(model, cfg: TrainConfig, steps_per_epoch: int, num_classe
 def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
     import keras
-    import numpy as np
-    import tensorflow as tf
 
     from sensorium.models.backbones.finetune import find_backbone, set_backbone_trainable
     from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
     from sensorium.pipelines.common.errors import ModelError
-    from sensorium.pipelines.common.strategy import make_strategy, set_precision
+    from sensorium.pipelines.common.training import start_training, write_split_lists
     from sensorium.pipelines.image_classification.data import load_train_validation
 
     cfg, tcfg = config, config.train
-    keras.utils.set_random_seed(cfg.seed)
-    policy = set_precision(tcfg.mixed_precision)
-    strategy = make_strategy(tcfg.strategy)
     cfg.model.image_size = _resolved_size(cfg)  # recorded, so config.json reproduces the run as is
-    run.write_json("config.json", config_to_dict(cfg))
+    policy, strategy = start_training(run, cfg)
 
     size = tuple(cfg.model.image_size)
     train_split, val_split = load_train_validation(cfg.data, seed=cfg.seed, image_size=size)
@@ -53,13 +47,8 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
         raise DataError(f"{cfg.data.spec}: too few training images ({train_split.count})")
     labels = train_split.labels
     run.write_labels(labels)
-    run.sub("splits")
-    for split in (train_split, val_split):
-        name = "validation" if split.split.startswith("validation") else split.split
-        run.write_text(f"splits/{name}.txt", "".join(f"{i}\n" for i in split.ids))
-    failures = train_split.failures + [f for f in val_split.failures if f not in train_split.failures]
-    if failures:
-        run.write_text("splits/skipped.tsv", "".join(f"{i}\t{e}\n" for i, e in failures))
+    write_split_lists(run, [(s.split, s.ids) for s in (train_split, val_split)],
+                      train_split.failures + [f for f in val_split.failures if f not in train_split.failures])
     log.info("data: %d training and %d validation images, %d classes (%s)", train_split.count,
              val_split.count, len(labels), ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else ""))
 
@@ -152,8 +141,6 @@ def _inference_copy(model, cfg: ImageClassificationConfig, labels: list[str]):
     """An uncompiled float32 rebuild with the trained weights: no optimizer state in model.keras, and
     a mixed-precision model becomes float32 again (for export and CPUs)."""
     import keras
-
-    from sensorium.models.image_classifier import build_image_classifier
 
     keras.mixed_precision.set_global_policy("float32")
     clone = _build(cfg, labels, pretrained=False)

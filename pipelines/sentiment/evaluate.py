@@ -8,8 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from sensorium.pipelines.common.artifacts import inspect_artifact, require_task, run_config
-from sensorium.pipelines.common.errors import UsageError
 from sensorium.pipelines.common.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -36,40 +34,28 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
              batch_size: int = 64, top_k: int = 5, require_complete: bool = True) -> dict[str, Any]:
     """Evaluate and write `metrics.json` + `plots/confusion_matrix.png` (into the run directory, or
     `out`). Returns the metrics.json object."""
+    from sensorium.pipelines.common.evaluation import evaluation_setup, write_classification_evaluation
     from sensorium.pipelines.common.metrics import classification_metrics
-    from sensorium.pipelines.common.reports import plot_confusion_matrix
     from sensorium.pipelines.sentiment.config import SentimentConfig, TextDataConfig
     from sensorium.pipelines.sentiment.data import load_text_split
     from sensorium.pipelines.sentiment.predict import TextClassifier
 
-    artifact = require_task(inspect_artifact(model_path, require_complete=require_complete), TASK)
-    classifier = TextClassifier.from_artifact(artifact)
-    run_cfg = run_config(artifact, SentimentConfig)
-    seed, data_cfg = (run_cfg.seed, run_cfg.data) if run_cfg is not None else (42, TextDataConfig())
-    data = data or (run_cfg.data.spec if run_cfg is not None else None)
-    if not data:
-        raise UsageError("--data is required for a model outside a run directory")
-    split = load_text_split(data, data_cfg, seed=seed, default_split="test", label_names=classifier.labels)
+    setup = evaluation_setup(model_path, TASK, SentimentConfig, TextDataConfig, data, out,
+                             require_complete=require_complete)
+    classifier = TextClassifier.from_artifact(setup.artifact)
+    split = load_text_split(setup.data, setup.data_config, seed=setup.seed, default_split="test",
+                            label_names=classifier.labels)
     probs = classifier.predict(split.items.texts)  # (N, C)
     y = split.items.labels
     metrics = classification_metrics(y, probs, classifier.labels, top_k=min(top_k, len(classifier.labels)))
-    binary = polarity_accuracy(y, probs, classifier.labels)
-    if binary:
-        metrics.update(binary)
+    metrics.update(polarity_accuracy(y, probs, classifier.labels) or {})
     if split.failures:
         metrics["skipped"] = len(split.failures)
-    result = {"task": TASK, "data": data, "split": split.split, "count": int(len(y)), "metrics": metrics}
-    dest = Path(out) if out else (artifact.run.path if artifact.run is not None else None)
-    if dest is not None:
-        target = RunDir(dest)
-        dest.mkdir(parents=True, exist_ok=True)
-        target.write_json("metrics.json", result)
-        plot_confusion_matrix(metrics["confusion_matrix"], classifier.labels,
-                              target.sub("plots") / "confusion_matrix.png",
-                              title=f"Confusion matrix: {data} ({len(y)} texts)")
+    result = {"task": TASK, "data": setup.data, "split": split.split, "count": int(len(y)), "metrics": metrics}
+    if setup.dest is not None:
+        write_classification_evaluation(setup.dest, result, classifier.labels, failures=split.failures,
+                                        title=f"Confusion matrix: {setup.data} ({len(y)} texts)")
         pred = probs.argmax(-1)
-        target.write_text("eval_predictions.tsv", "id\tlabel\tprediction\n" + "".join(
+        RunDir(setup.dest).write_text("eval_predictions.tsv", "id\tlabel\tprediction\n" + "".join(
             f"{i}\t{classifier.labels[a]}\t{classifier.labels[b]}\n" for i, a, b in zip(split.items.ids, y, pred)))
-        if split.failures:
-            target.write_text("eval_skipped.tsv", "".join(f"{i}\t{e}\n" for i, e in split.failures))
     return result

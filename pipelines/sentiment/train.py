@@ -10,7 +10,6 @@ import logging
 import math
 from typing import Any
 
-from sensorium.pipelines.common.config import config_to_dict
 from sensorium.pipelines.common.errors import DataError
 from sensorium.pipelines.common.optimizers import make_optimizer
 from sensorium.pipelines.common.rundir import RunDir
@@ -42,28 +41,20 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     import keras
 
     from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
-    from sensorium.pipelines.common.strategy import make_strategy, set_precision
+    from sensorium.pipelines.common.training import start_training, write_split_lists
     from sensorium.pipelines.sentiment.data import class_weights, describe, load_train_validation
     from sensorium.pipelines.text.tokenizer import TOKENIZER_FILE, SubwordTokenizer
 
     cfg, tcfg = config, config.train
-    keras.utils.set_random_seed(cfg.seed)
-    policy = set_precision(tcfg.mixed_precision)
-    strategy = make_strategy(tcfg.strategy)
-    run.write_json("config.json", config_to_dict(cfg))
+    policy, strategy = start_training(run, cfg)
 
     train_split, val_split = load_train_validation(cfg.data, seed=cfg.seed)
     if train_split.count < 2:
         raise DataError(f"{cfg.data.spec}: too few training texts ({train_split.count})")
     labels = train_split.labels
     run.write_labels(labels)
-    run.sub("splits")
-    for split in (train_split, val_split):
-        name = "validation" if split.split.startswith("validation") else split.split
-        run.write_text(f"splits/{name}.txt", "".join(f"{i}\n" for i in split.items.ids))
-    failures = train_split.failures + val_split.failures
-    if failures:
-        run.write_text("splits/skipped.tsv", "".join(f"{i}\t{e}\n" for i, e in failures))
+    write_split_lists(run, [(s.split, s.items.ids) for s in (train_split, val_split)],
+                      train_split.failures + val_split.failures)
     log.info("data: %d training texts, %d validation; labels %s", train_split.count, val_split.count,
              ", ".join(labels))
 

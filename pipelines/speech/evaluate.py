@@ -6,9 +6,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sensorium.pipelines.common.artifacts import inspect_artifact, require_task, run_config
 from sensorium.pipelines.common.dataspec import parse_spec
-from sensorium.pipelines.common.errors import MissingExtraError, UsageError
+from sensorium.pipelines.common.errors import MissingExtraError
 from sensorium.pipelines.common.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -38,18 +37,16 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
     import jiwer
 
     from sensorium.pipelines.common.atomic import atomic_write_text
+    from sensorium.pipelines.common.evaluation import evaluation_setup
     from sensorium.pipelines.speech.config import SpeechConfig, SpeechDataConfig
     from sensorium.pipelines.speech.data import load_speech_split
     from sensorium.pipelines.speech.predict import SpeechRecognizer
 
-    artifact = require_task(inspect_artifact(model_path, require_complete=require_complete), TASK)
-    recognizer = SpeechRecognizer.from_artifact(artifact)
-    run_cfg = run_config(artifact, SpeechConfig)
-    seed, data_cfg = (run_cfg.seed, run_cfg.data) if run_cfg is not None else (42, SpeechDataConfig())
-    data = data or (run_cfg.data.spec if run_cfg is not None else None)
-    if not data:
-        raise UsageError("--data is required for a model outside a run directory")
-    spec = parse_spec(data)
+    setup = evaluation_setup(model_path, TASK, SpeechConfig, SpeechDataConfig, data, out,
+                             require_complete=require_complete)
+    recognizer = SpeechRecognizer.from_artifact(setup.artifact)
+    seed, data_cfg, dest = setup.seed, setup.data_config, setup.dest
+    spec = parse_spec(setup.data)
     split = load_speech_split(spec.text, data_cfg, seed=seed, default_split="test", model_spec=None)
     hypotheses = recognizer.transcribe(split.waves, beam=beam, batch_size=batch_size)
     metrics = error_rates(split.texts, hypotheses)
@@ -58,9 +55,7 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
     if split.failures:
         metrics["skipped"] = len(split.failures)
     result = {"task": TASK, "data": spec.text, "split": split.split, "count": split.count, "metrics": metrics}
-    dest = Path(out) if out else (artifact.run.path if artifact.run is not None else None)
     if dest is not None:
-        dest.mkdir(parents=True, exist_ok=True)
         rows = []
         for uid, ref, hyp in zip(split.ids, split.texts, hypotheses):
             errors = jiwer.process_words(ref, hyp)

@@ -32,7 +32,7 @@ def test_sensorium_help_lists_commands_and_tasks():
     exe = installed("sensorium")
     assert exe, "the `sensorium` console script is not installed (pip install -e .)"
     proc = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and "image" in proc.stdout and "speech" in proc.stdout
+    assert proc.returncode == 0 and all(t in proc.stdout for t in ("image", "speech", "sentiment"))
     proc = subprocess.run([exe, "frobnicate"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
@@ -45,4 +45,16 @@ def test_transcribe_command_with_bundled_model():
     assert proc.returncode == 1, proc.stderr  # one input is missing
     results = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r.get("text") for r in results] == ["four two seven", None] and results[1]["ok"] is False
+    assert proc.stderr == ""  # no TensorFlow start-up noise
+
+
+def test_sentiment_command_with_bundled_model():
+    exe = installed("sentiment")
+    assert exe, "the `sentiment` console script is not installed (pip install -e .)"
+    texts = ["I love this airline, the crew was great", "Delayed three hours and nobody told us anything", ""]
+    proc = subprocess.run([exe, *texts, "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr  # the empty text fails
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r.get("label") for r in results] == ["positive", "negative", None]
+    assert results[2] == {"input": "", "ok": False, "error": "empty text"}
     assert proc.stderr == ""  # no TensorFlow start-up noise

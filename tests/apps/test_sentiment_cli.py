@@ -220,3 +220,13 @@ def test_hub_text_encoder_end_to_end(reviews, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["agreement"] == 1.0
     assert sensorium_app.main(["export", "--model", str(out), "--format", "tflite"]) == 2
     assert "not available for sentiment models; use: saved_model" in capsys.readouterr().err
+
+
+def test_evaluate_on_data_with_unknown_labels_or_columns(trained, tmp_path, capsys):
+    (tmp_path / "other.csv").write_text("text,label\nfine,neutral\ngood,pos\n")
+    assert sensorium_app.main(["evaluate", "--model", str(trained), "--data", str(tmp_path / "other.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "labels not known to the model: neutral (the model knows: neg, pos)" in err and "Traceback" not in err
+    (tmp_path / "cols.csv").write_text("body,label\ngood,pos\n")
+    assert sensorium_app.main(["evaluate", "--model", str(trained), "--data", str(tmp_path / "cols.csv")]) == 1
+    assert "no text column" in capsys.readouterr().err
