@@ -153,7 +153,17 @@ def test_export_parity_and_edge_runner(trained, capsys, varied_texts):
     np.testing.assert_allclose(edge.predict(good), want, atol=1e-4)
     np.testing.assert_allclose(np.concatenate([edge.predict([t]) for t in good]), want, atol=1e-4)
     np.testing.assert_allclose(TextClassifier.from_artifact(trained).predict(good), want, atol=1e-4)
+    # a bare .keras file is complete: its tokenizer rides in its metadata
+    np.testing.assert_allclose(TextClassifier.from_artifact(trained / "model.keras").predict(good), want, atol=1e-4)
     assert edge.labels == ["neg", "pos"] and edge.manifest["tokenizer"]["bos_id"] == 2
+
+    # evaluate reads the task from the .tflite itself and scores it on a data spec
+    assert sensorium_app.main(["evaluate", "--model", str(trained / "exports" / "model-dynamic.tflite"), "--data",
+                               f"{json.loads((trained / 'config.json').read_text())['data']['spec']}@test",
+                               "--out", str(trained / "eval-dynamic"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["count"] == 30 and result["metrics"]["accuracy"] >= 0.9
+    assert (trained / "eval-dynamic" / "metrics.json").is_file()
 
     code = sentiment_app.main(["--model", str(trained / "exports" / "model-int8.tflite"), "--json",
                                "the service was fantastic, really nice"])
