@@ -47,7 +47,7 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
                             label_names=classifier.labels)
     probs = classifier.predict(split.items.texts)  # (N, C)
     y = split.items.labels
-    metrics = classification_metrics(y, probs, classifier.labels, top_k=min(top_k, len(classifier.labels)))
+    metrics = classification_metrics(y, probs, classifier.labels, top_k=max(1, min(top_k, len(classifier.labels) - 1)))
     metrics.update(polarity_accuracy(y, probs, classifier.labels) or {})
     if split.failures:
         metrics["skipped"] = len(split.failures)
