@@ -6,7 +6,8 @@ from pathlib import Path
 
 from sensorium.pipelines.common.errors import ModelError
 
-BUNDLED = {"image": "models/mnist", "speech": "models/speech", "sentiment": "models/sentiment"}
+BUNDLED = {"image": "models/mnist", "speech": "models/speech", "sentiment": "models/sentiment",
+           "translation": "models/translation"}
 
 
 def assets_dir() -> Path:

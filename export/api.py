@@ -25,6 +25,7 @@ SOURCES: Registry[str] = Registry("exportable task")
 SOURCES.register("image", "sensorium.export.image:ImageExportSource")
 SOURCES.register("speech", "sensorium.export.speech:SpeechExportSource")
 SOURCES.register("sentiment", "sensorium.export.text:TextExportSource")
+SOURCES.register("translation", "sensorium.export.translation:TranslationExportSource")
 
 
 class ParityError(SensoriumError):

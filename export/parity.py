@@ -146,11 +146,11 @@ def sequence_parity_row(task: str, variant: str, fn: Callable[[np.ndarray], np.n
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """A plain-text table of parity rows (accuracy for classifiers, WER for speech)."""
-    wer = any("wer" in r for r in rows)
-    head = ["variant", "size", "WER" if wer else "accuracy", "keras WER" if wer else "keras acc", "agreement",
-            "max |diff|", "latency ms", "ok"]
-    mine, theirs = ("wer", "keras_wer") if wer else ("accuracy", "keras_accuracy")
+    """A plain-text table of parity rows (accuracy for classifiers, WER for speech, chrF for translation)."""
+    wer, chrf = any("wer" in r for r in rows), any("chrf" in r for r in rows)
+    mine, theirs = ("wer", "keras_wer") if wer else ("chrf", "keras_chrf") if chrf else ("accuracy", "keras_accuracy")
+    names = {"wer": ("WER", "keras WER"), "chrf": ("chrF", "keras chrF"), "accuracy": ("accuracy", "keras acc")}[mine]
+    head = ["variant", "size", *names, "agreement", "max |diff|", "latency ms", "ok"]
     lines = [head]
     for r in rows:
         lines.append([r["variant"], f"{r['size_bytes'] / 1024:.1f} KiB",

@@ -1,0 +1,87 @@
+"""The edge runner for Sensorium translation `.tflite` files: texts in, translations out, no TensorFlow.
+
+One file, two TFLite signatures (builtin ops only):
+
+- ``encode(source_ids int32 (B, S)) -> memory float32 (B, S, D)``
+- ``decode_step(memory (N, S, D), source_ids (N, S), target_ids int32 (N, t)) -> log_probs float32 (N, V)``
+  (the next-token log-probabilities after the prefix ``target_ids``, which starts with BOS = 2)
+
+The tokenizer(s) and ``sensorium.json`` are packed inside. The decoding loop (greedy or beam search,
+placeholder constraints) is `sensorium.pipelines.translation.decode`, shared with the Keras path.
+
+Example::
+
+    translator = Translator.from_tflite("exports/model-float32.tflite")   # sensorium.pipelines.translation.predict
+    translator.translate(["Save %(name)s"], beam=4)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sensorium.export.associated_files import AssociatedFilesError, read_all, read_manifest
+from sensorium.pipelines.common.errors import ModelError
+from sensorium.pipelines.common.stdio import native_stderr_silenced
+
+SIGNATURES = ("encode", "decode_step")
+
+
+class EdgeTranslator:
+    """A translation `.tflite` with its tokenizers: `encode(ids)`, `decode_step(memory, ids, prefixes)`."""
+
+    def __init__(self, path: str | Path, *, num_threads: int | None = None) -> None:
+        from sensorium.export.edge import interpreter_class
+        from sensorium.pipelines.text.tokenizer import SubwordTokenizer
+        from sensorium.pipelines.translation.data import Tokenizers
+
+        self.path = Path(path)
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"{self.path}: no such model file") from None
+        if len(data) < 8 or data[4:8] != b"TFL3":
+            raise ModelError(f"{self.path}: not a TFLite model (no TFL3 flatbuffer identifier)")
+        try:
+            self.files = read_all(data)
+            self.manifest: dict[str, Any] = read_manifest(self.files) if self.files else {}
+        except AssociatedFilesError as exc:
+            raise ModelError(f"{self.path}: {exc}") from None
+        if self.manifest.get("task") != "translation":
+            raise ModelError(f"{self.path}: not a Sensorium translation model "
+                             f"(task {self.manifest.get('task') or 'unknown'})")
+        tok = self.manifest.get("tokenizer") or {}
+        try:
+            if tok.get("shared", True):
+                shared = SubwordTokenizer(self.files[tok.get("file", "tokenizer.model")], source=str(self.path))
+                self.tokenizers = Tokenizers(shared, shared)
+            else:
+                self.tokenizers = Tokenizers(SubwordTokenizer(self.files[tok["source_file"]], source=str(self.path)),
+                                             SubwordTokenizer(self.files[tok["target_file"]], source=str(self.path)))
+            self.max_source_length = int(self.manifest["max_source_length"])
+            self.max_target_length = int(self.manifest["max_target_length"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{self.path}: the packed files lack the tokenizer or lengths ({exc})") from None
+        Interpreter, self.runtime = interpreter_class()
+        try:
+            with native_stderr_silenced():
+                self.interpreter = Interpreter(model_content=data, num_threads=num_threads)
+            keys = set(self.interpreter.get_signature_list())
+            if not set(SIGNATURES) <= keys:
+                raise ModelError(f"{self.path}: expected signatures {', '.join(SIGNATURES)}, found {', '.join(sorted(keys))}")
+            self._encode = self.interpreter.get_signature_runner("encode")
+            self._step = self.interpreter.get_signature_runner("decode_step")
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{self.path}: corrupt or unsupported TFLite model ({' '.join(str(exc).split())[:200]})") from None
+        self.max_batch = 32
+
+    def encode(self, source_ids: np.ndarray) -> np.ndarray:
+        """(B, S) int32 -> memory (B, S, D) float32."""
+        return self._encode(source_ids=np.asarray(source_ids, np.int32))["memory"]
+
+    def decode_step(self, memory: np.ndarray, source_ids: np.ndarray, target_ids: np.ndarray) -> np.ndarray:
+        """Next-token log-probabilities (N, V) after each prefix."""
+        out = self._step(memory=np.asarray(memory, np.float32), source_ids=np.asarray(source_ids, np.int32),
+                         target_ids=np.asarray(target_ids, np.int32))
+        return out["log_probs"]

@@ -1,0 +1,280 @@
+"""The translation task's export adapter.
+
+- TFLite: one file with the ``encode`` and ``decode_step`` signatures (see
+  `sensorium.export.edge_translation`), builtin ops only, tokenizer(s) and ``sensorium.json`` packed
+  inside; the decoding loop runs in the edge runner. Variants: none (float32), dynamic, float16.
+- SavedModel: ``serving_default(text: string [B]) -> {"translation": string [B]}``, string in and string
+  out: placeholder protection, tokenisation (tensorflow-text), greedy decoding in a ``tf.while_loop``
+  with the same placeholder constraints, detokenisation and restoration all inside the graph; load it
+  after ``import tensorflow_text``. ``encode`` and ``decode_step`` signatures are there too.
+
+Parity translates the test sentences greedily through each exported path and reports its BLEU and
+chrF next to Keras's, and the share of identical translations.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from sensorium.pipelines.common.artifacts import Artifact, load_keras, run_config
+from sensorium.pipelines.common.atomic import atomic_path
+from sensorium.pipelines.common.errors import DataError, ModelError, UsageError
+
+log = logging.getLogger(__name__)
+
+TASK = "translation"
+PARITY_SENTENCES = 300
+QUANT_NAMES = {"none": "float32", "dynamic": "dynamic-range int8 weights, float activations",
+               "float16": "float16 weights, float32 compute"}
+# Minimum share of translations identical to Keras's; quantised variants may also pass by chrF within
+# CHRF_TOLERANCE points of Keras's (a changed word is not a broken export).
+AGREEMENT = {"saved_model": 0.99, "none": 0.99, "float16": 0.95, "dynamic": 0.80}
+CHRF_TOLERANCE = 1.0
+
+
+@dataclass
+class TranslationExportSource:
+    artifact: Artifact
+    model: Any
+    info: dict[str, Any]
+    tokenizers: Any
+
+    task = TASK
+    formats = ("saved_model", "tflite")
+    quantizations = ("none", "dynamic", "float16")
+    unavailable = {"int8": "int8 (full-integer) quantisation is not offered for translation models: the decoder's "
+                           "log-probabilities need float; use --quantize dynamic or float16"}
+
+    @classmethod
+    def load(cls, artifact: Artifact) -> "TranslationExportSource":
+        from sensorium.models.blocks import read_task_metadata
+        from sensorium.models.translator import training_objects
+        from sensorium.pipelines.translation.predict import tokenizers_from_info
+
+        training_objects()
+        model = load_keras(artifact.keras_path)
+        meta = read_task_metadata(model) or {}
+        if meta.get("task") != TASK:
+            raise ModelError(f"{artifact.path}: not a Sensorium translation model")
+        info = dict(meta.get("info") or {})
+        return cls(artifact, model, info, tokenizers_from_info(info, str(artifact.path)))
+
+    @property
+    def encoder(self) -> Any:
+        return self.model.get_layer("encoder")
+
+    @property
+    def decoder(self) -> Any:
+        return self.model.get_layer("decoder")
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.encoder.output.shape[-1])
+
+    def manifest(self, fmt: str, variant: str, version: str) -> dict[str, Any]:
+        from sensorium.pipelines.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
+        from sensorium.pipelines.translation.placeholders import PLACEHOLDER_SYMBOLS
+
+        info = {k: v for k, v in self.info.items() if not k.endswith("tokenizer_model")}
+        tok = ({"shared": True, "file": "tokenizer.model"} if self.tokenizers.shared else
+               {"shared": False, "source_file": "source_tokenizer.model", "target_file": "target_tokenizer.model"})
+        out = {
+            "task": TASK, "format": fmt, "variant": variant, "quantization": QUANT_NAMES.get(variant, variant),
+            "sensorium_version": version, "max_source_length": int(self.info["max_source_length"]),
+            "max_target_length": int(self.info["max_target_length"]), "model": info,
+            "tokenizer": {**tok, "kind": "sentencepiece-bpe", "pad_id": PAD_ID, "bos_id": BOS_ID, "eos_id": EOS_ID,
+                          "placeholder_symbols": list(PLACEHOLDER_SYMBOLS)},
+            "signatures": {
+                "encode": "source_ids int32 [B, S] ([2] + source pieces, 0 pads) -> memory float32 [B, S, D]",
+                "decode_step": "memory [N, S, D], source_ids [N, S], target_ids int32 [N, t] (prefix from BOS 2) -> "
+                               "log_probs float32 [N, V] of the next token",
+            },
+            "decoding": "greedy or beam search until EOS (3) or max_target_length; placeholders and HTML tags are "
+                        "replaced by <ph0>.. before tokenisation and restored after (sensorium.pipelines.translation)",
+        }
+        if fmt == "saved_model":
+            out["signatures"]["serving_default"] = ("text string [B] -> translation string [B] (greedy; placeholders "
+                                                    "protected in the graph; import tensorflow_text before loading)")
+        return out
+
+    # --- data ----------------------------------------------------------------------------------
+    def evaluation_data(self, spec: str | None) -> tuple[list[str], list[str]]:
+        """(sources, references): `spec` or the run's data @test, at most PARITY_SENTENCES (seeded pick)."""
+        from sensorium.pipelines.common.dataspec import parse_spec
+        from sensorium.pipelines.translation.config import ParallelDataConfig, TranslationConfig
+        from sensorium.pipelines.translation.data import load_parallel_split
+
+        cfg = run_config(self.artifact, TranslationConfig)
+        data_cfg, seed = (cfg.data, cfg.seed) if cfg is not None else (ParallelDataConfig(spec=""), 42)
+        if spec and spec.endswith(".npy"):
+            raise DataError(f"{spec}: translation parity data is a data spec (.tsv, a folder of .po files, tfds:, builtin:)")
+        if not spec:
+            if not data_cfg.spec:
+                raise UsageError("a .keras file carries no data spec: pass --parity-data SPEC")
+            base = data_cfg.spec.rsplit("@", 1)[0] if parse_spec(data_cfg.spec).split else data_cfg.spec
+            spec = f"{base}@test"
+        split = load_parallel_split(spec, data_cfg, seed=seed, default_split="test")
+        sources, targets = split.sources, split.targets
+        if len(sources) > PARITY_SENTENCES:
+            pick = np.sort(np.random.default_rng(seed).choice(len(sources), size=PARITY_SENTENCES, replace=False))
+            sources, targets = [sources[i] for i in pick], [targets[i] for i in pick]
+        return list(sources), list(targets)
+
+    def calibration_data(self, spec: str | None) -> None:
+        return None
+
+    # --- running -------------------------------------------------------------------------------
+    def _translator(self, encode: Callable, step: Callable, max_batch: int = 32) -> Any:
+        from sensorium.pipelines.translation.predict import Translator
+
+        return Translator(encode, step, self.tokenizers, int(self.info["max_source_length"]),
+                          int(self.info["max_target_length"]), str(self.artifact.path), max_batch=max_batch)
+
+    def run_keras(self, data: tuple[list[str], list[str]]) -> list[str]:
+        from sensorium.pipelines.translation.predict import keras_functions
+
+        return self._translator(*keras_functions(self.model)).translate(data[0], beam=1)
+
+    def saved_model_runner(self, path: str | Path) -> Callable[[list[str]], list[str]]:
+        import tensorflow as tf
+
+        from sensorium.export.text import load_text_saved_model
+
+        serve = load_text_saved_model(path)
+
+        def run(texts: list[str]) -> list[str]:
+            out = []
+            for i in range(0, len(texts), 32):
+                got = serve(text=tf.constant(texts[i : i + 32]))["translation"].numpy()
+                out += [t.decode("utf-8") for t in got]
+            return out
+        return run
+
+    def tflite_runner(self, path: str | Path) -> tuple[Callable[[list[str]], list[str]], str]:
+        from sensorium.export.edge_translation import EdgeTranslator
+
+        edge = EdgeTranslator(path)
+        translator = self._translator(edge.encode, edge.decode_step)
+        return (lambda texts: translator.translate(texts, beam=1)), edge.runtime
+
+    def parity(self, variant: str, run: Callable[[list[str]], list[str]], data: tuple[list[str], list[str]],
+               keras_outputs: list[str], *, size_bytes: int, path: str, latency_runs: int) -> dict[str, Any]:
+        from sensorium.pipelines.translation.evaluate import corpus_scores, placeholder_rate
+
+        sources, references = data
+        started = time.perf_counter()
+        outputs = run(list(sources))
+        seconds = time.perf_counter() - started
+        mine, theirs = corpus_scores(outputs, references), corpus_scores(keras_outputs, references)
+        agreement = float(np.mean([a == b for a, b in zip(outputs, keras_outputs)])) if outputs else 0.0
+        threshold = AGREEMENT[variant]
+        passed = agreement >= threshold or (variant in ("dynamic", "float16")
+                                            and abs(mine["chrf"] - theirs["chrf"]) <= CHRF_TOLERANCE)
+        tokens = sum(len(self.tokenizers.target.encode_pieces([o])[0]) + 1 for o in outputs)
+        return {
+            "variant": variant, "path": path, "size_bytes": int(size_bytes), "count": len(sources),
+            "bleu": mine["bleu"], "chrf": mine["chrf"], "keras_bleu": theirs["bleu"], "keras_chrf": theirs["chrf"],
+            "placeholders_preserved": placeholder_rate(list(sources), outputs)[0],
+            "agreement": agreement, "agreement_threshold": threshold, "passed": bool(passed),
+            "chrf_tolerance": CHRF_TOLERANCE, "max_abs_diff": float("nan"),
+            "latency_ms_median": 1000.0 * seconds / max(1, len(sources)), "latency_calls": len(sources),
+            "tokens_per_second": tokens / max(seconds, 1e-9),
+        }
+
+    # --- writing -------------------------------------------------------------------------------
+    def _module(self) -> Any:
+        """A tf.Module with the encode and decode_step functions (and what the SavedModel adds)."""
+        import tensorflow as tf
+
+        encoder, decoder, d = self.encoder, self.decoder, self.embed_dim
+        module = tf.Module()
+        module.encoder, module.decoder = encoder, decoder
+
+        @tf.function(input_signature=[tf.TensorSpec((None, None), tf.int32, name="source_ids")])
+        def encode(source_ids):
+            return {"memory": encoder(source_ids, training=False)}  # (B, S, D)
+
+        @tf.function(input_signature=[tf.TensorSpec((None, None, d), tf.float32, name="memory"),
+                                      tf.TensorSpec((None, None), tf.int32, name="source_ids"),
+                                      tf.TensorSpec((None, None), tf.int32, name="target_ids")])
+        def decode_step(memory, source_ids, target_ids):
+            logits = decoder([memory, source_ids, target_ids], training=False)  # (N, t, V)
+            return {"log_probs": tf.nn.log_softmax(logits[:, -1, :], axis=-1)}  # (N, V)
+
+        module.encode, module.decode_step = encode, decode_step
+        return module
+
+    def tflite_files(self, variant: str, version: str) -> dict[str, bytes]:
+        files = {"sensorium.json": json.dumps(self.manifest("tflite", variant, version), indent=2).encode()}
+        if self.tokenizers.shared:
+            files["tokenizer.model"] = self.tokenizers.source.proto
+        else:
+            files["source_tokenizer.model"] = self.tokenizers.source.proto
+            files["target_tokenizer.model"] = self.tokenizers.target.proto
+        return files
+
+    def to_tflite(self, variant: str, calibration: Any = None) -> bytes:
+        import tensorflow as tf
+
+        from sensorium.export.tflite import _builtin_error
+        from sensorium.pipelines.common.stdio import native_stderr_silenced
+
+        if variant in self.unavailable:
+            raise UsageError(self.unavailable[variant])
+        import keras
+
+        module = self._module()
+        # keras.export.ExportArchive, not tf.saved_model.save: the converter then freezes the Keras
+        # variables into constants (with a plain tf.Module they stay READ_VARIABLE ops, uninitialised
+        # in the interpreter).
+        archive = keras.export.ExportArchive()
+        archive.track(self.encoder)
+        archive.track(self.decoder)
+        archive.add_endpoint("encode", module.encode)
+        archive.add_endpoint("decode_step", module.decode_step)
+        with tempfile.TemporaryDirectory(prefix="sensorium-tflite-") as tmp:
+            archive.write_out(tmp, verbose=False)
+            converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["encode", "decode_step"])
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+            if variant != "none":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            if variant == "float16":
+                converter.target_spec.supported_types = [tf.float16]
+            try:
+                with native_stderr_silenced():
+                    return converter.convert()
+            except Exception as exc:
+                raise ModelError(_builtin_error(exc)) from None
+
+    def write_saved_model(self, out: Path, version: str) -> Path:
+        import tensorflow as tf
+
+        from sensorium.export.translation_graph import greedy_translate_fn
+
+        module = self._module()
+        module.source_tokenizer = self.tokenizers.source.tf_tokenizer()
+        module.target_tokenizer = (module.source_tokenizer if self.tokenizers.shared
+                                   else self.tokenizers.target.tf_tokenizer())
+        translate = greedy_translate_fn(module, self.tokenizers, max_source=int(self.info["max_source_length"]),
+                                        max_target=int(self.info["max_target_length"]))
+        module.translate = tf.function(translate, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        out = Path(out)
+        with atomic_path(out) as tmp:
+            tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.translate,
+                                                               "encode": module.encode,
+                                                               "decode_step": module.decode_step})
+            assets = tmp / "assets"
+            assets.mkdir(exist_ok=True)
+            (assets / "sensorium.json").write_text(json.dumps(self.manifest("saved_model", "none", version), indent=2)
+                                                   + "\n", encoding="utf-8")
+            for name, data in self.tflite_files("none", version).items():
+                if name.endswith(".model"):
+                    (assets / name).write_bytes(data)
+        return out

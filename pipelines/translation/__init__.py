@@ -1,0 +1,1 @@
+"""Machine translation with a Transformer encoder-decoder."""

@@ -1,0 +1,56 @@
+"""The model card of a translation run (model_card.md in the run directory)."""
+from __future__ import annotations
+
+import shlex
+import sys
+from typing import Any
+
+from sensorium.pipelines.common.reports import write_model_card
+from sensorium.pipelines.common.rundir import RunDir
+from sensorium.pipelines.translation.config import TranslationConfig
+
+
+def write_card(run: RunDir, cfg: TranslationConfig, summary: dict[str, Any], metrics: dict[str, Any] | None) -> None:
+    manifest = run.read_manifest()
+    command = manifest.get("command") or " ".join(shlex.quote(a) for a in ["sensorium", *sys.argv[1:]])
+    m, t = cfg.model, cfg.train
+    vocab = summary["vocab_size"]
+    sections: dict[str, Any] = {
+        "Intended use": (
+            "Translates short texts of the training data's kind (the bundled model: English user-interface "
+            "strings into German). Placeholders (%(name)s, %s, {0}, {name}) and HTML tags are protected: they "
+            f"come out exactly as they went in. Sources are read up to {m.max_source_length - 1} subword tokens; "
+            "text of another language or domain is outside its scope."),
+        "Training data": {"data spec": cfg.data.spec, "training pairs": summary["train"]["pairs"],
+                          "left out (placeholders differ between the sides)":
+                              summary["train"]["placeholder_mismatches_left_out"],
+                          "validation pairs": summary["validation"]["pairs"], "seed": cfg.seed},
+        "Reproduce": f"```\n{command}\n```\nThe resolved configuration is `config.json`.",
+        "Model": {
+            "architecture": f"Transformer encoder-decoder, {m.encoder_layers}+{m.decoder_layers} layers, width "
+                            f"{m.embed_dim}, {m.num_heads} heads, feed-forward {m.ff_dim}, dropout {m.dropout}",
+            "tokenizer": (f"one SentencePiece BPE vocabulary of {vocab['source']} pieces for both languages"
+                          if vocab["shared"] else f"SentencePiece BPE, {vocab['source']} source and "
+                          f"{vocab['target']} target pieces") + ", placeholders as single symbols <ph0>...<ph15>",
+            "parameters": f"{summary['parameters']:,}",
+        },
+        "Training": {
+            "optimizer": f"{t.optimizer}, peak learning rate {t.learning_rate}, {t.warmup_epochs} warm-up epoch(s), "
+                         f"{t.schedule} schedule, clipnorm {t.clipnorm}, label smoothing {t.label_smoothing}",
+            "batch size": t.batch_size, "epochs run": summary["epochs"],
+            "weights kept": f"epoch {summary['best_epoch']} (best {t.monitor})",
+        },
+    }
+    if metrics is not None:
+        r = metrics["metrics"]
+        sections["Evaluation"] = {
+            "data": f"{metrics['data']} ({metrics['count']} pairs), beam {r['beam']}",
+            "BLEU": f"{r['bleu']:.2f}", "chrF": f"{r['chrf']:.2f}",
+            "placeholders preserved": f"{r['placeholders_preserved']:.1%} of {r['items_with_placeholders']} sources "
+                                      "with placeholders",
+        }
+    sections["Limitations"] = [
+        "Scores are measured on held-out messages of the same catalogues; other domains score lower.",
+        "UI strings are short and terse; long or conversational text is out of domain.",
+    ]
+    write_model_card(run.card_path, title=f"Translator: {run.path.name}", task="translation", sections=sections)

@@ -1,0 +1,75 @@
+"""Configuration of the translation task (written to RUN_DIR/config.json, valid --config input)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sensorium.models.translator import TranslatorSpec
+from sensorium.pipelines.common.training import TrainSettings
+
+
+@dataclass
+class ParallelDataConfig:
+    """Where the sentence pairs come from."""
+
+    spec: str = "builtin:ui-de"
+    validation_spec: str | None = None  # default: the source's validation split
+    data_dir: str | None = None  # TFDS data_dir
+    download: bool = False  # let TFDS download (needs internet)
+    language: str | None = None  # folders of .po/.mo catalogues: the target language to read (de, pt_BR, ...)
+    source_language: str | None = None  # TFDS translation features: which language is the source
+    target_language: str | None = None  # ... and which the target
+
+
+@dataclass
+class TranslationTrainConfig(TrainSettings):
+    """Optimisation settings (the shared ones with Transformer defaults) plus label smoothing."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
+    weight_decay: float = 0.01
+    warmup_epochs: int = 2
+    early_stopping_patience: int = 5
+    monitor: str = "val_loss"
+    clipnorm: float = 1.0
+    label_smoothing: float = 0.1
+
+
+@dataclass
+class TranslationConfig:
+    """Everything a translation run needs; `seed` fixes splits, initialisation and shuffling."""
+
+    data: ParallelDataConfig = field(default_factory=ParallelDataConfig)
+    model: TranslatorSpec = field(default_factory=TranslatorSpec)
+    train: TranslationTrainConfig = field(default_factory=TranslationTrainConfig)
+    seed: int = 42
+    evaluate_on: str | None = "test"  # split evaluated at the end of training (None: skip)
+    beam: int = 4  # beam of the final evaluation (1: greedy)
+
+    def validate(self) -> None:
+        """Reject values no run can use (UsageError) and unusable data specs (DataError)."""
+        from sensorium.pipelines.common.dataspec import parse_spec
+        from sensorium.pipelines.common.errors import UsageError
+        from sensorium.pipelines.text.tokenizer import MIN_VOCAB
+
+        m = self.model
+        checks = self.train.checks() + [
+            (2 <= m.max_source_length <= 1024 and 2 <= m.max_target_length <= 1024,
+             "model.max_source_length and max_target_length must be between 2 and 1024"),
+            (m.vocab_size >= MIN_VOCAB, f"model.vocab_size must be at least {MIN_VOCAB}"),
+            (m.embed_dim >= 1 and m.num_heads >= 1 and m.embed_dim % m.num_heads == 0,
+             "model.embed_dim must be a positive multiple of model.num_heads"),
+            (m.ff_dim >= 1 and m.encoder_layers >= 1 and m.decoder_layers >= 1,
+             "model.ff_dim, encoder_layers and decoder_layers must be >= 1"),
+            (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
+            (0 <= self.train.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
+            (self.beam >= 1, "beam must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(message)
+        parse_spec(self.data.spec)
+        if self.data.validation_spec:
+            parse_spec(self.data.validation_spec)

@@ -1,0 +1,130 @@
+"""Translation data: sentence pairs -> placeholder-protected, tokenised, batched (source, target) datasets.
+
+Placeholders and HTML tags are replaced by the symbols `<ph0>`... before tokenisation (in both
+languages, with the same number for the same placeholder), so the model learns to move single tokens
+and the decoder can be held to emit exactly the source's placeholders.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sensorium.pipelines.common.dataspec import parse_spec
+from sensorium.pipelines.translation.config import ParallelDataConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Tokenizers:
+    """The source and target tokenizers (one object twice when the vocabulary is shared)."""
+
+    source: Any
+    target: Any
+
+    @property
+    def shared(self) -> bool:
+        return self.source is self.target
+
+
+@dataclass
+class ParallelSplit:
+    spec: str
+    split: str
+    sources: list[str]
+    targets: list[str]
+    ids: list[str]
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.sources)
+
+    def protected(self) -> tuple[list[str], list[str], int]:
+        """(masked sources, masked targets, pairs whose placeholders differ between the sides)."""
+        from sensorium.pipelines.translation.placeholders import protect_pair
+
+        src, tgt, mismatched = [], [], 0
+        for s, t in zip(self.sources, self.targets):
+            ms, mt, ok = protect_pair(s, t)
+            mismatched += not ok
+            src.append(ms)
+            tgt.append(mt)
+        return src, tgt, mismatched
+
+    def dataset(self, batch_size: int, tokenizers: Tokenizers, *, max_source: int, max_target: int,
+                training: bool = False, seed: int = 0):
+        """Batches of ((source ids (B, S), decoder input ids (B, T)), decoder output ids (B, T)), 0-padded.
+        Pairs whose placeholders differ between the sides are left out of training batches."""
+        import tensorflow as tf
+
+        from sensorium.pipelines.text.tokenizer import BOS_ID, EOS_ID
+
+        src_txt, tgt_txt, _ = self.protected()
+        keep = list(range(len(src_txt)))
+        if training:
+            from sensorium.pipelines.translation.placeholders import protect_pair
+
+            keep = [i for i in keep if protect_pair(self.sources[i], self.targets[i])[2]]
+        src_ids = tokenizers.source.encode([src_txt[i] for i in keep], max_source)
+        tgt_pieces = tokenizers.target.encode_pieces([tgt_txt[i] for i in keep])
+        tgt_ids = [[BOS_ID] + p[:max_target] + [EOS_ID] for p in tgt_pieces]
+
+        def flat(seqs):
+            lengths = np.asarray([len(x) for x in seqs], np.int64)
+            values = np.concatenate([np.asarray(x, np.int32) for x in seqs]) if seqs else np.zeros(0, np.int32)
+            return tf.constant(values), np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64), lengths
+
+        sv, ss, sl = flat(src_ids)
+        tv, ts, tl = flat(tgt_ids)
+        ds = tf.data.Dataset.from_tensor_slices((ss, sl, ts, tl)).map(
+            lambda a, b, c, d: (sv[a : a + b], tv[c : c + d]))  # (S,), (T + 2,)
+        if training:
+            ds = ds.shuffle(min(len(keep), 100_000), seed=seed, reshuffle_each_iteration=True)
+            bounds = [b for b in (8, 12, 16, 24, 32, 48, 64, 96) if b < max_source]
+            ds = ds.bucket_by_sequence_length(lambda s, t: tf.maximum(tf.shape(s)[0], tf.shape(t)[0]),
+                                              bucket_boundaries=[b + 1 for b in bounds],
+                                              bucket_batch_sizes=[batch_size] * (len(bounds) + 1))
+            ds = ds.shuffle(64, seed=seed + 1, reshuffle_each_iteration=True)
+        else:
+            ds = ds.padded_batch(batch_size)
+        return ds.map(lambda s, t: ((s, t[:, :-1]), t[:, 1:])).prefetch(tf.data.AUTOTUNE)
+
+
+def load_parallel_split(spec: str, cfg: ParallelDataConfig, *, seed: int, default_split: str | None) -> ParallelSplit:
+    from sensorium.pipelines.translation.sources import load_parallel
+
+    items, split = load_parallel(parse_spec(spec), seed=seed, default_split=default_split, language=cfg.language,
+                                 source_language=cfg.source_language, target_language=cfg.target_language,
+                                 data_dir=cfg.data_dir, download=cfg.download)
+    return ParallelSplit(spec, split, list(items.sources), list(items.targets), list(items.ids), list(items.failures))
+
+
+def load_train_validation(cfg: ParallelDataConfig, *, seed: int) -> tuple[ParallelSplit, ParallelSplit]:
+    """The training split and the validation split (the source's own, or 10% of training held out)."""
+    train = load_parallel_split(cfg.spec, cfg, seed=seed, default_split="train")
+    if cfg.validation_spec:
+        return train, load_parallel_split(cfg.validation_spec, cfg, seed=seed, default_split="validation")
+    parsed = parse_spec(cfg.spec)
+    base = cfg.spec.rsplit("@", 1)[0] if parsed.split else cfg.spec
+    if parsed.split in (None, "train"):
+        from sensorium.pipelines.common.errors import DataError
+
+        try:
+            return train, load_parallel_split(f"{base}@validation", cfg, seed=seed, default_split="validation")
+        except DataError as exc:
+            if "validation" not in str(exc):
+                raise
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(train.count)
+    held = set(order[: max(1, train.count // 10)].tolist())
+    log.info("%s has no validation split: 10%% of the training pairs are held out", cfg.spec)
+
+    def part(keep: bool, name: str) -> ParallelSplit:
+        idx = [i for i in range(train.count) if (i in held) != keep]
+        return ParallelSplit(cfg.spec, name, [train.sources[i] for i in idx], [train.targets[i] for i in idx],
+                             [train.ids[i] for i in idx])
+    return part(True, train.split), part(False, "validation (held out of training)")

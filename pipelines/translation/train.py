@@ -1,0 +1,147 @@
+"""Train a translator into a run directory (resumable, early-stopped, evaluated at the end).
+
+The run directory gets the tokenizer(s) (learned on the training pairs only, placeholders as single
+symbols) and `model.keras`, whose metadata carries the tokenizers too.
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import math
+from typing import Any
+
+from sensorium.pipelines.common.errors import DataError
+from sensorium.pipelines.common.optimizers import make_optimizer
+from sensorium.pipelines.common.rundir import RunDir
+from sensorium.pipelines.translation.config import TranslationConfig
+
+log = logging.getLogger(__name__)
+
+TASK = "translation"
+SHARED_FILE, SOURCE_FILE, TARGET_FILE = "tokenizer.model", "source_tokenizer.model", "target_tokenizer.model"
+
+
+def tokenizer_info(tokenizers: Any) -> dict[str, Any]:
+    from sensorium.pipelines.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
+    from sensorium.pipelines.translation.placeholders import PLACEHOLDER_SYMBOLS
+
+    b64 = lambda tok: base64.b64encode(tok.proto).decode("ascii")  # noqa: E731
+    info: dict[str, Any] = {"tokenizer": "sentencepiece-bpe", "pad_id": PAD_ID, "bos_id": BOS_ID, "eos_id": EOS_ID,
+                            "placeholder_symbols": list(PLACEHOLDER_SYMBOLS), "shared_vocab": tokenizers.shared}
+    if tokenizers.shared:
+        info["tokenizer_model"] = b64(tokenizers.source)
+    else:
+        info.update(source_tokenizer_model=b64(tokenizers.source), target_tokenizer_model=b64(tokenizers.target))
+    return info
+
+
+def _tokenizers(cfg: TranslationConfig, run: RunDir, sources: list[str], targets: list[str], resume: bool):
+    from sensorium.pipelines.text.tokenizer import SubwordTokenizer
+    from sensorium.pipelines.translation.data import Tokenizers
+    from sensorium.pipelines.translation.placeholders import PLACEHOLDER_SYMBOLS
+
+    files = [SHARED_FILE] if cfg.model.shared_vocab else [SOURCE_FILE, TARGET_FILE]
+    if resume and all((run.path / f).is_file() for f in files):
+        loaded = [SubwordTokenizer.load(run.path / f) for f in files]
+        return Tokenizers(loaded[0], loaded[-1])
+    n = cfg.model.vocab_size
+    if cfg.model.shared_vocab:
+        tok = SubwordTokenizer.train(sources + targets, n, symbols=PLACEHOLDER_SYMBOLS, case_fold=False)
+        tok.save(run.path / SHARED_FILE)
+        return Tokenizers(tok, tok)
+    src = SubwordTokenizer.train(sources, n, symbols=PLACEHOLDER_SYMBOLS, case_fold=False)
+    tgt = SubwordTokenizer.train(targets, n, symbols=PLACEHOLDER_SYMBOLS, case_fold=False)
+    src.save(run.path / SOURCE_FILE)
+    tgt.save(run.path / TARGET_FILE)
+    return Tokenizers(src, tgt)
+
+
+def _build(cfg: TranslationConfig, tokenizers: Any):
+    from sensorium.models.translator import build_translator
+
+    return build_translator(cfg.model, source_vocab=tokenizers.source.vocab_size,
+                            target_vocab=tokenizers.target.vocab_size, info=tokenizer_info(tokenizers))
+
+
+def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
+    """Train into `run` (already created by the caller with status `training`); returns a summary."""
+    import warnings
+
+    import keras
+
+    from sensorium.models.translator import training_objects
+    from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
+    from sensorium.pipelines.common.training import start_training, write_split_lists
+    from sensorium.pipelines.translation.data import load_train_validation
+
+    cfg, tcfg, m = config, config.train, config.model
+    policy, strategy = start_training(run, cfg)
+    train_split, val_split = load_train_validation(cfg.data, seed=cfg.seed)
+    if train_split.count < 2:
+        raise DataError(f"{cfg.data.spec}: too few training pairs ({train_split.count})")
+    write_split_lists(run, [(s.split, s.ids) for s in (train_split, val_split)],
+                      train_split.failures + val_split.failures)
+    src_txt, tgt_txt, mismatched = train_split.protected()
+    log.info("data: %d training pairs (%d with placeholders that differ between the sides, left out), "
+             "%d validation", train_split.count, mismatched, val_split.count)
+    tokenizers = _tokenizers(cfg, run, src_txt, tgt_txt, resume)
+
+    loss_cls, accuracy = training_objects()
+    kw = dict(max_source=m.max_source_length, max_target=m.max_target_length)
+    train_ds = train_split.dataset(tcfg.batch_size, tokenizers, training=True, seed=cfg.seed, **kw)
+    val_ds = val_split.dataset(tcfg.batch_size, tokenizers, **kw)
+    steps = math.ceil((train_split.count - mismatched) / tcfg.batch_size)
+    ckpt_dir = run.path / "checkpoints"
+    state = read_train_state(ckpt_dir) if resume else None
+    with strategy.scope():
+        if state is not None:
+            import sensorium.models.blocks  # noqa: F401  (registers our layers for loading)
+
+            model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True)
+            log.info("resuming after epoch %d", state["epoch"])
+        else:
+            model = _build(cfg, tokenizers)
+            model.compile(optimizer=make_optimizer(tcfg, steps), loss=loss_cls(tcfg.label_smoothing),
+                          metrics=[accuracy])
+    mode = "min" if "loss" in tcfg.monitor else "max"
+    run_state = RunState(ckpt_dir, run.history_path, monitor=tcfg.monitor, mode=mode,
+                         patience=tcfg.early_stopping_patience, state=state)
+    callbacks = [run_state, Progress(tcfg.epochs, steps),
+                 keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
+    if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
+        with warnings.catch_warnings():  # length-bucketed batches: Keras cannot count them ahead
+            warnings.filterwarnings("ignore", message=".*ran out of data.*")
+            model.fit(train_ds, validation_data=val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
+                      callbacks=callbacks, verbose=0, shuffle=False)
+    if tcfg.early_stopping_patience:
+        run_state.restore_best(model)
+
+    from sensorium.pipelines.common.atomic import atomic_path
+
+    keras.mixed_precision.set_global_policy("float32")
+    final = _build(cfg, tokenizers)  # uncompiled float32: no optimizer state in the run's model
+    final.set_weights([w.numpy().astype(v.dtype) for w, v in zip(model.weights, final.weights)])
+    with atomic_path(run.model_path) as tmp:
+        final.save(tmp)
+    summary: dict[str, Any] = {
+        "epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
+        "best_" + tcfg.monitor: run_state.best, "stopped_early": run_state.stopped_early,
+        "train": {"spec": train_split.spec, "pairs": train_split.count, "placeholder_mismatches_left_out": mismatched},
+        "validation": {"spec": val_split.spec, "pairs": val_split.count},
+        "vocab_size": {"source": tokenizers.source.vocab_size, "target": tokenizers.target.vocab_size,
+                       "shared": tokenizers.shared},
+        "parameters": int(final.count_params()),
+        "precision_policy": policy, "replicas": strategy.num_replicas_in_sync,
+    }
+    _report(run, cfg, run_state.history, summary)
+    return summary
+
+
+def _report(run: RunDir, cfg: TranslationConfig, history: dict, summary: dict) -> None:
+    from sensorium.pipelines.common.training import finish_run
+    from sensorium.pipelines.translation.card import write_card
+    from sensorium.pipelines.translation.evaluate import evaluate
+
+    finish_run(run, history=history, summary=summary, data_spec=cfg.data.spec, evaluate_on=cfg.evaluate_on,
+               evaluate=lambda spec: evaluate(run.path, spec, beam=cfg.beam, require_complete=False),
+               write_card=lambda metrics: write_card(run, cfg, summary, metrics))

