@@ -39,24 +39,29 @@ def interpreter_class() -> tuple[Any, str]:
             "ai-edge-litert has no wheel)") from None
 
 
+def read_tflite(path: Path) -> tuple[bytes, dict[str, bytes], dict[str, Any]]:
+    """(flatbuffer bytes, associated files, sensorium.json) of a `.tflite`; one-line ModelErrors."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite model (no TFL3 flatbuffer identifier)")
+    try:
+        files = read_all(data)
+        return data, files, (read_manifest(files) if files else {})
+    except AssociatedFilesError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+
+
 class EdgeModel:
     """A loaded `.tflite` with its associated files (`manifest`: sensorium.json, `files`: all)."""
 
     def __init__(self, path: str | Path, *, num_threads: int | None = None) -> None:
         self.path = Path(path)
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            raise ModelError(f"{self.path}: no such model file") from None
-        except OSError as exc:
-            raise ModelError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
-        if len(data) < 8 or data[4:8] != b"TFL3":
-            raise ModelError(f"{self.path}: not a TFLite model (no TFL3 flatbuffer identifier)")
-        try:
-            self.files = read_all(data)
-            self.manifest: dict[str, Any] = read_manifest(self.files) if self.files else {}
-        except AssociatedFilesError as exc:
-            raise ModelError(f"{self.path}: {exc}") from None
+        data, self.files, self.manifest = read_tflite(self.path)
         Interpreter, self.runtime = interpreter_class()
         try:
             with native_stderr_silenced():  # the runtime prints an "XNNPACK delegate" banner

@@ -17,11 +17,9 @@ Example::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from sensorium.export.associated_files import AssociatedFilesError, read_all, read_manifest
 from sensorium.pipelines.common.errors import ModelError
 from sensorium.pipelines.common.stdio import native_stderr_silenced
 
@@ -32,22 +30,12 @@ class EdgeTranslator:
     """A translation `.tflite` with its tokenizers: `encode(ids)`, `decode_step(memory, ids, prefixes)`."""
 
     def __init__(self, path: str | Path, *, num_threads: int | None = None) -> None:
-        from sensorium.export.edge import interpreter_class
+        from sensorium.export.edge import interpreter_class, read_tflite
         from sensorium.pipelines.text.tokenizer import SubwordTokenizer
         from sensorium.pipelines.translation.data import Tokenizers
 
         self.path = Path(path)
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            raise ModelError(f"{self.path}: no such model file") from None
-        if len(data) < 8 or data[4:8] != b"TFL3":
-            raise ModelError(f"{self.path}: not a TFLite model (no TFL3 flatbuffer identifier)")
-        try:
-            self.files = read_all(data)
-            self.manifest: dict[str, Any] = read_manifest(self.files) if self.files else {}
-        except AssociatedFilesError as exc:
-            raise ModelError(f"{self.path}: {exc}") from None
+        data, self.files, self.manifest = read_tflite(self.path)
         if self.manifest.get("task") != "translation":
             raise ModelError(f"{self.path}: not a Sensorium translation model "
                              f"(task {self.manifest.get('task') or 'unknown'})")

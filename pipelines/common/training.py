@@ -63,6 +63,53 @@ def write_split_lists(run: RunDir, splits: list[tuple[str, list[str]]], failures
         run.write_text("splits/skipped.tsv", "".join(f"{i}\t{e}\n" for i, e in failures))
 
 
+def fit_run(run: RunDir, model: Any, train_ds: Any, val_ds: Any, tcfg: TrainSettings, steps: int,
+            state: dict[str, Any] | None) -> Any:
+    """Fit from where the run stopped (checkpoints every epoch, early stopping, progress bar,
+    TensorBoard) and put the best epoch's weights back; returns the RunState (history, best epoch)."""
+    import warnings
+
+    import keras
+
+    from sensorium.pipelines.common.callbacks import Progress, RunState
+
+    mode = "min" if "loss" in tcfg.monitor else "max"
+    run_state = RunState(run.path / "checkpoints", run.history_path, monitor=tcfg.monitor, mode=mode,
+                         patience=tcfg.early_stopping_patience, state=state)
+    callbacks = [run_state, Progress(tcfg.epochs, steps),
+                 keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
+    if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
+        with warnings.catch_warnings():  # length-bucketed batches: Keras cannot count them ahead
+            warnings.filterwarnings("ignore", message=".*ran out of data.*")
+            model.fit(train_ds, validation_data=val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
+                      callbacks=callbacks, verbose=0, shuffle=False)
+    if tcfg.early_stopping_patience:
+        run_state.restore_best(model)
+    return run_state
+
+
+def save_inference_model(run: RunDir, model: Any, build: Callable[[], Any]) -> Any:
+    """`build()` (called under the float32 policy: an uncompiled model, no optimizer state) gets the
+    trained weights and is saved atomically as the run's model.keras; returns it."""
+    import keras
+
+    from sensorium.pipelines.common.atomic import atomic_path
+
+    keras.mixed_precision.set_global_policy("float32")
+    final = build()
+    final.set_weights([w.numpy().astype(v.dtype) for w, v in zip(model.weights, final.weights)])
+    with atomic_path(run.model_path) as tmp:
+        final.save(tmp)
+    return final
+
+
+def run_summary(run_state: Any, tcfg: TrainSettings, policy: str, strategy: Any, **extra: Any) -> dict[str, Any]:
+    """The summary a run's manifest records (epochs, best epoch and value, precision, replicas, ...)."""
+    return {"epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
+            "best_" + tcfg.monitor: run_state.best, "stopped_early": run_state.stopped_early,
+            **extra, "precision_policy": policy, "replicas": strategy.num_replicas_in_sync}
+
+
 def finish_run(run: RunDir, *, history: dict, summary: dict[str, Any], data_spec: str, evaluate_on: str | None,
                evaluate: Callable[[str], dict[str, Any]], write_card: Callable[[dict[str, Any] | None], None]) -> None:
     """Plots, `evaluate(SPEC@evaluate_on)` (a data error is a warning, not a failed run), the model

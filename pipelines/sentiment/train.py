@@ -40,8 +40,9 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
     import keras
 
-    from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
-    from sensorium.pipelines.common.training import start_training, write_split_lists
+    from sensorium.pipelines.common.callbacks import read_train_state
+    from sensorium.pipelines.common.training import (fit_run, run_summary, save_inference_model, start_training,
+                                                     write_split_lists)
     from sensorium.pipelines.sentiment.data import class_weights, describe, load_train_validation
     from sensorium.pipelines.text.tokenizer import TOKENIZER_FILE, SubwordTokenizer
 
@@ -85,36 +86,11 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
             model = _build(cfg, labels, tokenizer)
             model.compile(optimizer=make_optimizer(tcfg, steps), loss="sparse_categorical_crossentropy",
                           metrics=["accuracy"])
-    mode = "min" if "loss" in tcfg.monitor else "max"
-    run_state = RunState(ckpt_dir, run.history_path, monitor=tcfg.monitor, mode=mode,
-                         patience=tcfg.early_stopping_patience, state=state)
-    callbacks = [run_state, Progress(tcfg.epochs, steps),
-                 keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
-    if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
-        import warnings
-
-        with warnings.catch_warnings():  # length-bucketed batches: Keras cannot count them ahead
-            warnings.filterwarnings("ignore", message=".*ran out of data.*")
-            model.fit(train_ds, validation_data=val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
-                      callbacks=callbacks, verbose=0, shuffle=False)
-    if tcfg.early_stopping_patience:
-        run_state.restore_best(model)
-
-    from sensorium.pipelines.common.atomic import atomic_path
-
-    keras.mixed_precision.set_global_policy("float32")
-    final = _build(cfg, labels, tokenizer)  # uncompiled float32: no optimizer state in the run's model
-    final.set_weights([w.numpy().astype(v.dtype) for w, v in zip(model.weights, final.weights)])
-    with atomic_path(run.model_path) as tmp:
-        final.save(tmp)
-    summary: dict[str, Any] = {
-        "epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
-        "best_" + tcfg.monitor: run_state.best, "stopped_early": run_state.stopped_early,
-        "train": describe(train_split), "validation": describe(val_split),
-        "vocab_size": tokenizer.vocab_size if tokenizer else None,
-        "parameters": int(final.count_params()),
-        "precision_policy": policy, "replicas": strategy.num_replicas_in_sync,
-    }
+    run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state)
+    final = save_inference_model(run, model, lambda: _build(cfg, labels, tokenizer))
+    summary = run_summary(run_state, tcfg, policy, strategy, train=describe(train_split),
+                          validation=describe(val_split), vocab_size=tokenizer.vocab_size if tokenizer else None,
+                          parameters=int(final.count_params()))
     _report(run, cfg, run_state.history, summary)
     return summary
 

@@ -20,8 +20,9 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
     import keras
 
     from sensorium.models.speech_recognizer import build_speech_recognizer, ctc_loss
-    from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
-    from sensorium.pipelines.common.training import start_training, write_split_lists
+    from sensorium.pipelines.common.callbacks import read_train_state
+    from sensorium.pipelines.common.training import (fit_run, run_summary, save_inference_model, start_training,
+                                                     write_split_lists)
     from sensorium.pipelines.speech.data import describe, feature_statistics, load_train_validation
     from sensorium.pipelines.speech.text import ALPHABET
 
@@ -48,33 +49,13 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
             mean, variance = feature_statistics(train_split.waves, cfg.model)
             model = build_speech_recognizer(cfg.model, ALPHABET, feature_mean=mean, feature_variance=variance)
             model.compile(optimizer=make_optimizer(tcfg, steps), loss=ctc_loss)
-    mode = "min" if "loss" in tcfg.monitor else "max"
-    run_state = RunState(ckpt_dir, run.history_path, monitor=tcfg.monitor, mode=mode,
-                         patience=tcfg.early_stopping_patience, state=state)
-    callbacks = [run_state, Progress(tcfg.epochs, steps),
-                 keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
-    if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
-        model.fit(train_split.dataset(tcfg.batch_size, cfg.model, training=True, seed=cfg.seed),
-                  validation_data=val_split.dataset(tcfg.batch_size, cfg.model), epochs=tcfg.epochs,
-                  initial_epoch=run_state.epochs_done, callbacks=callbacks, verbose=0, shuffle=False)
-    if tcfg.early_stopping_patience:
-        run_state.restore_best(model)
-
-    from sensorium.pipelines.common.atomic import atomic_path
-
-    keras.mixed_precision.set_global_policy("float32")
+    run_state = fit_run(run, model, train_split.dataset(tcfg.batch_size, cfg.model, training=True, seed=cfg.seed),
+                        val_split.dataset(tcfg.batch_size, cfg.model), tcfg, steps, state)
     norm = model.get_layer("feature_normalization")  # the training data's statistics, constants of the model
-    final = build_speech_recognizer(cfg.model, ALPHABET, feature_mean=norm.input_mean,
-                                    feature_variance=norm.input_variance)  # uncompiled float32: no optimizer state
-    final.set_weights([w.numpy().astype("float32") for w in model.weights])
-    with atomic_path(run.model_path) as tmp:
-        final.save(tmp)
-    summary: dict[str, Any] = {
-        "epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
-        "best_" + tcfg.monitor: run_state.best, "stopped_early": run_state.stopped_early,
-        "train": describe(train_split), "validation": describe(val_split),
-        "precision_policy": policy, "replicas": strategy.num_replicas_in_sync,
-    }
+    save_inference_model(run, model, lambda: build_speech_recognizer(
+        cfg.model, ALPHABET, feature_mean=norm.input_mean, feature_variance=norm.input_variance))
+    summary = run_summary(run_state, tcfg, policy, strategy, train=describe(train_split),
+                          validation=describe(val_split))
     _report(run, cfg, run_state.history, summary)
     return summary
 

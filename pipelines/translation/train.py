@@ -65,13 +65,12 @@ def _build(cfg: TranslationConfig, tokenizers: Any):
 
 def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
-    import warnings
-
     import keras
 
     from sensorium.models.translator import training_objects
-    from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
-    from sensorium.pipelines.common.training import start_training, write_split_lists
+    from sensorium.pipelines.common.callbacks import read_train_state
+    from sensorium.pipelines.common.training import (fit_run, run_summary, save_inference_model, start_training,
+                                                     write_split_lists)
     from sensorium.pipelines.translation.data import load_train_validation
 
     cfg, tcfg, m = config, config.train, config.model
@@ -103,36 +102,15 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
             model = _build(cfg, tokenizers)
             model.compile(optimizer=make_optimizer(tcfg, steps), loss=loss_cls(tcfg.label_smoothing),
                           metrics=[accuracy])
-    mode = "min" if "loss" in tcfg.monitor else "max"
-    run_state = RunState(ckpt_dir, run.history_path, monitor=tcfg.monitor, mode=mode,
-                         patience=tcfg.early_stopping_patience, state=state)
-    callbacks = [run_state, Progress(tcfg.epochs, steps),
-                 keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
-    if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
-        with warnings.catch_warnings():  # length-bucketed batches: Keras cannot count them ahead
-            warnings.filterwarnings("ignore", message=".*ran out of data.*")
-            model.fit(train_ds, validation_data=val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
-                      callbacks=callbacks, verbose=0, shuffle=False)
-    if tcfg.early_stopping_patience:
-        run_state.restore_best(model)
-
-    from sensorium.pipelines.common.atomic import atomic_path
-
-    keras.mixed_precision.set_global_policy("float32")
-    final = _build(cfg, tokenizers)  # uncompiled float32: no optimizer state in the run's model
-    final.set_weights([w.numpy().astype(v.dtype) for w, v in zip(model.weights, final.weights)])
-    with atomic_path(run.model_path) as tmp:
-        final.save(tmp)
-    summary: dict[str, Any] = {
-        "epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
-        "best_" + tcfg.monitor: run_state.best, "stopped_early": run_state.stopped_early,
-        "train": {"spec": train_split.spec, "pairs": train_split.count, "placeholder_mismatches_left_out": mismatched},
-        "validation": {"spec": val_split.spec, "pairs": val_split.count},
-        "vocab_size": {"source": tokenizers.source.vocab_size, "target": tokenizers.target.vocab_size,
-                       "shared": tokenizers.shared},
-        "parameters": int(final.count_params()),
-        "precision_policy": policy, "replicas": strategy.num_replicas_in_sync,
-    }
+    run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state)
+    final = save_inference_model(run, model, lambda: _build(cfg, tokenizers))
+    summary = run_summary(
+        run_state, tcfg, policy, strategy,
+        train={"spec": train_split.spec, "pairs": train_split.count, "placeholder_mismatches_left_out": mismatched},
+        validation={"spec": val_split.spec, "pairs": val_split.count},
+        vocab_size={"source": tokenizers.source.vocab_size, "target": tokenizers.target.vocab_size,
+                    "shared": tokenizers.shared},
+        parameters=int(final.count_params()))
     _report(run, cfg, run_state.history, summary)
     return summary
 

@@ -32,7 +32,7 @@ def test_sensorium_help_lists_commands_and_tasks():
     exe = installed("sensorium")
     assert exe, "the `sensorium` console script is not installed (pip install -e .)"
     proc = subprocess.run([exe, "train", "--help"], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0 and all(t in proc.stdout for t in ("image", "speech", "sentiment"))
+    assert proc.returncode == 0 and all(t in proc.stdout for t in ("image", "speech", "sentiment", "translation"))
     proc = subprocess.run([exe, "frobnicate"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
 
@@ -58,3 +58,16 @@ def test_sentiment_command_with_bundled_model():
     assert [r.get("label") for r in results] == ["positive", "negative", None]
     assert results[2] == {"input": "", "ok": False, "error": "empty text"}
     assert proc.stderr == ""  # no TensorFlow start-up noise
+
+
+def test_translate_command_with_bundled_model():
+    exe = installed("translate")
+    assert exe, "the `translate` console script is not installed (pip install -e .)"
+    proc = subprocess.run([exe, "Delete %(name)s?", "<b>Save</b> {count} files", "--json"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["ok"] for r in results] == [True, True]
+    assert "%(name)s" in results[0]["translation"] and "{count}" in results[1]["translation"]
+    assert results[1]["translation"].count("<b>") == 1 and results[1]["translation"].count("</b>") == 1
+    assert proc.stderr == ""
