@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a UTF-8 file with one text per line (- reads standard input); may repeat")
     parser.add_argument("--model", metavar="ARTIFACT",
                         help="run directory, .keras file or .tflite (default: the bundled English-to-German "
-                             "UI-string model; its .tflite without TensorFlow)")
+                             "UI-string model; its dynamic-range .tflite without TensorFlow)")
     parser.add_argument("--beam", type=int, default=4, metavar="N", help="beam width (1: greedy; default 4)")
     parser.add_argument("--runtime", choices=("auto", "keras", "edge"), default="auto",
                         help="edge: run a .tflite with the TFLite runtime, no TensorFlow (auto: edge for .tflite)")
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--beam must be between 1 and 64")
     model = args.model or default_model("translation")
     if args.model is None and args.runtime != "keras" and (args.runtime == "edge" or not has_tensorflow()):
-        model = model / "exports" / "model-float32.tflite"  # edge-only install: the bundled .tflite
+        model = model / "exports" / "model-dynamic.tflite"  # edge-only install: the bundled .tflite
     if args.runtime == "edge" or (args.runtime == "auto" and str(model).endswith(".tflite")):
         translator = Translator.from_tflite(model, num_threads=args.threads)
     else:

@@ -58,8 +58,10 @@ class EdgeTranslator:
             keys = set(self.interpreter.get_signature_list())
             if not set(SIGNATURES) <= keys:
                 raise ModelError(f"{self.path}: expected signatures {', '.join(SIGNATURES)}, found {', '.join(sorted(keys))}")
-            self._encode = self.interpreter.get_signature_runner("encode")
-            self._step = self.interpreter.get_signature_runner("decode_step")
+            with native_stderr_silenced():  # the runtime prints an "XNNPACK delegate" banner on first use
+                self._encode = self.interpreter.get_signature_runner("encode")
+                self._step = self.interpreter.get_signature_runner("decode_step")
+                self.encode(np.array([[2]], np.int32))
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{self.path}: corrupt or unsupported TFLite model ({' '.join(str(exc).split())[:200]})") from None
         self.max_batch = 32
