@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import csv
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -105,6 +106,20 @@ def scan_class_folders(root: Path, accept: Callable[[Path], bool]) -> Items:
         classes = [classes[i] for i in used]
     ids = [str(Path(r).relative_to(root)) for r in refs]
     return Items(refs, np.asarray(labels, dtype=np.int64), classes, ids)
+
+
+@contextmanager
+def table_errors(path: Path) -> Iterator[None]:
+    """Reading a CSV/TSV file: undecodable bytes, CSV syntax and I/O errors become one-line DataErrors."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+                        "convert it, e.g. iconv -f latin1 -t utf-8") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: unreadable CSV ({exc})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def read_manifest(path: Path) -> tuple[list[str], list[dict[str, str]]]:

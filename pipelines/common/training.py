@@ -38,6 +38,20 @@ class TrainSettings:
         ]
 
 
+def check_config(checks: list[tuple[bool, str]], data: Any) -> None:
+    """A config's `validate`: the first failed (condition, message) is a UsageError; then the data
+    specs (`data.spec`, `data.validation_spec`) must parse (DataError)."""
+    from sensorium.pipelines.common.dataspec import parse_spec
+    from sensorium.pipelines.common.errors import UsageError
+
+    for ok, message in checks:
+        if not ok:
+            raise UsageError(message)
+    parse_spec(data.spec)
+    if data.validation_spec:
+        parse_spec(data.validation_spec)
+
+
 def start_training(run: RunDir, config: Any) -> tuple[str, Any]:
     """The start of every task's training: the seed, the precision policy and the distribution
     strategy of `config.train`, and the resolved `config.json`. Returns (policy name, strategy)."""

@@ -46,8 +46,7 @@ class ImageClassificationConfig:
 
     def validate(self) -> None:
         """Reject values no run can use (UsageError) and unusable data specs (DataError)."""
-        from sensorium.pipelines.common.dataspec import parse_spec
-        from sensorium.pipelines.common.errors import UsageError
+        from sensorium.pipelines.common.training import check_config
 
         checks = self.train.checks() + [
             (0 < self.data.validation_fraction < 1, "data.validation_fraction must be between 0 and 1"),
@@ -79,13 +78,9 @@ class ImageClassificationConfig:
                 parse_backbone(self.model.backbone)
             except HubModuleError as exc:
                 checks.append((False, str(exc)))
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
-        parse_spec(self.data.spec)
-        if self.data.validation_spec:
-            parse_spec(self.data.validation_spec)
+        check_config(checks, self.data)
         if self.data.spec.startswith("builtin:"):
+            from sensorium.pipelines.common.dataspec import parse_spec
             from sensorium.pipelines.common.sources import get_builtin
 
             get_builtin(parse_spec(self.data.spec).name)

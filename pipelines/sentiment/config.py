@@ -47,8 +47,7 @@ class SentimentConfig:
 
     def validate(self) -> None:
         """Reject values no run can use (UsageError) and unusable data specs (DataError)."""
-        from sensorium.pipelines.common.dataspec import parse_spec
-        from sensorium.pipelines.common.errors import UsageError
+        from sensorium.pipelines.common.training import check_config
         from sensorium.pipelines.text.tokenizer import MIN_VOCAB
 
         m = self.model
@@ -62,9 +61,4 @@ class SentimentConfig:
             (m.ff_dim >= 1 and m.num_layers >= 1, "model.ff_dim and model.num_layers must be >= 1"),
             (0 <= m.dropout < 1 and 0 <= m.head_dropout < 1, "model.dropout and head_dropout must be in [0, 1)"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
-        parse_spec(self.data.spec)
-        if self.data.validation_spec:
-            parse_spec(self.data.validation_spec)
+        check_config(checks, self.data)

@@ -18,7 +18,7 @@ import numpy as np
 
 from sensorium.pipelines.common.dataspec import DataSpec
 from sensorium.pipelines.common.errors import DataError, MissingExtraError
-from sensorium.pipelines.common.sources import Items, pick_column, select_split
+from sensorium.pipelines.common.sources import Items, pick_column, select_split, table_errors
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def read_table(path: Path, *, text_column: str | None, label_column: str | None,
     """A CSV/TSV file of texts and labels; rows with an empty text or label are skipped and listed."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     texts, raw, ids, failures = [], [], [], []
-    try:
+    with table_errors(path):
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh, delimiter=delimiter)
             header = next(reader, None)
@@ -93,13 +93,6 @@ def read_table(path: Path, *, text_column: str | None, label_column: str | None,
                 texts.append(text)
                 raw.append(label)
                 ids.append(f"{path.name}:{line}")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
-                        "convert it, e.g. iconv -f latin1 -t utf-8") from None
-    except csv.Error as exc:
-        raise DataError(f"{path}: unreadable CSV ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if failures:
         log.warning("%s: skipped %d rows (%s, ...)", path, len(failures), failures[0][1])
     if not texts:

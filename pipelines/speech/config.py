@@ -42,8 +42,7 @@ class SpeechConfig:
 
     def validate(self) -> None:
         """Reject values no run can use (UsageError) and unusable data specs (DataError)."""
-        from sensorium.pipelines.common.dataspec import parse_spec
-        from sensorium.pipelines.common.errors import UsageError
+        from sensorium.pipelines.common.training import check_config
 
         checks = self.train.checks() + [
             (self.data.max_seconds > 0, "data.max_seconds must be positive"),
@@ -53,9 +52,4 @@ class SpeechConfig:
             (0 <= self.model.dropout < 1, "model.dropout must be in [0, 1)"),
             (self.beam >= 1, "beam must be at least 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
-        parse_spec(self.data.spec)
-        if self.data.validation_spec:
-            parse_spec(self.data.validation_spec)
+        check_config(checks, self.data)

@@ -50,8 +50,7 @@ class TranslationConfig:
 
     def validate(self) -> None:
         """Reject values no run can use (UsageError) and unusable data specs (DataError)."""
-        from sensorium.pipelines.common.dataspec import parse_spec
-        from sensorium.pipelines.common.errors import UsageError
+        from sensorium.pipelines.common.training import check_config
         from sensorium.pipelines.text.tokenizer import MIN_VOCAB
 
         m = self.model
@@ -67,9 +66,4 @@ class TranslationConfig:
             (0 <= self.train.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
             (self.beam >= 1, "beam must be at least 1"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise UsageError(message)
-        parse_spec(self.data.spec)
-        if self.data.validation_spec:
-            parse_spec(self.data.validation_spec)
+        check_config(checks, self.data)

@@ -43,17 +43,12 @@ class ParallelSplit:
     def count(self) -> int:
         return len(self.sources)
 
-    def protected(self) -> tuple[list[str], list[str], int]:
-        """(masked sources, masked targets, pairs whose placeholders differ between the sides)."""
+    def protected(self) -> tuple[list[str], list[str], list[bool]]:
+        """(masked sources, masked targets, whether each pair holds the same placeholders on both sides)."""
         from sensorium.pipelines.translation.placeholders import protect_pair
 
-        src, tgt, mismatched = [], [], 0
-        for s, t in zip(self.sources, self.targets):
-            ms, mt, ok = protect_pair(s, t)
-            mismatched += not ok
-            src.append(ms)
-            tgt.append(mt)
-        return src, tgt, mismatched
+        triples = [protect_pair(s, t) for s, t in zip(self.sources, self.targets)]
+        return [m for m, _, _ in triples], [m for _, m, _ in triples], [ok for _, _, ok in triples]
 
     def dataset(self, batch_size: int, tokenizers: Tokenizers, *, max_source: int, max_target: int,
                 training: bool = False, seed: int = 0):
@@ -63,12 +58,8 @@ class ParallelSplit:
 
         from sensorium.pipelines.text.tokenizer import BOS_ID, EOS_ID
 
-        src_txt, tgt_txt, _ = self.protected()
-        keep = list(range(len(src_txt)))
-        if training:
-            from sensorium.pipelines.translation.placeholders import protect_pair
-
-            keep = [i for i in keep if protect_pair(self.sources[i], self.targets[i])[2]]
+        src_txt, tgt_txt, same = self.protected()
+        keep = [i for i in range(len(src_txt)) if same[i] or not training]
         src_ids = tokenizers.source.encode([src_txt[i] for i in keep], max_source)
         tgt_pieces = tokenizers.target.encode_pieces([tgt_txt[i] for i in keep])
         tgt_ids = [[BOS_ID] + p[:max_target] + [EOS_ID] for p in tgt_pieces]

@@ -26,6 +26,7 @@ import numpy as np
 
 from sensorium.pipelines.common.dataspec import SPLITS, DataSpec
 from sensorium.pipelines.common.errors import DataError
+from sensorium.pipelines.common.sources import table_errors
 from sensorium.pipelines.common.splits import DEFAULT_FRACTIONS
 from sensorium.pipelines.translation.catalogs import (
     CatalogPair, base_language, catalog_language, language_matches, read_mo, read_po,
@@ -139,7 +140,7 @@ def read_pairs_table(path: Path, *, source_language: str | None = None,
     tsv = path.suffix.lower() == ".tsv"
     prefix = id_prefix or path.name
     sources, targets, ids, failures = [], [], [], []
-    try:
+    with table_errors(path):
         with open(path, newline="\n" if tsv else "", encoding="utf-8-sig") as fh:  # a lone \r is no line end
             if tsv:
                 rows = ((n, line.rstrip("\r\n").split("\t")) for n, line in enumerate(fh, start=1))
@@ -167,13 +168,6 @@ def read_pairs_table(path: Path, *, source_language: str | None = None,
                 sources.append(src)
                 targets.append(tgt)
                 ids.append(where)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
-                        "convert it, e.g. iconv -f latin1 -t utf-8") from None
-    except csv.Error as exc:
-        raise DataError(f"{path}: unreadable CSV ({exc})") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
     if failures:
         log.warning("%s: skipped %d rows (%s, ...)", path, len(failures), failures[0][1])
     if not sources:

@@ -80,7 +80,8 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
         raise DataError(f"{cfg.data.spec}: too few training pairs ({train_split.count})")
     write_split_lists(run, [(s.split, s.ids) for s in (train_split, val_split)],
                       train_split.failures + val_split.failures)
-    src_txt, tgt_txt, mismatched = train_split.protected()
+    src_txt, tgt_txt, same = train_split.protected()
+    mismatched = same.count(False)
     log.info("data: %d training pairs (%d with placeholders that differ between the sides, left out), "
              "%d validation", train_split.count, mismatched, val_split.count)
     tokenizers = _tokenizers(cfg, run, src_txt, tgt_txt, resume)
