@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sensorium.pipelines.common.artifacts import Artifact, load_keras, run_config
+from sensorium.pipelines.common.artifacts import Artifact, load_task_model, run_config
 from sensorium.pipelines.common.atomic import atomic_path
 from sensorium.pipelines.common.errors import DataError, ModelError, UsageError
 
@@ -89,15 +89,11 @@ class SpeechExportSource:
     @classmethod
     def load(cls, artifact: Artifact) -> "SpeechExportSource":
         """Load the model and check it is a Sensorium speech recogniser with the standard alphabet."""
-        from sensorium.models.blocks import read_task_metadata
         from sensorium.pipelines.speech.decode import VOCAB_SIZE
         from sensorium.pipelines.speech.text import ALPHABET
 
-        model = load_keras(artifact.keras_path)
-        meta = read_task_metadata(model) or {}
-        if meta.get("task") != TASK:
-            raise ModelError(f"{artifact.path}: not a Sensorium speech model")
-        info = dict(meta.get("info") or {})
+        model, meta = load_task_model(artifact.keras_path, TASK)
+        info = meta["info"]
         missing = [k for k in ("alphabet", "frame_length", "frame_step", "subsampling") if k not in info]
         if missing:
             raise ModelError(f"{artifact.path}: the model's metadata lacks {', '.join(missing)}")

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sensorium.pipelines.common.artifacts import Artifact, load_keras, run_config
+from sensorium.pipelines.common.artifacts import Artifact, load_task_model, run_config
 from sensorium.pipelines.common.atomic import atomic_path
 from sensorium.pipelines.common.errors import DataError, MissingExtraError, ModelError, UsageError
 
@@ -77,14 +77,10 @@ class TextExportSource:
 
     @classmethod
     def load(cls, artifact: Artifact) -> "TextExportSource":
-        from sensorium.models.blocks import read_task_metadata
         from sensorium.pipelines.sentiment.predict import tokenizer_from_info
 
-        model = load_keras(artifact.keras_path)
-        meta = read_task_metadata(model) or {}
-        if meta.get("task") != TASK:
-            raise ModelError(f"{artifact.path}: not a Sensorium sentiment model")
-        info = dict(meta.get("info") or {})
+        model, meta = load_task_model(artifact.keras_path, TASK)
+        info = meta["info"]
         tokenizer = None if info.get("input") == "text" else tokenizer_from_info(info, str(artifact.path))
         return cls(artifact, model, list(meta.get("labels") or []), info, tokenizer)
 

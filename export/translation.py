@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sensorium.pipelines.common.artifacts import Artifact, load_keras, run_config
+from sensorium.pipelines.common.artifacts import Artifact, load_task_model, run_config
 from sensorium.pipelines.common.atomic import atomic_path
 from sensorium.pipelines.common.errors import DataError, ModelError, UsageError
 
@@ -54,16 +54,12 @@ class TranslationExportSource:
 
     @classmethod
     def load(cls, artifact: Artifact) -> "TranslationExportSource":
-        from sensorium.models.blocks import read_task_metadata
         from sensorium.models.translator import training_objects
         from sensorium.pipelines.translation.predict import tokenizers_from_info
 
         training_objects()
-        model = load_keras(artifact.keras_path)
-        meta = read_task_metadata(model) or {}
-        if meta.get("task") != TASK:
-            raise ModelError(f"{artifact.path}: not a Sensorium translation model")
-        info = dict(meta.get("info") or {})
+        model, meta = load_task_model(artifact.keras_path, TASK)
+        info = meta["info"]
         return cls(artifact, model, info, tokenizers_from_info(info, str(artifact.path)))
 
     @property

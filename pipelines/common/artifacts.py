@@ -110,6 +110,19 @@ def load_keras(path: Path):
         raise ModelError(f"{path}: cannot load the model ({first[:300]})") from None
 
 
+def load_task_model(path: Path, task: str) -> tuple[Any, dict[str, Any]]:
+    """`load_keras(path)` and its TaskMetadata ({"task", "labels", "info"}); a ModelError unless it is
+    a Sensorium `task` model."""
+    from sensorium.models.blocks.metadata import read_task_metadata
+
+    model = load_keras(path)
+    meta = read_task_metadata(model)
+    if meta is None or meta["task"] != task:
+        raise ModelError(f"{path}: not a Sensorium {task} model")
+    meta["info"] = dict(meta.get("info") or {})
+    return model, meta
+
+
 def run_config(artifact: Artifact, config_cls: type[C]) -> C | None:
     """The resolved config of the run behind `artifact` (its config.json), or None outside a run."""
     from sensorium.pipelines.common.config import config_from_dict

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_keras, require_task
+from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_task_model, require_task
 from sensorium.pipelines.common.errors import ModelError
 
 TASK = "sentiment"
@@ -79,12 +79,7 @@ class TextClassifier:
         if artifact.kind == "saved_model":
             return cls._from_saved_model(artifact)
         path = artifact.keras_path
-        model = load_keras(path)
-        from sensorium.models.blocks.metadata import read_task_metadata
-
-        meta = read_task_metadata(model)
-        if meta is None or meta["task"] != TASK:
-            raise ModelError(f"{path}: not a Sensorium sentiment model")
+        model, meta = load_task_model(path, TASK)
         info, labels = meta["info"], list(meta["labels"] or [])
         if info.get("input") == "text":  # a hub text encoder: the model takes the strings
             def run_text(texts: list[str]) -> np.ndarray:

@@ -7,7 +7,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_keras, require_task
+from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_task_model, require_task
 from sensorium.pipelines.common.errors import ModelError
 from sensorium.pipelines.speech.decode import beam_search_decode, greedy_decode
 from sensorium.pipelines.speech.text import ALPHABET
@@ -68,13 +68,8 @@ class SpeechRecognizer:
             return cls.from_tflite(artifact.path)
         if artifact.kind == "saved_model":
             return cls._from_saved_model(artifact)
-        path = artifact.run.model_path if artifact.run is not None else artifact.path
-        model = load_keras(path)
-        from sensorium.models.blocks.metadata import read_task_metadata
-
-        meta = read_task_metadata(model)
-        if meta is None or meta["task"] != TASK:
-            raise ModelError(f"{path}: not a Sensorium speech model")
+        path = artifact.keras_path
+        model, meta = load_task_model(path, TASK)
         info = meta["info"]
         return cls(lambda x: np.asarray(model(x, training=False)), lambda n: frames_from_info(info, n), info, str(path))
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_keras, require_task
+from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_task_model, require_task
 from sensorium.pipelines.common.errors import ModelError
 
 TASK = "translation"
@@ -60,15 +60,11 @@ class Translator:
         if artifact.kind == "saved_model":
             raise ModelError(f"{artifact.path}: a translation SavedModel is used through its own signature "
                              "(serving_default: text -> translation); give the run directory or the .tflite")
-        from sensorium.models.blocks.metadata import read_task_metadata
         from sensorium.models.translator import training_objects
 
         training_objects()
         path = artifact.keras_path
-        model = load_keras(path)
-        meta = read_task_metadata(model)
-        if meta is None or meta["task"] != TASK:
-            raise ModelError(f"{path}: not a Sensorium translation model")
+        model, meta = load_task_model(path, TASK)
         info = meta["info"]
         encode, step = keras_functions(model)
         return cls(encode, step, tokenizers_from_info(info, str(path)), int(info["max_source_length"]),
