@@ -1,5 +1,6 @@
 """Training callbacks shared by every task: per-epoch checkpoints that make `--resume` exact to the
-epoch, early stopping whose state survives a resume, history, and a progress bar on stderr."""
+epoch, early stopping whose state survives a resume, history, a progress bar on stderr, and the
+multi-worker backup (Keras' BackupAndRestore kept in step with those checkpoints)."""
 from __future__ import annotations
 
 import csv
@@ -7,6 +8,7 @@ import io
 import json
 import logging
 import math
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ log = logging.getLogger(__name__)
 STATE = "state.json"
 LAST = "last.keras"
 BEST = "best.weights.h5"
+BACKUP = "backup"  # BackupAndRestore's folder inside the checkpoints folder
 
 
 def read_train_state(ckpt_dir: Path) -> dict[str, Any] | None:
@@ -93,6 +96,45 @@ class RunState(keras.callbacks.Callback):
         if path.is_file():
             model.load_weights(path)
             log.info("restored the weights of epoch %s (%s %.4f)", self.best_epoch, self.monitor, self.best)
+
+
+class EpochBackup(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore (weights, optimizer state and epoch at the end of every epoch, restored when
+    `fit` starts again, deleted when it ends), made to agree with RunState's checkpoints.
+
+    RunState's `state.json` is the run's record (history, early-stopping counters), so it wins: a backup of
+    another epoch than `epochs_done` (a worker stopped between the two writes) is dropped before `fit`,
+    and the epoch Keras keeps on the model after a restore is cleared when `fit` ends, so a later `fit` of
+    the same model (a second training phase) starts where it is told.
+    """
+
+    def __init__(self, backup_dir: Path, epochs_done: int) -> None:
+        backup_dir = Path(backup_dir)
+        epoch = backup_epoch(backup_dir)
+        if backup_dir.exists() and epoch != epochs_done:
+            log.warning("dropping the backup in %s (%s): the checkpoints are of epoch %d", backup_dir,
+                        "incomplete" if epoch is None else f"epoch {epoch}", epochs_done)
+            shutil.rmtree(backup_dir, ignore_errors=True)
+        super().__init__(str(backup_dir))
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        restoring = backup_epoch(Path(self.backup_dir))
+        super().on_train_begin(logs)
+        if restoring is not None:
+            log.info("restored the backup of epoch %d from %s", restoring, self.backup_dir)
+
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+        super().on_train_end(logs)
+        self.model._initial_epoch = None
+
+
+def backup_epoch(backup_dir: Path) -> int | None:
+    """The epoch of the BackupAndRestore backup in `backup_dir`; None when there is none or it is incomplete."""
+    try:
+        meta = json.loads((Path(backup_dir) / "training_metadata.json").read_text(encoding="utf-8"))
+        return int(meta["epoch"]) if (Path(backup_dir) / "latest.weights.h5").is_file() else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def history_csv(history: dict[str, list[float]]) -> str:

@@ -38,9 +38,15 @@ def _now() -> str:
 
 @dataclass
 class RunDir:
-    """A run directory on disk."""
+    """A run directory on disk.
+
+    `chief` is False in a non-chief worker of a multi-worker run (see `training.start_training`): its
+    directory holds only what that worker needs to resume and is cleared when training ends; the chief's
+    run directory gets the model and the reports.
+    """
 
     path: Path
+    chief: bool = True
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)
@@ -162,6 +168,9 @@ class RunDir:
         data = self.read_manifest()
         if task is not None and data["task"] != task:
             raise ModelError(f"{self.path} is a '{data['task']}' model, not '{task}'")
+        if data.get("worker"):
+            raise ModelError(f"{self.path} is the directory of {data['worker']['task']}, not the chief, of a "
+                             "multi-worker run: the model is in the chief's run directory")
         if data["status"] != "complete":
             raise ModelError(
                 f"{self.path} is not complete (status {data['status']}); "
@@ -172,6 +181,19 @@ class RunDir:
         return data
 
     # === Files ===
+    def clear(self, keep: tuple[str, ...] = (MANIFEST, "config.json")) -> None:
+        """Delete everything in the directory but the files in `keep` (a non-chief worker's directory once
+        training has ended)."""
+        import shutil
+
+        for entry in self.path.iterdir():
+            if entry.name in keep:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
     def write_json(self, name: str, obj: Any) -> Path:
         return atomic_write_json(self.path / name, obj)
 

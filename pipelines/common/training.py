@@ -26,7 +26,7 @@ class TrainSettings:
     warmup_epochs: int = 1
     early_stopping_patience: int = 8  # 0: no early stopping, run the whole schedule and keep the last epoch
     monitor: str = "val_loss"  # for early stopping and the best epoch
-    strategy: Literal["auto", "default", "mirrored"] = "auto"
+    strategy: Literal["auto", "default", "mirrored", "multiworker"] = "auto"
     mixed_precision: Literal["auto", "on", "off"] = "auto"
 
     def checks(self) -> list[tuple[bool, str]]:
@@ -35,7 +35,21 @@ class TrainSettings:
             (self.epochs >= 1, "train.epochs must be at least 1"),
             (self.batch_size >= 1, "train.batch_size must be at least 1"),
             (self.learning_rate > 0, "train.learning_rate must be positive"),
+            *self._cluster_checks(),
         ]
+
+    def _cluster_checks(self) -> list[tuple[bool, str]]:
+        """`multiworker` needs a usable TF_CONFIG: checked before a run directory is made."""
+        from sensorium.pipelines.common.errors import UsageError
+        from sensorium.pipelines.common.strategy import read_tf_config
+
+        if self.strategy != "multiworker":
+            return []
+        try:
+            read_tf_config()
+        except UsageError as exc:
+            return [(False, str(exc))]
+        return []
 
 
 def check_config(checks: list[tuple[bool, str]], data: Any) -> None:
@@ -54,15 +68,27 @@ def check_config(checks: list[tuple[bool, str]], data: Any) -> None:
 
 def start_training(run: RunDir, config: Any) -> tuple[str, Any]:
     """The start of every task's training: the seed, the precision policy and the distribution
-    strategy of `config.train`, and the resolved `config.json`. Returns (policy name, strategy)."""
+    strategy of `config.train`, and the resolved `config.json`. Returns (policy name, strategy).
+
+    The strategy is made before anything else touches TensorFlow's devices (MultiWorkerMirroredStrategy
+    needs that). In a non-chief worker of a multi-worker run, `run.chief` becomes False and the manifest
+    says which worker the directory belongs to (see `finish_run`).
+    """
     import keras
 
     from sensorium.pipelines.common.config import config_to_dict
-    from sensorium.pipelines.common.strategy import make_strategy, set_precision
+    from sensorium.pipelines.common.strategy import (is_chief, is_multi_worker, make_strategy, set_precision,
+                                                     worker_count, worker_task)
 
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.train.mixed_precision)
     strategy = make_strategy(config.train.strategy)
+    if is_multi_worker(strategy):
+        run.chief = is_chief(strategy)
+        job, index = worker_task(strategy)
+        worker = None if run.chief else {"task": f"{job}:{index}", "workers": worker_count(strategy)}
+        if worker is not None or run.read_manifest().get("worker"):
+            run.set_status("training", worker=worker)
     run.write_json("config.json", config_to_dict(config))
     return policy, strategy
 
@@ -77,26 +103,67 @@ def write_split_lists(run: RunDir, splits: list[tuple[str, list[str]]], failures
         run.write_text("splits/skipped.tsv", "".join(f"{i}\t{e}\n" for i, e in failures))
 
 
+def fit_callbacks(run: RunDir, run_state: Any, strategy: Any, epochs: int, steps: int) -> list[Any]:
+    """The callbacks of every `fit`: RunState (checkpoints, history, early stopping), with a
+    multi-worker strategy Keras' BackupAndRestore in `checkpoints/backup` (kept in step with RunState),
+    the progress bar, and TensorBoard logs (written by the chief only)."""
+    import keras
+
+    from sensorium.pipelines.common.callbacks import BACKUP, EpochBackup, Progress
+    from sensorium.pipelines.common.strategy import is_multi_worker
+
+    callbacks = [run_state]
+    if is_multi_worker(strategy):
+        callbacks.append(EpochBackup(run_state.ckpt_dir / BACKUP, run_state.epochs_done))
+    callbacks.append(Progress(epochs, steps))
+    if run.chief:
+        callbacks.append(keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0))
+    return callbacks
+
+
+def fit_epochs(model: Any, train_ds: Any, val_ds: Any, *, epochs: int, initial_epoch: int,
+               callbacks: list[Any]) -> None:
+    """`model.fit` under the model's strategy: the datasets split across workers (`distribute_options`),
+    and the Keras fixes that multi-worker training needs. A worker lost from the cluster is a one-line
+    error that says how to go on."""
+    import warnings
+
+    import tensorflow as tf
+
+    from sensorium.pipelines.common.errors import SensoriumError
+    from sensorium.pipelines.common.strategy import (distribute_options, keras_multiworker_fixes, require_same_epoch,
+                                                     worker_count)
+
+    strategy = model.distribute_strategy
+    require_same_epoch(strategy, initial_epoch)
+    try:
+        with warnings.catch_warnings(), keras_multiworker_fixes(strategy):
+            # length-bucketed batches: Keras cannot count them ahead
+            warnings.filterwarnings("ignore", message=".*ran out of data.*")
+            model.fit(distribute_options(train_ds, strategy), validation_data=distribute_options(val_ds, strategy),
+                      epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=0, shuffle=False)
+    except (tf.errors.UnavailableError, tf.errors.AbortedError) as exc:
+        if worker_count(strategy) < 2:
+            raise
+        raise SensoriumError("training lost a worker of the cluster (it stopped or cannot be reached): start every "
+                             "worker again with the same TF_CONFIG and `sensorium train TASK --out RUN_DIR "
+                             "--resume`") from exc
+
+
 def fit_run(run: RunDir, model: Any, train_ds: Any, val_ds: Any, tcfg: TrainSettings, steps: int,
             state: dict[str, Any] | None) -> Any:
     """Fit from where the run stopped (checkpoints every epoch, early stopping, progress bar,
-    TensorBoard) and put the best epoch's weights back; returns the RunState (history, best epoch)."""
-    import warnings
-
-    import keras
-
-    from sensorium.pipelines.common.callbacks import Progress, RunState
+    TensorBoard; with several workers, a BackupAndRestore backup) and put the best epoch's weights back;
+    returns the RunState (history, best epoch). The strategy is the one `model` was built under."""
+    from sensorium.pipelines.common.callbacks import RunState
 
     mode = "min" if "loss" in tcfg.monitor else "max"
     run_state = RunState(run.path / "checkpoints", run.history_path, monitor=tcfg.monitor, mode=mode,
                          patience=tcfg.early_stopping_patience, state=state)
-    callbacks = [run_state, Progress(tcfg.epochs, steps),
-                 keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
+    callbacks = fit_callbacks(run, run_state, model.distribute_strategy, tcfg.epochs, steps)
     if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
-        with warnings.catch_warnings():  # length-bucketed batches: Keras cannot count them ahead
-            warnings.filterwarnings("ignore", message=".*ran out of data.*")
-            model.fit(train_ds, validation_data=val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
-                      callbacks=callbacks, verbose=0, shuffle=False)
+        fit_epochs(model, train_ds, val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
+                   callbacks=callbacks)
     if tcfg.early_stopping_patience:
         run_state.restore_best(model)
     return run_state
@@ -104,7 +171,7 @@ def fit_run(run: RunDir, model: Any, train_ds: Any, val_ds: Any, tcfg: TrainSett
 
 def save_inference_model(run: RunDir, model: Any, build: Callable[[], Any]) -> Any:
     """`build()` (called under the float32 policy: an uncompiled model, no optimizer state) gets the
-    trained weights and is saved atomically as the run's model.keras; returns it."""
+    trained weights and is saved atomically as the run's model.keras (by the chief only); returns it."""
     import keras
 
     from sensorium.pipelines.common.atomic import atomic_path
@@ -112,23 +179,38 @@ def save_inference_model(run: RunDir, model: Any, build: Callable[[], Any]) -> A
     keras.mixed_precision.set_global_policy("float32")
     final = build()
     final.set_weights([w.numpy().astype(v.dtype) for w, v in zip(model.weights, final.weights)])
-    with atomic_path(run.model_path) as tmp:
-        final.save(tmp)
+    if run.chief:
+        with atomic_path(run.model_path) as tmp:
+            final.save(tmp)
     return final
 
 
 def run_summary(run_state: Any, tcfg: TrainSettings, policy: str, strategy: Any, **extra: Any) -> dict[str, Any]:
-    """The summary a run's manifest records (epochs, best epoch and value, precision, replicas, ...)."""
+    """The summary a run's manifest records (epochs, best epoch and value, precision, replicas, and the
+    workers of a multi-worker run, ...)."""
+    from sensorium.pipelines.common.strategy import is_multi_worker, worker_count
+
+    workers = {"workers": worker_count(strategy)} if is_multi_worker(strategy) else {}
     return {"epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
             "best_" + tcfg.monitor: run_state.best, "stopped_early": run_state.stopped_early,
-            **extra, "precision_policy": policy, "replicas": strategy.num_replicas_in_sync}
+            **extra, "precision_policy": policy, "replicas": strategy.num_replicas_in_sync, **workers}
 
 
 def finish_run(run: RunDir, *, history: dict, summary: dict[str, Any], data_spec: str, evaluate_on: str | None,
                evaluate: Callable[[str], dict[str, Any]], write_card: Callable[[dict[str, Any] | None], None]) -> None:
     """Plots, `evaluate(SPEC@evaluate_on)` (a data error is a warning, not a failed run), the model
-    card, then the run is marked complete with `summary`."""
+    card, then the run is marked complete with `summary`.
+
+    A non-chief worker (`run.chief` False) writes none of these: its directory is cleared down to the
+    manifest and config.json and marked complete; the chief's run directory holds the run.
+    """
     from sensorium.pipelines.common.reports import plot_training_curves
+
+    if not run.chief:
+        run.clear()
+        run.set_status("complete", summary=summary)
+        log.info("this worker is done; the model and its reports are in the chief's run directory")
+        return
 
     if history:
         plot_training_curves(history, run.sub("plots") / "training_curves.png")

@@ -32,9 +32,10 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     import keras
 
     from sensorium.models.backbones.finetune import find_backbone, set_backbone_trainable
-    from sensorium.pipelines.common.callbacks import Progress, RunState, read_train_state
+    from sensorium.pipelines.common.callbacks import RunState, read_train_state
     from sensorium.pipelines.common.errors import ModelError
-    from sensorium.pipelines.common.training import start_training, write_split_lists
+    from sensorium.pipelines.common.strategy import is_multi_worker, worker_count
+    from sensorium.pipelines.common.training import fit_callbacks, fit_epochs, start_training, write_split_lists
     from sensorium.pipelines.image_classification.data import load_train_validation
 
     cfg, tcfg = config, config.train
@@ -72,11 +73,10 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
                          patience=tcfg.early_stopping_patience, state=state)
     train_ds = train_split.dataset(tcfg.batch_size, training=True, seed=cfg.seed)
     val_ds = val_split.dataset(tcfg.batch_size)
-    callbacks = [run_state, Progress(total_epochs, steps),
-                 keras.callbacks.TensorBoard(str(run.sub("logs")), write_graph=False, profile_batch=0)]
+    callbacks = fit_callbacks(run, run_state, strategy, total_epochs, steps)
     if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
-        model.fit(train_ds, validation_data=val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
-                  callbacks=callbacks, verbose=0, shuffle=False)
+        fit_epochs(model, train_ds, val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
+                   callbacks=callbacks)
     if run_state.epochs_done < total_epochs and not run_state.stopped_early:
         if not backbone.trainable:  # phase 2 starts (a resumed phase 2 keeps its compiled optimizer)
             log.info("phase 2: fine-tuning the backbone at learning rate %g for %d epochs",
@@ -87,16 +87,17 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
                 raise ModelError(f"--finetune-pattern {tcfg.finetune_pattern!r} selects no backbone variable")
             with strategy.scope():
                 compile_classifier(model, _phase2(tcfg), steps, len(labels))
-        model.fit(train_ds, validation_data=val_ds, epochs=total_epochs, initial_epoch=run_state.epochs_done,
-                  callbacks=callbacks, verbose=0, shuffle=False)
+        fit_epochs(model, train_ds, val_ds, epochs=total_epochs, initial_epoch=run_state.epochs_done,
+                   callbacks=callbacks)
     if tcfg.early_stopping_patience:
         run_state.restore_best(model)  # with early stopping, the best epoch; a fixed schedule keeps its last
 
     from sensorium.pipelines.common.atomic import atomic_path
 
     final = _inference_copy(model, cfg, labels)
-    with atomic_path(run.model_path) as tmp:
-        final.save(tmp)
+    if run.chief:  # a non-chief worker of a multi-worker run writes no model (see training.finish_run)
+        with atomic_path(run.model_path) as tmp:
+            final.save(tmp)
     history = run_state.history
     summary: dict[str, Any] = {
         "epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
@@ -104,6 +105,8 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
         "train_count": train_split.count, "validation_count": val_split.count, "labels": labels,
         "precision_policy": policy, "replicas": strategy.num_replicas_in_sync,
     }
+    if is_multi_worker(strategy):
+        summary["workers"] = worker_count(strategy)
     _report(run, cfg, history, summary)
     return summary
 
