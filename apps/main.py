@@ -98,12 +98,30 @@ def _train(args: argparse.Namespace) -> int:
 
 # === evaluate ===
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a model on a data spec (the task is read from the model)")
-    p.add_argument("--model", required=True, metavar="ARTIFACT", help="run directory, .keras file or SavedModel")
+    p = sub.add_parser(
+        "evaluate", help="evaluate a model on a data spec (the task is read from the model)",
+        description="Evaluate a run directory, .keras, SavedModel or .tflite on a data spec. With --out it runs as a "
+                    "batch job: per-item results in OUT/results.jsonl as they come, metrics.json and report.md at the "
+                    "end; the same command again continues a stopped job; --shard I/N evaluates one part and "
+                    "--merge OUT joins the parts; --runner NAME runs the job as an Apache Beam pipeline.")
+    p.add_argument("--model", metavar="ARTIFACT", help="run directory, .keras file, SavedModel folder or .tflite")
     p.add_argument("--data", metavar="SPEC", help="data spec (default: the run's data @test)")
-    p.add_argument("--out", metavar="DIR", help="where metrics.json and plots go (default: the run directory)")
+    p.add_argument("--out", metavar="DIR", help="run as a resumable batch job in DIR (default: a quick evaluation "
+                                                "written into the run directory)")
+    p.add_argument("--shard", metavar="I/N", help="with --out: evaluate only shard I of N (0 <= I < N), into "
+                                                  "DIR/shard-I-of-N")
+    p.add_argument("--merge", metavar="DIR", help="check and merge the finished shards in DIR (no --model needed)")
+    p.add_argument("--restart", action="store_true", help="with --out: discard DIR's earlier job and start over")
+    p.add_argument("--runner", metavar="NAME", help="with --out: run the job as an Apache Beam pipeline (RunInference) "
+                                                    "on this runner: DirectRunner, DataflowRunner, FlinkRunner, "
+                                                    "SparkRunner, PortableRunner, ... (needs sensorium[beam])")
+    p.add_argument("--pipeline-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --runner: a Beam pipeline option, passed as --KEY=VALUE (repeatable), e.g. "
+                        "project=my-project, temp_location=gs://bucket/tmp, flink_master=host:8081")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--top-k", type=int, default=5, metavar="K")
+    p.add_argument("--beam", type=int, metavar="N", help="translation and speech: decoding beam width (default: "
+                                                          "the run's, else 4 for translation and 1 for speech)")
     p.add_argument("--json", action="store_true", help="print the metrics.json object on stdout")
     add_common_options(p)
     p.set_defaults(func=_evaluate, needs_tensorflow=True)
@@ -111,20 +129,56 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from sensorium.pipelines.common.artifacts import inspect_artifact
-    from sensorium.pipelines.common.errors import ModelError
+    from sensorium.pipelines.common.errors import ModelError, UsageError
     from sensorium.pipelines.common.metrics import format_classification_report
 
-    artifact = inspect_artifact(args.model)
-    if artifact.task is None:
-        raise ModelError(f"{args.model}: cannot tell which task this model serves (no Sensorium metadata)")
-    task = TASKS.get(artifact.task)
-    require_tensorflow("evaluate")
-    result = task.load("evaluate")(args.model, args.data, out=args.out, batch_size=args.batch_size,
-                                   top_k=args.top_k)
+    if args.pipeline_option and not args.runner:
+        raise UsageError("--pipeline-option needs --runner NAME (a Beam pipeline)")
+    if args.merge:
+        if args.runner:
+            raise UsageError("--merge DIR takes no --runner (a Beam run writes no shards to merge)")
+        if args.model or args.out or args.shard:
+            raise UsageError("--merge DIR takes no --model, --out or --shard (the shards say what they hold)")
+        from sensorium.pipelines.batch.job import merge_shards
+
+        result = merge_shards(args.merge)
+    else:
+        if not args.model:
+            raise UsageError("--model is required (or --merge DIR)")
+        if args.beam is not None and args.beam < 1:
+            raise UsageError("--beam must be at least 1")
+        options = {"top_k": args.top_k, **({"beam": args.beam} if args.beam is not None else {})}
+        if args.runner and not args.out:
+            raise UsageError("--runner needs --out DIR (a Beam pipeline writes a batch job's folder)")
+        if args.runner and args.shard:
+            raise UsageError("--runner takes no --shard (Beam splits the work among its workers itself)")
+        if args.runner:
+            from sensorium.pipelines.batch.beam import run_beam
+
+            result = run_beam(args.model, args.data, args.out, options=options, batch_size=args.batch_size,
+                              runner=args.runner, pipeline_options=args.pipeline_option, restart=args.restart)
+        elif args.out:
+            from sensorium.pipelines.batch.job import parse_shard, run_job
+
+            shard = parse_shard(args.shard) if args.shard else None
+            result = run_job(args.model, args.data, args.out, options=options, shard=shard,
+                             batch_size=args.batch_size, restart=args.restart)
+        else:
+            if args.shard or args.restart:
+                raise UsageError("--shard and --restart need --out DIR (a batch job)")
+            artifact = inspect_artifact(args.model)
+            if artifact.task is None:
+                raise ModelError(f"{args.model}: cannot tell which task this model serves (no Sensorium metadata)")
+            task = TASKS.get(artifact.task)
+            extra = {"beam": args.beam} if args.beam is not None and artifact.task in ("translation", "speech") else {}
+            result = task.load("evaluate")(args.model, args.data, out=None, batch_size=args.batch_size,
+                                           top_k=args.top_k, **extra)
     if args.json:
         emit_json(result)
     else:
-        print(f"{result['data']} ({result['split']}, {result['count']} items)")
+        job = result.get("job")
+        failed = f", {job['failed']} failed" if job and job.get("failed") else ""
+        print(f"{result['data']} ({result['split']}, {result['count']} items{failed})")
         m = result["metrics"]
         if "wer" in m:
             print(f"WER {m['wer']:.4f}  CER {m['cer']:.4f}  (substitutions {m['substitutions']}, deletions "

@@ -139,19 +139,9 @@ class TranslationExportSource:
         return self._translator(*keras_functions(self.model)).translate(data[0], beam=1)
 
     def saved_model_runner(self, path: str | Path) -> Callable[[list[str]], list[str]]:
-        import tensorflow as tf
+        from sensorium.pipelines.translation.predict import SavedModelTranslator
 
-        from sensorium.export.text import load_text_saved_model
-
-        serve = load_text_saved_model(path)
-
-        def run(texts: list[str]) -> list[str]:
-            out = []
-            for i in range(0, len(texts), 32):
-                got = serve(text=tf.constant(texts[i : i + 32]))["translation"].numpy()
-                out += [t.decode("utf-8") for t in got]
-            return out
-        return run
+        return SavedModelTranslator(path).translate
 
     def tflite_runner(self, path: str | Path) -> tuple[Callable[[list[str]], list[str]], str]:
         from sensorium.export.edge_translation import EdgeTranslator

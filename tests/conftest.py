@@ -13,6 +13,25 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
+
+def _asset_state() -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(ASSETS)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(ASSETS.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bundled_assets_untouched():
+    """Tests read the bundled models and examples but never change them (an evaluation without `out`
+    writes into a run directory: tests must pass one)."""
+    before = _asset_state()
+    yield
+    after = _asset_state()
+    changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    assert not changed, f"tests changed bundled assets: {changed[:10]}"
+
+
 def _shape_image(kind: str, rng: np.random.Generator, size: int = 16) -> np.ndarray:
     """A noisy RGB image of a solid square (kind 'square') or a horizontal bar (kind 'bar')."""
     img = rng.integers(0, 40, (size, size, 3), dtype=np.uint8)

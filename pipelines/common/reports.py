@@ -19,7 +19,7 @@ from .atomic import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["plot_confusion_matrix", "plot_training_curves", "render_model_card", "write_model_card"]
+__all__ = ["plot_bars", "plot_confusion_matrix", "plot_training_curves", "render_model_card", "write_model_card"]
 
 _MAX_ANNOTATED_CLASSES = 30
 _MAX_TICK_LABELS = 100
@@ -104,6 +104,25 @@ def plot_confusion_matrix(
                 dark = colours[i, j] > 0.5 * vmax
                 ax.text(j, i, text, ha="center", va="center", fontsize=font, color="white" if dark else "black")
     return _save_png(fig, Path(path))
+
+
+def plot_bars(values: dict[str, float], path: Path, *, title: str, ylabel: str, counts: dict[str, int] | None = None
+              ) -> Path:
+    """A bar chart of one value per group (class, length bucket); `counts` annotates each bar."""
+    names = list(values)
+    fig = _new_figure(max(5.0, 0.35 * len(names) + 2.5), 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    x = np.arange(len(names))
+    ax.bar(x, [values[n] for n in names], color="#4C72B0")
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center",
+                       fontsize=8 if len(names) > 20 else 10)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    if counts:
+        for xi, n in zip(x, names):
+            ax.annotate(f"n={counts.get(n, 0)}", (xi, values[n]), ha="center", va="bottom", fontsize=7)
+    return _save_png(fig, path)
 
 
 def _metric_families(history: Mapping[str, Sequence[float]]) -> list[list[str]]:

@@ -35,10 +35,19 @@ class Task:
     train: str  # "module:function(config, run_dir, resume) -> dict"
     evaluate: str  # "module:function(artifact, spec, ...) -> dict"
     flags: tuple[Flag, ...] = field(default_factory=tuple)
+    batch: str = ""  # "module:BatchTaskClass" for batch evaluation jobs (pipelines/batch)
 
     def load(self, attr: str) -> Any:
         module, _, name = getattr(self, attr).partition(":")
         return getattr(importlib.import_module(module), name)
+
+    def batch_task(self, options: dict[str, Any] | None = None, context: dict[str, Any] | None = None) -> Any:
+        """A new `BatchTask` of this task (see pipelines/batch/task.py)."""
+        if not self.batch:
+            from sensorium.pipelines.common.errors import UsageError
+
+            raise UsageError(f"batch evaluation jobs are not available for {self.name} models yet")
+        return self.load("batch")(options, context)
 
 
 TASKS: Registry[Task] = Registry("task")
@@ -80,7 +89,9 @@ COMMON_TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--learning-rate", "train.learning_rate", float, "peak learning rate"),
     Flag("--optimizer", "train.optimizer", str, "optimizer", choices=("adam", "adamw", "sgd")),
     Flag("--seed", "seed", int, "random seed (splits, initialisation, shuffling)"),
-    Flag("--strategy", "train.strategy", str, "tf.distribute strategy", choices=("auto", "default", "mirrored")),
+    Flag("--strategy", "train.strategy", str, "tf.distribute strategy: auto (every GPU of this machine), default "
+         "(one device), mirrored, or multiworker (the cluster in TF_CONFIG)",
+         choices=("auto", "default", "mirrored", "multiworker")),
     Flag("--mixed-precision", "train.mixed_precision", str, "mixed float16 (auto: on a GPU only)",
          choices=("auto", "on", "off")),
     Flag("--patience", "train.early_stopping_patience", int, "early-stopping patience in epochs (0: off)"),
@@ -93,6 +104,7 @@ TASKS.register("image", Task(
     config="sensorium.pipelines.image_classification.config:ImageClassificationConfig",
     train="sensorium.pipelines.image_classification.train:train",
     evaluate="sensorium.pipelines.image_classification.evaluate:evaluate",
+    batch="sensorium.pipelines.image_classification.batch:ImageBatchTask",
     flags=COMMON_TRAIN_FLAGS + (
         Flag("--image-size", "model.image_size", _int_pair, "model input size, N or HxW (default: the "
              "backbone's, else 28)", metavar="N|HxW"),
@@ -121,6 +133,7 @@ TASKS.register("speech", Task(
     config="sensorium.pipelines.speech.config:SpeechConfig",
     train="sensorium.pipelines.speech.train:train",
     evaluate="sensorium.pipelines.speech.evaluate:evaluate",
+    batch="sensorium.pipelines.speech.batch:SpeechBatchTask",
     flags=COMMON_TRAIN_FLAGS + (
         Flag("--rnn-units", "model.rnn_units", int, "LSTM units per direction"),
         Flag("--rnn-layers", "model.rnn_layers", int, "number of LSTM layers"),
@@ -143,6 +156,7 @@ TASKS.register("sentiment", Task(
     config="sensorium.pipelines.sentiment.config:SentimentConfig",
     train="sensorium.pipelines.sentiment.train:train",
     evaluate="sensorium.pipelines.sentiment.evaluate:evaluate",
+    batch="sensorium.pipelines.sentiment.batch:SentimentBatchTask",
     flags=COMMON_TRAIN_FLAGS + (
         Flag("--text-column", "data.text_column", str, "CSV/TSV column holding the texts"),
         Flag("--label-column", "data.label_column", str, "CSV/TSV column holding the labels"),
@@ -167,6 +181,7 @@ TASKS.register("translation", Task(
     config="sensorium.pipelines.translation.config:TranslationConfig",
     train="sensorium.pipelines.translation.train:train",
     evaluate="sensorium.pipelines.translation.evaluate:evaluate",
+    batch="sensorium.pipelines.translation.batch:TranslationBatchTask",
     flags=COMMON_TRAIN_FLAGS + (
         Flag("--language", "data.language", str, "folders of .po/.mo catalogues: the language to read (de, pt_BR)"),
         Flag("--source-language", "data.source_language", str, "TFDS translation data: the source language key"),

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_task_model, require_task
-from sensorium.pipelines.common.errors import ModelError
+from sensorium.pipelines.common.errors import ModelError, UsageError
 
 TASK = "translation"
 Encode = Callable[[np.ndarray], np.ndarray]  # source ids (B, S) int32 -> memory (B, S, D) float32
@@ -136,6 +136,29 @@ class Translator:
         ids, originals, constraints = self.prepare(list(texts))
         decoded = self.decode_ids(ids, constraints, beam)
         return [restore(self.tokenizers.target.decode(d), o) for d, o in zip(decoded, originals)]
+
+
+class SavedModelTranslator:
+    """The exported string-in / string-out SavedModel (`serving_default`: greedy decoding in the graph)."""
+
+    def __init__(self, path: str | Path, batch_size: int = 32) -> None:
+        from sensorium.export.text import load_text_saved_model
+
+        self.serve = load_text_saved_model(path)
+        self.source = str(path)
+        self.batch_size = batch_size
+
+    def translate(self, texts: list[str], beam: int = 1) -> list[str]:
+        import tensorflow as tf
+
+        if beam != 1:
+            raise UsageError(f"{self.source}: a translation SavedModel decodes greedily inside its graph; use "
+                             "beam 1, or the run directory or .tflite for beam search")
+        out: list[str] = []
+        for i in range(0, len(texts), self.batch_size):
+            got = self.serve(text=tf.constant(texts[i : i + self.batch_size]))["translation"].numpy()
+            out += [t.decode("utf-8") for t in got]
+        return out
 
 
 def keras_functions(model: Any) -> tuple[Encode, Step]:

@@ -68,7 +68,11 @@ def test_train_evaluate_and_results(trained_run, tmp_path, capsys):
     code = sensorium_app.main(["evaluate", "--model", str(out), "--out", str(tmp_path / "eval"), "--json"])
     again = json.loads(capsys.readouterr().out)
     assert code == 0 and again["metrics"]["wer"] == pytest.approx(metrics["metrics"]["wer"])
-    assert (tmp_path / "eval" / "eval_results.jsonl").is_file()
+    assert again["count"] == metrics["count"] and again["metrics"]["failed"] == metrics["metrics"].get("skipped", 0)
+    records = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
+    assert {"index", "id", "ok", "reference", "text", "duration"} <= set(next(r for r in records if r["ok"]))
+    assert (tmp_path / "eval" / "plots" / "wer_by_duration.png").is_file()
+    assert "## By duration" in (tmp_path / "eval" / "report.md").read_text()
 
 
 def test_transcribe_json_segments_and_bad_inputs(trained_run, tone_data, tmp_path, capsys, monkeypatch, tone_speech):

@@ -1,0 +1,1 @@
+"""Batch evaluation jobs: resumable, sharded, per-item results; the Beam pipeline."""
