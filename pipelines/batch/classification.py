@@ -18,7 +18,7 @@ def probability_fields(labels: list[str], probs: np.ndarray) -> list[dict[str, A
     """Per row of probabilities (N, C): the predicted label, its score and all probabilities (label order)."""
     p = np.asarray(probs, dtype=np.float32)
     best = p.argmax(axis=1)
-    return [{"label": labels[int(b)], "score": float(row[b]), "probabilities": [float(v) for v in row]}
+    return [{"label": labels[int(b)], "score": float(row[b]), "probabilities": row.tolist()}
             for row, b in zip(p, best)]
 
 

@@ -33,8 +33,10 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,23 +142,49 @@ def read_results(path: Path, accept: Callable[[int], bool] | None = None, *, rep
 
 
 class _Appender:
-    """Appends lines to the results file: flushed per batch, fsync'ed every SYNC_SECONDS and at close."""
+    """Appends records to the results file from a writer thread, so encoding and writing overlap the
+    next batch's prediction: each batch is encoded, written and flushed in order, the file fsync'ed
+    every SYNC_SECONDS and at close. A batch queued but not yet written when the process dies is
+    simply evaluated again on resumption. A write error surfaces at the next `write` or at `close`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, depth: int = 4) -> None:
         self.fh = open(path, "a", encoding="utf-8")
         self.synced = time.monotonic()
+        self.queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="sensorium-results-writer", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (records := self.queue.get()) is not None:
+            if self.error is not None:
+                continue  # drain: nothing more is written after a failure
+            try:
+                self.fh.write("".join(dumps(r) + "\n" for r in records))
+                self.fh.flush()
+                if time.monotonic() - self.synced >= SYNC_SECONDS:
+                    os.fsync(self.fh.fileno())
+                    self.synced = time.monotonic()
+            except BaseException as exc:  # disk full, a non-finite number: reported to the caller
+                self.error = exc
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise self.error
 
     def write(self, records: list[dict[str, Any]]) -> None:
-        self.fh.write("".join(dumps(r) + "\n" for r in records))
-        self.fh.flush()
-        if time.monotonic() - self.synced >= SYNC_SECONDS:
-            os.fsync(self.fh.fileno())
-            self.synced = time.monotonic()
+        self._raise()
+        self.queue.put(records)
 
     def close(self) -> None:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
+        self.queue.put(None)
+        self.thread.join()
+        try:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+        finally:
+            self.fh.close()
+        self._raise()
 
 
 # === Progress ===
