@@ -90,7 +90,10 @@ def _train(args: argparse.Namespace) -> int:
         m = metrics["metrics"]
         scores = (f"accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}" if "accuracy" in m else
                   f"WER {m['wer']:.4f}, CER {m['cer']:.4f}" if "wer" in m else
-                  f"BLEU {m['bleu']:.2f}, chrF {m['chrf']:.2f}" if "chrf" in m else "")
+                  f"BLEU {m['bleu']:.2f}, chrF {m['chrf']:.2f}" if "chrf" in m else
+                  f"ELBO {m['elbo']:.2f}" if "elbo" in m else
+                  f"reconstruction PSNR {m['psnr']:.2f} dB" if "psnr" in m else
+                  f"Fréchet distance {m['frechet_distance']:.3f}" if "frechet_distance" in m else "")
         line += f"; {metrics['data']}: {scores} on {metrics['count']} items"
     print(line)
     return 0
@@ -188,6 +191,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"BLEU {m['bleu']:.2f}  chrF {m['chrf']:.2f}  (beam {m['beam']}; placeholders kept in "
                   f"{m['placeholders_preserved']:.1%} of {m['items_with_placeholders']} sources that have them; "
                   f"{m['sentences_per_second']} sentences/s)")
+        elif result.get("task") in ("autoencoder", "vae", "gan"):
+            from sensorium.pipelines.generative.evaluate import format_report
+
+            print(format_report(result))
         else:
             print(format_classification_report(m))
             if "binary_accuracy" in m:

@@ -1,5 +1,5 @@
 """Reusable Keras 3 layers: conv blocks, heads, image preprocessing/augmentation, audio front end,
-task metadata.
+generative encoder/decoder blocks, task metadata.
 
 Every layer is registered for serialisation under the ``sensorium`` package, so a ``.keras``
 file that uses them loads with ``keras.saving.load_model(path, safe_mode=True)`` once this
@@ -13,6 +13,7 @@ from sensorium.models.blocks.conv import (
     ResidualBlock,
     SqueezeExcite,
 )
+from sensorium.models.blocks.generative import ConvDecoder, ConvEncoder, PerImageMSE, PixelNoise, Sampling
 from sensorium.models.blocks.heads import ClassifierHead
 from sensorium.models.blocks.image_preprocessing import ImageAugmentation, ImagePreprocessing
 from sensorium.models.blocks.metadata import TaskMetadata, read_task_metadata
@@ -28,10 +29,15 @@ from sensorium.models.blocks.transformer import (
 __all__ = [
     "ClassifierHead",
     "ConvBNAct",
+    "ConvDecoder",
+    "ConvEncoder",
     "DepthwiseSeparableConv",
     "ImageAugmentation",
     "ImagePreprocessing",
     "LogMelSpectrogram",
+    "PerImageMSE",
+    "PixelNoise",
+    "Sampling",
     "SpecAugment",
     "frames_for_samples",
     "ResidualBlock",

@@ -101,7 +101,9 @@ def load_keras(path: Path):
     import keras
 
     import sensorium.models.backbones.hub  # noqa: F401  (registers our serialisable layers: the hub
-    import sensorium.models.blocks  # noqa: F401  backbone and the blocks)
+    import sensorium.models.blocks  # noqa: F401  backbone and the blocks, and the subclassed
+    import sensorium.models.gan  # noqa: F401  generative models)
+    import sensorium.models.vae  # noqa: F401
 
     try:
         return keras.saving.load_model(path, safe_mode=True, compile=False)

@@ -79,6 +79,14 @@ def _int_list(text: str) -> list[int]:
     return [int(p) for p in text.replace(" ", "").split(",") if p]
 
 
+def _name_list(text: str) -> list[str]:
+    """`0,1,2` -> ["0", "1", "2"] (class names as the data names them)."""
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        raise ValueError(f"expected comma-separated class names, got {text!r}")
+    return names
+
+
 # Options every trainable task shares (the contracts' grammar).
 COMMON_TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--data", "data.spec", str, "training data spec (SOURCE[@SPLIT]); @train is used by default", metavar="SPEC"),
@@ -199,5 +207,54 @@ TASKS.register("translation", Task(
         Flag("--max-target-length", "model.max_target_length", int, "target tokens generated at most"),
         Flag("--label-smoothing", "train.label_smoothing", float, "label smoothing of the token loss"),
         Flag("--beam", "beam", int, "beam of the final evaluation (1: greedy)"),
+    ),
+))
+
+# The generative tasks share their model flags; each adds its own.
+GENERATIVE_FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
+    Flag("--latent-dim", "model.latent_dim", int, "size of the latent vector / code"),
+    Flag("--widths", "model.widths", _int_list, "filters per stride-2 encoder stage, e.g. 32,64 (the decoder / "
+         "generator mirrors them)", metavar="W,W,..."),
+    Flag("--image-size", "model.image_size", _int_pair, "model image size, N or HxW (default 28)", metavar="N|HxW"),
+    Flag("--channels", "model.channels", int, "1 (grayscale model, default) or 3 (RGB)"),
+    Flag("--classes", "data.classes", _name_list, "train on these classes only, e.g. 0,1,2,3,4,5,6,7,8",
+         metavar="C,C,..."),
+    Flag("--eval-samples", "samples", int, "generated images scored in evaluations (vae, gan; default 1000)"),
+    Flag("--path-column", "data.path_column", str, "manifest column holding image paths"),
+    Flag("--label-column", "data.label_column", str, "manifest column holding labels (for --classes)"),
+)
+
+TASKS.register("autoencoder", Task(
+    name="autoencoder",
+    description="convolutional (denoising) autoencoder: reconstruction, denoising, anomaly scores",
+    config="sensorium.pipelines.generative.config:AutoencoderConfig",
+    train="sensorium.pipelines.generative.train:train_autoencoder",
+    evaluate="sensorium.pipelines.generative.evaluate:evaluate",
+    flags=GENERATIVE_FLAGS + (
+        Flag("--noise-sigma", "model.noise_sigma", float, "denoising: Gaussian noise sigma on [0, 1] pixels in "
+             "training (0: plain autoencoder)", metavar="SIGMA"),
+    ),
+))
+
+TASKS.register("vae", Task(
+    name="vae",
+    description="convolutional variational autoencoder: generation from latent vectors, ELBO",
+    config="sensorium.pipelines.generative.config:VAEConfig",
+    train="sensorium.pipelines.generative.train:train_vae",
+    evaluate="sensorium.pipelines.generative.evaluate:evaluate",
+    flags=GENERATIVE_FLAGS + (
+        Flag("--beta", "model.beta", float, "weight of the KL term (1: the ELBO)"),
+    ),
+))
+
+TASKS.register("gan", Task(
+    name="gan",
+    description="DCGAN: a generator and a discriminator trained against each other",
+    config="sensorium.pipelines.generative.config:GANConfig",
+    train="sensorium.pipelines.generative.train:train_gan",
+    evaluate="sensorium.pipelines.generative.evaluate:evaluate",
+    flags=GENERATIVE_FLAGS + (
+        Flag("--discriminator-learning-rate", "train.discriminator_learning_rate", float,
+             "the discriminator's learning rate (default: --learning-rate)"),
     ),
 ))
