@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Literal
 
 from sensorium.pipelines.common.errors import DataError
@@ -101,6 +102,25 @@ def write_split_lists(run: RunDir, splits: list[tuple[str, list[str]]], failures
         run.write_text(f"splits/{name}.txt", "".join(f"{i}\n" for i in ids))
     if failures:
         run.write_text("splits/skipped.tsv", "".join(f"{i}\t{e}\n" for i, e in failures))
+
+
+def resume_or_build(strategy: Any, ckpt_dir: Path, state: dict[str, Any] | None, build: Callable[[], Any], *,
+                    custom_objects: dict[str, Any] | None = None) -> Any:
+    """Under `strategy`'s scope: the checkpointed model (`ckpt_dir/last.keras`, optimizer state included,
+    loaded with safe_mode) when resuming after `state`'s epoch, else `build()` (a new, compiled model)."""
+    import keras
+
+    with strategy.scope():
+        if state is None:
+            return build()
+        import sensorium.models.backbones.hub  # noqa: F401  (registers our serialisable layers and models)
+        import sensorium.models.blocks  # noqa: F401
+        import sensorium.models.gan  # noqa: F401
+        import sensorium.models.vae  # noqa: F401
+
+        model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True, custom_objects=custom_objects)
+        log.info("resuming after epoch %d", state["epoch"])
+        return model
 
 
 def fit_callbacks(run: RunDir, run_state: Any, strategy: Any, epochs: int, steps: int) -> list[Any]:

@@ -149,8 +149,8 @@ def _datasets(task: str, model: Any, train_split: Any, val_split: Any, batch_siz
 
 def _train(task: str, cfg: Any, run: RunDir, resume: bool) -> dict[str, Any]:
     from sensorium.pipelines.common.callbacks import RunState, read_train_state
-    from sensorium.pipelines.common.training import (fit_callbacks, fit_epochs, run_summary, save_inference_model,
-                                                     start_training, write_split_lists)
+    from sensorium.pipelines.common.training import (fit_callbacks, fit_epochs, resume_or_build, run_summary,
+                                                     save_inference_model, start_training, write_split_lists)
     from sensorium.pipelines.generative.data import load_train_images, take_pixels
     from sensorium.pipelines.generative.modeling import register_models
 
@@ -167,13 +167,13 @@ def _train(task: str, cfg: Any, run: RunDir, resume: bool) -> dict[str, Any]:
     steps = math.ceil(train_split.count / tcfg.batch_size)
     ckpt_dir = run.path / "checkpoints"
     state = read_train_state(ckpt_dir) if resume else None
-    with strategy.scope():
-        if state is not None:
-            model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True)
-            log.info("resuming after epoch %d", state["epoch"])
-        else:
-            model = build_model(task, cfg)
-            compile_model(task, model, cfg, steps)
+
+    def build():
+        model = build_model(task, cfg)
+        compile_model(task, model, cfg, steps)
+        return model
+
+    model = resume_or_build(strategy, ckpt_dir, state, build)
     train_ds, val_ds = _datasets(task, model, train_split, val_split, tcfg.batch_size, cfg.seed)
 
     mode = "min" if "loss" in tcfg.monitor else "max"

@@ -29,13 +29,12 @@ def compile_classifier(model, cfg: TrainConfig, steps_per_epoch: int, num_classe
 
 def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
-    import keras
-
     from sensorium.models.backbones.finetune import find_backbone, set_backbone_trainable
     from sensorium.pipelines.common.callbacks import RunState, read_train_state
     from sensorium.pipelines.common.errors import ModelError
     from sensorium.pipelines.common.strategy import is_multi_worker, worker_count
-    from sensorium.pipelines.common.training import fit_callbacks, fit_epochs, start_training, write_split_lists
+    from sensorium.pipelines.common.training import (fit_callbacks, fit_epochs, resume_or_build, start_training,
+                                                     write_split_lists)
     from sensorium.pipelines.image_classification.data import load_train_validation
 
     cfg, tcfg = config, config.train
@@ -56,16 +55,16 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     steps = math.ceil(train_split.count / tcfg.batch_size)
     ckpt_dir = run.path / "checkpoints"
     state = read_train_state(ckpt_dir) if resume else None
-    with strategy.scope():
-        if state is not None:
-            model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True)
-            log.info("resuming after epoch %d", state["epoch"])
-        else:
-            model = _build(cfg, labels)
-            backbone = find_backbone(model)
-            if backbone is not None:
-                set_backbone_trainable(backbone, False)  # phase 1: the head learns on frozen features
-            compile_classifier(model, tcfg, steps, len(labels))
+
+    def build():
+        model = _build(cfg, labels)
+        backbone = find_backbone(model)
+        if backbone is not None:
+            set_backbone_trainable(backbone, False)  # phase 1: the head learns on frozen features
+        compile_classifier(model, tcfg, steps, len(labels))
+        return model
+
+    model = resume_or_build(strategy, ckpt_dir, state, build)
     backbone = find_backbone(model)
     total_epochs = tcfg.epochs + (tcfg.finetune_epochs if backbone is not None else 0)
     mode = "min" if "loss" in tcfg.monitor else "max"

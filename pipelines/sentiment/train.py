@@ -38,11 +38,10 @@ def _build(cfg: SentimentConfig, labels: list[str], tokenizer: Any):
 
 def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
-    import keras
 
     from sensorium.pipelines.common.callbacks import read_train_state
-    from sensorium.pipelines.common.training import (fit_run, run_summary, save_inference_model, start_training,
-                                                     write_split_lists)
+    from sensorium.pipelines.common.training import (fit_run, resume_or_build, run_summary, save_inference_model,
+                                                     start_training, write_split_lists)
     from sensorium.pipelines.sentiment.data import class_weights, describe, load_train_validation
     from sensorium.pipelines.text.tokenizer import TOKENIZER_FILE, SubwordTokenizer
 
@@ -75,17 +74,14 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     steps = math.ceil(train_split.count / tcfg.batch_size)
     ckpt_dir = run.path / "checkpoints"
     state = read_train_state(ckpt_dir) if resume else None
-    with strategy.scope():
-        if state is not None:
-            import sensorium.models.backbones.hub  # noqa: F401  (registers our layers for loading)
-            import sensorium.models.blocks  # noqa: F401
 
-            model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True)
-            log.info("resuming after epoch %d", state["epoch"])
-        else:
-            model = _build(cfg, labels, tokenizer)
-            model.compile(optimizer=make_optimizer(tcfg, steps), loss="sparse_categorical_crossentropy",
-                          metrics=["accuracy"])
+    def build():
+        model = _build(cfg, labels, tokenizer)
+        model.compile(optimizer=make_optimizer(tcfg, steps), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    model = resume_or_build(strategy, ckpt_dir, state, build)
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state)
     final = save_inference_model(run, model, lambda: _build(cfg, labels, tokenizer))
     summary = run_summary(run_state, tcfg, policy, strategy, train=describe(train_split),

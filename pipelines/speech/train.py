@@ -17,12 +17,11 @@ TASK = "speech"
 
 def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
-    import keras
 
     from sensorium.models.speech_recognizer import build_speech_recognizer, ctc_loss
     from sensorium.pipelines.common.callbacks import read_train_state
-    from sensorium.pipelines.common.training import (fit_run, run_summary, save_inference_model, start_training,
-                                                     write_split_lists)
+    from sensorium.pipelines.common.training import (fit_run, resume_or_build, run_summary, save_inference_model,
+                                                     start_training, write_split_lists)
     from sensorium.pipelines.speech.data import describe, feature_statistics, load_train_validation
     from sensorium.pipelines.speech.text import ALPHABET
 
@@ -40,15 +39,14 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
     steps = math.ceil(train_split.count / tcfg.batch_size)
     ckpt_dir = run.path / "checkpoints"
     state = read_train_state(ckpt_dir) if resume else None
-    with strategy.scope():
-        if state is not None:
-            model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True,
-                                            custom_objects={"ctc_loss": ctc_loss})
-            log.info("resuming after epoch %d", state["epoch"])
-        else:
-            mean, variance = feature_statistics(train_split.waves, cfg.model)
-            model = build_speech_recognizer(cfg.model, ALPHABET, feature_mean=mean, feature_variance=variance)
-            model.compile(optimizer=make_optimizer(tcfg, steps), loss=ctc_loss)
+
+    def build():
+        mean, variance = feature_statistics(train_split.waves, cfg.model)
+        model = build_speech_recognizer(cfg.model, ALPHABET, feature_mean=mean, feature_variance=variance)
+        model.compile(optimizer=make_optimizer(tcfg, steps), loss=ctc_loss)
+        return model
+
+    model = resume_or_build(strategy, ckpt_dir, state, build, custom_objects={"ctc_loss": ctc_loss})
     run_state = fit_run(run, model, train_split.dataset(tcfg.batch_size, cfg.model, training=True, seed=cfg.seed),
                         val_split.dataset(tcfg.batch_size, cfg.model), tcfg, steps, state)
     norm = model.get_layer("feature_normalization")  # the training data's statistics, constants of the model

@@ -65,12 +65,11 @@ def _build(cfg: TranslationConfig, tokenizers: Any):
 
 def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
-    import keras
 
     from sensorium.models.translator import training_objects
     from sensorium.pipelines.common.callbacks import read_train_state
-    from sensorium.pipelines.common.training import (fit_run, run_summary, save_inference_model, start_training,
-                                                     write_split_lists)
+    from sensorium.pipelines.common.training import (fit_run, resume_or_build, run_summary, save_inference_model,
+                                                     start_training, write_split_lists)
     from sensorium.pipelines.translation.data import load_train_validation
 
     cfg, tcfg, m = config, config.train, config.model
@@ -93,16 +92,13 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
     steps = math.ceil((train_split.count - mismatched) / tcfg.batch_size)
     ckpt_dir = run.path / "checkpoints"
     state = read_train_state(ckpt_dir) if resume else None
-    with strategy.scope():
-        if state is not None:
-            import sensorium.models.blocks  # noqa: F401  (registers our layers for loading)
 
-            model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True)
-            log.info("resuming after epoch %d", state["epoch"])
-        else:
-            model = _build(cfg, tokenizers)
-            model.compile(optimizer=make_optimizer(tcfg, steps), loss=loss_cls(tcfg.label_smoothing),
-                          metrics=[accuracy])
+    def build():
+        model = _build(cfg, tokenizers)
+        model.compile(optimizer=make_optimizer(tcfg, steps), loss=loss_cls(tcfg.label_smoothing), metrics=[accuracy])
+        return model
+
+    model = resume_or_build(strategy, ckpt_dir, state, build)
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state)
     final = save_inference_model(run, model, lambda: _build(cfg, tokenizers))
     summary = run_summary(
