@@ -295,6 +295,87 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+# === generate / denoise / anomaly (generative runs) ===
+def _add_generative(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="sample images from a VAE or GAN into a PNG grid",
+                       description="Decode N latent vectors drawn from the prior N(0, I) (seeded: the same --seed "
+                                   "gives the same images) and write them as one PNG grid, atomically. --out DIR/ "
+                                   "(or an existing folder) writes DIR/grid.png and each sample as a PNG too.")
+    p.add_argument("--model", required=True, metavar="RUN_DIR", help="a vae or gan run directory or .keras file")
+    p.add_argument("--count", type=int, default=64, metavar="N", help="how many samples (1 to 10000, default 64)")
+    p.add_argument("--out", required=True, metavar="PATH", help="the grid .png, or a folder (DIR/) for the grid and "
+                                                                "one PNG per sample")
+    p.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default 0)")
+    p.add_argument("--columns", type=int, metavar="K", help="grid columns (default: about the square root of N)")
+    p.add_argument("--json", action="store_true", help='print {"input", "ok", "count", "out"} as one JSON line')
+    add_common_options(p)
+    p.set_defaults(func=_generate, needs_tensorflow=True)
+
+    p = sub.add_parser("denoise", help="reconstruct (denoise) images with an autoencoder",
+                       description="Write each image's reconstruction as OUT/<name>.png at the model's size and "
+                                   "channels (repeated names get -2, -3, ...). Inputs: files, folders, globs.")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
+    p.add_argument("--model", required=True, metavar="RUN_DIR", help="an autoencoder (or vae) run directory or .keras")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the reconstructions")
+    p.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32)")
+    p.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per input")
+    add_common_options(p)
+    p.set_defaults(func=_denoise, needs_tensorflow=True)
+
+    p = sub.add_parser("anomaly", help="score images by autoencoder reconstruction error",
+                       description="Per image: the reconstruction error (MSE in [0, 1] pixel units at the model's "
+                                   "size) and whether it is above the run's calibrated threshold "
+                                   "(RUN_DIR/anomaly.json, else the model's metadata).")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
+    p.add_argument("--model", required=True, metavar="RUN_DIR", help="an autoencoder run directory or .keras file")
+    p.add_argument("--threshold", type=float, metavar="X", help="use this threshold instead of the run's")
+    p.add_argument("--batch-size", type=int, default=32, help="images per model call (default 32)")
+    p.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per input")
+    add_common_options(p)
+    p.set_defaults(func=_anomaly, needs_tensorflow=True)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from sensorium.pipelines.generative.predict import check_count, generate, load_generator
+
+    check_count(args.count)  # before loading the model
+    if args.columns is not None and args.columns < 1:
+        raise UsageError("--columns must be at least 1")
+    result = generate(load_generator(args.model), args.count, args.out, seed=args.seed, columns=args.columns)
+    if args.json:
+        emit_json({"input": str(args.model), "ok": True, "count": result["count"], "out": result["out"]})
+    else:
+        print(f"wrote {result['count']} samples to {result['out']}")
+    return 0
+
+
+def _batch_size(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    return args.batch_size
+
+
+def _denoise(args: argparse.Namespace) -> int:
+    from sensorium.apps.cli import emit_results
+    from sensorium.pipelines.generative.predict import denoise_paths, load_reconstructor
+
+    batch_size = _batch_size(args)
+    results = denoise_paths(load_reconstructor(args.model), args.inputs, args.out, batch_size=batch_size)
+    return emit_results(results, as_json=args.json, line=lambda r: f"{r['input']}\t{r['output']}")
+
+
+def _anomaly(args: argparse.Namespace) -> int:
+    from sensorium.apps.cli import emit_results
+    from sensorium.pipelines.generative.predict import anomaly_paths, load_anomaly_model
+
+    batch_size = _batch_size(args)
+    model, threshold = load_anomaly_model(args.model, args.threshold)
+    results = anomaly_paths(model, threshold, args.inputs, batch_size=batch_size)
+    return emit_results(results, as_json=args.json, line=lambda r: (
+        f"{r['input']}\t{r['score']:.6f}\t{'ANOMALOUS' if r['anomalous'] else 'normal'}\t"
+        f"(threshold {r['threshold']:.6f})"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sensorium", description="Sensorium: train, evaluate and run image, speech and text models.")
@@ -310,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                description="Label the sentiment of texts."))
     translate_app.add_arguments(sub.add_parser("translate", help="translate texts",
                                                description="Translate texts with a translation model."))
+    _add_generative(sub)
     return parser
 
 

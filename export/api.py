@@ -26,6 +26,8 @@ SOURCES.register("image", "sensorium.export.image:ImageExportSource")
 SOURCES.register("speech", "sensorium.export.speech:SpeechExportSource")
 SOURCES.register("sentiment", "sensorium.export.text:TextExportSource")
 SOURCES.register("translation", "sensorium.export.translation:TranslationExportSource")
+for _task in ("autoencoder", "vae", "gan"):
+    SOURCES.register(_task, "sensorium.export.generative:GenerativeExportSource")
 
 
 class ParityError(SensoriumError):
