@@ -176,21 +176,24 @@ def _evaluate(args: argparse.Namespace) -> int:
             extra = {"beam": args.beam} if args.beam is not None and artifact.task in ("translation", "speech") else {}
             result = task.load("evaluate")(args.model, args.data, out=None, batch_size=args.batch_size,
                                            top_k=args.top_k, **extra)
+    job = result.get("job") or {}
     if args.json:
         emit_json(result)
     else:
-        job = result.get("job")
-        failed = f", {job['failed']} failed" if job and job.get("failed") else ""
+        failed = f", {job['failed']} failed (see results.jsonl and report.md)" if job.get("failed") else ""
         print(f"{result['data']} ({result['split']}, {result['count']} items{failed})")
         m = result["metrics"]
-        if "wer" in m:
+        if not result["count"]:
+            print("no item could be evaluated")
+        elif "wer" in m:
             print(f"WER {m['wer']:.4f}  CER {m['cer']:.4f}  (substitutions {m['substitutions']}, deletions "
                   f"{m['deletions']}, insertions {m['insertions']} in {m['reference_words']} words; "
                   f"{m['sentence_accuracy']:.1%} of utterances exactly right)")
         elif "chrf" in m:
+            speed = f"; {m['sentences_per_second']} sentences/s" if "sentences_per_second" in m else ""
             print(f"BLEU {m['bleu']:.2f}  chrF {m['chrf']:.2f}  (beam {m['beam']}; placeholders kept in "
-                  f"{m['placeholders_preserved']:.1%} of {m['items_with_placeholders']} sources that have them; "
-                  f"{m['sentences_per_second']} sentences/s)")
+                  f"{m['placeholders_preserved']:.1%} of {m['items_with_placeholders']} sources that have them"
+                  f"{speed})")
         elif result.get("task") in ("autoencoder", "vae", "gan"):
             from sensorium.pipelines.generative.evaluate import format_report
 
@@ -200,7 +203,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             if "binary_accuracy" in m:
                 print(f"positive vs negative accuracy {m['binary_accuracy']:.4f} on {m['binary_count']} "
                       "non-neutral texts")
-    return 0
+    return 1 if job.get("failed") else 0  # a batch job with failed items: exit 1, as the contract says
 
 
 # === export ===

@@ -54,7 +54,7 @@ def test_sentiment_job_equals_in_memory_evaluation(tmp_path):
     assert abs(edge["metrics"]["accuracy"] - result["metrics"]["accuracy"]) <= 0.02
 
 
-def test_translation_job_every_artifact_kind(tmp_path):
+def test_translation_job_every_artifact_kind(tmp_path, capsys):
     from sensorium.pipelines.translation.evaluate import evaluate
 
     pairs = [("Delete %(name)s?", "%(name)s löschen?"), ("Save", "Speichern"), ("Cancel", "Abbrechen"),
@@ -79,6 +79,13 @@ def test_translation_job_every_artifact_kind(tmp_path):
                    progress=False)
     assert edge["count"] == result["count"] and edge["metrics"]["placeholders_preserved"] == 1.0
     assert abs(edge["metrics"]["chrf"] - result["metrics"]["chrf"]) < 10
+    # the command line: text output, exit 1 because an item failed (the empty source)
+    from sensorium.apps import main as sensorium_app
+
+    code = sensorium_app.main(["evaluate", "--model", str(TRANSLATION), "--data", spec, "--out", str(tmp_path / "cli"),
+                               "--beam", "1", "--batch-size", "32"])
+    printed = capsys.readouterr().out
+    assert code == 1 and "1 failed" in printed and f"chrF {result['metrics']['chrf']:.2f}" in printed
     # a translation SavedModel decodes greedily: beam search is refused in one line
     saved = tmp_path / "sm"
     from sensorium.export.api import export
