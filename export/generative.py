@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -245,26 +244,11 @@ class GenerativeExportSource:
 
     def to_tflite(self, variant: str, calibration: list[Any] | None) -> bytes:
         """Convert through a SavedModel (as export.tflite does), builtin ops only."""
-        import tensorflow as tf
-
-        from sensorium.export.tflite import _builtin_error
-        from sensorium.pipelines.common.stdio import native_stderr_silenced
+        from sensorium.export.tflite import convert_archive
 
         if variant not in QUANTIZATIONS:
             raise UsageError(UNAVAILABLE.get(variant, f"--quantize {variant} is not available for {self.task}"))
-        with tempfile.TemporaryDirectory(prefix="sensorium-tflite-") as tmp:
-            self._archive(fixed_size=True).write_out(tmp, verbose=False)
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-            if variant != "none":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            if variant == "float16":
-                converter.target_spec.supported_types = [tf.float16]
-            try:
-                with native_stderr_silenced():
-                    return converter.convert()
-            except Exception as exc:
-                raise ModelError(_builtin_error(exc)) from None
+        return convert_archive(self._archive(fixed_size=True), variant)
 
     def tflite_files(self, variant: str, version: str) -> dict[str, bytes]:
         return {"sensorium.json": json.dumps(self.manifest("tflite", variant, version), indent=2).encode()}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -250,8 +249,7 @@ class TextExportSource:
         import keras
         import tensorflow as tf
 
-        from sensorium.export.tflite import _builtin_error
-        from sensorium.pipelines.common.stdio import native_stderr_silenced
+        from sensorium.export.tflite import convert_archive
 
         if self.takes_text:
             raise UsageError("a model on a TF Hub text encoder takes strings, which TFLite builtins cannot; "
@@ -267,21 +265,11 @@ class TextExportSource:
         archive.track(model)
         archive.add_endpoint("serving_default", tf.function(serve),
                              input_signature=[tf.TensorSpec((None, None), tf.int32, name="token_ids")])
-        with tempfile.TemporaryDirectory(prefix="sensorium-tflite-") as tmp:
-            archive.write_out(tmp, verbose=False)
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-            if variant != "none":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            if variant == "float16":
-                converter.target_spec.supported_types = [tf.float16]
-            if variant == "int8":
-                samples = list(calibration or [])
-                if len(samples) < MIN_CALIBRATION_TEXTS:
-                    raise ModelError(f"int8 needs at least {MIN_CALIBRATION_TEXTS} calibration texts, got {len(samples)}")
-                converter.representative_dataset = lambda: ([s] for s in samples)
-            try:
-                with native_stderr_silenced():
-                    return converter.convert()
-            except Exception as exc:  # ConverterError lists the ops that have no builtin kernel
-                raise ModelError(_builtin_error(exc)) from None
+
+        def calibrate(converter: Any) -> None:
+            samples = list(calibration or [])
+            if len(samples) < MIN_CALIBRATION_TEXTS:
+                raise ModelError(f"int8 needs at least {MIN_CALIBRATION_TEXTS} calibration texts, got {len(samples)}")
+            converter.representative_dataset = lambda: ([s] for s in samples)
+
+        return convert_archive(archive, variant, configure=calibrate if variant == "int8" else None)

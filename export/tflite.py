@@ -58,22 +58,37 @@ def convert(model: Any, *, input_shape: tuple[int, ...], quantize: str = "none",
     archive.track(source)
     archive.add_endpoint("serving_default", tf.function(serve),
                          input_signature=[tf.TensorSpec((None, *input_shape), dtype, name="pixels")])
+
+    def full_integer(converter: Any) -> None:
+        samples = list(calibration or [])
+        if len(samples) < MIN_CALIBRATION:
+            raise ModelError(f"int8 needs at least {MIN_CALIBRATION} calibration samples, got {len(samples)}")
+        converter.representative_dataset = lambda: ([s.astype(np.float32)] for s in samples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+
+    return convert_archive(archive, quantize, configure=full_integer if int8 else None)
+
+
+def convert_archive(archive: Any, variant: str, *, signature_keys: list[str] | None = None,
+                    configure: Callable[[Any], None] | None = None) -> bytes:
+    """A `keras.export.ExportArchive` -> `.tflite` bytes with TFLite builtin ops only: written to a
+    temporary SavedModel, converted as float32 (`none`), dynamic-range or float16; `configure(converter)`
+    adds what a caller needs beyond that (int8 calibration data and types). A model that builtins cannot
+    express is a one-line ModelError naming its ops."""
+    import tensorflow as tf
+
     with tempfile.TemporaryDirectory(prefix="sensorium-tflite-") as tmp:
         archive.write_out(tmp, verbose=False)
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=signature_keys)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize != "none":
+        if variant != "none":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        if quantize == "float16":
+        if variant == "float16":
             converter.target_spec.supported_types = [tf.float16]
-        if int8:
-            samples = list(calibration or [])
-            if len(samples) < MIN_CALIBRATION:
-                raise ModelError(f"int8 needs at least {MIN_CALIBRATION} calibration samples, got {len(samples)}")
-            converter.representative_dataset = lambda: ([s.astype(np.float32)] for s in samples)
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            converter.inference_input_type = tf.uint8
-            converter.inference_output_type = tf.uint8
+        if configure is not None:
+            configure(converter)
         try:
             with native_stderr_silenced():  # the converter prints its MLIR diagnostics natively
                 return converter.convert()

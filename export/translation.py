@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, load_task_model, run_config
 from sensorium.pipelines.common.atomic import atomic_path
-from sensorium.pipelines.common.errors import DataError, ModelError, UsageError
+from sensorium.pipelines.common.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -207,10 +206,7 @@ class TranslationExportSource:
         return files
 
     def to_tflite(self, variant: str, calibration: Any = None) -> bytes:
-        import tensorflow as tf
-
-        from sensorium.export.tflite import _builtin_error
-        from sensorium.pipelines.common.stdio import native_stderr_silenced
+        from sensorium.export.tflite import convert_archive
 
         if variant in self.unavailable:
             raise UsageError(self.unavailable[variant])
@@ -225,19 +221,7 @@ class TranslationExportSource:
         archive.track(self.decoder)
         archive.add_endpoint("encode", module.encode)
         archive.add_endpoint("decode_step", module.decode_step)
-        with tempfile.TemporaryDirectory(prefix="sensorium-tflite-") as tmp:
-            archive.write_out(tmp, verbose=False)
-            converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["encode", "decode_step"])
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-            if variant != "none":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            if variant == "float16":
-                converter.target_spec.supported_types = [tf.float16]
-            try:
-                with native_stderr_silenced():
-                    return converter.convert()
-            except Exception as exc:
-                raise ModelError(_builtin_error(exc)) from None
+        return convert_archive(archive, variant, signature_keys=["encode", "decode_step"])
 
     def write_saved_model(self, out: Path, version: str) -> Path:
         import tensorflow as tf
