@@ -30,8 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sensorium.pipelines.common.artifacts import Artifact, load_keras, run_config
-from sensorium.pipelines.common.errors import DataError, ModelError, UsageError
+from sensorium.pipelines.common.artifacts import Artifact, run_config
+from sensorium.pipelines.common.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class GenerativeExportSource:
 
     artifact: Artifact
     task: str
-    keras_model: Any  # the whole trained model
+    loaded: Any  # the whole trained model (pipelines.generative.modeling.GenerativeModel)
     model: Any  # what is exported: the generator, or the autoencoder's reconstruction + error model
     info: dict[str, Any]
 
@@ -64,22 +64,15 @@ class GenerativeExportSource:
 
     @classmethod
     def load(cls, artifact: Artifact) -> "GenerativeExportSource":
-        from sensorium.models.blocks.metadata import read_task_metadata
-        from sensorium.pipelines.generative.modeling import register_models
+        from sensorium.pipelines.generative.modeling import load_generative
 
-        register_models()
-        loaded = load_keras(artifact.keras_path)
-        meta = read_task_metadata(loaded)
-        if meta is None or meta["task"] != artifact.task:
-            raise ModelError(f"{artifact.path}: not a Sensorium {artifact.task} model")
-        info = dict(meta.get("info") or {})
-        if artifact.task == "autoencoder":
+        loaded = load_generative(artifact)
+        exported = loaded.generator() if loaded.task in ("vae", "gan") else None
+        if exported is None:
             from sensorium.models.autoencoder import reconstruction_error_model
 
-            exported = reconstruction_error_model(loaded)
-        else:
-            exported = loaded.decoder if artifact.task == "vae" else loaded.generator
-        return cls(artifact, artifact.task, loaded, exported, info)
+            exported = reconstruction_error_model(loaded.model)
+        return cls(artifact, loaded.task, loaded, exported, loaded.info)
 
     # --- description -------------------------------------------------------------------------
     @property
@@ -88,15 +81,15 @@ class GenerativeExportSource:
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return int(self.info["image_size"][0]), int(self.info["image_size"][1])
+        return self.loaded.image_size
 
     @property
     def channels(self) -> int:
-        return int(self.info["channels"])
+        return self.loaded.channels
 
     @property
     def latent_dim(self) -> int:
-        return int(self.info["latent_dim"])
+        return self.loaded.latent_dim
 
     @property
     def input_name(self) -> str:
@@ -108,14 +101,9 @@ class GenerativeExportSource:
 
     def threshold(self) -> float | None:
         """The autoencoder's anomaly threshold: RUN_DIR/anomaly.json, else the model metadata."""
-        if self.artifact.run is not None:
-            path = self.artifact.run.path / "anomaly.json"
-            if path.is_file():
-                value = json.loads(path.read_text(encoding="utf-8")).get("threshold")
-                if value is not None:
-                    return float(value)
-        value = self.info.get("anomaly_threshold")
-        return None if value is None else float(value)
+        from sensorium.pipelines.generative.predict import run_threshold
+
+        return run_threshold(self.loaded)
 
     def manifest(self, fmt: str, variant: str, version: str) -> dict[str, Any]:
         """sensorium.json carried inside the exported file."""
