@@ -21,6 +21,15 @@ from sensorium.pipelines.common.tasks import TASKS, Task
 _METAVARS = {int: "N", float: "X", str: "TEXT"}
 
 
+def _add_config_flags(p: argparse.ArgumentParser, task: Task) -> None:
+    """--config FILE and the task's own flags (each sets one dotted config key)."""
+    p.add_argument("--config", metavar="FILE", help="JSON or YAML config (same keys as config.json)")
+    for flag in task.flags:
+        metavar = flag.metavar or (None if flag.choices else _METAVARS.get(flag.type, "VALUE"))
+        p.add_argument(flag.option, dest="cfg:" + flag.key, type=flag.type, help=flag.help,
+                       choices=flag.choices, metavar=metavar)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a model into a run directory",
                            description="Train a model. Options override --config, which overrides defaults.")
@@ -29,13 +38,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         task = TASKS.get(name)
         p = tasks.add_parser(name, help=task.description, description=f"Train: {task.description}.")
         p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create (or resume)")
-        p.add_argument("--config", metavar="FILE", help="JSON or YAML config (same keys as config.json)")
         p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
         p.add_argument("--overwrite", action="store_true", help="replace an existing run directory in --out")
-        for flag in task.flags:
-            metavar = flag.metavar or (None if flag.choices else _METAVARS.get(flag.type, "VALUE"))
-            p.add_argument(flag.option, dest="cfg:" + flag.key, type=flag.type, help=flag.help,
-                           choices=flag.choices, metavar=metavar)
+        _add_config_flags(p, task)
         add_common_options(p)
         p.set_defaults(func=_train, needs_tensorflow=True)
 
@@ -96,6 +101,78 @@ def _train(args: argparse.Namespace) -> int:
                   f"Fréchet distance {m['frechet_distance']:.3f}" if "frechet_distance" in m else "")
         line += f"; {metrics['data']}: {scores} on {metrics['count']} items"
     print(line)
+    return 0
+
+
+# === tune ===
+def _add_tune(sub: argparse._SubParsersAction) -> None:
+    tune = sub.add_parser("tune", help="search hyperparameters with KerasTuner (trials are training runs)",
+                          description="Search a task's hyperparameters with KerasTuner. Each trial trains a run "
+                                      "directory in TUNE_DIR/trials/; the best configuration is written to "
+                                      "TUNE_DIR/best_config.json, a valid `sensorium train TASK --config`. The same "
+                                      "command again resumes a stopped search.")
+    tasks = tune.add_subparsers(dest="task", metavar="TASK", required=True)
+    for name in TASKS:
+        task = TASKS.get(name)
+        if not task.search_space:
+            continue
+        p = tasks.add_parser(name, help=task.description, description=f"Tune: {task.description}. Options and "
+                             "--config set the base configuration (the first trial of random and bayesian "
+                             "searches); --space narrows or pins the searched values.")
+        p.add_argument("--out", required=True, metavar="TUNE_DIR", help="tuning directory to create (or resume)")
+        p.add_argument("--algorithm", choices=("hyperband", "bayesian", "random"), default="hyperband",
+                       help="search algorithm (default: hyperband; its largest trial trains --epochs epochs)")
+        p.add_argument("--max-trials", type=int, metavar="N", help="trials at most (default: 10 for random and "
+                                                                    "bayesian; hyperband: its brackets)")
+        p.add_argument("--budget-minutes", type=float, metavar="M", help="search time at most, over all sessions; "
+                                                                         "a trial cut off resumes with more budget")
+        p.add_argument("--space", metavar="FILE", help="JSON or YAML file narrowing the search space: NAME: {min, "
+                                                       "max} | {values: [...]} | a pinned value")
+        p.add_argument("--show-space", action="store_true", help="print the search space (after --space) and exit")
+        p.add_argument("--overwrite", action="store_true", help="discard TUNE_DIR's earlier search and start over")
+        p.add_argument("--json", action="store_true", help="print the search's summary as one JSON object")
+        _add_config_flags(p, task)
+        add_common_options(p)
+        p.set_defaults(func=_tune, needs_tensorflow=True)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from sensorium.pipelines.common.config import (config_from_dict, config_to_dict, load_config_file, resolve_config,
+                                                   set_path)
+    from sensorium.pipelines.tuning.tuner import TuneRequest, tune
+
+    task: Task = TASKS.get(args.task)
+    space = task.load("search_space")
+    if args.space:
+        space = space.narrow(load_config_file(args.space), f"space file {args.space}")
+    if args.show_space:
+        for p in space.params:
+            print(f"{p.name:28s} {p.describe()}" + (f"   ({p.help})" if p.help else ""))
+        for name, value in space.fixed.items():
+            print(f"{name:28s} = {value!r} (pinned)")
+        return 0
+    config_cls = task.load("config")
+    base = config_to_dict(resolve_config(config_cls, args.config, _overrides(args)))
+    for name, value in space.fixed.items():  # pinned values are part of the base configuration
+        set_path(base, name, value)
+    config = config_from_dict(config_cls, base, "base config")
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    base = config_to_dict(config)
+    summary = tune(TuneRequest(task=task.name, out=Path(args.out), base=base, space=space, algorithm=args.algorithm,
+                               max_trials=args.max_trials, budget_minutes=args.budget_minutes,
+                               overwrite=args.overwrite))
+    if summary.get("worker"):
+        return 0
+    if args.json:
+        emit_json({k: v for k, v in summary.items() if k != "table"})
+        return 0
+    print(summary["table"])
+    print(f"best: trial {summary['best_trial']}, {summary['objective']} {summary['best_value']:.4f} "
+          f"({summary['finished']} of {summary['trials']} trials finished, {summary['minutes']:.1f} min, search "
+          f"{summary['status']}); train it with `sensorium train {task.name} --config {summary['best_config']} "
+          "--out RUN_DIR`")
     return 0
 
 
@@ -385,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
+    _add_tune(sub)
     _add_export(sub)
     _add_data(sub)
     classify_app.add_arguments(sub.add_parser("classify", help="classify images", description="Classify images."))

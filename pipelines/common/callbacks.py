@@ -148,6 +148,32 @@ def history_csv(history: dict[str, list[float]]) -> str:
     return buf.getvalue()
 
 
+class DeadlinePassed(Exception):
+    """Training stopped because its time budget ran out (the run resumes from its last epoch)."""
+
+
+class Deadline(keras.callbacks.Callback):
+    """Stop training, between batches, once `time.monotonic()` passes `deadline`, by raising
+    DeadlinePassed. RunState has checkpointed every finished epoch, so the run directory stays
+    `training` and `--resume` (or a resumed tuning search) continues it from the last epoch."""
+
+    def __init__(self, deadline: float) -> None:
+        super().__init__()
+        self.deadline = float(deadline)
+
+    def _check(self) -> None:
+        import time
+
+        if time.monotonic() >= self.deadline:
+            raise DeadlinePassed("the time budget ran out")
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check()
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._check()
+
+
 class Progress(keras.callbacks.Callback):
     """A tqdm progress bar per epoch on stderr (results stay on stdout), plus one log line per epoch."""
 

@@ -42,6 +42,9 @@ def _save_png(fig: Any, path: Path) -> Path:
     return atomic_write_bytes(Path(path), buf.getvalue())
 
 
+new_figure, save_png = _new_figure, _save_png  # for the other report writers (tuning, batch jobs)
+
+
 def plot_confusion_matrix(
     cm: list[list[int]] | np.ndarray,
     labels: list[str],

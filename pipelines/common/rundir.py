@@ -43,10 +43,14 @@ class RunDir:
     `chief` is False in a non-chief worker of a multi-worker run (see `training.start_training`): its
     directory holds only what that worker needs to resume and is cleared when training ends; the chief's
     run directory gets the model and the reports.
+
+    `deadline` (a `time.monotonic()` value, set by a tuning search with a time budget) stops training
+    between batches once passed; the directory stays `training`, resumable from its last epoch.
     """
 
     path: Path
     chief: bool = True
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         self.path = Path(self.path)

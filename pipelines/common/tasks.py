@@ -36,6 +36,7 @@ class Task:
     evaluate: str  # "module:function(artifact, spec, ...) -> dict"
     flags: tuple[Flag, ...] = field(default_factory=tuple)
     batch: str = ""  # "module:BatchTaskClass" for batch evaluation jobs (pipelines/batch)
+    search_space: str = ""  # "module:SEARCH_SPACE", what `sensorium tune TASK` varies (pipelines/tuning/space.py)
 
     def load(self, attr: str) -> Any:
         module, _, name = getattr(self, attr).partition(":")
@@ -110,6 +111,7 @@ TASKS.register("image", Task(
     name="image",
     description="image classification with a CNN built from shared blocks",
     config="sensorium.pipelines.image_classification.config:ImageClassificationConfig",
+    search_space="sensorium.pipelines.image_classification.config:SEARCH_SPACE",
     train="sensorium.pipelines.image_classification.train:train",
     evaluate="sensorium.pipelines.image_classification.evaluate:evaluate",
     batch="sensorium.pipelines.image_classification.batch:ImageBatchTask",
@@ -139,6 +141,7 @@ TASKS.register("speech", Task(
     name="speech",
     description="speech recognition: log-mel front end, conv + LSTM encoder, CTC over characters",
     config="sensorium.pipelines.speech.config:SpeechConfig",
+    search_space="sensorium.pipelines.speech.config:SEARCH_SPACE",
     train="sensorium.pipelines.speech.train:train",
     evaluate="sensorium.pipelines.speech.evaluate:evaluate",
     batch="sensorium.pipelines.speech.batch:SpeechBatchTask",
@@ -162,6 +165,7 @@ TASKS.register("sentiment", Task(
     name="sentiment",
     description="sentiment / text classification: subword tokenizer, Transformer encoder (or a TF Hub text encoder)",
     config="sensorium.pipelines.sentiment.config:SentimentConfig",
+    search_space="sensorium.pipelines.sentiment.config:SEARCH_SPACE",
     train="sensorium.pipelines.sentiment.train:train",
     evaluate="sensorium.pipelines.sentiment.evaluate:evaluate",
     batch="sensorium.pipelines.sentiment.batch:SentimentBatchTask",
@@ -187,6 +191,7 @@ TASKS.register("translation", Task(
     name="translation",
     description="machine translation: Transformer encoder-decoder over subwords, placeholders protected",
     config="sensorium.pipelines.translation.config:TranslationConfig",
+    search_space="sensorium.pipelines.translation.config:SEARCH_SPACE",
     train="sensorium.pipelines.translation.train:train",
     evaluate="sensorium.pipelines.translation.evaluate:evaluate",
     batch="sensorium.pipelines.translation.batch:TranslationBatchTask",

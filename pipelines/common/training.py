@@ -126,13 +126,15 @@ def resume_or_build(strategy: Any, ckpt_dir: Path, state: dict[str, Any] | None,
 def fit_callbacks(run: RunDir, run_state: Any, strategy: Any, epochs: int, steps: int) -> list[Any]:
     """The callbacks of every `fit`: RunState (checkpoints, history, early stopping), with a
     multi-worker strategy Keras' BackupAndRestore in `checkpoints/backup` (kept in step with RunState),
-    the progress bar, and TensorBoard logs (written by the chief only)."""
+    the progress bar, TensorBoard logs (written by the chief only), and the run's deadline if it has one."""
     import keras
 
-    from sensorium.pipelines.common.callbacks import BACKUP, EpochBackup, Progress
+    from sensorium.pipelines.common.callbacks import BACKUP, Deadline, EpochBackup, Progress
     from sensorium.pipelines.common.strategy import is_multi_worker
 
     callbacks = [run_state]
+    if run.deadline is not None:
+        callbacks.insert(0, Deadline(run.deadline))
     if is_multi_worker(strategy):
         callbacks.append(EpochBackup(run_state.ckpt_dir / BACKUP, run_state.epochs_done))
     callbacks.append(Progress(epochs, steps))

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from sensorium.models.image_classifier import ImageClassifierSpec
 from sensorium.pipelines.common.training import TrainSettings
+from sensorium.pipelines.tuning.space import Choice, Float, Int, SearchSpace
 
 
 @dataclass
@@ -84,3 +85,18 @@ class ImageClassificationConfig:
             from sensorium.pipelines.common.sources import get_builtin
 
             get_builtin(parse_spec(self.data.spec).name)
+
+
+# What `sensorium tune image` varies (narrow it with --space FILE). The objective is the validation
+# accuracy of the epoch the run keeps.
+SEARCH_SPACE = SearchSpace(
+    task="image", objective="val_accuracy", direction="max",
+    params=(
+        Float("train.learning_rate", 3e-4, 1e-2, log=True, help="peak learning rate"),
+        Choice("train.batch_size", [16, 32, 64, 128], help="batch size"),
+        Choice("model.widths", [[16, 32], [32, 64], [16, 32, 64], [32, 64, 128], [64, 128, 256]],
+               help="filters per stage: the width and (by its length) the depth"),
+        Int("model.blocks_per_stage", 1, 2, help="residual blocks per stage (depth)"),
+        Float("model.dropout", 0.0, 0.5, step=0.1, help="dropout before the classifier"),
+    ),
+)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from sensorium.models.text_classifier import TextClassifierSpec
 from sensorium.pipelines.common.training import TrainSettings
+from sensorium.pipelines.tuning.space import Choice, Float, Int, SearchSpace
 
 
 @dataclass
@@ -62,3 +63,17 @@ class SentimentConfig:
             (0 <= m.dropout < 1 and 0 <= m.head_dropout < 1, "model.dropout and head_dropout must be in [0, 1)"),
         ]
         check_config(checks, self.data)
+
+
+# What `sensorium tune sentiment` varies (narrow it with --space FILE). The objective is the validation
+# accuracy of the epoch the run keeps.
+SEARCH_SPACE = SearchSpace(
+    task="sentiment", objective="val_accuracy", direction="max",
+    params=(
+        Float("train.learning_rate", 1e-4, 2e-3, log=True, help="peak learning rate"),
+        Choice("train.batch_size", [32, 64, 128], help="batch size"),
+        Choice("model.embed_dim", [64, 128, 256], help="Transformer width"),
+        Int("model.num_layers", 1, 4, help="Transformer encoder layers (depth)"),
+        Float("model.dropout", 0.0, 0.3, step=0.05, help="dropout inside the encoder"),
+    ),
+)

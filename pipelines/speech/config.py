@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from sensorium.models.speech_recognizer import SpeechRecognizerSpec
 from sensorium.pipelines.common.training import TrainSettings
+from sensorium.pipelines.tuning.space import Choice, Float, Int, SearchSpace
 
 
 @dataclass
@@ -53,3 +54,17 @@ class SpeechConfig:
             (self.beam >= 1, "beam must be at least 1"),
         ]
         check_config(checks, self.data)
+
+
+# What `sensorium tune speech` varies (narrow it with --space FILE). The objective is the CTC loss on the
+# validation split at the epoch the run keeps.
+SEARCH_SPACE = SearchSpace(
+    task="speech", objective="val_loss", direction="min",
+    params=(
+        Float("train.learning_rate", 2e-4, 3e-3, log=True, help="peak learning rate"),
+        Choice("train.batch_size", [16, 32, 64], help="batch size"),
+        Choice("model.rnn_units", [64, 128, 192, 256], help="LSTM units per direction (width)"),
+        Int("model.rnn_layers", 1, 3, help="LSTM layers (depth)"),
+        Float("model.dropout", 0.0, 0.4, step=0.1, help="dropout after each layer"),
+    ),
+)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from sensorium.models.translator import TranslatorSpec
 from sensorium.pipelines.common.training import TrainSettings
+from sensorium.pipelines.tuning.space import Choice, Float, Int, SearchSpace
 
 
 @dataclass
@@ -67,3 +68,20 @@ class TranslationConfig:
             (self.beam >= 1, "beam must be at least 1"),
         ]
         check_config(checks, self.data)
+
+
+# What `sensorium tune translation` varies (narrow it with --space FILE). The objective is the masked
+# token accuracy on the validation split at the epoch the run keeps (not the loss: label smoothing,
+# which is searched, changes the loss's scale).
+SEARCH_SPACE = SearchSpace(
+    task="translation", objective="val_masked_token_accuracy", direction="max",
+    params=(
+        Float("train.learning_rate", 2e-4, 2e-3, log=True, help="peak learning rate"),
+        Choice("train.batch_size", [32, 64, 128], help="batch size"),
+        Choice("model.embed_dim", [128, 256, 512], help="Transformer width (a multiple of num_heads)"),
+        Int("model.encoder_layers", 1, 4, help="encoder layers"),
+        Int("model.decoder_layers", 1, 4, help="decoder layers"),
+        Float("model.dropout", 0.0, 0.3, step=0.05, help="dropout"),
+        Float("train.label_smoothing", 0.0, 0.2, step=0.05, help="label smoothing of the token loss"),
+    ),
+)

@@ -1,0 +1,1 @@
+"""Hyperparameter search with KerasTuner (`sensorium tune TASK`)."""
