@@ -35,10 +35,13 @@ def _fmt(value: Any) -> str:
 
 
 def best_row(rows: list[TrialRow], direction: str) -> TrialRow | None:
+    """The finished trial with the best objective; among equals, the one that trained fewer epochs, then
+    in less time (the cheaper configuration), then the earlier one."""
     done = [r for r in rows if r.status == "COMPLETED" and r.objective is not None and not math.isnan(r.objective)]
     if not done:
         return None
-    return (max if direction == "max" else min)(done, key=lambda r: r.objective)  # type: ignore[arg-type, return-value]
+    sign = -1.0 if direction == "max" else 1.0
+    return min(done, key=lambda r: (sign * r.objective, r.epochs or 0, r.minutes or 0.0))  # type: ignore[operator]
 
 
 def text_table(rows: list[TrialRow], names: list[str], objective: str, direction: str) -> str:

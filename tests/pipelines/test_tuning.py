@@ -143,8 +143,8 @@ def test_two_trial_search_writes_a_loadable_best_config(image_folder, tmp_path, 
     for trial, score in scores.items():
         history = list(csv.DictReader((out / "trials" / trial / "history.csv").open()))
         assert float(history[-1]["val_accuracy"]) == pytest.approx(score)
-    best = max(scores, key=scores.get)
-    assert summary["best_trial"] == best and summary["best_value"] == pytest.approx(scores[best])
+    best = summary["best_trial"]
+    assert scores[best] == max(scores.values()) and summary["best_value"] == pytest.approx(scores[best])
     # best_config.json is a valid --config: the best trial's config, evaluated on the test split again
     best_config = json.loads((out / "best_config.json").read_text())
     trial_config = json.loads((out / "trials" / best / "config.json").read_text())
