@@ -240,3 +240,19 @@ def test_evaluate_on_data_with_unknown_labels_or_columns(trained, tmp_path, caps
     (tmp_path / "cols.csv").write_text("body,label\ngood,pos\n")
     assert sensorium_app.main(["evaluate", "--model", str(trained), "--data", str(tmp_path / "cols.csv")]) == 1
     assert "no text column" in capsys.readouterr().err
+
+
+def test_tune_two_trials(reviews, tmp_path, capsys):
+    """`sensorium tune sentiment`: two trials on the toy reviews, objective val_accuracy, a loadable best config."""
+    from sensorium.pipelines.common.config import resolve_config
+    from sensorium.pipelines.sentiment.config import SentimentConfig
+
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"model.embed_dim": 32, "model.num_layers": 1, "train.batch_size": {"max": 64}}))
+    out = tmp_path / "tune"
+    code = sensorium_app.main(["tune", "sentiment", "--data", str(reviews), "--out", str(out), "--algorithm", "random",
+                               "--max-trials", "2", "--epochs", "1", "--space", str(space), "--json", *TINY])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["finished"] == 2 and summary["objective"] == "val_accuracy"
+    config = resolve_config(SentimentConfig, out / "best_config.json", {})
+    assert config.model.embed_dim == 32 and config.train.batch_size in (32, 64) and config.evaluate_on == "test"

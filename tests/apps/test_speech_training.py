@@ -186,3 +186,23 @@ def test_bundled_model_on_held_out_voices(capsys):
         assert transcribe_app.main([*files, "--json", "--runtime", runtime]) == 0
         rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert [r["text"] for r in rows] == ["four two seven", "turn on the light"], runtime
+
+
+def test_tune_two_trials(tone_data, tmp_path, capsys):
+    """`sensorium tune speech`: two trials on the tone corpus, objective val_loss (lower is better)."""
+    from sensorium.pipelines.common.config import resolve_config
+    from sensorium.pipelines.speech.config import SpeechConfig
+
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"model.rnn_units": {"values": [16, 24]}, "model.rnn_layers": 1}))
+    out = tmp_path / "tune"
+    code = sensorium_app.main(["tune", "speech", "--config", str(tone_data / "tiny.json"), "--data",
+                               str(tone_data / "manifest.csv"), "--out", str(out), "--algorithm", "random",
+                               "--max-trials", "2", "--epochs", "1", "--space", str(space), "--json", "-q"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["finished"] == 2 and summary["objective"] == "val_loss"
+    rows = (out / "trials.csv").read_text().splitlines()[1:]
+    losses = [float(r.split(",")[2]) for r in rows]
+    assert summary["best_value"] == min(losses)
+    config = resolve_config(SpeechConfig, out / "best_config.json", {})
+    assert config.model.rnn_units in (16, 24) and config.model.rnn_layers == 1

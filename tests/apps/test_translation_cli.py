@@ -144,3 +144,20 @@ def test_graph_protection_matches_python(varied_texts):
         assert [x.decode() for x in o[: len(want_originals)]] == want_originals and not any(o[len(want_originals):])
     back = restore_graph(masked, originals).numpy()
     assert [b.decode() for b in back] == [t.replace("\x00", " ") for t in texts]
+
+
+def test_tune_two_trials(pairs, tmp_path, capsys):
+    """`sensorium tune translation`: two trials on the toy pairs, objective the validation token accuracy."""
+    from sensorium.pipelines.common.config import resolve_config
+    from sensorium.pipelines.translation.config import TranslationConfig
+
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"model.embed_dim": 64, "model.encoder_layers": 1, "model.decoder_layers": 1}))
+    out = tmp_path / "tune"
+    code = sensorium_app.main(["tune", "translation", "--data", str(pairs), "--out", str(out), "--algorithm",
+                               "bayesian", "--max-trials", "2", "--epochs", "1", "--space", str(space), "--json", *TINY])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["finished"] == 2 and summary["objective"] == "val_masked_token_accuracy"
+    assert 0.0 <= summary["best_value"] <= 1.0
+    config = resolve_config(TranslationConfig, out / "best_config.json", {})
+    assert config.model.embed_dim == 64 and config.model.decoder_layers == 1
