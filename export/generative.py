@@ -115,8 +115,14 @@ class GenerativeExportSource:
         images = {"dtype": "float32", "shape": [None, h, w, c], "range": [0.0, 1.0],
                   "meaning": "images in [0, 1]; 8-bit pixels = round(clip(x, 0, 1) * 255); 1 channel = grayscale"}
         if self.generator:
+            prior = self.info.get("latent_prior")
             out["input"] = {"name": "latent", "dtype": "float32", "shape": [None, self.latent_dim],
                             "distribution": "standard normal N(0, I): draw latent vectors from it to sample"}
+            if prior:
+                out["input"]["distribution"] = (
+                    "the Gaussian mixture in latent_prior: pick component k with probability weights[k], then "
+                    "latent = means[k] + cholesky[k] @ e with e ~ N(0, I)")
+                out["latent_prior"] = prior
             out["output"] = {"name": "images", **images}
         else:
             size = [None, None] if fmt == "saved_model" else [h, w]

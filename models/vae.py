@@ -167,8 +167,10 @@ class VAE(keras.Model):
         self.sampling([np.zeros((1, self.latent_dim), np.float32)] * 2)
 
 
-def build_vae(spec: VAESpec, *, seed: int | None = None, name: str = "vae") -> VAE:
-    """Build (and call once, so its variables exist) a VAE for `spec`."""
+def build_vae(spec: VAESpec, *, seed: int | None = None, latent_prior: dict[str, Any] | None = None,
+              name: str = "vae") -> VAE:
+    """Build (and call once, so its variables exist) a VAE for `spec`; `latent_prior` (a fitted mixture,
+    see pipelines/generative/images.LatentPrior) goes into the decoder's metadata."""
     if spec.latent_dim < 1:
         raise ValueError(f"latent_dim must be >= 1, got {spec.latent_dim}")
     if spec.beta < 0:
@@ -184,7 +186,8 @@ def build_vae(spec: VAESpec, *, seed: int | None = None, name: str = "vae") -> V
     latent = keras.Input((spec.latent_dim,), dtype="float32", name="latent")  # (B, L)
     x = ConvDecoder(size, spec.channels, tuple(reversed(spec.widths)), name="conv_decoder")(latent)  # (B, H, W, C)
     info = generative_info(size, spec.channels, spec.latent_dim, widths=[int(w) for w in spec.widths],
-                           beta=float(spec.beta), likelihood="bernoulli")
+                           beta=float(spec.beta), likelihood="bernoulli",
+                           **({"latent_prior": latent_prior} if latent_prior else {}))
     out = TaskMetadata(task=TASK, info=info, name="image_out")(x)
     decoder = keras.Model(latent, out, name="decoder")
 

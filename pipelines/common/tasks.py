@@ -249,6 +249,8 @@ TASKS.register("vae", Task(
     evaluate="sensorium.pipelines.generative.evaluate:evaluate",
     flags=GENERATIVE_FLAGS + (
         Flag("--beta", "model.beta", float, "weight of the KL term (1: the ELBO)"),
+        Flag("--latent-prior", "train.latent_prior", str, "where generated latents come from: mixture (a Gaussian "
+             "mixture fitted to the training codes, default) or standard (N(0, I))", choices=("mixture", "standard")),
     ),
 ))
 

@@ -30,10 +30,13 @@ class AutoencoderTrainConfig(TrainSettings):
 
 @dataclass
 class VAETrainConfig(TrainSettings):
-    """Optimisation settings of a VAE."""
+    """Optimisation settings of a VAE, and the latent prior its samples are drawn from."""
 
     learning_rate: float = 1e-3
     epochs: int = 30
+    latent_prior: Literal["mixture", "standard"] = "mixture"  # mixture: a Gaussian mixture fitted to the training
+    #                                                           codes after training; standard: N(0, I)
+    prior_components: int = 10  # components of that mixture
 
 
 @dataclass
@@ -112,7 +115,8 @@ class VAEConfig(_GenerativeConfig):
     train: VAETrainConfig = field(default_factory=VAETrainConfig)
 
     def validate(self) -> None:
-        self._validate([(self.model.beta >= 0, "model.beta must be >= 0")])
+        self._validate([(self.model.beta >= 0, "model.beta must be >= 0"),
+                        (1 <= self.train.prior_components <= 100, "train.prior_components must be between 1 and 100")])
 
 
 @dataclass

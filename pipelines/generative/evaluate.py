@@ -226,13 +226,13 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 def generator_metrics(model: Any, samples: int, real_pixels: np.ndarray, reference_pixels: np.ndarray | None, *,
                       classifier: str | None = None, seed: int = 0, batch_size: int = 256) -> dict[str, Any]:
-    """`samples` generated images (fixed latent vectors of `seed`) scored by the classifier, and the
+    """`samples` generated images (latent vectors of `seed` from the model's prior) scored by the classifier, and the
     Fréchet distances (generated vs real; real reference vs real) on its penultimate features. Real
     images go through the generative model's own preprocessing first, as its training data did."""
-    from sensorium.pipelines.generative.images import fixed_latents, to_pixels
+    from sensorium.pipelines.generative.images import to_pixels
 
     scorer = FeatureClassifier.load(classifier)
-    generated = to_pixels(model.generate(fixed_latents(samples, model.latent_dim, seed), batch_size))
+    generated = to_pixels(model.generate(model.latents(samples, seed), batch_size))
     gen_features, probs = scorer.run(generated)
     top = probs.argmax(1)
     counts = np.bincount(top, minlength=len(scorer.labels))
@@ -278,11 +278,10 @@ def _write(dest: Path, result: dict[str, Any], model: Any, samples: int, seed: i
     target = RunDir(dest)
     target.write_json("metrics.json", result)
     if model.task in ("vae", "gan"):
-        from sensorium.pipelines.generative.images import fixed_latents, save_grid
+        from sensorium.pipelines.generative.images import save_grid
 
         shown = min(samples, 100)
-        save_grid(target.sub("plots") / "generated.png", model.generate(fixed_latents(shown, model.latent_dim, seed)),
-                  scale=2)
+        save_grid(target.sub("plots") / "generated.png", model.generate(model.latents(shown, seed)), scale=2)
         dist = result["metrics"].get("class_distribution")
         if dist:
             from sensorium.pipelines.common.reports import plot_bars

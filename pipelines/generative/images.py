@@ -37,6 +37,63 @@ def fixed_latents(count: int, latent_dim: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
 
 
+class LatentPrior:
+    """Where generated latent vectors come from: N(0, I), or a Gaussian mixture fitted to the training
+    images' codes (ex-post density estimation, Ghosh et al. 2020): a VAE's aggregate posterior is not
+    N(0, I); sampling where the codes of real images lie gives sharper samples and each class its share.
+
+    The mixture travels in the model's metadata (`info["latent_prior"]`: weights (K,), means (K, L),
+    cholesky factors of the covariances (K, L, L)), so an exported decoder can be sampled the same way.
+    """
+
+    def __init__(self, latent_dim: int, weights: np.ndarray | None = None, means: np.ndarray | None = None,
+                 cholesky: np.ndarray | None = None) -> None:
+        self.latent_dim = int(latent_dim)
+        self.weights, self.means, self.cholesky = weights, means, cholesky
+
+    @property
+    def kind(self) -> str:
+        return "standard" if self.weights is None else "gaussian_mixture"
+
+    def sample(self, count: int, seed: int = 0) -> np.ndarray:
+        """`count` latent vectors (count, latent_dim) float32, the same for the same seed."""
+        if self.weights is None:
+            return fixed_latents(count, self.latent_dim, seed)
+        rng = np.random.default_rng(seed)
+        eps = rng.standard_normal((count, self.latent_dim))  # (N, L)
+        component = rng.choice(len(self.weights), size=count, p=self.weights)  # (N,)
+        z = self.means[component] + np.einsum("nij,nj->ni", self.cholesky[component], eps)  # (N, L)
+        return z.astype(np.float32)
+
+    def to_info(self) -> dict | None:
+        if self.weights is None:
+            return None
+        return {"kind": self.kind, "weights": self.weights.tolist(), "means": self.means.tolist(),
+                "cholesky": self.cholesky.tolist()}
+
+    @classmethod
+    def from_info(cls, info: dict) -> "LatentPrior":
+        """The prior a model's metadata `info` names (N(0, I) when it names none)."""
+        latent_dim = int(info["latent_dim"])
+        prior = info.get("latent_prior")
+        if not prior:
+            return cls(latent_dim)
+        weights = np.asarray(prior["weights"], np.float64)
+        return cls(latent_dim, weights / weights.sum(), np.asarray(prior["means"], np.float64),
+                   np.asarray(prior["cholesky"], np.float64))
+
+    @classmethod
+    def fit(cls, codes: np.ndarray, components: int, seed: int = 0) -> "LatentPrior":
+        """A full-covariance Gaussian mixture of `components` fitted to `codes` (N, L) (scikit-learn)."""
+        from sklearn.mixture import GaussianMixture
+
+        codes = np.asarray(codes, np.float64)
+        k = max(1, min(int(components), len(codes) // 2))
+        gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed, max_iter=300)
+        gmm.fit(codes)
+        return cls(codes.shape[1], gmm.weights_, gmm.means_, np.linalg.cholesky(gmm.covariances_))
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per-image PSNR in dB of images in [0, 1] (peak 1.0): (N, H, W, C) x 2 -> (N,), capped at 100 dB."""
     mse = np.mean(np.square(np.asarray(a, np.float64) - np.asarray(b, np.float64)), axis=(1, 2, 3))

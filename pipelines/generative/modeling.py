@@ -66,6 +66,13 @@ class GenerativeModel:
 
         return decoder_model(self.model)
 
+    def latents(self, count: int, seed: int = 0) -> np.ndarray:
+        """`count` latent vectors (count, latent_dim) from the model's prior (a VAE's fitted mixture, else
+        N(0, I)), the same for the same seed."""
+        from sensorium.pipelines.generative.images import LatentPrior
+
+        return LatentPrior.from_info(self.info).sample(count, seed)
+
     def generate(self, z: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """Latent vectors (N, latent_dim) -> images (N, H, W, C) in [0, 1] (VAE, GAN)."""
         if self.task not in GENERATORS:

@@ -49,15 +49,15 @@ def load_generator(model: str | Path) -> GenerativeModel:
 
 def generate(model: GenerativeModel, count: int, out: str | Path, *, seed: int = 0,
              columns: int | None = None) -> dict[str, Any]:
-    """Decode `count` standard-normal latent vectors (seeded) and write them as one PNG grid.
+    """Decode `count` latent vectors from the model's prior (seeded) and write them as one PNG grid.
 
     `out` ending in a folder (an existing folder, or a path ending in "/") writes OUT/grid.png and
     each sample as OUT/sample-NNNNN.png; otherwise `out` is the grid file. All files are written
     atomically. Returns {"count", "out", "seed"} (out = the grid's path)."""
-    from sensorium.pipelines.generative.images import fixed_latents, save_grid, to_pixels
+    from sensorium.pipelines.generative.images import save_grid, to_pixels
 
     check_count(count)
-    images = model.generate(fixed_latents(count, model.latent_dim, seed))  # (N, H, W, C) in [0, 1]
+    images = model.generate(model.latents(count, seed))  # (N, H, W, C) in [0, 1]
     as_folder = str(out).endswith(("/", os.sep)) or Path(out).is_dir()
     grid_path = Path(out) / "grid.png" if as_folder else Path(out)
     if as_folder:

@@ -43,7 +43,8 @@ def train_gan(config: GANConfig, run: RunDir, *, resume: bool = False) -> dict[s
 
 
 # === Models ===
-def build_model(task: str, cfg: Any, *, anomaly_threshold: float | None = None) -> Any:
+def build_model(task: str, cfg: Any, *, anomaly_threshold: float | None = None,
+                latent_prior: dict[str, Any] | None = None) -> Any:
     """A new, uncompiled model of `task` for `cfg` (its variables created)."""
     if task == "autoencoder":
         from sensorium.models.autoencoder import build_autoencoder
@@ -52,7 +53,7 @@ def build_model(task: str, cfg: Any, *, anomaly_threshold: float | None = None) 
     if task == "vae":
         from sensorium.models.vae import build_vae
 
-        return build_vae(cfg.model, seed=cfg.seed)
+        return build_vae(cfg.model, seed=cfg.seed, latent_prior=latent_prior)
     from sensorium.models.gan import build_gan
 
     return build_gan(cfg.model, seed=cfg.seed)
@@ -196,10 +197,33 @@ def _train(task: str, cfg: Any, run: RunDir, resume: bool) -> dict[str, Any]:
     if task == "autoencoder":
         threshold = calibrate_threshold(run, model, val_pixels, tcfg.anomaly_quantile, tcfg.batch_size)
         extra["anomaly_threshold"] = threshold
-    save_inference_model(run, model, lambda: build_model(task, cfg, anomaly_threshold=threshold))
+    prior = None
+    if task == "vae" and tcfg.latent_prior == "mixture":
+        prior = fit_latent_prior(run, model, take_pixels(train_split)[0], tcfg.prior_components, cfg.seed,
+                                 tcfg.batch_size)
+        extra["latent_prior"] = f"gaussian mixture of {len(prior.weights)} components"
+    save_inference_model(run, model, lambda: build_model(task, cfg, anomaly_threshold=threshold,
+                                                         latent_prior=None if prior is None else prior.to_info()))
     summary = run_summary(run_state, tcfg, policy, strategy, **extra)
     _report(task, run, cfg, run_state.history, summary)
     return summary
+
+
+def fit_latent_prior(run: RunDir, model: Any, pixels: np.ndarray, components: int, seed: int,
+                     batch_size: int) -> Any:
+    """A Gaussian mixture fitted to the training images' codes (z_mean), written to RUN_DIR/latent_prior.json
+    (the model's metadata gets it too): `generate` and evaluation sample from it."""
+    from sensorium.pipelines.generative.images import LatentPrior
+
+    step = max(batch_size, 256)
+    codes = np.concatenate([np.asarray(model.encoder(model.preprocessing(pixels[i:i + step]), training=False)[0])
+                            for i in range(0, len(pixels), step)])  # (N, L)
+    prior = LatentPrior.fit(codes, components, seed)
+    if run.chief:
+        run.write_json("latent_prior.json", {**prior.to_info(), "fitted_on": "training", "count": int(len(codes))})
+    log.info("latent prior: a Gaussian mixture of %d components fitted to %d training codes", len(prior.weights),
+             len(codes))
+    return prior
 
 
 def calibrate_threshold(run: RunDir, model: Any, val_pixels: np.ndarray, quantile: float, batch_size: int) -> float:
