@@ -288,9 +288,11 @@ class Search:
         if not column:
             raise kt.errors.FailedTrialError(f"the run's history has no {self.space.objective} column")
         index = len(column) - 1
-        state = read_train_state(run.path / "checkpoints") or {}
-        if config.train.early_stopping_patience and state.get("best_epoch"):
-            index = min(int(state["best_epoch"]) - 1, index)
+        best_epoch = (run.read_manifest().get("summary") or {}).get("best_epoch")  # what the finished run kept
+        if best_epoch is None:
+            best_epoch = (read_train_state(run.path / "checkpoints") or {}).get("best_epoch")
+        if config.train.early_stopping_patience and best_epoch:
+            index = min(int(best_epoch) - 1, index)
         return float(column[index])
 
     # --- reports ---
