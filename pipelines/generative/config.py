@@ -48,7 +48,7 @@ class GANTrainConfig(TrainSettings):
     learning_rate: float = 2e-4
     discriminator_learning_rate: float | None = None
     beta_1: float = 0.5  # Adam's first-moment decay (DCGAN's 0.5)
-    epochs: int = 30
+    epochs: int = 60  # on MNIST, classifier confidence of samples 0.89 at 30 epochs, 0.90 at 40, 0.91 at 60
     schedule: Literal["cosine", "constant"] = "constant"
     warmup_epochs: int = 0
     early_stopping_patience: int = 0
