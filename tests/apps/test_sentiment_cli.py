@@ -242,6 +242,7 @@ def test_evaluate_on_data_with_unknown_labels_or_columns(trained, tmp_path, caps
     assert "no text column" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # `sensorium tune` itself is covered by tests/pipelines/test_tuning.py in the default run
 def test_tune_two_trials(reviews, tmp_path, capsys):
     """`sensorium tune sentiment`: two trials on the toy reviews, objective val_accuracy, a loadable best config."""
     from sensorium.pipelines.common.config import resolve_config

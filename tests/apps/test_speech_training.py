@@ -188,6 +188,7 @@ def test_bundled_model_on_held_out_voices(capsys):
         assert [r["text"] for r in rows] == ["four two seven", "turn on the light"], runtime
 
 
+@pytest.mark.slow  # `sensorium tune` itself is covered by tests/pipelines/test_tuning.py in the default run
 def test_tune_two_trials(tone_data, tmp_path, capsys):
     """`sensorium tune speech`: two trials on the tone corpus, objective val_loss (lower is better)."""
     from sensorium.pipelines.common.config import resolve_config

@@ -146,6 +146,7 @@ def test_graph_protection_matches_python(varied_texts):
     assert [b.decode() for b in back] == [t.replace("\x00", " ") for t in texts]
 
 
+@pytest.mark.slow  # `sensorium tune` itself is covered by tests/pipelines/test_tuning.py in the default run
 def test_tune_two_trials(pairs, tmp_path, capsys):
     """`sensorium tune translation`: two trials on the toy pairs, objective the validation token accuracy."""
     from sensorium.pipelines.common.config import resolve_config
