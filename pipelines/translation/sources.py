@@ -8,6 +8,7 @@
 - `tfds:NAME`: a TFDS dataset with a `Translation` feature or two text features (e.g.
   `tfds:ted_hrlr_translate/pt_to_en`), with its own splits.
 - `builtin:ui-de`: English -> German software UI strings (see `corpus.py`), with its own splits.
+- `builtin:debian-de`: English -> German messages of Debian packages (see `debian.py`), training only.
 
 Sources without their own splits are split once, seeded 80/10/10, grouped by normalised source text
 (`normalise_source`): every pair with the same source sentence lands in one split, so no test
@@ -34,7 +35,7 @@ from sensorium.pipelines.translation.catalogs import (
 
 log = logging.getLogger(__name__)
 
-BUILTINS = ("ui-de",)
+BUILTINS = ("ui-de", "debian-de")
 HEADER_NAMES = (("source", "target"), ("src", "tgt"))
 CATALOG_SUFFIXES = (".po", ".mo")
 _TSV_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
@@ -273,9 +274,13 @@ def _text(value: object) -> str:
 
 # === Builtin ===
 def read_builtin(name: str) -> dict[str, ParallelItems]:
-    """The splits of a builtin corpus (`ui-de`), which must have been built once beforehand."""
+    """The splits of a builtin corpus (`ui-de`, `debian-de`), which must have been built once beforehand."""
     if name not in BUILTINS:
         raise DataError(f"unknown translation builtin '{name}'; known: {', '.join(BUILTINS)}")
+    if name == "debian-de":
+        from sensorium.pipelines.translation.debian import default_debian_corpus_dir, read_debian_corpus
+
+        return read_debian_corpus(default_debian_corpus_dir())
     from sensorium.pipelines.translation.corpus import default_ui_corpus_dir, read_ui_corpus
 
     return read_ui_corpus(default_ui_corpus_dir())
@@ -324,7 +329,7 @@ def load_parallel(spec: DataSpec, *, seed: int, default_split: str | None, langu
         everything = read_catalog_folder(Path(spec.name), language=language or target_language)
     else:
         raise DataError(f"{spec.text}: translation data is a .tsv/.csv file, a folder of .po/.mo catalogues, "
-                        "tfds:NAME or builtin:ui-de")
+                        "tfds:NAME, builtin:ui-de or builtin:debian-de")
     return _select(everything, spec, seed=seed, default_split=default_split)
 
 

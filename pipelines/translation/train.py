@@ -70,7 +70,7 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
     from sensorium.pipelines.common.callbacks import read_train_state
     from sensorium.pipelines.common.training import (fit_run, resume_or_build, run_summary, save_inference_model,
                                                      start_training, write_split_lists)
-    from sensorium.pipelines.translation.data import load_train_validation
+    from sensorium.pipelines.translation.data import held_out_sources, load_extra, load_train_validation
 
     cfg, tcfg, m = config, config.train, config.model
     policy, strategy = start_training(run, cfg)
@@ -79,17 +79,23 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
         raise DataError(f"{cfg.data.spec}: too few training pairs ({train_split.count})")
     write_split_lists(run, [(s.split, s.ids) for s in (train_split, val_split)],
                       train_split.failures + val_split.failures)
+    extra = load_extra(cfg.data, held_out_sources(cfg.data, val_split, seed=cfg.seed), seed=cfg.seed)
     src_txt, tgt_txt, same = train_split.protected()
     mismatched = same.count(False)
     log.info("data: %d training pairs (%d with placeholders that differ between the sides, left out), "
              "%d validation", train_split.count, mismatched, val_split.count)
+    if extra is not None:
+        extra_src, extra_tgt, _ = extra.protected()
+        src_txt, tgt_txt = src_txt + extra_src, tgt_txt + extra_tgt
     tokenizers = _tokenizers(cfg, run, src_txt, tgt_txt, resume)
 
     loss_cls, accuracy = training_objects()
     kw = dict(max_source=m.max_source_length, max_target=m.max_target_length)
-    train_ds = train_split.dataset(tcfg.batch_size, tokenizers, training=True, seed=cfg.seed, **kw)
+    per_epoch = cfg.data.extra_pairs_per_epoch
+    train_ds = train_split.dataset(tcfg.batch_size, tokenizers, training=True, seed=cfg.seed, extra=extra,
+                                   extra_per_epoch=per_epoch, **kw)
     val_ds = val_split.dataset(tcfg.batch_size, tokenizers, **kw)
-    steps = math.ceil((train_split.count - mismatched) / tcfg.batch_size)
+    steps = math.ceil(train_split.training_pairs_per_epoch(extra, per_epoch) / tcfg.batch_size)
     ckpt_dir = run.path / "checkpoints"
     state = read_train_state(ckpt_dir) if resume else None
 
@@ -103,7 +109,9 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
     final = save_inference_model(run, model, lambda: _build(cfg, tokenizers))
     summary = run_summary(
         run_state, tcfg, policy, strategy,
-        train={"spec": train_split.spec, "pairs": train_split.count, "placeholder_mismatches_left_out": mismatched},
+        train={"spec": train_split.spec, "pairs": train_split.count, "placeholder_mismatches_left_out": mismatched,
+               **({"extra_spec": extra.spec, "extra_pairs": extra.count, "extra_pairs_per_epoch": per_epoch}
+                  if extra is not None else {})},
         validation={"spec": val_split.spec, "pairs": val_split.count},
         vocab_size={"source": tokenizers.source.vocab_size, "target": tokenizers.target.vocab_size,
                     "shared": tokenizers.shared},

@@ -1,5 +1,6 @@
 """Translation data: gettext catalogues (.po/.mo), parallel TSV/CSV, catalogue folders, grouped splits,
-the `builtin:ui-de` corpus builder (offline, from fake wheels) and TFDS translation features."""
+the `builtin:ui-de` corpus builder (offline, from fake wheels), the `builtin:debian-de` builder (from a
+fake local Debian mirror), extra training specs and TFDS translation features."""
 from __future__ import annotations
 
 import gettext
@@ -419,8 +420,155 @@ def test_corpus_download_failure_is_one_line(tmp_path, monkeypatch):
 
 
 def test_unknown_builtin():
-    with pytest.raises(DataError, match="unknown translation builtin 'tweets'; known: ui-de"):
+    with pytest.raises(DataError, match="unknown translation builtin 'tweets'; known: ui-de, debian-de"):
         load_parallel(parse_spec("builtin:tweets"), seed=0, default_split="train")
+
+
+
+# === builtin:debian-de (a fake local mirror: file:// URLs) ===
+def _ar(members: list[tuple[str, bytes]]) -> bytes:
+    out = b"!<arch>\n"
+    for name, body in members:
+        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode("ascii") + body
+        out += b"\n" if len(body) % 2 else b""
+    return out
+
+
+def _deb(files: dict[str, bytes], compression: str = "xz") -> bytes:
+    import io
+    import tarfile
+
+    def tar(entries: dict[str, bytes]) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode=f"w:{compression}") as t:
+            for name, body in entries.items():
+                info = tarfile.TarInfo("./" + name)
+                info.size = len(body)
+                t.addfile(info, io.BytesIO(body))
+        return buf.getvalue()
+
+    return _ar([("debian-binary", b"2.0\n"), (f"control.tar.{compression}", tar({"control": b"Package: x\n"})),
+                (f"data.tar.{compression}", tar(files))])
+
+
+def _mo_bytes(tmp_path: Path, entries: dict[str, str]) -> bytes:
+    return _write_mo(tmp_path / "scratch.mo", entries).read_bytes()
+
+
+@pytest.fixture
+def debian_mirror(tmp_path):
+    """A mirror with four packages: two good ones (one de, one de_DE, a shared duplicate pair), one whose
+    .deb is corrupt and one larger than the size limit."""
+    import gzip
+    import lzma
+
+    root = tmp_path / "mirror"
+    mo = "usr/share/locale/de/LC_MESSAGES/{}.mo"
+    debs = {
+        "alpha": _deb({mo.format("alpha"): _mo_bytes(tmp_path, {"": "Content-Type: text/plain; charset=UTF-8\n",
+                                                                 "Open file": "Datei öffnen", "Cancel": "Abbrechen",
+                                                                 "...": "...", "Save %s": "%s speichern"}),
+                       "usr/share/doc/alpha/copyright": b"Format: dep5\n\nFiles: *\nLicense: GPL-2+\n"}),
+        "beta": _deb({"usr/share/locale/de_DE/LC_MESSAGES/beta.mo": _mo_bytes(tmp_path, {"Cancel": "Abbrechen",
+                                                                                         "Quit": "Beenden"}),
+                      "usr/share/locale/fr/LC_MESSAGES/beta.mo": _mo_bytes(tmp_path, {"Quit": "Quitter"})}, "gz"),
+        "broken": b"<html>Not Found</html>",
+        "huge": _deb({mo.format("huge"): _mo_bytes(tmp_path, {"Big": "Groß"})}),
+    }
+    index, contents = [], {"all": [], "amd64": []}
+    for name, body in debs.items():
+        rel = f"pool/main/{name[0]}/{name}/{name}_1.0_all.deb"
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(body)
+        size = 10**9 if name == "huge" else len(body)
+        index.append(f"Package: {name}\nVersion: 1.0-{len(name)}\nFilename: {rel}\nSize: {size}\n")
+        where = "usr/share/locale/de_DE/LC_MESSAGES/beta.mo" if name == "beta" else mo.format(name)
+        contents["amd64" if name == "beta" else "all"].append(f"{where}    utils/{name}")
+    contents["all"].append("usr/share/locale/fr/LC_MESSAGES/beta.mo    utils/beta")
+    dist = root / "dists" / "bookworm" / "main"
+    (dist / "binary-amd64").mkdir(parents=True)
+    (dist / "binary-amd64" / "Packages.xz").write_bytes(lzma.compress("\n".join(index).encode()))
+    for arch, lines in contents.items():
+        (dist / f"Contents-{arch}.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    return root.as_uri()
+
+
+def test_build_debian_corpus_from_a_local_mirror(tmp_path, debian_mirror):
+    from sensorium.pipelines.translation.debian import build_debian_corpus, read_debian_corpus
+
+    out = build_debian_corpus(tmp_path / "deb", mirror=debian_mirror, max_deb_bytes=10**6, workers=2)
+    meta = json.loads((out / "corpus.json").read_text())
+    got = read_debian_corpus(out)
+    assert list(got) == ["train"]
+    pairs = list(zip(got["train"].sources, got["train"].targets))
+    # alpha's catalogue (header and the letterless "..." dropped), then beta's (the de_DE file, not the fr
+    # one; its "Cancel" pair is a duplicate of alpha's)
+    assert pairs == [("Cancel", "Abbrechen"), ("Open file", "Datei öffnen"), ("Save %s", "%s speichern"),
+                     ("Quit", "Beenden")]
+    assert got["train"].ids[0] == "debian-de/train:2"  # line numbers of train.tsv
+    assert meta["pairs"] == 4 and meta["dropped"] == {"duplicate": 1, "no_letters": 1}
+    assert meta["left_out_as_too_large"] == ["huge"]
+    assert meta["packages"]["alpha"]["license"] == "GPL-2+" and meta["packages"]["alpha"]["version"] == "1.0-5"
+    assert meta["packages"]["beta"]["files"] == ["usr/share/locale/de_DE/LC_MESSAGES/beta.mo"]
+    assert "not an ar archive" in meta["packages"]["broken"]["error"] and meta["packages"]["broken"]["pairs"] == 0
+    card = (out / "CORPUS.md").read_text()
+    assert "| alpha | 1.0-5 | GPL-2+ | 1 | 3 |" in card and "could not be read: 1 (broken)" in card
+    # reused unless overwritten; a busy folder is refused
+    assert build_debian_corpus(out, mirror="file:///nowhere") == out
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("mine")
+    with pytest.raises(DataError, match="exists and is not a Debian catalogue corpus"):
+        build_debian_corpus(tmp_path / "busy", mirror=debian_mirror)
+
+
+def test_debian_corpus_errors(tmp_path, monkeypatch, debian_mirror):
+    from sensorium.pipelines.translation.debian import build_debian_corpus, default_debian_corpus_dir
+
+    with pytest.raises(DataError, match=r"^cannot download file:///nowhere/dists/bookworm/main/Contents-all.gz"):
+        build_debian_corpus(tmp_path / "deb", mirror="file:///nowhere")
+    assert not (tmp_path / "deb").exists()
+    with pytest.raises(DataError, match="no package ships fr_FR catalogues|no package ships"):
+        build_debian_corpus(tmp_path / "deb", mirror=debian_mirror, language="it")
+    monkeypatch.setenv("SENSORIUM_CACHE", str(tmp_path / "cache"))
+    assert default_debian_corpus_dir() == tmp_path / "cache" / "datasets" / "debian-de-1"
+    with pytest.raises(DataError, match="builtin:debian-de is not built yet .* `sensorium data debian-de`"):
+        load_parallel(parse_spec("builtin:debian-de"), seed=0, default_split="train")
+    build_debian_corpus(mirror=debian_mirror)
+    items, split = load_parallel(parse_spec("builtin:debian-de"), seed=0, default_split="train")
+    assert split == "train" and len(items) == 4
+    with pytest.raises(DataError, match="'builtin:debian-de' has no 'test' split; it has: train"):
+        load_parallel(parse_spec("builtin:debian-de@test"), seed=0, default_split=None)
+
+
+def test_data_debian_de_command(tmp_path, debian_mirror, capsys):
+    from sensorium.apps.main import main
+
+    assert main(["data", "debian-de", "--mirror", debian_mirror, "--out", str(tmp_path / "deb"), "-q"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "deb")
+    assert json.loads((tmp_path / "deb" / "corpus.json").read_text())["pairs"] == 4
+    assert main(["data", "debian-de", "--mirror", "file:///nowhere", "--out", str(tmp_path / "x"), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot download file:///nowhere/dists/bookworm/main/Contents-all.gz" in err and "Traceback" not in err
+
+
+def test_extra_training_pairs_leave_out_evaluation_sources(tmp_path):
+    from sensorium.pipelines.translation.config import ParallelDataConfig
+    from sensorium.pipelines.translation.data import held_out_sources, load_extra, load_train_validation
+
+    main = _write(tmp_path / "main.tsv", "source\ttarget\n" + "".join(f"Item {i}\tEintrag {i}\n" for i in range(200)))
+    test = load_parallel(parse_spec(f"{main}@test"), seed=1, default_split=None)[0]
+    extra_rows = [f"Extra {i}\tZusatz {i}" for i in range(50)] + [f"  item {i} \tEintrag {i}!" for i in range(200)]
+    extra = _write(tmp_path / "extra.tsv", "source\ttarget\n" + "\n".join(extra_rows) + "\n")
+    cfg = ParallelDataConfig(spec=str(main), extra_specs=(str(extra),))
+    train, val = load_train_validation(cfg, seed=1)
+    held = held_out_sources(cfg, val, seed=1)
+    assert held == {normalise_source(s) for s in val.sources + test.sources}
+    got = load_extra(cfg, held, seed=1)
+    # every extra pair whose normalised source is a validation or test source is gone; the rest stay
+    kept_items = {s.strip().lower() for s in got.sources if s.strip().startswith("item")}
+    assert kept_items == {s.lower() for s in train.sources}
+    assert got.count == 50 + train.count and got.spec == str(extra)
+    assert load_extra(ParallelDataConfig(spec=str(main)), held, seed=1) is None
 
 
 # === TFDS (a stand-in for load_tfds: no TensorFlow needed) ===
@@ -479,3 +627,31 @@ def test_tfds_translation_feature(monkeypatch):
     items, _ = load_parallel(parse_spec("tfds:para"), seed=0, default_split="train", source_language="en",
                              target_language="de")
     assert (items.sources, items.targets) == (["hi"], ["hallo"])
+
+
+def test_training_epochs_take_a_fresh_sample_of_the_extra_pairs():
+    from sensorium.pipelines.text.tokenizer import SubwordTokenizer
+    from sensorium.pipelines.translation.data import ParallelSplit, Tokenizers
+
+    main = ParallelSplit("main", "train", [f"Item {i}" for i in range(40)], [f"Eintrag {i}" for i in range(40)],
+                         [f"m{i}" for i in range(40)])
+    extra = ParallelSplit("extra", "train", [f"Extra {i}" for i in range(100)], [f"Zusatz {i}" for i in range(100)],
+                          [f"x{i}" for i in range(100)])
+    tok = SubwordTokenizer.train(main.sources + main.targets + extra.sources + extra.targets, 400, case_fold=False)
+    ds = main.dataset(8, Tokenizers(tok, tok), max_source=16, max_target=16, training=True, seed=3, extra=extra,
+                      extra_per_epoch=25)
+    assert main.training_pairs_per_epoch(extra, 25) == 65 and main.training_pairs_per_epoch(extra, None) == 140
+
+    def epoch() -> list[str]:
+        texts = []
+        for (_, _), out in ds:
+            texts += [tok.decode([t for t in row if t > 3]) for row in out.numpy().tolist()]
+        return texts
+
+    first, second = epoch(), epoch()
+    for texts in (first, second):
+        assert len(texts) == 65 and sorted(t for t in texts if t.startswith("Eintrag")) == sorted(main.targets)
+        assert len({t for t in texts if t.startswith("Zusatz")}) == 25
+    assert {t for t in first if t.startswith("Zusatz")} != {t for t in second if t.startswith("Zusatz")}
+    everything = main.dataset(8, Tokenizers(tok, tok), max_source=16, max_target=16, training=True, extra=extra)
+    assert sum(int(out.shape[0]) for _, out in everything) == 140
