@@ -76,6 +76,9 @@ def append_missing(ids: Sequence[int], constraint: Constraint | None) -> list[in
     return out
 
 
+DEFAULT_LENGTH_PENALTY = 0.6  # GNMT alpha of beam search (`normalised_score`)
+
+
 def normalised_score(score: float, length: int, length_penalty: float) -> float:
     """GNMT length normalisation: score / ((5 + length) / 6) ** length_penalty.
 
@@ -180,7 +183,7 @@ def _top(flat: np.ndarray, m: int) -> np.ndarray:
 
 
 def beam_search(step: Step, num_sources: int, *, bos_id: int, eos_id: int, max_lengths: Sequence[int], beam: int = 4,
-                length_penalty: float = 0.6, constraints: Sequence[Constraint | None] | None = None) -> list[list[int]]:
+                length_penalty: float = DEFAULT_LENGTH_PENALTY, constraints: Sequence[Constraint | None] | None = None) -> list[list[int]]:
     """Beam search with GNMT length normalisation, all sources' beams in one step call -> ids per source.
 
     Each step, a source's candidates (live hypotheses x vocabulary, raw log-prob sums) are ranked and

@@ -49,6 +49,7 @@ class Translator:
     max_target_length: int
     source: str
     max_batch: int = 32
+    length_penalty: float | None = None  # beam search's GNMT alpha (None: decode.DEFAULT_LENGTH_PENALTY)
 
     @classmethod
     def from_artifact(cls, artifact: Artifact | str | Path) -> "Translator":
@@ -103,7 +104,10 @@ class Translator:
     def decode_ids(self, source_ids: list[list[int]], constraints: list[Any], beam: int = 1) -> list[list[int]]:
         """Target ids (no BOS/EOS) per source, decoded in batches of similar length."""
         from sensorium.pipelines.text.tokenizer import BOS_ID, EOS_ID
-        from sensorium.pipelines.translation.decode import append_missing, beam_search, greedy_decode
+        from sensorium.pipelines.translation.decode import (DEFAULT_LENGTH_PENALTY, append_missing, beam_search,
+                                                            greedy_decode)
+
+        alpha = DEFAULT_LENGTH_PENALTY if self.length_penalty is None else self.length_penalty
 
         out: list[list[int] | None] = [None] * len(source_ids)
         order = np.argsort([len(s) for s in source_ids], kind="stable")
@@ -123,7 +127,7 @@ class Translator:
                 found = greedy_decode(step, len(idx), bos_id=BOS_ID, eos_id=EOS_ID, max_lengths=limits, constraints=cons)
             else:
                 found = beam_search(step, len(idx), bos_id=BOS_ID, eos_id=EOS_ID, max_lengths=limits, beam=beam,
-                                    constraints=cons)
+                                    length_penalty=alpha, constraints=cons)
             for row, i in enumerate(idx):
                 out[i] = append_missing(list(found[row]), cons[row])
         return out  # type: ignore[return-value]

@@ -102,6 +102,26 @@ def test_odd_and_bad_inputs(trained, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "is a 'image' model, not 'translation'" in err and "Traceback" not in err
     assert translate_app.main(["--model", str(trained), "--beam", "0", "x"]) == 2
+    assert translate_app.main(["--model", str(trained), "--length-penalty", "-1", "x"]) == 2
+    assert "--length-penalty must be between 0 and 5" in capsys.readouterr().err
+
+
+def test_length_penalty_reaches_beam_search(trained, monkeypatch, capsys):
+    from sensorium.pipelines.translation import decode
+
+    seen = []
+    real = decode.beam_search
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["length_penalty"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(decode, "beam_search", spy)
+    assert translate_app.main(["--model", str(trained), "--beam", "3", "Save folder"]) == 0
+    assert translate_app.main(["--model", str(trained), "--beam", "3", "--length-penalty", "1.5", "Save folder"]) == 0
+    assert translate_app.main(["--model", str(trained), "--beam", "1", "--length-penalty", "1.5", "Save folder"]) == 0
+    assert seen == [decode.DEFAULT_LENGTH_PENALTY, 1.5]  # greedy decoding has no length penalty
+    capsys.readouterr()
 
 
 def test_export_edge_and_saved_model_parity(trained, capsys):
