@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from sensorium.pipelines.common.config import set_path
 from sensorium.pipelines.common.errors import UsageError
 
 Kind = Literal["float", "int", "choice"]
@@ -257,9 +258,3 @@ def get_path(data: dict[str, Any], dotted: str) -> Any:
             return None
         node = node[key]
     return node
-
-
-def set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
-    from sensorium.pipelines.common.config import set_path as _set
-
-    _set(data, dotted, value)

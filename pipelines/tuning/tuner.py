@@ -46,7 +46,8 @@ from sensorium.pipelines.common.atomic import atomic_write_json
 from sensorium.pipelines.common.errors import SensoriumError, UsageError
 from sensorium.pipelines.tuning.report import (TrialRow, best_row, plot_objective, results_markdown, text_table,
                                                write_trials_csv)
-from sensorium.pipelines.tuning.space import SearchSpace, set_path
+from sensorium.pipelines.common.config import set_path
+from sensorium.pipelines.tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
