@@ -164,7 +164,8 @@ def _wanted_catalog(member: str, language: str, members: frozenset[str] = frozen
 
 
 # === Cleaning ===
-def _drop_reason(source: str, target: str) -> str | None:
+def drop_reason(source: str, target: str) -> str | None:
+    """Why a catalogue pair is left out of a corpus (no letters, too long, a symbolic message id), or None."""
     if not any(c.isalpha() for c in source):
         return "no_letters"
     if len(source) > MAX_CHARS or len(target) > MAX_CHARS:
@@ -199,7 +200,7 @@ def _read_package(wheel: Path, stats: _PackageStats, language: str,
                 stats.files.append(member)
                 stats.raw_pairs += len(found)
                 for p in found:
-                    reason = _drop_reason(p.source, p.target)
+                    reason = drop_reason(p.source, p.target)
                     if reason is None and (p.source, p.target) in seen:
                         reason = "duplicate"
                     if reason:
@@ -365,4 +366,4 @@ def corpus_card(meta: dict) -> str:
 
 
 __all__ = ["CORPUS_VERSION", "MAX_CHARS", "UI_PACKAGES", "build_ui_corpus", "corpus_card", "default_ui_corpus_dir",
-           "download_wheels", "read_ui_corpus"]
+           "download_wheels", "drop_reason", "read_ui_corpus"]

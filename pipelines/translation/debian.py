@@ -36,7 +36,7 @@ from sensorium.pipelines.common.atomic import atomic_path
 from sensorium.pipelines.common.cache import cache_dir
 from sensorium.pipelines.common.errors import DataError
 from sensorium.pipelines.translation.catalogs import read_mo
-from sensorium.pipelines.translation.corpus import MAX_CHARS, _drop_reason
+from sensorium.pipelines.translation.corpus import MAX_CHARS, drop_reason
 from sensorium.pipelines.translation.sources import ParallelItems, escape_tsv, read_pairs_table
 
 log = logging.getLogger(__name__)
@@ -232,7 +232,7 @@ def build_debian_corpus(out: Path | None = None, *, language: str = "de", mirror
                                             desc="Debian catalogues")):
             kept = 0
             for s, t in read.pairs:
-                reason = _drop_reason(s, t) or ("duplicate" if (s, t) in seen else None)
+                reason = drop_reason(s, t) or ("duplicate" if (s, t) in seen else None)
                 if reason:
                     dropped[reason] += 1
                     continue
