@@ -76,7 +76,7 @@ def append_missing(ids: Sequence[int], constraint: Constraint | None) -> list[in
     return out
 
 
-DEFAULT_LENGTH_PENALTY = 0.6  # GNMT alpha of beam search (`normalised_score`)
+DEFAULT_LENGTH_PENALTY = 2.0  # GNMT alpha of beam search (`normalised_score`); chosen on ui-de validation
 
 
 def normalised_score(score: float, length: int, length_penalty: float) -> float:
