@@ -125,7 +125,9 @@ def keras_weights(tmp_path_factory):
     return path, {w.path.split("/", 1)[1]: w.numpy() for w in network.weights}
 
 
-@pytest.mark.parametrize("which", ["hub", "keras"])
+# the keras.applications variant (MobileNetV3, about 100 s) runs with the slow marker; the hub variant
+# covers the same export path in the default run
+@pytest.mark.parametrize("which", ["hub", pytest.param("keras", marks=pytest.mark.slow)])
 def test_fine_tuned_model_exports_everywhere_with_parity(which, request, image_folder, make_shape_image, tmp_path):
     """A fine-tuned model exports to SavedModel and to TFLite in every quantisation mode, parity passing."""
     run = request.getfixturevalue("tuned_hub_run" if which == "hub" else "tuned_keras_run")
