@@ -38,17 +38,21 @@ class ParallelSplit:
     targets: list[str]
     ids: list[str]
     failures: list[tuple[str, str]] = field(default_factory=list)
+    _protected: tuple[list[str], list[str], list[bool]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def count(self) -> int:
         return len(self.sources)
 
     def protected(self) -> tuple[list[str], list[str], list[bool]]:
-        """(masked sources, masked targets, whether each pair holds the same placeholders on both sides)."""
+        """(masked sources, masked targets, whether each pair holds the same placeholders on both sides),
+        computed once (training asks for it three times: tokenizer, step count, batches)."""
         from sensorium.pipelines.translation.placeholders import protect_pair
 
-        triples = [protect_pair(s, t) for s, t in zip(self.sources, self.targets)]
-        return [m for m, _, _ in triples], [m for _, m, _ in triples], [ok for _, _, ok in triples]
+        if self._protected is None:
+            triples = [protect_pair(s, t) for s, t in zip(self.sources, self.targets)]
+            self._protected = ([m for m, _, _ in triples], [m for _, m, _ in triples], [ok for _, _, ok in triples])
+        return self._protected
 
     def dataset(self, batch_size: int, tokenizers: Tokenizers, *, max_source: int, max_target: int,
                 training: bool = False, seed: int = 0, extra: "ParallelSplit | None" = None,
