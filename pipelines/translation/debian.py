@@ -175,7 +175,7 @@ def read_deb(data: bytes, package: DebPackage) -> _Read:
                 return out
             with tarfile.open(fileobj=io.BytesIO(body), mode=mode) as tar:
                 for member in tar:
-                    path = member.name.lstrip("./") if member.name.startswith("./") else member.name
+                    path = member.name.removeprefix("./")
                     if not member.isfile() or (path not in wanted and path != copyright_path):
                         continue
                     content = tar.extractfile(member).read()

@@ -527,7 +527,7 @@ def test_debian_corpus_errors(tmp_path, monkeypatch, debian_mirror):
     with pytest.raises(DataError, match=r"^cannot download file:///nowhere/dists/bookworm/main/Contents-all.gz"):
         build_debian_corpus(tmp_path / "deb", mirror="file:///nowhere")
     assert not (tmp_path / "deb").exists()
-    with pytest.raises(DataError, match="no package ships fr_FR catalogues|no package ships"):
+    with pytest.raises(DataError, match="no package ships it catalogues"):
         build_debian_corpus(tmp_path / "deb", mirror=debian_mirror, language="it")
     monkeypatch.setenv("SENSORIUM_CACHE", str(tmp_path / "cache"))
     assert default_debian_corpus_dir() == tmp_path / "cache" / "datasets" / "debian-de-1"
