@@ -50,13 +50,12 @@ def main() -> int:
     import keras
     import tensorflow as tf
 
-    from sensorium.models.translator import training_objects
+    from sensorium.models.translator import build_translator, training_objects
     from sensorium.pipelines.common.config import resolve_config
     from sensorium.pipelines.common.optimizers import make_optimizer
     from sensorium.pipelines.text.tokenizer import SubwordTokenizer
     from sensorium.pipelines.translation.config import TranslationConfig
     from sensorium.pipelines.translation.data import Tokenizers, load_train_validation
-    from sensorium.pipelines.translation.train import _build
 
     keras.mixed_precision.set_global_policy(args.precision)
     cfg = resolve_config(TranslationConfig, args.config, {})
@@ -78,7 +77,7 @@ def main() -> int:
         batches = [((fit(s), fit(t_in)), fit(t_out)) for (s, t_in), t_out in batches]
 
     loss_cls, accuracy = training_objects()
-    model = _build(cfg, tokenizers)
+    model = build_translator(cfg.model, source_vocab=tok.vocab_size, target_vocab=tok.vocab_size)
     model.compile(optimizer=make_optimizer(cfg.train, 1000), loss=loss_cls(cfg.train.label_smoothing),
                   metrics=[accuracy], jit_compile=args.jit)
     for b in batches[:5]:
