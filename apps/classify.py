@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from sensorium.apps.cli import add_common_options, emit_results, has_tensorflow, standalone_main
-from sensorium.pipelines.common.errors import require_tensorflow
+from sensorium.pipelines.common.backend import require_tensorflow
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,10 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from sensorium.apps.defaults import default_model
 
     if args.top_k < 1:
-        from sensorium.pipelines.common.errors import UsageError
+        from sensorium.runtime.errors import UsageError
 
         raise UsageError("--top-k must be at least 1")
-    from sensorium.pipelines.image_classification.predict import ImageClassifier, classify_paths
+    from sensorium.pipelines.image.predict import ImageClassifier, classify_paths
 
     model = args.model or default_model("image")
     if args.model is None and args.runtime != "keras" and (args.runtime == "edge" or not has_tensorflow()):

@@ -10,7 +10,8 @@ import sys
 import traceback
 from typing import Any, Callable, Iterable, Sequence
 
-from sensorium.pipelines.common.errors import SensoriumError, require_tensorflow
+from sensorium.runtime.errors import SensoriumError
+from sensorium.pipelines.common.backend import require_tensorflow
 
 
 def quiet_tensorflow() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from sensorium.pipelines.common.errors import ModelError
+from sensorium.runtime.errors import ModelError
 
 BUNDLED = {"image": "models/mnist", "speech": "models/speech", "sentiment": "models/sentiment",
            "translation": "models/translation"}

@@ -13,8 +13,9 @@ from sensorium.apps import sentiment as sentiment_app
 from sensorium.apps import translate as translate_app
 from sensorium.apps import transcribe as transcribe_app
 from sensorium.apps.cli import add_common_options, emit_json, parse_and_run, quiet_tensorflow
-from sensorium.pipelines.common.errors import UsageError, require_tensorflow
-from sensorium.pipelines.common.tasks import TASKS, Task
+from sensorium.runtime.errors import UsageError
+from sensorium.pipelines.common.backend import require_tensorflow
+from sensorium.runtime.tasks import TASKS, Task
 
 
 # === train ===
@@ -212,7 +213,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from sensorium.pipelines.common.artifacts import inspect_artifact
-    from sensorium.pipelines.common.errors import ModelError, UsageError
+    from sensorium.runtime.errors import ModelError, UsageError
     from sensorium.pipelines.common.metrics import format_classification_report
 
     if args.pipeline_option and not args.runner:
@@ -355,7 +356,7 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
 def _data(args: argparse.Namespace) -> int:
     if args.name == "speech":
         require_tensorflow("data speech")
-        from sensorium.pipelines.speech.corpus import build_corpus, default_corpus_dir
+        from sensorium.pipelines.datasets.speech_corpus import build_corpus, default_corpus_dir
 
         sizes = None
         if args.sizes:
@@ -369,20 +370,20 @@ def _data(args: argparse.Namespace) -> int:
         print(out)
         return 0
     if args.name == "ui-de":
-        from sensorium.pipelines.translation.corpus import build_ui_corpus, default_ui_corpus_dir
+        from sensorium.pipelines.datasets.ui_de import build_ui_corpus, default_ui_corpus_dir
 
         out = build_ui_corpus(Path(args.out) if args.out else default_ui_corpus_dir(), seed=args.seed,
                               wheels=Path(args.source) if args.source else None, overwrite=args.force)
         print(out)
         return 0
     if args.name == "debian-de":
-        from sensorium.pipelines.translation.debian import DEFAULT_MIRROR, build_debian_corpus, default_debian_corpus_dir
+        from sensorium.pipelines.datasets.debian_de import DEFAULT_MIRROR, build_debian_corpus, default_debian_corpus_dir
 
         out = build_debian_corpus(Path(args.out) if args.out else default_debian_corpus_dir(),
                                   mirror=args.mirror or DEFAULT_MIRROR, overwrite=args.force)
         print(out)
         return 0
-    from sensorium.pipelines.common.builtin_data import fetch_mnist
+    from sensorium.pipelines.datasets.mnist import fetch_mnist
 
     path = fetch_mnist(force=args.force, tarball=Path(args.source) if args.source else None)
     print(path)

@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from sensorium.apps.cli import add_common_options, emit_results, has_tensorflow, standalone_main
-from sensorium.pipelines.common.errors import UsageError, require_tensorflow
+from sensorium.runtime.errors import UsageError
+from sensorium.pipelines.common.backend import require_tensorflow
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from sensorium.apps.defaults import default_model
     from sensorium.pipelines.sentiment.predict import TextClassifier, classify_texts
-    from sensorium.pipelines.text.inputs import text_items
+    from sensorium.runtime.text_io import text_items
 
     if not args.texts and not args.file:
         raise UsageError("give texts to label, or --file FILE (one text per line; - for standard input)")

@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from sensorium.apps.cli import add_common_options, emit_results, has_tensorflow, standalone_main
-from sensorium.pipelines.common.errors import UsageError, require_tensorflow
+from sensorium.runtime.errors import UsageError
+from sensorium.pipelines.common.backend import require_tensorflow
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,8 +5,9 @@ import argparse
 import sys
 
 from sensorium.apps.cli import add_common_options, emit_results, has_tensorflow, standalone_main
-from sensorium.pipelines.common.errors import UsageError, require_tensorflow
-from sensorium.pipelines.translation.decode import DEFAULT_LENGTH_PENALTY
+from sensorium.runtime.errors import UsageError
+from sensorium.pipelines.common.backend import require_tensorflow
+from sensorium.runtime.beam_search import DEFAULT_LENGTH_PENALTY
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sensorium.apps.defaults import default_model
-    from sensorium.pipelines.text.inputs import text_items
+    from sensorium.runtime.text_io import text_items
     from sensorium.pipelines.translation.predict import Translator, translate_items
 
     if not args.texts and not args.file:

@@ -11,20 +11,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from sensorium.export import associated_files
+from sensorium.runtime import tflite as associated_files
 from sensorium.export.parity import THRESHOLDS, parity_row
 from sensorium.export.registry import EXPORTERS
 from sensorium.pipelines.common.artifacts import inspect_artifact
-from sensorium.pipelines.common.atomic import atomic_path, atomic_write_json
-from sensorium.pipelines.common.errors import ModelError, SensoriumError, UsageError
-from sensorium.pipelines.common.registry import Registry
+from sensorium.runtime.atomic import atomic_path, atomic_write_json
+from sensorium.runtime.errors import ModelError, SensoriumError, UsageError
+from sensorium.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
 
 SOURCES: Registry[str] = Registry("exportable task")
 SOURCES.register("image", "sensorium.export.image:ImageExportSource")
 SOURCES.register("speech", "sensorium.export.speech:SpeechExportSource")
-SOURCES.register("sentiment", "sensorium.export.text:TextExportSource")
+SOURCES.register("sentiment", "sensorium.export.sentiment:TextExportSource")
 SOURCES.register("translation", "sensorium.export.translation:TranslationExportSource")
 for _task in ("autoencoder", "vae", "gan"):
     SOURCES.register(_task, "sensorium.export.generative:GenerativeExportSource")
@@ -121,7 +121,7 @@ class ArraySourceFlow:
         return files
 
     def tflite_runner(self, path: str | Path) -> tuple[Callable[[Any], Any], str]:
-        from sensorium.export.edge import EdgeModel
+        from sensorium.runtime.tflite import EdgeModel
 
         edge = EdgeModel(path)
         return edge, edge.runtime

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, run_config
-from sensorium.pipelines.common.errors import DataError, UsageError
+from sensorium.runtime.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +249,7 @@ class GenerativeExportSource:
 
     def tflite_runner(self, path: str | Path) -> tuple[Callable[[np.ndarray], dict[str, np.ndarray]], str]:
         """The edge runtime (no TensorFlow) on a written .tflite, through its serving_default signature."""
-        from sensorium.export.edge import EdgeModel
+        from sensorium.runtime.tflite import EdgeModel
 
         edge = EdgeModel(path)
         runner = edge.interpreter.get_signature_runner("serving_default")

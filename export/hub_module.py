@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sensorium.pipelines.common.atomic import atomic_path
-from sensorium.pipelines.common.errors import ModelError
+from sensorium.runtime.atomic import atomic_path
+from sensorium.runtime.errors import ModelError
 
 
 def feature_extractor(model: Any) -> Any:

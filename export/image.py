@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, load_keras, run_config
-from sensorium.pipelines.common.errors import DataError, ModelError
+from sensorium.runtime.errors import DataError, ModelError
 
 
 @dataclass
@@ -53,14 +53,14 @@ class ImageExportSource:
         }
 
     def _data_config(self):
-        from sensorium.pipelines.image_classification.config import DataConfig, ImageClassificationConfig
+        from sensorium.pipelines.image.config import DataConfig, ImageClassificationConfig
 
         cfg = run_config(self.artifact, ImageClassificationConfig)
         return (cfg.data, cfg.seed) if cfg is not None else (DataConfig(), 42)
 
     def load_images(self, spec: str | None, default_split: str) -> tuple[np.ndarray, np.ndarray | None]:
         """(uint8 (N, H, W, 3) at the model's size, labels or None) from a data spec or a .npy file."""
-        from sensorium.pipelines.image_classification.data import load_split
+        from sensorium.pipelines.image.data import load_split
 
         if spec and spec.endswith(".npy"):
             try:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from sensorium.pipelines.common.registry import Registry
+from sensorium.runtime.registry import Registry
 
 # Minimum agreement with the Keras model, per variant (export fails below it).
 THRESHOLDS = {"saved_model": 0.99, "hub-module": 0.99, "none": 0.99, "float16": 0.99, "dynamic": 0.98, "int8": 0.98}
@@ -60,7 +60,7 @@ def _transcripts(outputs: Sequence[np.ndarray], references: Sequence[str] | None
                  keras_outputs: Sequence[np.ndarray]) -> dict[str, Any]:
     """Speech: greedy CTC transcripts of the exported file vs Keras's (agreement = identical
     transcripts), and both WER/CER against the references."""
-    from sensorium.pipelines.speech.decode import greedy_decode
+    from sensorium.runtime.ctc import greedy_decode
 
     hyps = [greedy_decode(o) if len(o) else "" for o in outputs]
     want = [greedy_decode(k) if len(k) else "" for k in keras_outputs]
@@ -117,7 +117,7 @@ def sequence_parity_row(task: str, variant: str, fn: Callable[[np.ndarray], np.n
     alone, against references and the Keras outputs; latency is the median over the items (after
     one warm-up call), and with `audio_rate` the real-time factor (compute time / audio time)."""
     if not items:
-        from sensorium.pipelines.common.errors import DataError
+        from sensorium.runtime.errors import DataError
 
         raise DataError("no items to check parity on")
     fn(items[0])  # warm-up: tensor allocation, first-call tracing

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sensorium.pipelines.common.registry import Registry
+from sensorium.runtime.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from sensorium.pipelines.common.atomic import atomic_path
+from sensorium.runtime.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -36,8 +36,8 @@ from typing import Any, Callable
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, load_task_model, run_config
-from sensorium.pipelines.common.atomic import atomic_path
-from sensorium.pipelines.common.errors import DataError, ModelError, UsageError
+from sensorium.runtime.atomic import atomic_path
+from sensorium.runtime.errors import DataError, ModelError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ class SpeechExportSource:
     @classmethod
     def load(cls, artifact: Artifact) -> "SpeechExportSource":
         """Load the model and check it is a Sensorium speech recogniser with the standard alphabet."""
-        from sensorium.pipelines.speech.decode import VOCAB_SIZE
-        from sensorium.pipelines.speech.text import ALPHABET
+        from sensorium.runtime.ctc import VOCAB_SIZE
+        from sensorium.runtime.transcripts import ALPHABET
 
         model, meta = load_task_model(artifact.keras_path, TASK)
         info = meta["info"]
@@ -226,7 +226,7 @@ class SpeechExportSource:
 
     def tflite_runner(self, path: str | Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
         """The edge runner on a written .tflite (no TensorFlow): waveform (N,) -> (T', V), runtime name."""
-        from sensorium.export.edge_speech import EdgeSpeechRecognizer
+        from sensorium.runtime.speech import EdgeSpeechRecognizer
 
         edge = EdgeSpeechRecognizer(path)
         return edge.log_probs, edge.runtime
@@ -289,7 +289,7 @@ class SpeechExportSource:
         import tensorflow as tf
 
         from sensorium.export.tflite import _builtin_error
-        from sensorium.pipelines.common.stdio import native_stderr_silenced
+        from sensorium.runtime.errors import native_stderr_silenced
 
         if variant in self.unavailable:
             raise UsageError(self.unavailable[variant])
@@ -331,7 +331,7 @@ class SpeechExportSource:
 
     def _front_end_tensors(self, float_model: bytes) -> list[str]:
         """Names of the log-mel front end's tensors in the converted float model."""
-        from sensorium.export.edge import interpreter_class
+        from sensorium.runtime.tflite import interpreter_class
         from sensorium.models.blocks.audio import LogMelSpectrogram
 
         layers = [layer.name for layer in self.model.layers if isinstance(layer, LogMelSpectrogram)]

@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from sensorium.pipelines.common.errors import ModelError
-from sensorium.pipelines.common.stdio import native_stderr_silenced
+from sensorium.runtime.errors import ModelError
+from sensorium.runtime.errors import native_stderr_silenced
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The translation task's export adapter.
 
 - TFLite: one file with the ``encode`` and ``decode_step`` signatures (see
-  `sensorium.export.edge_translation`), builtin ops only, tokenizer(s) and ``sensorium.json`` packed
+  `sensorium.runtime.translation`), builtin ops only, tokenizer(s) and ``sensorium.json`` packed
   inside; the decoding loop runs in the edge runner. Variants: none (float32), dynamic, float16.
 - SavedModel: ``serving_default(text: string [B]) -> {"translation": string [B]}``, string in and string
   out: placeholder protection, tokenisation (tensorflow-text), greedy decoding in a ``tf.while_loop``
@@ -23,8 +23,8 @@ from typing import Any, Callable
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, load_task_model, run_config
-from sensorium.pipelines.common.atomic import atomic_path
-from sensorium.pipelines.common.errors import DataError, UsageError
+from sensorium.runtime.atomic import atomic_path
+from sensorium.runtime.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class TranslationExportSource:
 
     @classmethod
     def load(cls, artifact: Artifact) -> "TranslationExportSource":
-        from sensorium.models.translator import training_objects
+        from sensorium.models.translation import training_objects
         from sensorium.pipelines.translation.predict import tokenizers_from_info
 
         training_objects()
@@ -74,8 +74,8 @@ class TranslationExportSource:
         return int(self.encoder.output.shape[-1])
 
     def manifest(self, fmt: str, variant: str, version: str) -> dict[str, Any]:
-        from sensorium.pipelines.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
-        from sensorium.pipelines.translation.placeholders import PLACEHOLDER_SYMBOLS
+        from sensorium.runtime.tokenizer import BOS_ID, EOS_ID, PAD_ID
+        from sensorium.runtime.placeholders import PLACEHOLDER_SYMBOLS
 
         info = {k: v for k, v in self.info.items() if not k.endswith("tokenizer_model")}
         tok = ({"shared": True, "file": "tokenizer.model"} if self.tokenizers.shared else
@@ -143,7 +143,7 @@ class TranslationExportSource:
         return SavedModelTranslator(path).translate
 
     def tflite_runner(self, path: str | Path) -> tuple[Callable[[list[str]], list[str]], str]:
-        from sensorium.export.edge_translation import EdgeTranslator
+        from sensorium.runtime.translation import EdgeTranslator
 
         edge = EdgeTranslator(path)
         translator = self._translator(edge.encode, edge.decode_step)
@@ -227,11 +227,12 @@ class TranslationExportSource:
         import tensorflow as tf
 
         from sensorium.export.translation_graph import greedy_translate_fn
+        from sensorium.pipelines.common.text_graph import tf_tokenizer
 
         module = self._module()
-        module.source_tokenizer = self.tokenizers.source.tf_tokenizer()
+        module.source_tokenizer = tf_tokenizer(self.tokenizers.source)
         module.target_tokenizer = (module.source_tokenizer if self.tokenizers.shared
-                                   else self.tokenizers.target.tf_tokenizer())
+                                   else tf_tokenizer(self.tokenizers.target))
         translate = greedy_translate_fn(module, self.tokenizers, max_source=int(self.info["max_source_length"]),
                                         max_target=int(self.info["max_target_length"]))
         module.translate = tf.function(translate, input_signature=[tf.TensorSpec([None], tf.string, name="text")])

@@ -17,7 +17,7 @@ def re2_pattern() -> str:
     """PLACEHOLDER_PATTERN (a verbose Python regex) as one compact RE2 pattern."""
     import re
 
-    from sensorium.pipelines.translation.placeholders import PLACEHOLDER_PATTERN
+    from sensorium.runtime.placeholders import PLACEHOLDER_PATTERN
 
     lines = [re.sub(r"(?<!\\)#.*$", "", line) for line in PLACEHOLDER_PATTERN.pattern.splitlines()]
     return re.sub(r"\s+", "", "".join(lines))
@@ -71,8 +71,9 @@ def greedy_translate_fn(module: Any, tokenizers: Any, *, max_source: int, max_ta
     """The `serving_default` function: text string (B,) -> {"translation": string (B,)}."""
     import tensorflow as tf
 
-    from sensorium.pipelines.text.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, tf_encode
-    from sensorium.pipelines.translation.placeholders import PLACEHOLDER_SYMBOLS
+    from sensorium.pipelines.common.text_graph import tf_encode
+    from sensorium.runtime.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+    from sensorium.runtime.placeholders import PLACEHOLDER_SYMBOLS
 
     n_sym = len(PLACEHOLDER_SYMBOLS)
     src_sym = tf.constant([tokenizers.source.piece_to_id(s) for s in PLACEHOLDER_SYMBOLS], tf.int32)  # (J,)

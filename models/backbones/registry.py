@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorium.models.backbones.hub import HubModuleError
-from sensorium.models.registry import Registry
+from sensorium.runtime.registry import Registry
 
 
 @dataclass(frozen=True)

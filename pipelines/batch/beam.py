@@ -38,8 +38,8 @@ from sensorium.pipelines.batch.job import (
 )
 from sensorium.pipelines.batch.task import BatchTask, EvalItem, dumps, record_for
 from sensorium.pipelines.common.artifacts import inspect_artifact
-from sensorium.pipelines.common.atomic import atomic_write_json, atomic_write_text
-from sensorium.pipelines.common.errors import DataError, MissingExtraError, ModelError, SensoriumError, UsageError
+from sensorium.runtime.atomic import atomic_write_json, atomic_write_text
+from sensorium.runtime.errors import DataError, MissingExtraError, ModelError, SensoriumError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class SensoriumModelHandler(_ModelHandler):
         self._logged = time.monotonic()
 
     def load_model(self) -> LoadedModel:
-        from sensorium.pipelines.common.tasks import TASKS
+        from sensorium.runtime.tasks import TASKS
 
         task: BatchTask = TASKS.get(self.task).batch_task(self.options, self.context)
         return LoadedModel(task, task.load_model(inspect_artifact(self.model_path)))

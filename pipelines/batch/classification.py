@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from sensorium.pipelines.batch.task import BatchTask, markdown_table
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 
 WORST_LISTED = 20
 

@@ -44,8 +44,8 @@ from typing import Any, Callable, Iterator
 
 from sensorium.pipelines.batch.task import BatchTask, EvalItem, ItemList, dumps, record_for
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact
-from sensorium.pipelines.common.atomic import atomic_write_json, atomic_write_text
-from sensorium.pipelines.common.errors import DataError, ModelError, SensoriumError, UsageError
+from sensorium.runtime.atomic import atomic_write_json, atomic_write_text
+from sensorium.runtime.errors import DataError, ModelError, SensoriumError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ def _clear(folder: Path) -> None:
 def open_job(model_path: str | Path, data: str | None, options: dict[str, Any] | None
              ) -> tuple[Artifact, BatchTask, ItemList, list[EvalItem]]:
     """The model artifact, its task's BatchTask, the listing of `data` and all its items (failures last)."""
-    from sensorium.pipelines.common.tasks import TASKS
+    from sensorium.runtime.tasks import TASKS
 
     artifact = inspect_artifact(model_path)
     if artifact.task is None:
@@ -405,7 +405,7 @@ def summarise(task: BatchTask, records: list[dict[str, Any]], job: dict[str, Any
 # === Merging shards ===
 def merge_shards(out: str | Path) -> dict[str, Any]:
     """Merge the `shard-I-of-N` folders of `out` into `out` (results.jsonl, metrics.json, report.md)."""
-    from sensorium.pipelines.common.tasks import TASKS
+    from sensorium.runtime.tasks import TASKS
 
     out = Path(out)
     found: dict[int, tuple[int, Path]] = {}

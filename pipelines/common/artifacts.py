@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sensorium.pipelines.common.errors import ModelError
+from sensorium.runtime.errors import ModelError
 from sensorium.pipelines.common.rundir import RunDir
 
 C = TypeVar("C")
@@ -76,7 +76,7 @@ def inspect_artifact(path: str | Path, *, require_complete: bool = True) -> Arti
             return Artifact("keras", path, None)
         return Artifact("keras", path, meta.get("task"), meta.get("labels"), meta.get("info") or {})
     if path.is_file() and path.suffix == ".tflite":
-        from sensorium.export.associated_files import AssociatedFilesError, read_all, read_manifest
+        from sensorium.runtime.tflite import AssociatedFilesError, read_all, read_manifest
 
         try:
             files = read_all(path)

@@ -15,7 +15,7 @@ from typing import Any
 
 import keras
 
-from sensorium.pipelines.common.atomic import atomic_path, atomic_write_json, atomic_write_text
+from sensorium.runtime.atomic import atomic_path, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sensorium.pipelines.common.errors import UsageError
+from sensorium.runtime.errors import UsageError
 
 C = TypeVar("C")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, TypeVar
 
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 

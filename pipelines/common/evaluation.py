@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, require_task, run_config
-from sensorium.pipelines.common.errors import UsageError
+from sensorium.runtime.errors import UsageError
 from sensorium.pipelines.common.rundir import RunDir
 
 

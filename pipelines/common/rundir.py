@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sensorium.pipelines.common.atomic import atomic_write_json, atomic_write_text
-from sensorium.pipelines.common.errors import ModelError, UsageError
+from sensorium.runtime.atomic import atomic_write_json, atomic_write_text
+from sensorium.runtime.errors import ModelError, UsageError
 
 SCHEMA_VERSION = 1
 MANIFEST = "sensorium.json"

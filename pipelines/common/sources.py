@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import DataSpec
-from sensorium.pipelines.common.errors import DataError
-from sensorium.pipelines.common.registry import Registry
+from sensorium.runtime.errors import DataError
+from sensorium.runtime.registry import Registry
 from sensorium.pipelines.common.splits import DEFAULT_FRACTIONS, stratified_split
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,8 @@ BUILTINS: Registry[BuiltinDataset] = Registry("builtin dataset")
 
 
 def get_builtin(name: str) -> BuiltinDataset:
-    from sensorium.pipelines.common import builtin_data  # noqa: F401  (registers the builtins)
-    from sensorium.pipelines.common.registry import RegistryError
+    from sensorium.pipelines.datasets import mnist as builtin_data  # noqa: F401  (registers the builtins)
+    from sensorium.runtime.registry import RegistryError
 
     try:
         return BUILTINS.get(name)

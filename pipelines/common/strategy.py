@@ -8,7 +8,7 @@ import logging
 import os
 from typing import Any, Iterator
 
-from sensorium.pipelines.common.errors import UsageError
+from sensorium.runtime.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,7 @@ def require_same_epoch(strategy: Any, epoch: int) -> None:
         return
     import tensorflow as tf
 
-    from sensorium.pipelines.common.errors import ModelError
+    from sensorium.runtime.errors import ModelError
 
     local = strategy.experimental_distribute_values_from_function(lambda _: tf.constant([epoch], tf.int32))
     epochs = sorted({int(e) for e in strategy.gather(local, axis=0).numpy()})

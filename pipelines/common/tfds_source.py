@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorium.pipelines.common.dataspec import DataSpec
-from sensorium.pipelines.common.errors import DataError, MissingExtraError
+from sensorium.runtime.errors import DataError, MissingExtraError
 
 log = logging.getLogger(__name__)
 

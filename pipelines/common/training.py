@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class TrainSettings:
 
     def _cluster_checks(self) -> list[tuple[bool, str]]:
         """`multiworker` needs a usable TF_CONFIG: checked before a run directory is made."""
-        from sensorium.pipelines.common.errors import UsageError
+        from sensorium.runtime.errors import UsageError
         from sensorium.pipelines.common.strategy import read_tf_config
 
         if self.strategy != "multiworker":
@@ -57,7 +57,7 @@ def check_config(checks: list[tuple[bool, str]], data: Any) -> None:
     """A config's `validate`: the first failed (condition, message) is a UsageError; then the data
     specs (`data.spec`, `data.validation_spec`) must parse (DataError)."""
     from sensorium.pipelines.common.dataspec import parse_spec
-    from sensorium.pipelines.common.errors import UsageError
+    from sensorium.runtime.errors import UsageError
 
     for ok, message in checks:
         if not ok:
@@ -152,7 +152,7 @@ def fit_epochs(model: Any, train_ds: Any, val_ds: Any, *, epochs: int, initial_e
 
     import tensorflow as tf
 
-    from sensorium.pipelines.common.errors import SensoriumError
+    from sensorium.runtime.errors import SensoriumError
     from sensorium.pipelines.common.strategy import (distribute_options, keras_multiworker_fixes, require_same_epoch,
                                                      worker_count)
 
@@ -196,7 +196,7 @@ def save_inference_model(run: RunDir, model: Any, build: Callable[[], Any]) -> A
     trained weights and is saved atomically as the run's model.keras (by the chief only); returns it."""
     import keras
 
-    from sensorium.pipelines.common.atomic import atomic_path
+    from sensorium.runtime.atomic import atomic_path
 
     keras.mixed_precision.set_global_policy("float32")
     final = build()

@@ -9,7 +9,7 @@ from sensorium.models.autoencoder import AutoencoderSpec
 from sensorium.models.gan import GANSpec
 from sensorium.models.vae import VAESpec
 from sensorium.pipelines.common.training import TrainSettings
-from sensorium.pipelines.image_classification.config import DataConfig as ImageDataConfig
+from sensorium.pipelines.image.config import DataConfig as ImageDataConfig
 
 
 @dataclass

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import DataSpec, parse_spec
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 from sensorium.pipelines.generative.config import DataConfig
-from sensorium.pipelines.image_classification.data import ImageSplit, load_split, load_train_validation
+from sensorium.pipelines.image.data import ImageSplit, load_split, load_train_validation
 
 log = logging.getLogger(__name__)
 

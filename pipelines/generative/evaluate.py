@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import parse_spec
-from sensorium.pipelines.common.errors import DataError, ModelError
+from sensorium.runtime.errors import DataError, ModelError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sensorium.pipelines.common.atomic import atomic_write_bytes
+from sensorium.runtime.atomic import atomic_write_bytes
 
 
 def to_pixels(images: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_keras
-from sensorium.pipelines.common.errors import ModelError
+from sensorium.runtime.errors import ModelError
 
 GENERATIVE_TASKS = ("autoencoder", "vae", "gan")
 GENERATORS = ("vae", "gan")  # tasks that generate from latent vectors

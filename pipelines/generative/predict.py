@@ -20,10 +20,10 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
-from sensorium.pipelines.common.atomic import atomic_write_bytes
-from sensorium.pipelines.common.errors import ModelError, UsageError
-from sensorium.pipelines.common.images import ImageDecodeError, is_image_path, load_image
-from sensorium.pipelines.common.inputs import expand_paths, input_error
+from sensorium.runtime.atomic import atomic_write_bytes
+from sensorium.runtime.errors import ModelError, UsageError
+from sensorium.runtime.image_io import ImageDecodeError, is_image_path, load_image
+from sensorium.runtime.paths import expand_paths, input_error
 from sensorium.pipelines.generative.modeling import GENERATORS, RECONSTRUCTORS, GenerativeModel, load_generative
 
 log = logging.getLogger(__name__)

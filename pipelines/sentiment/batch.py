@@ -11,7 +11,7 @@ import numpy as np
 from sensorium.pipelines.batch.classification import ClassificationBatchTask, probability_fields, records_to_arrays
 from sensorium.pipelines.batch.task import EvalItem, ItemList, markdown_table
 from sensorium.pipelines.common.artifacts import Artifact
-from sensorium.pipelines.common.errors import ModelError
+from sensorium.runtime.errors import ModelError
 
 TASK = "sentiment"
 LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 40), (41, None))  # words per text

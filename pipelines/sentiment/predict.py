@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_task_model, require_task
-from sensorium.pipelines.common.errors import ModelError
+from sensorium.runtime.errors import ModelError
 
 TASK = "sentiment"
 
@@ -40,7 +40,7 @@ def run_on_ids(fn: Callable[[np.ndarray], np.ndarray], ids: list[list[int]], num
 
 
 def tokenizer_from_info(info: dict[str, Any], source: str):
-    from sensorium.pipelines.text.tokenizer import SubwordTokenizer
+    from sensorium.runtime.tokenizer import SubwordTokenizer
 
     if "tokenizer_model" not in info:
         raise ModelError(f"{source}: the model's metadata carries no tokenizer")
@@ -62,7 +62,7 @@ class TextClassifier:
 
     @classmethod
     def from_tflite(cls, path: str | Path, *, num_threads: int | None = None) -> "TextClassifier":
-        from sensorium.export.edge_text import EdgeTextClassifier
+        from sensorium.runtime.sentiment import EdgeTextClassifier
 
         if Path(path).is_dir():
             raise ModelError(f"{path}: the edge runtime takes a .tflite file")
@@ -98,7 +98,7 @@ class TextClassifier:
     def _from_saved_model(cls, artifact: Artifact) -> "TextClassifier":
         import tensorflow as tf
 
-        from sensorium.export.text import load_text_saved_model
+        from sensorium.export.sentiment import load_text_saved_model
 
         serve = load_text_saved_model(artifact.path)
         labels = list(artifact.labels or [])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import DataSpec
-from sensorium.pipelines.common.errors import DataError, MissingExtraError
+from sensorium.runtime.errors import DataError, MissingExtraError
 from sensorium.pipelines.common.sources import Items, pick_column, select_split, table_errors
 
 log = logging.getLogger(__name__)

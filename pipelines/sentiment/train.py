@@ -10,7 +10,7 @@ import logging
 import math
 from typing import Any
 
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.optimizers import make_optimizer
 from sensorium.pipelines.common.rundir import RunDir
 from sensorium.pipelines.sentiment.config import SentimentConfig
@@ -22,14 +22,14 @@ TASK = "sentiment"
 
 def tokenizer_info(tokenizer: Any) -> dict[str, Any]:
     """What the model's metadata records about its tokenizer (the model itself, base64)."""
-    from sensorium.pipelines.text.tokenizer import BOS_ID, PAD_ID
+    from sensorium.runtime.tokenizer import BOS_ID, PAD_ID
 
     return {"tokenizer": "sentencepiece-bpe", "tokenizer_model": base64.b64encode(tokenizer.proto).decode("ascii"),
             "pad_id": PAD_ID, "bos_id": BOS_ID}
 
 
 def _build(cfg: SentimentConfig, labels: list[str], tokenizer: Any):
-    from sensorium.models.text_classifier import build_text_classifier
+    from sensorium.models.sentiment import build_text_classifier
 
     if cfg.model.uses_hub:
         return build_text_classifier(cfg.model, labels)
@@ -43,7 +43,7 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     from sensorium.pipelines.common.training import (fit_run, resume_or_build, run_summary, save_inference_model,
                                                      start_training, write_split_lists)
     from sensorium.pipelines.sentiment.data import class_weights, describe, load_train_validation
-    from sensorium.pipelines.text.tokenizer import TOKENIZER_FILE, SubwordTokenizer
+    from sensorium.runtime.tokenizer import TOKENIZER_FILE, SubwordTokenizer
 
     cfg, tcfg = config, config.train
     policy, strategy = start_training(run, cfg)

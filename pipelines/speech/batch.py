@@ -11,7 +11,7 @@ import numpy as np
 
 from sensorium.pipelines.batch.task import BatchTask, EvalItem, ItemList, markdown_table
 from sensorium.pipelines.common.artifacts import Artifact, run_config
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 
 TASK = "speech"
 DURATION_BUCKETS = (2.0, 5.0, 10.0, 20.0)  # seconds: <=2, 2-5, 5-10, 10-20, >20
@@ -53,7 +53,7 @@ class SpeechBatchTask(BatchTask):
 
     def load(self, item: EvalItem) -> np.ndarray:
         """A 16 kHz float32 waveform."""
-        from sensorium.pipelines.common.audio import load_audio
+        from sensorium.runtime.audio_io import load_audio
 
         limit = self.options.get("max_seconds")
         if isinstance(item.payload, np.ndarray):

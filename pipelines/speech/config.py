@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sensorium.models.speech_recognizer import SpeechRecognizerSpec
+from sensorium.models.speech import SpeechRecognizerSpec
 from sensorium.pipelines.common.training import TrainSettings
 from sensorium.pipelines.tuning.space import Choice, Float, Int, SearchSpace
 

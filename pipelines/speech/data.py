@@ -12,10 +12,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from sensorium.models.speech_recognizer import SpeechRecognizerSpec, output_frames
-from sensorium.pipelines.common.errors import DataError
+from sensorium.models.speech import SpeechRecognizerSpec, output_frames
+from sensorium.runtime.errors import DataError
 from sensorium.pipelines.speech.config import SpeechDataConfig
-from sensorium.pipelines.speech.decode import encode_text
+from sensorium.runtime.ctc import encode_text
 from sensorium.pipelines.speech.sources import Utterances, load_utterances
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def decode_utterances(items: Utterances, split: str, *, spec: SpeechRecognizerSp
                       max_seconds: float | None) -> SpeechSplit:
     """Read every utterance's audio; unreadable, too long, or too short for its transcript (CTC
     needs at least one output frame per label, two between repeated letters) are recorded, not fatal."""
-    from sensorium.pipelines.common.audio import load_audio
+    from sensorium.runtime.audio_io import load_audio
 
     waves, texts, ids, failures = [], [], [], []
     for audio, text, uid in zip(items.audio, items.texts, items.ids):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorium.pipelines.common.dataspec import parse_spec
-from sensorium.pipelines.common.errors import MissingExtraError
+from sensorium.runtime.errors import MissingExtraError
 from sensorium.pipelines.common.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
     command line passes it to every task)."""
     import jiwer
 
-    from sensorium.pipelines.common.atomic import atomic_write_text
+    from sensorium.runtime.atomic import atomic_write_text
     from sensorium.pipelines.common.evaluation import evaluation_setup
     from sensorium.pipelines.speech.config import SpeechConfig, SpeechDataConfig
     from sensorium.pipelines.speech.data import load_speech_split

@@ -8,9 +8,9 @@ from typing import Any, Callable
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_task_model, require_task
-from sensorium.pipelines.common.errors import ModelError
-from sensorium.pipelines.speech.decode import beam_search_decode, greedy_decode
-from sensorium.pipelines.speech.text import ALPHABET
+from sensorium.runtime.errors import ModelError
+from sensorium.runtime.ctc import beam_search_decode, greedy_decode
+from sensorium.runtime.transcripts import ALPHABET
 
 TASK = "speech"
 MIN_SECONDS = 0.25
@@ -40,7 +40,7 @@ class SpeechRecognizer:
     @classmethod
     def from_tflite(cls, path: str | Path, *, num_threads: int | None = None) -> "SpeechRecognizer":
         """A speech `.tflite` on the edge runner: no TensorFlow needed."""
-        from sensorium.export.edge_speech import EdgeSpeechRecognizer
+        from sensorium.runtime.speech import EdgeSpeechRecognizer
 
         if Path(path).is_dir():
             raise ModelError(f"{path}: the edge runtime takes a .tflite file")

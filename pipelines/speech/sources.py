@@ -8,7 +8,7 @@
 - `tfds:NAME` (librispeech, speech_commands, the corpus of `sensorium data speech`, ...): the first
   Audio feature and the first text or class-label feature.
 
-Transcripts are normalised (`sensorium.pipelines.speech.text`); items whose transcript is empty after
+Transcripts are normalised (`sensorium.runtime.transcripts`); items whose transcript is empty after
 normalisation are skipped with a warning. Sources without splits of their own are split once,
 seeded (80/10/10), like every other source.
 """
@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import DataSpec, parse_spec
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.sources import pick_column, read_manifest
 from sensorium.pipelines.common.splits import stratified_split
-from sensorium.pipelines.speech.text import normalize_transcript
+from sensorium.runtime.transcripts import normalize_transcript
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def librispeech_utterances(root: Path) -> Utterances:
 
 def tfds_utterances(spec: DataSpec, split: str, *, data_dir: str | None, download: bool) -> Utterances:
     """The spec's TFDS split, decoded to float32 waveforms at 16 kHz."""
-    from sensorium.pipelines.common.audio import resample
+    from sensorium.runtime.audio_io import resample
     from sensorium.pipelines.common.tfds_source import find_feature, load_tfds
 
     ds, info = load_tfds(spec, split, data_dir=data_dir, download=download)
@@ -159,14 +159,14 @@ def load_utterances(spec_text: str, *, seed: int, default_split: str | None, dat
     split = spec.split or default_split
     if spec.kind == "tfds":
         if spec.name == "sensorium_speech":
-            from sensorium.pipelines.speech import corpus as _corpus  # noqa: F401  (registers the builder)
+            from sensorium.pipelines.datasets import speech_corpus as _corpus  # noqa: F401  (registers the builder)
         items = tfds_utterances(spec, split or "train", data_dir=data_dir, download=download)
         return items, split or "train"
     if spec.kind == "builtin":
         if spec.name != "speech":
             raise DataError(f"unknown speech builtin '{spec.name}'; known: speech (build it once with "
                             "`sensorium data speech`)")
-        from sensorium.pipelines.speech.corpus import default_corpus_dir
+        from sensorium.pipelines.datasets.speech_corpus import default_corpus_dir
 
         if not (default_corpus_dir() / "sensorium_speech").is_dir():
             raise DataError(f"builtin:speech is not built yet in {default_corpus_dir()}; build it once with "

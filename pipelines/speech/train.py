@@ -5,7 +5,7 @@ import logging
 import math
 from typing import Any
 
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.optimizers import make_optimizer
 from sensorium.pipelines.common.rundir import RunDir
 from sensorium.pipelines.speech.config import SpeechConfig
@@ -18,12 +18,12 @@ TASK = "speech"
 def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
 
-    from sensorium.models.speech_recognizer import build_speech_recognizer, ctc_loss
+    from sensorium.models.speech import build_speech_recognizer, ctc_loss
     from sensorium.pipelines.common.callbacks import read_train_state
     from sensorium.pipelines.common.training import (fit_run, resume_or_build, run_summary, save_inference_model,
                                                      start_training, write_split_lists)
     from sensorium.pipelines.speech.data import describe, feature_statistics, load_train_validation
-    from sensorium.pipelines.speech.text import ALPHABET
+    from sensorium.runtime.transcripts import ALPHABET
 
     cfg, tcfg = config, config.train
     policy, strategy = start_training(run, cfg)

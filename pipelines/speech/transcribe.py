@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable, Iterator
 
-from sensorium.pipelines.common.errors import DataError
-from sensorium.pipelines.common.inputs import expand_paths, input_error
+from sensorium.runtime.errors import DataError
+from sensorium.runtime.paths import expand_paths, input_error
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ MAX_SECONDS = 12 * 3600.0  # longer inputs are refused
 
 
 def audio_inputs(inputs: Iterable[str]) -> list[str]:
-    from sensorium.pipelines.common.audio import is_audio_path
+    from sensorium.runtime.audio_io import is_audio_path
 
     return expand_paths(inputs, is_audio_path)
 
@@ -24,8 +24,8 @@ def audio_inputs(inputs: Iterable[str]) -> list[str]:
 def transcribe_file(recognizer: Any, path: str, *, beam: int = 1, max_segment: float = 15.0,
                     batch_size: int = 16) -> dict[str, Any]:
     """{"text", "duration", "segments": [{"start", "end", "text"}]} for one file (DataError if unreadable)."""
-    from sensorium.pipelines.common.audio import audio_duration, load_audio
-    from sensorium.pipelines.speech.segment import split_at_silences
+    from sensorium.runtime.audio_io import audio_duration, load_audio
+    from sensorium.runtime.segment import split_at_silences
 
     duration = audio_duration(path)
     if duration <= 0:
@@ -58,7 +58,7 @@ def transcribe_file(recognizer: Any, path: str, *, beam: int = 1, max_segment: f
 def transcribe_paths(recognizer: Any, inputs: Iterable[str], *, beam: int = 1, max_segment: float = 15.0,
                      batch_size: int = 16) -> Iterator[dict[str, Any]]:
     """Yield one result per input, in order; failures are results with "ok": false and one-line "error"."""
-    from sensorium.pipelines.common.audio import AUDIO_EXTENSIONS
+    from sensorium.runtime.audio_io import AUDIO_EXTENSIONS
 
     for item in audio_inputs(inputs):
         error = input_error(item, "audio files (" + ", ".join(sorted(AUDIO_EXTENSIONS)) + ")")

@@ -8,7 +8,7 @@ from typing import Any
 
 from sensorium.pipelines.batch.task import BatchTask, EvalItem, ItemList, markdown_table
 from sensorium.pipelines.common.artifacts import Artifact, run_config
-from sensorium.pipelines.common.errors import UsageError
+from sensorium.runtime.errors import UsageError
 from sensorium.pipelines.sentiment.batch import length_bucket
 
 TASK = "translation"

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from sensorium.models.translator import TranslatorSpec
+from sensorium.models.translation import TranslatorSpec
 from sensorium.pipelines.common.training import TrainSettings
 from sensorium.pipelines.tuning.space import Choice, Float, Int, SearchSpace
 
@@ -56,7 +56,7 @@ class TranslationConfig:
     def validate(self) -> None:
         """Reject values no run can use (UsageError) and unusable data specs (DataError)."""
         from sensorium.pipelines.common.training import check_config
-        from sensorium.pipelines.text.tokenizer import MIN_VOCAB
+        from sensorium.runtime.tokenizer import MIN_VOCAB
 
         m = self.model
         checks = self.train.checks() + [

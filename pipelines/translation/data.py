@@ -47,7 +47,7 @@ class ParallelSplit:
     def protected(self) -> tuple[list[str], list[str], list[bool]]:
         """(masked sources, masked targets, whether each pair holds the same placeholders on both sides),
         computed once (training asks for it three times: tokenizer, step count, batches)."""
-        from sensorium.pipelines.translation.placeholders import protect_pair
+        from sensorium.runtime.placeholders import protect_pair
 
         if self._protected is None:
             triples = [protect_pair(s, t) for s, t in zip(self.sources, self.targets)]
@@ -64,7 +64,7 @@ class ParallelSplit:
         `extra_per_epoch` (the epoch is then this split plus that many extra pairs, shuffled together)."""
         import tensorflow as tf
 
-        from sensorium.pipelines.text.tokenizer import BOS_ID, EOS_ID
+        from sensorium.runtime.tokenizer import BOS_ID, EOS_ID
 
         parts = [self] + ([extra] if training and extra is not None and extra.count else [])
         src_txt: list[str] = []
@@ -135,7 +135,7 @@ def load_train_validation(cfg: ParallelDataConfig, *, seed: int) -> tuple[Parall
     parsed = parse_spec(cfg.spec)
     base = cfg.spec.rsplit("@", 1)[0] if parsed.split else cfg.spec
     if parsed.split in (None, "train"):
-        from sensorium.pipelines.common.errors import DataError
+        from sensorium.runtime.errors import DataError
 
         try:
             return train, load_parallel_split(f"{base}@validation", cfg, seed=seed, default_split="validation")
@@ -156,7 +156,7 @@ def load_train_validation(cfg: ParallelDataConfig, *, seed: int) -> tuple[Parall
 
 def held_out_sources(cfg: ParallelDataConfig, validation: ParallelSplit, *, seed: int) -> set[str]:
     """Normalised sources of the validation split and of the main spec's test split (when it has one)."""
-    from sensorium.pipelines.common.errors import DataError
+    from sensorium.runtime.errors import DataError
     from sensorium.pipelines.translation.sources import normalise_source
 
     held = {normalise_source(s) for s in validation.sources}

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sensorium.pipelines.common.errors import MissingExtraError
+from sensorium.runtime.errors import MissingExtraError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, flo
 
 def placeholder_rate(sources: list[str], outputs: list[str]) -> tuple[float, int]:
     """(share of the sources with placeholders whose output keeps every one, how many sources had any)."""
-    from sensorium.pipelines.translation.placeholders import PLACEHOLDER_PATTERN, placeholders_preserved
+    from sensorium.runtime.placeholders import PLACEHOLDER_PATTERN, placeholders_preserved
 
     with_ph = [(s, o) for s, o in zip(sources, outputs) if PLACEHOLDER_PATTERN.search(s)]
     if not with_ph:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, load_task_model, require_task
-from sensorium.pipelines.common.errors import ModelError, UsageError
+from sensorium.runtime.errors import ModelError, UsageError
 
 TASK = "translation"
 Encode = Callable[[np.ndarray], np.ndarray]  # source ids (B, S) int32 -> memory (B, S, D) float32
@@ -23,7 +23,7 @@ Step = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # memory, sou
 
 def tokenizers_from_info(info: dict[str, Any], source: str):
     """The (source, target) tokenizers stored in a translator's metadata."""
-    from sensorium.pipelines.text.tokenizer import SubwordTokenizer
+    from sensorium.runtime.tokenizer import SubwordTokenizer
     from sensorium.pipelines.translation.data import Tokenizers
 
     def load(key: str):
@@ -61,7 +61,7 @@ class Translator:
         if artifact.kind == "saved_model":
             raise ModelError(f"{artifact.path}: a translation SavedModel is used through its own signature "
                              "(serving_default: text -> translation); give the run directory or the .tflite")
-        from sensorium.models.translator import training_objects
+        from sensorium.models.translation import training_objects
 
         training_objects()
         path = artifact.keras_path
@@ -73,7 +73,7 @@ class Translator:
 
     @classmethod
     def from_tflite(cls, path: str | Path, *, num_threads: int | None = None) -> "Translator":
-        from sensorium.export.edge_translation import EdgeTranslator
+        from sensorium.runtime.translation import EdgeTranslator
 
         edge = EdgeTranslator(path, num_threads=num_threads)
         return cls(edge.encode, edge.decode_step, edge.tokenizers, edge.max_source_length, edge.max_target_length,
@@ -82,9 +82,9 @@ class Translator:
     # --- the shared loop ------------------------------------------------------------------------
     def prepare(self, texts: list[str]) -> tuple[list[list[int]], list[list[str]], list[Any]]:
         """(source ids, placeholder originals, decoding constraints) per text."""
-        from sensorium.pipelines.text.tokenizer import BOS_ID, PAD_ID, UNK_ID
-        from sensorium.pipelines.translation.decode import Constraint
-        from sensorium.pipelines.translation.placeholders import PLACEHOLDER_SYMBOLS, protect
+        from sensorium.runtime.tokenizer import BOS_ID, PAD_ID, UNK_ID
+        from sensorium.runtime.beam_search import Constraint
+        from sensorium.runtime.placeholders import PLACEHOLDER_SYMBOLS, protect
 
         symbol_ids = [self.tokenizers.target.piece_to_id(s) for s in PLACEHOLDER_SYMBOLS]
         ids, originals, constraints = [], [], []
@@ -103,8 +103,8 @@ class Translator:
 
     def decode_ids(self, source_ids: list[list[int]], constraints: list[Any], beam: int = 1) -> list[list[int]]:
         """Target ids (no BOS/EOS) per source, decoded in batches of similar length."""
-        from sensorium.pipelines.text.tokenizer import BOS_ID, EOS_ID
-        from sensorium.pipelines.translation.decode import (DEFAULT_LENGTH_PENALTY, append_missing, beam_search,
+        from sensorium.runtime.tokenizer import BOS_ID, EOS_ID
+        from sensorium.runtime.beam_search import (DEFAULT_LENGTH_PENALTY, append_missing, beam_search,
                                                             greedy_decode)
 
         alpha = DEFAULT_LENGTH_PENALTY if self.length_penalty is None else self.length_penalty
@@ -133,7 +133,7 @@ class Translator:
         return out  # type: ignore[return-value]
 
     def translate(self, texts: list[str], beam: int = 1) -> list[str]:
-        from sensorium.pipelines.translation.placeholders import restore
+        from sensorium.runtime.placeholders import restore
 
         if not texts:
             return []
@@ -146,7 +146,7 @@ class SavedModelTranslator:
     """The exported string-in / string-out SavedModel (`serving_default`: greedy decoding in the graph)."""
 
     def __init__(self, path: str | Path, batch_size: int = 32) -> None:
-        from sensorium.export.text import load_text_saved_model
+        from sensorium.export.sentiment import load_text_saved_model
 
         self.serve = load_text_saved_model(path)
         self.source = str(path)

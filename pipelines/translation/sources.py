@@ -26,10 +26,10 @@ from typing import Sequence
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import SPLITS, DataSpec
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.sources import table_errors
 from sensorium.pipelines.common.splits import DEFAULT_FRACTIONS
-from sensorium.pipelines.translation.catalogs import (
+from sensorium.pipelines.datasets.catalogs import (
     CatalogPair, base_language, catalog_language, language_matches, read_mo, read_po,
 )
 
@@ -278,10 +278,10 @@ def read_builtin(name: str) -> dict[str, ParallelItems]:
     if name not in BUILTINS:
         raise DataError(f"unknown translation builtin '{name}'; known: {', '.join(BUILTINS)}")
     if name == "debian-de":
-        from sensorium.pipelines.translation.debian import default_debian_corpus_dir, read_debian_corpus
+        from sensorium.pipelines.datasets.debian_de import default_debian_corpus_dir, read_debian_corpus
 
         return read_debian_corpus(default_debian_corpus_dir())
-    from sensorium.pipelines.translation.corpus import default_ui_corpus_dir, read_ui_corpus
+    from sensorium.pipelines.datasets.ui_de import default_ui_corpus_dir, read_ui_corpus
 
     return read_ui_corpus(default_ui_corpus_dir())
 

@@ -10,7 +10,7 @@ import logging
 import math
 from typing import Any
 
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.optimizers import make_optimizer
 from sensorium.pipelines.common.rundir import RunDir
 from sensorium.pipelines.translation.config import TranslationConfig
@@ -22,8 +22,8 @@ SHARED_FILE, SOURCE_FILE, TARGET_FILE = "tokenizer.model", "source_tokenizer.mod
 
 
 def tokenizer_info(tokenizers: Any) -> dict[str, Any]:
-    from sensorium.pipelines.text.tokenizer import BOS_ID, EOS_ID, PAD_ID
-    from sensorium.pipelines.translation.placeholders import PLACEHOLDER_SYMBOLS
+    from sensorium.runtime.tokenizer import BOS_ID, EOS_ID, PAD_ID
+    from sensorium.runtime.placeholders import PLACEHOLDER_SYMBOLS
 
     b64 = lambda tok: base64.b64encode(tok.proto).decode("ascii")  # noqa: E731
     info: dict[str, Any] = {"tokenizer": "sentencepiece-bpe", "pad_id": PAD_ID, "bos_id": BOS_ID, "eos_id": EOS_ID,
@@ -36,9 +36,9 @@ def tokenizer_info(tokenizers: Any) -> dict[str, Any]:
 
 
 def _tokenizers(cfg: TranslationConfig, run: RunDir, sources: list[str], targets: list[str], resume: bool):
-    from sensorium.pipelines.text.tokenizer import SubwordTokenizer
+    from sensorium.runtime.tokenizer import SubwordTokenizer
     from sensorium.pipelines.translation.data import Tokenizers
-    from sensorium.pipelines.translation.placeholders import PLACEHOLDER_SYMBOLS
+    from sensorium.runtime.placeholders import PLACEHOLDER_SYMBOLS
 
     files = [SHARED_FILE] if cfg.model.shared_vocab else [SOURCE_FILE, TARGET_FILE]
     if resume and all((run.path / f).is_file() for f in files):
@@ -57,7 +57,7 @@ def _tokenizers(cfg: TranslationConfig, run: RunDir, sources: list[str], targets
 
 
 def _build(cfg: TranslationConfig, tokenizers: Any):
-    from sensorium.models.translator import build_translator
+    from sensorium.models.translation import build_translator
 
     return build_translator(cfg.model, source_vocab=tokenizers.source.vocab_size,
                             target_vocab=tokenizers.target.vocab_size, info=tokenizer_info(tokenizers))
@@ -66,7 +66,7 @@ def _build(cfg: TranslationConfig, tokenizers: Any):
 def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
 
-    from sensorium.models.translator import training_objects
+    from sensorium.models.translation import training_objects
     from sensorium.pipelines.common.callbacks import read_train_state
     from sensorium.pipelines.common.training import (fit_run, resume_or_build, run_summary, save_inference_model,
                                                      start_training, write_split_lists)

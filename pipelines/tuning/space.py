@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from sensorium.pipelines.common.config import set_path
-from sensorium.pipelines.common.errors import UsageError
+from sensorium.runtime.errors import UsageError
 
 Kind = Literal["float", "int", "choice"]
 

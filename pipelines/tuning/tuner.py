@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sensorium.pipelines.common.atomic import atomic_write_json
-from sensorium.pipelines.common.errors import SensoriumError, UsageError
+from sensorium.runtime.atomic import atomic_write_json
+from sensorium.runtime.errors import SensoriumError, UsageError
 from sensorium.pipelines.tuning.report import (TrialRow, best_row, plot_objective, results_markdown, text_table,
                                                write_trials_csv)
 from sensorium.pipelines.common.config import set_path
@@ -201,7 +201,7 @@ class Search:
     """One session of a search: runs trials for the KerasTuner tuner and keeps TUNE_DIR's reports."""
 
     def __init__(self, request: TuneRequest, state: dict[str, Any]) -> None:
-        from sensorium.pipelines.common.tasks import TASKS
+        from sensorium.runtime.tasks import TASKS
 
         self.request, self.state = request, state
         self.task = TASKS.get(request.task)
@@ -331,7 +331,7 @@ class Search:
                   "search minutes": round(self.spent() / 60.0, 1)}
         if self.request.budget_minutes is not None:
             header["budget minutes"] = self.request.budget_minutes
-        from sensorium.pipelines.common.atomic import atomic_write_text
+        from sensorium.runtime.atomic import atomic_write_text
 
         atomic_write_text(self.out / "results.md", results_markdown(rows, names, task=self.task.name,
                                                                     objective=objective, direction=direction,

@@ -16,7 +16,7 @@ def module_dir(tmp_path_factory):
     import keras
 
     from sensorium.export.hub_module import write_hub_module
-    from sensorium.models.image_classifier import ImageClassifierSpec, build_image_classifier
+    from sensorium.models.image import ImageClassifierSpec, build_image_classifier
 
     keras.utils.set_random_seed(0)
     model = build_image_classifier(ImageClassifierSpec(image_size=(16, 16), channels=3, widths=(4, 8)), 2)

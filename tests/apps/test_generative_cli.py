@@ -176,7 +176,7 @@ def test_anomaly_needs_an_autoencoder(runs, inputs, capsys):
 def test_export_round_trip(task, runs, tmp_path, capsys):
     import tensorflow as tf
 
-    from sensorium.export.edge import EdgeModel
+    from sensorium.runtime.tflite import EdgeModel
     from sensorium.pipelines.generative.images import fixed_latents
     from sensorium.pipelines.generative.modeling import load_generative
 

@@ -122,10 +122,11 @@ def test_command_errors_are_one_line(trained, argv, message, capsys, monkeypatch
 
 
 def test_export_parity_and_edge_runner(trained, capsys, varied_texts):
-    from sensorium.export.edge_text import EdgeTextClassifier
-    from sensorium.export.text import load_text_saved_model
+    from sensorium.runtime.sentiment import EdgeTextClassifier
+    from sensorium.export.sentiment import load_text_saved_model
     from sensorium.pipelines.sentiment.predict import TextClassifier
-    from sensorium.pipelines.text.tokenizer import SubwordTokenizer, tf_encode
+    from sensorium.pipelines.common.text_graph import tf_encode, tf_tokenizer
+    from sensorium.runtime.tokenizer import SubwordTokenizer
 
     import tensorflow as tf
 
@@ -143,7 +144,7 @@ def test_export_parity_and_edge_runner(trained, capsys, varied_texts):
     edge = EdgeTextClassifier(trained / "exports" / "model-float32.tflite")
     texts = varied_texts + ODD_TEXTS
     saved = trained / "exports" / "saved_model"
-    graph = SubwordTokenizer.load(saved / "assets" / "tokenizer.model").tf_tokenizer()
+    graph = tf_tokenizer(SubwordTokenizer.load(saved / "assets" / "tokenizer.model"))
     graph_ids = tf_encode(graph, tf.constant(texts), edge.max_length).numpy()
     for text, ids, row_ids in zip(texts, edge.encode(texts), graph_ids):
         assert list(row_ids[: len(ids)]) == ids and not row_ids[len(ids):].any(), text[:30]

@@ -72,7 +72,7 @@ def test_evaluate_json_and_hypotheses(trained, capsys):
 
 
 def test_translate_keeps_placeholders_exactly(trained, capsys):
-    from sensorium.pipelines.translation.placeholders import placeholders_preserved
+    from sensorium.runtime.placeholders import placeholders_preserved
 
     for beam in ("1", "3"):
         code = translate_app.main(["--model", str(trained), "--beam", beam, "--json", *HARD])
@@ -107,7 +107,7 @@ def test_odd_and_bad_inputs(trained, tmp_path, capsys):
 
 
 def test_length_penalty_reaches_beam_search(trained, monkeypatch, capsys):
-    from sensorium.pipelines.translation import decode
+    from sensorium.runtime import beam_search as decode
 
     seen = []
     real = decode.beam_search
@@ -127,7 +127,7 @@ def test_length_penalty_reaches_beam_search(trained, monkeypatch, capsys):
 def test_export_edge_and_saved_model_parity(trained, capsys):
     import tensorflow as tf
 
-    from sensorium.export.text import load_text_saved_model
+    from sensorium.export.sentiment import load_text_saved_model
     from sensorium.pipelines.translation.predict import Translator
 
     assert sensorium_app.main(["export", "--model", str(trained), "--format", "tflite", "--quantize", "all",
@@ -153,7 +153,7 @@ def test_graph_protection_matches_python(varied_texts):
     import tensorflow as tf
 
     from sensorium.export.translation_graph import protect_graph, restore_graph
-    from sensorium.pipelines.translation.placeholders import protect
+    from sensorium.runtime.placeholders import protect
 
     texts = HARD + [t for t in varied_texts if len(t) < 1000] + [
         "%(a)s %(b)s %(a)s {0} {0} <br/> <br /> &nbsp; %%", " ".join(f"{{p{i}}}" for i in range(20)), ""]

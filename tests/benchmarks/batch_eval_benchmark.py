@@ -43,7 +43,7 @@ def main() -> int:
     from sensorium.export.api import export
     from sensorium.pipelines.batch import job as jobs
     from sensorium.pipelines.common.artifacts import inspect_artifact
-    from sensorium.pipelines.common.tasks import TASKS
+    from sensorium.runtime.tasks import TASKS
 
     model = Path(args.model)
     tmp = Path(tempfile.mkdtemp(prefix="sensorium-batch-bench-"))

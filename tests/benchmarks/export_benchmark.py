@@ -56,7 +56,7 @@ def main() -> int:
     import tensorflow as tf
 
     from sensorium.export.api import export
-    from sensorium.export.edge import EdgeModel
+    from sensorium.runtime.tflite import EdgeModel
     from sensorium.export.image import ImageExportSource
     from sensorium.pipelines.common.artifacts import inspect_artifact
 

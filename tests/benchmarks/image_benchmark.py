@@ -100,8 +100,8 @@ def train_once(side: str, config, train_split, *, epochs: int, batch_size: int, 
     """
     import keras
 
-    from sensorium.models.image_classifier import build_image_classifier
-    from sensorium.pipelines.image_classification.train import compile_classifier
+    from sensorium.models.image import build_image_classifier
+    from sensorium.pipelines.image.train import compile_classifier
 
     keras.backend.clear_session()
     gc.collect()
@@ -193,14 +193,14 @@ def resolve_model(arg: str | None, config, labels: list[str], tmp: Path) -> tupl
     if arg:
         return Path(arg), "given with --model"
     from sensorium.apps.defaults import default_model
-    from sensorium.pipelines.common.errors import ModelError
+    from sensorium.runtime.errors import ModelError
 
     try:
         return default_model("image"), "bundled default model"
     except ModelError:
         import keras
 
-        from sensorium.models.image_classifier import build_image_classifier
+        from sensorium.models.image import build_image_classifier
 
         keras.backend.clear_session()
         keras.utils.set_random_seed(config.seed)
@@ -239,10 +239,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from sensorium.apps.defaults import assets_dir
     from sensorium.pipelines.common.config import resolve_config
-    from sensorium.pipelines.common.errors import DataError
+    from sensorium.runtime.errors import DataError
     from sensorium.pipelines.common.strategy import set_precision
-    from sensorium.pipelines.image_classification.config import ImageClassificationConfig
-    from sensorium.pipelines.image_classification.data import load_train_validation
+    from sensorium.pipelines.image.config import ImageClassificationConfig
+    from sensorium.pipelines.image.data import load_train_validation
 
     config = resolve_config(ImageClassificationConfig, args.config,
                             {"data.spec": args.dataset, "train.epochs": args.epochs,
@@ -327,8 +327,8 @@ def main(argv: list[str] | None = None) -> int:
             f"answer: {answer[:90]}")
         out()
 
-        from sensorium.pipelines.common.images import load_image
-        from sensorium.pipelines.image_classification.predict import ImageClassifier, classify_paths
+        from sensorium.runtime.image_io import load_image
+        from sensorium.pipelines.image.predict import ImageClassifier, classify_paths
 
         keras.backend.clear_session()
         gc.collect()

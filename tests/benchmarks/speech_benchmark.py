@@ -45,10 +45,10 @@ def main() -> int:
 
     from sensorium.pipelines.speech.config import SpeechDataConfig
     from sensorium.pipelines.speech.data import load_speech_split
-    from sensorium.pipelines.speech.decode import greedy_decode
+    from sensorium.runtime.ctc import greedy_decode
     from sensorium.pipelines.speech.evaluate import error_rates
     from sensorium.pipelines.speech.predict import SpeechRecognizer, frames_from_info
-    from sensorium.pipelines.speech.text import normalize_transcript
+    from sensorium.runtime.transcripts import normalize_transcript
 
     split = load_speech_split(args.data, SpeechDataConfig(data_dir=args.data_dir), seed=42, default_split="test",
                               model_spec=None)

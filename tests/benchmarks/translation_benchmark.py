@@ -30,7 +30,7 @@ WORD = re.compile(r"\w+(?:['’]\w+)*|[^\w\s]", re.UNICODE)
 
 def dictionary_baseline(sources: list[str], targets: list[str]):
     """A word-for-word translator learned from the pairs (Dice association of word types)."""
-    from sensorium.pipelines.translation.placeholders import PLACEHOLDER_PATTERN
+    from sensorium.runtime.placeholders import PLACEHOLDER_PATTERN
 
     src_count, tgt_count, pair_count = Counter(), Counter(), Counter()
     for s, t in zip(sources, targets):

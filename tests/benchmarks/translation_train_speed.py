@@ -50,10 +50,10 @@ def main() -> int:
     import keras
     import tensorflow as tf
 
-    from sensorium.models.translator import build_translator, training_objects
+    from sensorium.models.translation import build_translator, training_objects
     from sensorium.pipelines.common.config import resolve_config
     from sensorium.pipelines.common.optimizers import make_optimizer
-    from sensorium.pipelines.text.tokenizer import SubwordTokenizer
+    from sensorium.runtime.tokenizer import SubwordTokenizer
     from sensorium.pipelines.translation.config import TranslationConfig
     from sensorium.pipelines.translation.data import Tokenizers, load_train_validation
 

@@ -45,7 +45,7 @@ def exported(run_dir):
 def test_every_variant_round_trips_with_parity(exported, run_dir):
     import keras
 
-    from sensorium.export.edge import EdgeModel
+    from sensorium.runtime.tflite import EdgeModel
     from sensorium.export.image import ImageExportSource
     from sensorium.pipelines.common.artifacts import inspect_artifact
 
@@ -75,7 +75,7 @@ def test_every_variant_round_trips_with_parity(exported, run_dir):
 
 
 def test_associated_files_travel_inside(exported):
-    from sensorium.export.associated_files import flatbuffer_part, read_all
+    from sensorium.runtime.tflite import flatbuffer_part, read_all
 
     data = (exported / "model-int8.tflite").read_bytes()
     files = read_all(data)
@@ -184,7 +184,7 @@ def test_parity_failure_rejects_the_file(run_dir, tmp_path, capsys, monkeypatch)
     import keras
 
     from sensorium.export import tflite
-    from sensorium.models.image_classifier import ImageClassifierSpec, build_image_classifier
+    from sensorium.models.image import ImageClassifierSpec, build_image_classifier
 
     real_convert = tflite.convert
 
@@ -207,7 +207,7 @@ def test_model_outside_builtins_fails_naming_the_ops(tmp_path):
     import tensorflow as tf
 
     from sensorium.export.tflite import convert
-    from sensorium.pipelines.common.errors import ModelError
+    from sensorium.runtime.errors import ModelError
 
     class Determinant(keras.layers.Layer):  # tf.linalg.det has no TFLite builtin kernel
         def call(self, x):

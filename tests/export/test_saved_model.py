@@ -13,7 +13,7 @@ from PIL import Image
 def tiny_model():
     import keras
 
-    from sensorium.models.image_classifier import ImageClassifierSpec, build_image_classifier
+    from sensorium.models.image import ImageClassifierSpec, build_image_classifier
 
     keras.utils.set_random_seed(0)
     spec = ImageClassifierSpec(image_size=(16, 16), channels=3, widths=(4, 8))

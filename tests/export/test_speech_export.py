@@ -24,12 +24,12 @@ def run_dir(tmp_path_factory, tone_speech):
     8 test), its model trained in-process for ~10 s."""
     import keras
 
-    from sensorium.models.speech_recognizer import SpeechRecognizerSpec, build_speech_recognizer, ctc_loss
+    from sensorium.models.speech import SpeechRecognizerSpec, build_speech_recognizer, ctc_loss
     from sensorium.pipelines.common.config import config_to_dict
     from sensorium.pipelines.common.rundir import RunDir
     from sensorium.pipelines.speech.config import SpeechConfig, SpeechDataConfig
     from sensorium.pipelines.speech.data import feature_statistics, load_speech_split, pad_batch
-    from sensorium.pipelines.speech.text import ALPHABET
+    from sensorium.runtime.transcripts import ALPHABET
 
     root = tmp_path_factory.mktemp("speech-export")
     rng = np.random.default_rng(0)
@@ -62,7 +62,7 @@ def test_split(run_dir):
     """The run's @test utterances (the default parity data) and Keras's greedy transcripts of them."""
     from sensorium.export.speech import SpeechExportSource
     from sensorium.pipelines.common.artifacts import inspect_artifact
-    from sensorium.pipelines.speech.decode import greedy_decode
+    from sensorium.runtime.ctc import greedy_decode
 
     source = SpeechExportSource.load(inspect_artifact(run_dir))
     items = source.evaluation_data(None)
@@ -116,7 +116,7 @@ class Block:
             raise ImportError("blocked: " + name)
 sys.meta_path.insert(0, Block())
 import numpy as np
-from sensorium.export.edge_speech import EdgeSpeechRecognizer
+from sensorium.runtime.speech import EdgeSpeechRecognizer
 waves = np.load({str(tmp_path / 'waves.npy')!r}, allow_pickle=True)
 out = {{}}
 for name in ("float32", "float16", "int8"):
@@ -154,8 +154,8 @@ def test_saved_model_reloads_and_matches_keras(exported, test_split):
 def test_manifest_travels_inside(exported):
     from ai_edge_litert.interpreter import Interpreter
 
-    from sensorium.export.associated_files import flatbuffer_part, read_all
-    from sensorium.pipelines.speech.text import ALPHABET
+    from sensorium.runtime.tflite import flatbuffer_part, read_all
+    from sensorium.runtime.transcripts import ALPHABET
 
     data = (exported / "model-int8.tflite").read_bytes()
     meta = json.loads(read_all(data)["sensorium.json"])
@@ -173,8 +173,8 @@ def test_parity_failure_rejects_the_file(run_dir, tmp_path, capsys, monkeypatch)
     import keras
 
     from sensorium.export.speech import SpeechExportSource
-    from sensorium.models.speech_recognizer import SpeechRecognizerSpec, build_speech_recognizer
-    from sensorium.pipelines.speech.text import ALPHABET
+    from sensorium.models.speech import SpeechRecognizerSpec, build_speech_recognizer
+    from sensorium.runtime.transcripts import ALPHABET
 
     real = SpeechExportSource.to_tflite
 

@@ -17,7 +17,7 @@ def module_dir(tmp_path_factory):
     import keras
 
     from sensorium.export.hub_module import write_hub_module
-    from sensorium.models.image_classifier import ImageClassifierSpec, build_image_classifier
+    from sensorium.models.image import ImageClassifierSpec, build_image_classifier
 
     keras.utils.set_random_seed(0)
     model = build_image_classifier(ImageClassifierSpec(image_size=(16, 16), channels=3, widths=(4, 8)), 2)
@@ -63,7 +63,7 @@ def test_local_module_size_from_metadata_then_signature(module_dir, tmp_path):
 def test_dynamic_size_module_needs_an_explicit_size(tmp_path):
     import tensorflow as tf
 
-    from sensorium.models.image_classifier import ImageClassifierSpec, resolve_image_size
+    from sensorium.models.image import ImageClassifierSpec, resolve_image_size
 
     class Pooler(tf.Module):
         def __init__(self):

@@ -11,7 +11,7 @@ def module_dir(tmp_path_factory):
     import keras
 
     from sensorium.export.hub_module import write_hub_module
-    from sensorium.models.image_classifier import ImageClassifierSpec, build_image_classifier
+    from sensorium.models.image import ImageClassifierSpec, build_image_classifier
 
     keras.utils.set_random_seed(0)
     spec = ImageClassifierSpec(image_size=(16, 16), channels=3, widths=(4, 8), augmentation={"rotation": 0.05})
@@ -122,7 +122,7 @@ def test_registered_name_resolves_from_the_hub_cache(module_dir, tmp_path, monke
     import shutil
 
     from sensorium.models.backbones.registry import HUB_BACKBONES
-    from sensorium.models.image_classifier import ImageClassifierSpec, build_image_classifier
+    from sensorium.models.image import ImageClassifierSpec, build_image_classifier
 
     handle = HUB_BACKBONES.get("mobilenet_v3_small").handle
     shutil.copytree(module_dir, tmp_path / hashlib.sha1(handle.encode()).hexdigest())  # tensorflow_hub's cache layout

@@ -16,7 +16,7 @@ BUILTIN = "builtin:mnist@test[:200]"
 
 
 def _mnist_or_skip() -> None:
-    from sensorium.pipelines.common.builtin_data import mnist_cache_path
+    from sensorium.pipelines.datasets.mnist import mnist_cache_path
 
     if not mnist_cache_path().is_file():
         pytest.skip(f"builtin:mnist is not cached at {mnist_cache_path()} (run `sensorium data mnist`)")
@@ -34,8 +34,8 @@ def manifest(tmp_path_factory) -> Path:
     from PIL import Image
 
     from sensorium.pipelines.common.artifacts import inspect_artifact
-    from sensorium.pipelines.common.builtin_data import load_mnist
-    from sensorium.pipelines.image_classification.batch import ImageBatchTask
+    from sensorium.pipelines.datasets.mnist import load_mnist
+    from sensorium.pipelines.image.batch import ImageBatchTask
 
     test = load_mnist()["test"]
     root = tmp_path_factory.mktemp("mnist-manifest")
@@ -58,7 +58,7 @@ def manifest(tmp_path_factory) -> Path:
 @pytest.fixture
 def listing_failure(monkeypatch):
     """Make the image task's listing report one more item that failed while listing (payload None)."""
-    from sensorium.pipelines.image_classification.batch import ImageBatchTask
+    from sensorium.pipelines.image.batch import ImageBatchTask
 
     original = ImageBatchTask.list_items
 
@@ -73,7 +73,7 @@ def listing_failure(monkeypatch):
 # === fast: no pipeline runs ===
 def test_pipeline_flags():
     from sensorium.pipelines.batch.beam import pipeline_flags
-    from sensorium.pipelines.common.errors import UsageError
+    from sensorium.runtime.errors import UsageError
 
     assert pipeline_flags("DirectRunner") == ["--runner=DirectRunner", "--direct_num_workers=1"]
     assert pipeline_flags("DirectRunner", ["direct_num_workers=2"]) == ["--runner=DirectRunner",
@@ -90,7 +90,7 @@ def test_pipeline_flags():
 
 def test_missing_beam_is_one_line(monkeypatch, tmp_path):
     from sensorium.pipelines.batch import beam
-    from sensorium.pipelines.common.errors import MissingExtraError
+    from sensorium.runtime.errors import MissingExtraError
 
     monkeypatch.setattr(beam, "HAVE_BEAM", False)
     with pytest.raises(MissingExtraError, match=r'pip install "sensorium\[beam\]"'):
@@ -114,7 +114,7 @@ def test_cli_runner_usage_errors(tmp_path, capsys):
 def test_unknown_pipeline_option_and_runner(tmp_path):
     pytest.importorskip("apache_beam")
     from sensorium.pipelines.batch.beam import run_beam
-    from sensorium.pipelines.common.errors import UsageError
+    from sensorium.runtime.errors import UsageError
 
     with pytest.raises(UsageError, match="unknown Beam pipeline option: projct"):
         run_beam(MODEL, BUILTIN, tmp_path / "a", pipeline_options=["projct=p"])
@@ -183,8 +183,8 @@ def test_worker_failure_is_one_line(monkeypatch, tmp_path):
     pytest.importorskip("apache_beam")
     _mnist_or_skip()
     from sensorium.pipelines.batch.beam import run_beam
-    from sensorium.pipelines.common.errors import ModelError
-    from sensorium.pipelines.image_classification.batch import ImageBatchTask
+    from sensorium.runtime.errors import ModelError
+    from sensorium.pipelines.image.batch import ImageBatchTask
 
     def broken(self, artifact):
         raise ModelError(f"{artifact.path}: cannot load the model (test)")

@@ -18,7 +18,7 @@ from PIL import Image
 
 from sensorium.apps import main as sensorium_app
 from sensorium.pipelines.batch.job import RESULTS_FILE, merge_shards, parse_shard, read_results, run_job
-from sensorium.pipelines.common.errors import DataError, UsageError
+from sensorium.runtime.errors import DataError, UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "assets" / "models" / "mnist"
@@ -51,7 +51,7 @@ def test_job_writes_records_metrics_and_report(reference, tmp_path):
     assert {"id", "reference", "label", "score", "probabilities"} <= set(records[0])
     assert result["count"] == 600 and result["metrics"]["failed"] == 0
     assert json.loads((out / "metrics.json").read_text()) == result
-    from sensorium.pipelines.image_classification.evaluate import evaluate
+    from sensorium.pipelines.image.evaluate import evaluate
 
     quick = evaluate(MODEL, DIGITS, out=tmp_path / "quick")  # the in-memory evaluation: the same numbers
     for key in ("accuracy", "top_5_accuracy", "macro_f1", "per_class", "confusion_matrix"):
@@ -71,7 +71,7 @@ def test_job_writes_records_metrics_and_report(reference, tmp_path):
 @pytest.fixture
 def manifest(tmp_path) -> Path:
     """60 real digits (3s and 7s) as PNG files listed in a CSV; 6 are corrupt or missing."""
-    from sensorium.pipelines.common.builtin_data import load_mnist
+    from sensorium.pipelines.datasets.mnist import load_mnist
 
     items = load_mnist()["test"]
     picked = [i for i in range(len(items.ids)) if items.label_names[items.labels[i]] == "3"][:30]
@@ -90,7 +90,7 @@ def manifest(tmp_path) -> Path:
 
 
 def test_unreadable_items_are_recorded_and_the_job_goes_on(manifest, tmp_path):
-    from sensorium.pipelines.image_classification.evaluate import evaluate
+    from sensorium.pipelines.image.evaluate import evaluate
 
     result = run_job(MODEL, str(manifest), tmp_path / "job", batch_size=4, progress=False)
     records = _records(tmp_path / "job")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sensorium.pipelines.batch.job import RESULTS_FILE, run_job
-from sensorium.pipelines.common.errors import UsageError
+from sensorium.runtime.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[2]
 SENTIMENT = ROOT / "assets" / "models" / "sentiment"

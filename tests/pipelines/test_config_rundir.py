@@ -2,12 +2,12 @@ import json
 
 import pytest
 
-from sensorium.pipelines.common.atomic import atomic_path, atomic_write_text
+from sensorium.runtime.atomic import atomic_path, atomic_write_text
 from sensorium.pipelines.common.config import config_to_dict, resolve_config
-from sensorium.pipelines.common.errors import ModelError, UsageError
-from sensorium.pipelines.common.registry import Registry, RegistryError
+from sensorium.runtime.errors import ModelError, UsageError
+from sensorium.runtime.registry import Registry, RegistryError
 from sensorium.pipelines.common.rundir import RunDir
-from sensorium.pipelines.image_classification.config import ImageClassificationConfig
+from sensorium.pipelines.image.config import ImageClassificationConfig
 
 
 def test_config_file_then_flags(tmp_path):

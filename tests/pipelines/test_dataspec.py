@@ -1,7 +1,7 @@
 import pytest
 
 from sensorium.pipelines.common.dataspec import SplitSlice, parse_spec
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 
 
 def test_builtin_and_split_with_slice():

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from sensorium.apps import main as sensorium_app
-from sensorium.pipelines.common.errors import ModelError
+from sensorium.runtime.errors import ModelError
 from sensorium.pipelines.common.rundir import RunDir
 
 pytestmark = pytest.mark.slow

@@ -150,7 +150,7 @@ def test_gan_resume_after_interrupt_restores_both_optimizers(image_folder, small
 
 
 def test_bad_input_is_one_line(image_folder, tmp_path, capsys):
-    from sensorium.pipelines.common.errors import ModelError
+    from sensorium.runtime.errors import ModelError
     from sensorium.pipelines.generative.modeling import load_generative
 
     cases = [
@@ -172,7 +172,7 @@ def test_metric_helpers():
     from sensorium.pipelines.generative.data import take_pixels
     from sensorium.pipelines.generative.evaluate import auroc, frechet_distance
     from sensorium.pipelines.generative.images import image_grid, psnr, to_pixels
-    from sensorium.pipelines.image_classification.data import ImageSplit
+    from sensorium.pipelines.image.data import ImageSplit
 
     rng = np.random.default_rng(0)
     a = rng.normal(0.0, 1.0, (20000, 1))

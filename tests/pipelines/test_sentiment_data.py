@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from sensorium.pipelines.common.dataspec import parse_spec
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 from sensorium.pipelines.sentiment.config import TextDataConfig
 from sensorium.pipelines.sentiment.data import class_weights, load_text_split, load_train_validation
 from sensorium.pipelines.sentiment.sources import load_text_items, read_table
-from sensorium.pipelines.text.inputs import MAX_CHARS, text_items
+from sensorium.runtime.text_io import MAX_CHARS, text_items
 
 
 def _write(path, text: str, encoding: str = "utf-8"):

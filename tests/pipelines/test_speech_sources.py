@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sensorium.pipelines.common.errors import DataError
+from sensorium.runtime.errors import DataError
 from sensorium.pipelines.speech.sources import load_utterances
 
 

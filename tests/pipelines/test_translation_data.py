@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from sensorium.pipelines.common.dataspec import parse_spec
-from sensorium.pipelines.common.errors import DataError
-from sensorium.pipelines.translation.catalogs import (
+from sensorium.runtime.errors import DataError
+from sensorium.pipelines.datasets.catalogs import (
     CatalogPair, catalog_language, language_matches, po_header, read_mo, read_po,
 )
-from sensorium.pipelines.translation.corpus import build_ui_corpus, default_ui_corpus_dir, read_ui_corpus
+from sensorium.pipelines.datasets.ui_de import build_ui_corpus, default_ui_corpus_dir, read_ui_corpus
 from sensorium.pipelines.translation.sources import (
     escape_tsv, grouped_split, load_parallel, normalise_source, read_pairs_table, unescape_tsv,
 )
@@ -404,7 +404,7 @@ def test_corpus_rebuild_with_overwrite(tmp_path, wheels):
 
 
 def test_corpus_download_failure_is_one_line(tmp_path, monkeypatch):
-    from sensorium.pipelines.translation import corpus
+    from sensorium.pipelines.datasets import ui_de as corpus
 
     calls = []
 
@@ -494,7 +494,7 @@ def debian_mirror(tmp_path):
 
 
 def test_build_debian_corpus_from_a_local_mirror(tmp_path, debian_mirror):
-    from sensorium.pipelines.translation.debian import build_debian_corpus, read_debian_corpus
+    from sensorium.pipelines.datasets.debian_de import build_debian_corpus, read_debian_corpus
 
     out = build_debian_corpus(tmp_path / "deb", mirror=debian_mirror, max_deb_bytes=10**6, workers=2)
     meta = json.loads((out / "corpus.json").read_text())
@@ -522,7 +522,7 @@ def test_build_debian_corpus_from_a_local_mirror(tmp_path, debian_mirror):
 
 
 def test_debian_corpus_errors(tmp_path, monkeypatch, debian_mirror):
-    from sensorium.pipelines.translation.debian import build_debian_corpus, default_debian_corpus_dir
+    from sensorium.pipelines.datasets.debian_de import build_debian_corpus, default_debian_corpus_dir
 
     with pytest.raises(DataError, match=r"^cannot download file:///nowhere/dists/bookworm/main/Contents-all.gz"):
         build_debian_corpus(tmp_path / "deb", mirror="file:///nowhere")
@@ -630,7 +630,7 @@ def test_tfds_translation_feature(monkeypatch):
 
 
 def test_training_epochs_take_a_fresh_sample_of_the_extra_pairs():
-    from sensorium.pipelines.text.tokenizer import SubwordTokenizer
+    from sensorium.runtime.tokenizer import SubwordTokenizer
     from sensorium.pipelines.translation.data import ParallelSplit, Tokenizers
 
     main = ParallelSplit("main", "train", [f"Item {i}" for i in range(40)], [f"Eintrag {i}" for i in range(40)],

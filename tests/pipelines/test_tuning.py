@@ -11,8 +11,8 @@ import pytest
 
 from sensorium.apps import main as sensorium_app
 from sensorium.pipelines.common.config import config_from_dict, config_to_dict, resolve_config
-from sensorium.pipelines.common.errors import UsageError
-from sensorium.pipelines.common.tasks import TASKS
+from sensorium.runtime.errors import UsageError
+from sensorium.runtime.tasks import TASKS
 from sensorium.pipelines.tuning.space import Choice, Float, Int, SearchSpace
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -102,7 +102,7 @@ def test_bad_space_files_fail_with_one_line(data, message):
 @pytest.fixture()
 def counted_training(monkeypatch):
     """Counts, per trial directory, the calls of the image task's train function."""
-    import sensorium.pipelines.image_classification.train as image_train
+    import sensorium.pipelines.image.train as image_train
 
     real = image_train.train
     calls: list[tuple[str, bool]] = []
@@ -122,7 +122,7 @@ def tune(argv, capsys):
 
 
 def test_two_trial_search_writes_a_loadable_best_config(image_folder, tmp_path, capsys, counted_training):
-    from sensorium.pipelines.image_classification.config import ImageClassificationConfig
+    from sensorium.pipelines.image.config import ImageClassificationConfig
 
     out = tmp_path / "tune"
     code, stdout, _ = tune(["--data", str(image_folder), "--out", str(out), "--algorithm", "random",
@@ -167,7 +167,7 @@ def test_two_trial_search_writes_a_loadable_best_config(image_folder, tmp_path, 
 
 def test_resume_after_an_interrupt_keeps_finished_trials(image_folder, tmp_path, capsys, monkeypatch,
                                                          counted_training):
-    import sensorium.pipelines.image_classification.train as image_train
+    import sensorium.pipelines.image.train as image_train
 
     out = tmp_path / "tune"
     argv = ["--data", str(image_folder), "--out", str(out), "--algorithm", "random", "--max-trials", "3",
@@ -216,7 +216,7 @@ def test_budget_cut_trial_resumes_from_its_last_epoch(image_folder, tmp_path, ca
     manifest = json.loads((out / "trials" / "0001" / "sensorium.json").read_text())
     assert manifest["status"] == "training"
     monkeypatch.undo()
-    import sensorium.pipelines.image_classification.train as image_train
+    import sensorium.pipelines.image.train as image_train
 
     real = image_train.train
     calls = []

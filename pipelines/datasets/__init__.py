@@ -1,0 +1,1 @@
+"""Dataset builders: what packages ship, turned into Sensorium datasets (set-up time)."""

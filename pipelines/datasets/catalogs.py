@@ -1,0 +1,434 @@
+"""gettext catalogues (.po text, .mo binary) read as (source, target) pairs, without third-party libraries.
+
+A catalogue translates the program's own messages (`msgid`, usually English) into one language
+(`msgstr`). Only real translations become pairs: the header entry, entries flagged `fuzzy` (a
+machine guess awaiting review), obsolete entries (`#~`) and untranslated entries are skipped. A
+plural entry gives two pairs: (msgid, msgstr[0]) and (msgid_plural, msgstr[1]).
+
+Zope/Plone catalogues use symbolic message ids (`label_title`) and keep the English text in an
+extracted comment (`#. Default: "Title"`); `read_po` uses that default text as the source when it
+is there. Compiled .mo files do not keep it, so their source is the message id.
+"""
+from __future__ import annotations
+
+import codecs
+import logging
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+
+from sensorium.runtime.errors import DataError
+
+log = logging.getLogger(__name__)
+
+MO_MAGIC = 0x950412DE
+HEADER_SCAN_BYTES = 65536  # the header entry comes first; translator comments above it are short
+
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'", "?": "?",
+            "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
+_STRING_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_ESCAPE_RE = re.compile(r"\\(x[0-9A-Fa-f]{1,2}|[0-7]{1,3}|.)")
+_KEYWORD_RE = re.compile(r"^(msgctxt|msgid_plural|msgid|msgstr)(?:\[(\d+)\])?(?=[\s\"]|$)\s*(.*)$")
+_CHARSET_RE = re.compile(rb'"Content-Type:[^"\n]*charset=([A-Za-z0-9_.:\-]+)')
+_LANGUAGE_RE = re.compile(rb'^"Language:[ \t]*([A-Za-z0-9_@\-]*)[ \t]*\\n"', re.MULTILINE)
+_LANG_DIR_RE = re.compile(r"^[a-z]{2,3}(?:[_-][A-Za-z0-9]+)?(?:@[A-Za-z0-9]+)?$")
+
+
+@dataclass(frozen=True)
+class CatalogPair:
+    """One translated message: `ref` is `FILE.po:LINE` (the msgid's line) or `FILE.mo:INDEX`."""
+
+    source: str
+    target: str
+    context: str | None
+    ref: str
+
+
+class _Malformed(Exception):
+    """A syntax error at the current line (internal; becomes a DataError with the line number)."""
+
+
+# === .po ===
+def _unquote(text: str) -> str:
+    """The value of the C string literal that is the whole of `text` (escapes resolved)."""
+    m = _STRING_RE.match(text)
+    if not m:
+        if text.startswith('"'):
+            raise _Malformed("a string never closes")
+        raise _Malformed(f"expected a quoted string, got {text[:30]!r}")
+    rest = text[m.end():].strip()
+    if rest:
+        raise _Malformed(f"text after the closing quote: {rest[:30]!r}")
+    body = m.group(1)
+    return _ESCAPE_RE.sub(_unescape_one, body) if "\\" in body else body
+
+
+def _unescape_one(m: re.Match[str]) -> str:
+    e = m.group(1)
+    if e in _ESCAPES:
+        return _ESCAPES[e]
+    if e[0] == "x" and len(e) > 1:
+        return chr(int(e[1:], 16))
+    if e[0] in "01234567":
+        return chr(int(e, 8))
+    raise _Malformed(f"unknown escape \\{e}")
+
+
+@dataclass
+class _Entry:
+    start: int = 0  # first line of the entry (comments included)
+    line: int = 0  # msgid line
+    plural_line: int = 0
+    context: str | None = None
+    msgid: str | None = None
+    plural: str | None = None
+    strs: dict[int, str] = field(default_factory=dict)
+    plain_msgstr: bool = False
+    indexed_msgstr: bool = False
+    flags: set[str] = field(default_factory=set)
+    default: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.msgid is None and self.context is None and not self.flags and self.default is None
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.strs) or self.plain_msgstr or self.indexed_msgstr
+
+
+class _PoParser:
+    """A line-based parser of the GNU .po syntax; `pairs` and `header` after `feed`."""
+
+    def __init__(self, name: str, use_default: bool) -> None:
+        self.name = name
+        self.use_default = use_default
+        self.pairs: list[CatalogPair] = []
+        self.header: str | None = None
+        self.entry = _Entry()
+        self.cont: tuple[str, int] | None = None  # what a bare "..." line continues
+
+    def feed(self, lines: list[str]) -> None:
+        for lineno, raw in enumerate(lines, start=1):
+            self.lineno = lineno
+            line = raw.strip()
+            if not line:
+                if self.cont and self.cont[0] == "default":
+                    self.cont = None  # a #. Default: text ends at a blank line
+                continue
+            if line.startswith("#"):
+                self._comment(line)
+            elif line.startswith('"'):
+                self._continue(line)
+            else:
+                m = _KEYWORD_RE.match(line)
+                if not m:
+                    raise _Malformed(f"unexpected line {line[:40]!r}")
+                self._keyword(m.group(1), m.group(2), m.group(3))
+        self.lineno = len(lines)
+        self._finish(at_end=True)
+
+    def _start_new_if_done(self) -> None:
+        if self.entry.complete:
+            self._finish()
+
+    def _comment(self, line: str) -> None:
+        if self.entry.msgid is not None and not self.entry.complete:
+            raise _Malformed("comment between msgid and msgstr")
+        self._start_new_if_done()
+        if self.entry.empty:
+            self.entry.start = self.lineno
+        self.cont = None
+        if line.startswith("#~"):  # obsolete: drop it and the comments that went with it
+            self.entry = _Entry()
+            return
+        if line.startswith("#,"):
+            self.entry.flags.update(f.strip() for f in line[2:].split(",") if f.strip())
+        elif line.startswith("#."):
+            text = line[2:].strip()
+            if text.startswith("Default:"):
+                self.entry.default = _unquote(text[len("Default:"):].strip())
+                self.cont = ("default", 0)
+            elif text.startswith('"') and self.entry.default is not None:
+                self.entry.default += _unquote(text)  # a multi-line default: #. "..." lines
+                self.cont = ("default", 0)
+
+    def _keyword(self, kw: str, index: str | None, rest: str) -> None:
+        e = self.entry
+        if index is not None and kw != "msgstr":
+            raise _Malformed(f"{kw} takes no [index]")
+        value = _unquote(rest)
+        if kw == "msgctxt":
+            self._start_new_if_done()
+            e = self.entry
+            if e.msgid is not None:
+                raise _Malformed("msgctxt after msgid")
+            if e.context is not None:
+                raise _Malformed("two msgctxt lines in one entry")
+            if e.empty:
+                e.start = self.lineno
+            e.context = value
+            self.cont = ("context", 0)
+        elif kw == "msgid":
+            self._start_new_if_done()
+            e = self.entry
+            if e.msgid is not None:
+                raise _Malformed("msgid without msgstr before it")
+            if e.empty:
+                e.start = self.lineno
+            e.msgid, e.line = value, self.lineno
+            self.cont = ("msgid", 0)
+        elif kw == "msgid_plural":
+            if e.msgid is None:
+                raise _Malformed("msgid_plural before msgid")
+            if e.complete or e.plural is not None:
+                raise _Malformed("msgid_plural out of place")
+            e.plural, e.plural_line = value, self.lineno
+            self.cont = ("plural", 0)
+        else:  # msgstr / msgstr[N]
+            if e.msgid is None:
+                raise _Malformed("msgstr before msgid")
+            if index is None:
+                if e.plural is not None:
+                    raise _Malformed("msgid_plural needs msgstr[N], not msgstr")
+                if e.complete:
+                    raise _Malformed("a second msgstr")
+                e.plain_msgstr = True
+                n = 0
+            else:
+                if e.plural is None:
+                    raise _Malformed(f"msgstr[{index}] without msgid_plural")
+                n = int(index)
+                if n in e.strs:
+                    raise _Malformed(f"a second msgstr[{n}]")
+                e.indexed_msgstr = True
+            e.strs[n] = value
+            self.cont = ("msgstr", n)
+
+    def _continue(self, line: str) -> None:
+        if self.cont is None:
+            raise _Malformed("a string line without a keyword before it")
+        what, n = self.cont
+        value = _unquote(line)
+        e = self.entry
+        if what == "context":
+            e.context = (e.context or "") + value
+        elif what == "msgid":
+            e.msgid = (e.msgid or "") + value
+        elif what == "plural":
+            e.plural = (e.plural or "") + value
+        elif what == "default":
+            e.default = (e.default or "") + value
+        else:
+            e.strs[n] += value
+
+    def _finish(self, at_end: bool = False) -> None:
+        e = self.entry
+        self.entry, self.cont = _Entry(), None
+        if e.msgid is None:
+            if e.context is not None:
+                raise _Malformed("msgctxt without msgid")
+            return  # comments only (e.g. at the end of the file)
+        if not e.complete:
+            if at_end:
+                raise _Malformed(f"the entry at line {e.line} has no msgstr")
+            raise _Malformed("msgid without msgstr")
+        if e.msgid == "" and e.context is None:
+            self.header = e.strs.get(0, "")
+            return
+        if "fuzzy" in e.flags:
+            return
+        source = e.default if self.use_default and e.default else e.msgid
+        if source and e.strs.get(0):
+            self.pairs.append(CatalogPair(source, e.strs[0], e.context, f"{self.name}:{e.line}"))
+        if e.plural and e.strs.get(1):
+            self.pairs.append(CatalogPair(e.plural, e.strs[1], e.context, f"{self.name}:{e.plural_line}"))
+
+
+def _po_charset(data: bytes, where: str) -> str:
+    m = _CHARSET_RE.search(data[:HEADER_SCAN_BYTES])
+    charset = m.group(1).decode("ascii") if m else "utf-8"
+    if charset.upper() == "CHARSET":  # an unfilled template header
+        charset = "utf-8"
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise DataError(f"{where}: unknown charset '{charset}' in the .po header") from None
+    return charset
+
+
+def _decode(data: bytes, charset: str, where: str) -> str:
+    if charset.replace("-", "").replace("_", "").lower() == "utf8":
+        charset = "utf-8-sig"  # tolerate a byte-order mark
+    try:
+        return data.decode(charset)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{where}: not valid {charset.replace('-sig', '')} text (byte {exc.object[exc.start]:#04x} "
+                        f"at offset {exc.start}); fix the file or its header's charset") from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _parse_po(path: str | PurePath, data: bytes | None, use_default: bool) -> _PoParser:
+    path_str = str(path)
+    if data is None:
+        data = _read_bytes(Path(path))
+    text = _decode(data, _po_charset(data, path_str), path_str)
+    parser = _PoParser(PurePath(path).name, use_default)
+    try:
+        parser.feed(text.splitlines())
+    except _Malformed as exc:
+        raise DataError(f"{path_str}:{parser.lineno}: malformed .po file ({exc})") from None
+    return parser
+
+
+def read_po(path: str | PurePath, data: bytes | None = None, *, use_default: bool = True) -> list[CatalogPair]:
+    """The translated pairs of a .po file (`data`: its bytes, when it is not on disk, e.g. in a zip).
+
+    Honours the header's charset; a file that does not decode or parse raises a one-line DataError
+    naming the line. With `use_default`, a `#. Default: "..."` comment replaces the msgid as source.
+    """
+    return _parse_po(path, data, use_default).pairs
+
+
+def po_header(path: str | PurePath, data: bytes | None = None) -> dict[str, str]:
+    """The header fields of a .po file (`Language`, `Plural-Forms`, ...); {} when it has none."""
+    return _header_fields(_parse_po(path, data, False).header or "")
+
+
+def _header_fields(header: str) -> dict[str, str]:
+    fields = {}
+    for line in header.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip():
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+# === .mo ===
+def _mo_strings(data: bytes, where: str) -> list[tuple[bytes, bytes]]:
+    """(original, translation) byte strings of a GNU .mo file, in table order."""
+    if len(data) < 28:
+        raise DataError(f"{where}: not a .mo file (only {len(data)} bytes)")
+    (magic,) = struct.unpack("<I", data[:4])
+    if magic == MO_MAGIC:
+        order = "<"
+    elif magic == int.from_bytes(MO_MAGIC.to_bytes(4, "little"), "big"):
+        order = ">"
+    else:
+        raise DataError(f"{where}: not a .mo file (bad magic number {magic:#010x})")
+    try:
+        revision, count, orig_at, trans_at = struct.unpack_from(order + "4I", data, 4)
+        if revision >> 16 > 1:
+            raise DataError(f"{where}: unsupported .mo revision {revision >> 16}")
+        out = []
+        for i in range(count):
+            olen, ooff = struct.unpack_from(order + "2I", data, orig_at + 8 * i)
+            tlen, toff = struct.unpack_from(order + "2I", data, trans_at + 8 * i)
+            if ooff + olen > len(data) or toff + tlen > len(data):
+                raise DataError(f"{where}: corrupt .mo file (string {i} points past the end)")
+            out.append((data[ooff:ooff + olen], data[toff:toff + tlen]))
+    except struct.error:
+        raise DataError(f"{where}: corrupt .mo file (truncated string table)") from None
+    return out
+
+
+def _mo_header(strings: list[tuple[bytes, bytes]]) -> str:
+    for orig, trans in strings:
+        if orig == b"":
+            return trans.decode("utf-8", errors="replace")
+    return ""
+
+
+def read_mo(path: str | PurePath, data: bytes | None = None) -> list[CatalogPair]:
+    """The translated pairs of a compiled .mo file (msgfmt leaves out fuzzy and untranslated entries).
+
+    Decodes with the header's charset (UTF-8 when none); `ref` is `FILE.mo:INDEX` (table index).
+    """
+    where = str(path)
+    if data is None:
+        data = _read_bytes(Path(path))
+    strings = _mo_strings(data, where)
+    charset = _header_fields(_mo_header(strings)).get("Content-Type", "").partition("charset=")[2].strip() or "utf-8"
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise DataError(f"{where}: unknown charset '{charset}' in the .mo header") from None
+    name = PurePath(path).name
+    pairs: list[CatalogPair] = []
+    for i, (orig, trans) in enumerate(strings):
+        try:
+            key, value = orig.decode(charset), trans.decode(charset)
+        except UnicodeDecodeError:
+            raise DataError(f"{where}: string {i} is not valid {charset} text") from None
+        context: str | None = None
+        if "\x04" in key:
+            context, key = key.split("\x04", 1)
+        if key == "" and context is None:
+            continue  # the header
+        ids, strs = key.split("\x00"), value.split("\x00")
+        ref = f"{name}:{i}"
+        if ids[0] and strs[0]:
+            pairs.append(CatalogPair(ids[0], strs[0], context, ref))
+        if len(ids) > 1 and ids[1] and len(strs) > 1 and strs[1]:
+            pairs.append(CatalogPair(ids[1], strs[1], context, ref + "p"))
+    return pairs
+
+
+# === Language ===
+def language_from_path(path: str | PurePath) -> str | None:
+    """The language folder right above `LC_MESSAGES` (`de`, `de_DE`, `pt_BR`, `sr@latin`), if any."""
+    parts = PurePath(path).parts
+    for i in range(len(parts) - 1, 0, -1):
+        if parts[i] == "LC_MESSAGES" and _LANG_DIR_RE.match(parts[i - 1]):
+            return parts[i - 1]
+    return None
+
+
+def catalog_language(path: str | PurePath, data: bytes | None = None) -> str | None:
+    """A catalogue's language: from its path (`.../de_DE/LC_MESSAGES/x.po`), else its header's `Language:`."""
+    found = language_from_path(path)
+    if found:
+        return found
+    try:
+        if data is None:
+            data = Path(path).read_bytes()
+    except OSError:
+        return None
+    if str(path).lower().endswith(".mo"):
+        try:
+            lang = _header_fields(_mo_header(_mo_strings(data, str(path)))).get("Language", "")
+        except DataError:
+            return None
+        return lang or None
+    m = _LANGUAGE_RE.search(data[:HEADER_SCAN_BYTES])
+    return m.group(1).decode("ascii") or None if m else None
+
+
+def normalise_language(code: str) -> str:
+    """`de-DE` -> `de_de` (lower case, `_` separator) for comparisons."""
+    return code.strip().replace("-", "_").lower()
+
+
+def base_language(code: str) -> str:
+    """`de_DE` -> `de`, `sr@latin` -> `sr`."""
+    return re.split(r"[_@]", normalise_language(code), maxsplit=1)[0]
+
+
+def language_matches(found: str | None, wanted: str) -> bool:
+    """`wanted` = `de` matches de, de_DE, de_AT, ...; `wanted` = `pt_BR` matches only pt_BR (any case/separator)."""
+    if not found:
+        return False
+    if re.search(r"[_@]", normalise_language(wanted)):
+        return normalise_language(found) == normalise_language(wanted)
+    return base_language(found) == normalise_language(wanted)
+
+
+__all__ = ["CatalogPair", "base_language", "catalog_language", "language_from_path", "language_matches",
+           "normalise_language", "po_header", "read_mo", "read_po"]

@@ -1,0 +1,87 @@
+"""CTC decoding in numpy (no TensorFlow), shared by the Keras path and the edge runner.
+
+Vocabulary: id 0 is the CTC blank (and label padding); ids 1..len(alphabet) are the characters of
+the alphabet (default `ALPHABET`: space, apostrophe, a-z; a model's own alphabet travels in its
+metadata). Decoders take per-frame log-probabilities or probabilities `(T, V)` of one utterance and
+return text.
+"""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from sensorium.runtime.transcripts import ALPHABET
+
+BLANK = 0
+VOCAB_SIZE = len(ALPHABET) + 1  # characters + blank
+_CHAR_TO_ID = {c: i + 1 for i, c in enumerate(ALPHABET)}
+
+
+def encode_text(text: str) -> list[int]:
+    """Normalised text -> label ids (1..VOCAB_SIZE-1); characters outside the alphabet are an error."""
+    try:
+        return [_CHAR_TO_ID[c] for c in text]
+    except KeyError as exc:
+        raise ValueError(f"character {exc.args[0]!r} is not in the speech alphabet; normalise the transcript first") from None
+
+
+def decode_ids(ids, alphabet: str = ALPHABET) -> str:
+    """Label ids (no blanks) -> text."""
+    return "".join(alphabet[i - 1] for i in ids if 0 < i <= len(alphabet))
+
+
+def greedy_decode(scores: np.ndarray, length: int | None = None, alphabet: str = ALPHABET) -> str:
+    """Best path: argmax per frame, merge repeats, drop blanks. `scores` (T, V), any monotone scale."""
+    scores = np.asarray(scores)[: length or len(scores)]
+    if len(scores) == 0:
+        return ""
+    best = scores.argmax(-1)  # (T,)
+    keep = np.ones_like(best, dtype=bool)
+    keep[1:] = best[1:] != best[:-1]
+    return decode_ids([int(i) for i in best[keep] if i != BLANK], alphabet)
+
+
+def _logsumexp(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    m = max(a, b)
+    return m + math.log1p(math.exp(-abs(a - b)))
+
+
+def beam_search_decode(log_probs: np.ndarray, beam: int = 8, length: int | None = None,
+                       prune: float = -12.0, alphabet: str = ALPHABET) -> str:
+    """CTC prefix beam search over log-probabilities `(T, V)` (log-softmax outputs).
+
+    Keeps `beam` prefixes, each with the log-probability of ending in blank and in non-blank;
+    characters whose frame log-probability is below `prune` are skipped (they cannot win).
+    With beam=1 it equals greedy decoding up to ties.
+    """
+    vocab = len(alphabet) + 1
+    lp = np.asarray(log_probs, dtype=np.float64)[: length or len(log_probs)]
+    if lp.ndim != 2 or lp.shape[1] != vocab:
+        raise ValueError(f"expected log-probabilities (T, {vocab}), got {lp.shape}")
+    beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}  # prefix -> (blank, non-blank)
+    for t in range(len(lp)):
+        frame = lp[t]
+        candidates = [c for c in range(1, vocab) if frame[c] >= prune]
+        nxt: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [-math.inf, -math.inf])
+        for prefix, (p_b, p_nb) in beams.items():
+            total = _logsumexp(p_b, p_nb)
+            entry = nxt[prefix]  # the prefix stays: a blank, or a repeat of its last character
+            entry[0] = _logsumexp(entry[0], total + frame[BLANK])
+            if prefix:
+                entry[1] = _logsumexp(entry[1], p_nb + frame[prefix[-1]])
+            for c in candidates:
+                extended = nxt[prefix + (c,)]
+                if prefix and prefix[-1] == c:  # a repeated character needs a blank in between
+                    extended[1] = _logsumexp(extended[1], p_b + frame[c])
+                else:
+                    extended[1] = _logsumexp(extended[1], total + frame[c])
+        ranked = sorted(nxt.items(), key=lambda kv: _logsumexp(*kv[1]), reverse=True)[:beam]
+        beams = {prefix: (b, nb) for prefix, (b, nb) in ranked}
+    best = max(beams.items(), key=lambda kv: _logsumexp(*kv[1]))[0]
+    return decode_ids(best, alphabet)

@@ -1,0 +1,200 @@
+"""A Sensorium `.tflite`: the flatbuffer, the files packed inside it, and the interpreter that runs it.
+
+Packed files: labels, tokenizers and `sensorium.json` travel inside the model as a zip archive appended
+to the flatbuffer. This is how the TFLite metadata format packs its associated files (the official
+metadata populator opens the model with `zipfile.ZipFile(path, "a")` and stores the files
+uncompressed), so Android's `MetadataExtractor.getAssociatedFile(name)` and this module read them back.
+Interpreters ignore the trailing archive.
+
+The interpreter comes from ai-edge-litert, else tflite-runtime; `EdgeModel` only moves tensors
+(quantises inputs, resizes dynamic dimensions such as batch and waveform length, dequantises outputs).
+No TensorFlow is imported here, so a phone-class board can use it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sensorium.runtime.errors import MissingExtraError, ModelError, native_stderr_silenced
+
+log = logging.getLogger(__name__)
+
+# === Packed files ===
+MANIFEST_NAME = "sensorium.json"
+
+
+class AssociatedFilesError(ValueError):
+    """The model's associated files are missing or unreadable."""
+
+
+def pack(model_bytes: bytes, files: dict[str, bytes]) -> bytes:
+    """Return `model_bytes` with `files` appended as a stored (uncompressed) zip archive."""
+    if has_files(model_bytes):
+        raise AssociatedFilesError("the model already carries associated files")
+    buf = io.BytesIO(model_bytes)
+    buf.seek(0, io.SEEK_END)
+    with zipfile.ZipFile(buf, mode="a", compression=zipfile.ZIP_STORED) as zf:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))  # reproducible bytes
+            info.compress_type = zipfile.ZIP_STORED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, files[name])
+    return buf.getvalue()
+
+
+def has_files(model_bytes: bytes) -> bool:
+    try:
+        with zipfile.ZipFile(io.BytesIO(model_bytes)) as zf:
+            return bool(zf.namelist())
+    except zipfile.BadZipFile:
+        return False
+
+
+def read_all(model: bytes | str | Path) -> dict[str, bytes]:
+    """Every associated file of a `.tflite` (path or bytes) -> {name: bytes}; {} when there are none."""
+    data = Path(model).read_bytes() if not isinstance(model, (bytes, bytearray)) else bytes(model)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return {name: zf.read(name) for name in zf.namelist()}
+    except zipfile.BadZipFile:
+        return {}
+    except (zipfile.LargeZipFile, OSError, KeyError) as exc:
+        raise AssociatedFilesError(f"unreadable associated files ({exc})") from None
+
+
+def read_manifest(files: dict[str, bytes]) -> dict[str, Any]:
+    """The `sensorium.json` among associated files, parsed."""
+    if MANIFEST_NAME not in files:
+        raise AssociatedFilesError(f"no {MANIFEST_NAME} among the model's associated files")
+    try:
+        return json.loads(files[MANIFEST_NAME].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise AssociatedFilesError(f"{MANIFEST_NAME} is not valid JSON ({exc})") from None
+
+
+def flatbuffer_part(model_bytes: bytes) -> bytes:
+    """The model without its appended archive (what the interpreter actually reads)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(model_bytes)) as zf:
+            first = min((i.header_offset for i in zf.infolist()), default=None)
+            start = getattr(zf, "_start_disk", 0)
+    except zipfile.BadZipFile:
+        return model_bytes
+    if first is None:
+        return model_bytes
+    return model_bytes[: start + first] if start else model_bytes[:first]
+
+
+# === The interpreter ===
+def interpreter_class() -> tuple[Any, str]:
+    """The TFLite Interpreter class and the runtime's name: ai-edge-litert first, then tflite-runtime."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai-edge-litert"
+    except ImportError:
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter
+
+        return Interpreter, "tflite-runtime"
+    except ImportError:
+        raise MissingExtraError(
+            "no TFLite runtime is installed: pip install ai-edge-litert (or tflite-runtime where "
+            "ai-edge-litert has no wheel)") from None
+
+
+def read_tflite(path: Path) -> tuple[bytes, dict[str, bytes], dict[str, Any]]:
+    """(flatbuffer bytes, associated files, sensorium.json) of a `.tflite`; one-line ModelErrors."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{path}: not a TFLite model (no TFL3 flatbuffer identifier)")
+    try:
+        files = read_all(data)
+        return data, files, (read_manifest(files) if files else {})
+    except AssociatedFilesError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+
+
+class EdgeModel:
+    """A loaded `.tflite` with its associated files (`manifest`: sensorium.json, `files`: all)."""
+
+    def __init__(self, path: str | Path, *, num_threads: int | None = None) -> None:
+        self.path = Path(path)
+        data, self.files, self.manifest = read_tflite(self.path)
+        Interpreter, self.runtime = interpreter_class()
+        try:
+            with native_stderr_silenced():  # the runtime prints an "XNNPACK delegate" banner
+                self.interpreter = Interpreter(model_content=data, num_threads=num_threads)
+                self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(self._load_error(exc)) from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self._batch = int(self.input["shape"][0])
+
+    def _load_error(self, exc: Exception) -> str:
+        text = " ".join(str(exc).split())
+        if self.runtime == "tflite-runtime" and ("version" in text.lower() or "Didn't find op" in text):
+            return (f"{self.path}: tflite-runtime cannot run this model ({text[:200]}); it rejects newer op "
+                    "versions (e.g. dynamic-range fully-connected): install ai-edge-litert instead")
+        return f"{self.path}: corrupt or unsupported TFLite model ({text[:200]})"
+
+    @property
+    def task(self) -> str | None:
+        return self.manifest.get("task")
+
+    @property
+    def labels(self) -> list[str] | None:
+        if "labels.txt" in self.files:
+            return self.files["labels.txt"].decode("utf-8").splitlines()
+        return self.manifest.get("labels")
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        return np.dtype(self.input["dtype"])
+
+    def _quantize(self, x: np.ndarray) -> np.ndarray:
+        """Real-valued input (e.g. uint8 pixel values) -> the input tensor's dtype."""
+        dtype = self.input_dtype
+        scale, zero = self.input.get("quantization", (0.0, 0))
+        if dtype in (np.int8, np.uint8, np.int16) and scale:
+            if x.dtype == dtype and scale == 1.0 and zero == 0:
+                return x
+            info = np.iinfo(dtype)
+            return np.clip(np.round(x.astype(np.float32) / scale + zero), info.min, info.max).astype(dtype)
+        return x.astype(dtype, copy=False)
+
+    def _dequantize(self, y: np.ndarray) -> np.ndarray:
+        scale, zero = self.output.get("quantization", (0.0, 0))
+        if y.dtype in (np.int8, np.uint8, np.int16) and scale:
+            return (y.astype(np.float32) - zero) * scale
+        return y.astype(np.float32, copy=False)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Run one batch: x (B, ...) real values -> float32 outputs (B, ...)."""
+        x = np.asarray(x)
+        if x.shape[0] != self._batch or tuple(x.shape[1:]) != tuple(self.input["shape"][1:]):
+            expected = tuple(int(d) for d in self.input["shape_signature"][1:])
+            if any(d > 0 and d != s for d, s in zip(expected, x.shape[1:])) or len(expected) != x.ndim - 1:
+                raise ModelError(f"{self.path}: input of shape {x.shape[1:]} does not fit the model's "
+                                 f"{tuple(self.input['shape_signature'][1:])}")
+            self.interpreter.resize_tensor_input(self.input["index"], list(x.shape))
+            self.interpreter.allocate_tensors()
+            self.input = self.interpreter.get_input_details()[0]
+            self.output = self.interpreter.get_output_details()[0]
+            self._batch = x.shape[0]
+        self.interpreter.set_tensor(self.input["index"], self._quantize(x))
+        self.interpreter.invoke()
+        return self._dequantize(self.interpreter.get_tensor(self.output["index"]))
