@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .atomic import atomic_write_bytes, atomic_write_text
+from sensorium.runtime.atomic import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
