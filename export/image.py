@@ -23,7 +23,7 @@ class ImageExportSource:
     task = "image"
 
     @classmethod
-    def load(cls, artifact: Artifact) -> "ImageExportSource":
+    def load(cls, artifact: Artifact) -> ImageExportSource:
         from sensorium.models.blocks import read_task_metadata
 
         model = load_keras(artifact.keras_path)

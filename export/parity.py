@@ -10,8 +10,9 @@ one waveform per call, one (frames, V) output each) through `sequence_parity_row
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -16,19 +16,22 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, load_task_model, run_config
+from sensorium.pipelines.common.text_graph import load_text_saved_model
 from sensorium.runtime.atomic import atomic_path
-from sensorium.runtime.errors import DataError, MissingExtraError, ModelError, UsageError
+from sensorium.runtime.errors import DataError, ModelError, UsageError
+from sensorium.runtime.sentiment import TextClassifier
 
 log = logging.getLogger(__name__)
 
-TASK = "sentiment"
+TASK = TextClassifier.task
 OUTPUT_NAME = "probabilities"
 PARITY_TEXTS = 2000  # parity runs on at most this many evaluation texts
 CALIBRATION_TEXTS = 300
@@ -36,21 +39,6 @@ MIN_CALIBRATION_TEXTS = 20
 QUANT_NAMES = {"none": "float32", "dynamic": "dynamic-range int8 weights, float activations",
                "float16": "float16 weights, float32 compute", "int8": "int8 weights and activations; int32 ids in, "
                "float32 probabilities out"}
-
-
-def load_text_saved_model(path: str | Path) -> Callable[..., Any]:
-    """The serving_default signature of a text SavedModel (tensorflow_text imported first)."""
-    import tensorflow as tf
-
-    try:
-        import tensorflow_text  # noqa: F401  (registers the SentencePiece op the graph uses)
-    except ImportError:
-        raise MissingExtraError('this SavedModel tokenises in the graph and needs tensorflow-text: '
-                                'pip install "sensorium[full]"') from None
-    try:
-        return tf.saved_model.load(str(path)).signatures["serving_default"]
-    except (KeyError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path}: unusable SavedModel ({str(exc).splitlines()[0][:200]})") from None
 
 
 @dataclass
@@ -63,7 +51,7 @@ class TextItems:
 
 
 @dataclass
-class TextExportSource:
+class SentimentExportSource:
     """What exporting a text classifier needs, read from a run directory or a .keras file."""
 
     artifact: Artifact
@@ -75,12 +63,12 @@ class TextExportSource:
     task = TASK
 
     @classmethod
-    def load(cls, artifact: Artifact) -> "TextExportSource":
-        from sensorium.pipelines.sentiment.predict import tokenizer_from_info
+    def load(cls, artifact: Artifact) -> SentimentExportSource:
+        from sensorium.runtime.tokenizer import tokenizers_from
 
         model, meta = load_task_model(artifact.keras_path, TASK)
         info = meta["info"]
-        tokenizer = None if info.get("input") == "text" else tokenizer_from_info(info, str(artifact.path))
+        tokenizer = None if info.get("input") == "text" else tokenizers_from(str(artifact.path), info=info).source
         return cls(artifact, model, list(meta.get("labels") or []), info, tokenizer)
 
     # --- description ---------------------------------------------------------------------------
@@ -168,13 +156,14 @@ class TextExportSource:
     # --- running -------------------------------------------------------------------------------
     def keras_fn(self) -> Callable[[Any], np.ndarray]:
         """texts -> probabilities with the Keras model (Python tokenisation)."""
-        from sensorium.pipelines.sentiment.predict import _compiled, run_on_ids
+        from sensorium.pipelines.sentiment.predict import compiled
+        from sensorium.runtime.sentiment import run_on_ids
 
         if self.takes_text:
             import tensorflow as tf
 
             return lambda texts: np.asarray(self.model(tf.constant(list(texts)), training=False))
-        fn = _compiled(self.model)
+        fn = compiled(self.model)
         return lambda texts: run_on_ids(fn, self.tokenizer.encode(list(texts), self.max_length), len(self.labels))
 
     def run_keras(self, data: tuple[np.ndarray, Any]) -> np.ndarray:
@@ -189,9 +178,9 @@ class TextExportSource:
         return lambda texts: serve(text=tf.constant(list(texts)))[OUTPUT_NAME].numpy()
 
     def tflite_runner(self, path: str | Path) -> tuple[Callable[[Any], np.ndarray], str]:
-        from sensorium.runtime.sentiment import EdgeTextClassifier
+        from sensorium.runtime.sentiment import TextClassifier
 
-        edge = EdgeTextClassifier(path)
+        edge = TextClassifier.from_tflite(path)
         return (lambda texts: edge.predict(list(texts))), edge.runtime
 
     def parity(self, variant: str, run: Callable[[Any], np.ndarray], data: tuple[np.ndarray, Any],
@@ -256,7 +245,8 @@ class TextExportSource:
             raise UsageError("a model on a TF Hub text encoder takes strings, which TFLite builtins cannot; "
                              "export --format saved_model")
         if variant not in self.quantizations:
-            raise UsageError(f"--quantize {variant} is not available for sentiment; use: {', '.join(self.quantizations)}")
+            raise UsageError(f"--quantize {variant} is not available for sentiment; use: "
+                             f"{', '.join(self.quantizations)}")
         model = self.model
 
         def serve(token_ids):

@@ -29,19 +29,21 @@ import re
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, load_task_model, run_config
 from sensorium.runtime.atomic import atomic_path
 from sensorium.runtime.errors import DataError, ModelError, UsageError
+from sensorium.runtime.speech import SpeechRecognizer
 
 log = logging.getLogger(__name__)
 
-TASK = "speech"
+TASK = SpeechRecognizer.task
 INPUT_NAME = "waveform"
 OUTPUT_NAME = "log_probs"
 FORMATS = ("saved_model", "tflite")
@@ -87,7 +89,7 @@ class SpeechExportSource:
     unavailable = UNAVAILABLE
 
     @classmethod
-    def load(cls, artifact: Artifact) -> "SpeechExportSource":
+    def load(cls, artifact: Artifact) -> SpeechExportSource:
         """Load the model and check it is a Sensorium speech recogniser with the standard alphabet."""
         from sensorium.runtime.ctc import VOCAB_SIZE
         from sensorium.runtime.transcripts import ALPHABET
@@ -117,7 +119,7 @@ class SpeechExportSource:
 
     def frames(self, num_samples: int) -> int:
         """Output frames of the model for `num_samples` input samples."""
-        from sensorium.pipelines.speech.predict import frames_from_info
+        from sensorium.runtime.speech import frames_from_info
 
         return frames_from_info(self.info, num_samples)
 
@@ -226,10 +228,10 @@ class SpeechExportSource:
 
     def tflite_runner(self, path: str | Path) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
         """The edge runner on a written .tflite (no TensorFlow): waveform (N,) -> (T', V), runtime name."""
-        from sensorium.runtime.speech import EdgeSpeechRecognizer
+        from sensorium.runtime.speech import SpeechRecognizer
 
-        edge = EdgeSpeechRecognizer(path)
-        return edge.log_probs, edge.runtime
+        edge = SpeechRecognizer.from_tflite(path)
+        return self.per_utterance(edge.run_batch), edge.runtime
 
     def parity(self, variant: str, run: Callable[[np.ndarray], np.ndarray], items: SpeechItems,
                keras_outputs: list[np.ndarray], *, size_bytes: int, path: str, latency_runs: int) -> dict[str, Any]:
@@ -331,8 +333,8 @@ class SpeechExportSource:
 
     def _front_end_tensors(self, float_model: bytes) -> list[str]:
         """Names of the log-mel front end's tensors in the converted float model."""
-        from sensorium.runtime.tflite import interpreter_class
         from sensorium.models.blocks.audio import LogMelSpectrogram
+        from sensorium.runtime.tflite import interpreter_class
 
         layers = [layer.name for layer in self.model.layers if isinstance(layer, LogMelSpectrogram)]
         if not layers:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
-from sensorium.runtime.errors import ModelError
-from sensorium.runtime.errors import native_stderr_silenced
+from sensorium.runtime.errors import ModelError, native_stderr_silenced
 
 log = logging.getLogger(__name__)
 

@@ -16,19 +16,21 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, load_task_model, run_config
 from sensorium.runtime.atomic import atomic_path
 from sensorium.runtime.errors import DataError, UsageError
+from sensorium.runtime.translation import Translator
 
 log = logging.getLogger(__name__)
 
-TASK = "translation"
+TASK = Translator.task
 PARITY_SENTENCES = 300
 QUANT_NAMES = {"none": "float32", "dynamic": "dynamic-range int8 weights, float activations",
                "float16": "float16 weights, float32 compute"}
@@ -52,14 +54,14 @@ class TranslationExportSource:
                            "log-probabilities need float; use --quantize dynamic or float16"}
 
     @classmethod
-    def load(cls, artifact: Artifact) -> "TranslationExportSource":
+    def load(cls, artifact: Artifact) -> TranslationExportSource:
         from sensorium.models.translation import training_objects
-        from sensorium.pipelines.translation.predict import tokenizers_from_info
+        from sensorium.runtime.tokenizer import tokenizers_from
 
         training_objects()
         model, meta = load_task_model(artifact.keras_path, TASK)
         info = meta["info"]
-        return cls(artifact, model, info, tokenizers_from_info(info, str(artifact.path)))
+        return cls(artifact, model, info, tokenizers_from(str(artifact.path), info=info))
 
     @property
     def encoder(self) -> Any:
@@ -74,8 +76,8 @@ class TranslationExportSource:
         return int(self.encoder.output.shape[-1])
 
     def manifest(self, fmt: str, variant: str, version: str) -> dict[str, Any]:
-        from sensorium.runtime.tokenizer import BOS_ID, EOS_ID, PAD_ID
         from sensorium.runtime.placeholders import PLACEHOLDER_SYMBOLS
+        from sensorium.runtime.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
         info = {k: v for k, v in self.info.items() if not k.endswith("tokenizer_model")}
         tok = ({"shared": True, "file": "tokenizer.model"} if self.tokenizers.shared else
@@ -109,7 +111,8 @@ class TranslationExportSource:
         cfg = run_config(self.artifact, TranslationConfig)
         data_cfg, seed = (cfg.data, cfg.seed) if cfg is not None else (ParallelDataConfig(spec=""), 42)
         if spec and spec.endswith(".npy"):
-            raise DataError(f"{spec}: translation parity data is a data spec (.tsv, a folder of .po files, tfds:, builtin:)")
+            raise DataError(f"{spec}: translation parity data is a data spec (.tsv, a folder of .po files, tfds:, "
+                            "builtin:)")
         if not spec:
             if not data_cfg.spec:
                 raise UsageError("a .keras file carries no data spec: pass --parity-data SPEC")
@@ -127,7 +130,7 @@ class TranslationExportSource:
 
     # --- running -------------------------------------------------------------------------------
     def _translator(self, encode: Callable, step: Callable, max_batch: int = 32) -> Any:
-        from sensorium.pipelines.translation.predict import Translator
+        from sensorium.runtime.translation import Translator
 
         return Translator(encode, step, self.tokenizers, int(self.info["max_source_length"]),
                           int(self.info["max_target_length"]), str(self.artifact.path), max_batch=max_batch)
@@ -140,14 +143,13 @@ class TranslationExportSource:
     def saved_model_runner(self, path: str | Path) -> Callable[[list[str]], list[str]]:
         from sensorium.pipelines.translation.predict import SavedModelTranslator
 
-        return SavedModelTranslator(path).translate
+        return SavedModelTranslator.load(path).translate
 
     def tflite_runner(self, path: str | Path) -> tuple[Callable[[list[str]], list[str]], str]:
-        from sensorium.runtime.translation import EdgeTranslator
+        from sensorium.runtime.translation import Translator
 
-        edge = EdgeTranslator(path)
-        translator = self._translator(edge.encode, edge.decode_step)
-        return (lambda texts: translator.translate(texts, beam=1)), edge.runtime
+        edge = Translator.from_tflite(path)  # its own packed tokenizers and lengths
+        return (lambda texts: edge.translate(texts, beam=1)), edge.runtime
 
     def parity(self, variant: str, run: Callable[[list[str]], list[str]], data: tuple[list[str], list[str]],
                keras_outputs: list[str], *, size_bytes: int, path: str, latency_runs: int) -> dict[str, Any]:

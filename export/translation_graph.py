@@ -8,7 +8,8 @@ symbol exactly as often as in the source, EOS only once all are out), detokenisa
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 NEG = -1e9
 
@@ -72,8 +73,8 @@ def greedy_translate_fn(module: Any, tokenizers: Any, *, max_source: int, max_ta
     import tensorflow as tf
 
     from sensorium.pipelines.common.text_graph import tf_encode
-    from sensorium.runtime.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
     from sensorium.runtime.placeholders import PLACEHOLDER_SYMBOLS
+    from sensorium.runtime.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
     n_sym = len(PLACEHOLDER_SYMBOLS)
     src_sym = tf.constant([tokenizers.source.piece_to_id(s) for s in PLACEHOLDER_SYMBOLS], tf.int32)  # (J,)

@@ -192,7 +192,7 @@ class GAN(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "GAN":
+    def from_config(cls, config: dict[str, Any]) -> GAN:
         config = dict(config)
         for key in ("preprocessing", "generator", "discriminator"):
             config[key] = keras.saving.deserialize_keras_object(config[key])

@@ -13,18 +13,20 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import keras
 
-from sensorium.models.blocks.conv import ConvBNAct, DepthwiseSeparableConv, ResidualBlock
-from sensorium.models.blocks.heads import ClassifierHead
-from sensorium.models.blocks.image_preprocessing import ImageAugmentation, ImagePreprocessing
 from sensorium.models.backbones.hub import HubBackbone, HubModuleError
 from sensorium.models.backbones.keras_apps import BACKBONE_LAYER, build_keras_backbone
 from sensorium.models.backbones.registry import BackboneInfo, describe_backbone, parse_backbone
+from sensorium.models.blocks.conv import ConvBNAct, DepthwiseSeparableConv, ResidualBlock
+from sensorium.models.blocks.heads import ClassifierHead
+from sensorium.models.blocks.image_preprocessing import ImageAugmentation, ImagePreprocessing
 from sensorium.models.blocks.metadata import TaskMetadata
+from sensorium.runtime.image import ImageClassifier
 from sensorium.runtime.registry import Registry
 
 
@@ -167,7 +169,7 @@ def build_image_classifier(
     }
     if spec.padding:
         info_meta["padding"] = spec.padding
-    outputs = TaskMetadata(task="image", labels=labels, info=info_meta, name="probabilities")(x)
+    outputs = TaskMetadata(task=ImageClassifier.task, labels=labels, info=info_meta, name="probabilities")(x)
     return keras.Model(pixels, outputs, name=name)
 
 

@@ -10,14 +10,17 @@ Two encoders:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sensorium.runtime.sentiment import TextClassifier
 
 if TYPE_CHECKING:
     import keras
 
 
-TASK = "sentiment"
+TASK = TextClassifier.task  # the metadata names the task whose runtime predictor runs the model
 INPUT_IDS = "token_ids"
 INPUT_TEXT = "text"
 
@@ -53,7 +56,7 @@ class TextClassifierSpec:
 
 
 def build_text_classifier(spec: TextClassifierSpec, labels: Sequence[str], *, vocab_size: int | None = None,
-                          info: dict[str, Any] | None = None) -> "keras.Model":
+                          info: dict[str, Any] | None = None) -> keras.Model:
     """The classifier; `vocab_size` is the trained tokenizer's (transformer encoder), `info` goes into
     the model's TaskMetadata together with the architecture."""
     import keras

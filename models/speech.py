@@ -21,6 +21,7 @@ import keras
 from sensorium.models.blocks.audio import LogMelSpectrogram, SpecAugment, frames_for_samples
 from sensorium.models.blocks.conv import ConvBNAct
 from sensorium.models.blocks.metadata import TaskMetadata
+from sensorium.runtime.speech import SpeechRecognizer
 
 
 @dataclass
@@ -92,7 +93,7 @@ def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_m
             "output": "log-probabilities (B, frames, 1 + len(alphabet)); id 0 is the CTC blank",
             "frame_step": spec.frame_step, "frame_length": spec.frame_length,
             "subsampling": 2 ** len(spec.conv_channels), "bidirectional": spec.bidirectional}
-    outputs = TaskMetadata(task="speech", labels=None, info=info, name="log_probs")(log_probs)
+    outputs = TaskMetadata(task=SpeechRecognizer.task, labels=None, info=info, name="log_probs")(log_probs)
     return keras.Model(waveform, outputs, name=name)
 
 

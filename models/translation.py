@@ -16,10 +16,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sensorium.runtime.translation import Translator
+
 if TYPE_CHECKING:
     import keras
 
-TASK = "translation"
+TASK = Translator.task  # the metadata names the task whose runtime predictor runs the model
 
 
 @dataclass
@@ -39,13 +41,18 @@ class TranslatorSpec:
 
 
 def build_translator(spec: TranslatorSpec, *, source_vocab: int, target_vocab: int,
-                     info: dict[str, Any] | None = None) -> "keras.Model":
+                     info: dict[str, Any] | None = None) -> keras.Model:
     """The training model (source ids, target ids) -> logits; `model.get_layer("encoder")` and
     `model.get_layer("decoder")` are the inference halves."""
     import keras
 
     from sensorium.models.blocks import TaskMetadata
-    from sensorium.models.blocks.transformer import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder, padding_mask
+    from sensorium.models.blocks.transformer import (
+        TokenAndPositionEmbedding,
+        TransformerDecoder,
+        TransformerEncoder,
+        padding_mask,
+    )
 
     d = spec.embed_dim
     src = keras.Input((None,), dtype="int32", name="source_ids")  # (B, S)
@@ -53,14 +60,16 @@ def build_translator(spec: TranslatorSpec, *, source_vocab: int, target_vocab: i
     x = keras.layers.Dropout(spec.dropout, name="source_dropout")(x)
     src_mask = padding_mask(src)  # (B, S)
     for i in range(spec.encoder_layers):
-        x = TransformerEncoder(d, spec.num_heads, spec.ff_dim, dropout=spec.dropout, name=f"encoder{i}")(x, mask=src_mask)
+        x = TransformerEncoder(d, spec.num_heads, spec.ff_dim, dropout=spec.dropout,
+                               name=f"encoder{i}")(x, mask=src_mask)
     memory = keras.layers.LayerNormalization(epsilon=1e-6, name="encoder_norm")(x)  # (B, S, D)
     encoder = keras.Model(src, memory, name="encoder")
 
     mem_in = keras.Input((None, d), name="memory")  # (B, S, D)
     src_in = keras.Input((None,), dtype="int32", name="source_ids")  # (B, S)
     tgt = keras.Input((None,), dtype="int32", name="target_ids")  # (B, T)
-    y = TokenAndPositionEmbedding(target_vocab, spec.max_target_length + 1, d, name="target_embedding")(tgt)  # (B, T, D)
+    y = TokenAndPositionEmbedding(target_vocab, spec.max_target_length + 1, d,
+                                  name="target_embedding")(tgt)  # (B, T, D)
     y = keras.layers.Dropout(spec.dropout, name="target_dropout")(y)
     tgt_mask, ctx_mask = padding_mask(tgt), padding_mask(src_in)  # (B, T), (B, S)
     for i in range(spec.decoder_layers):

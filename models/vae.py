@@ -149,7 +149,7 @@ class VAE(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "VAE":
+    def from_config(cls, config: dict[str, Any]) -> VAE:
         config = dict(config)
         for key in ("preprocessing", "encoder", "decoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])

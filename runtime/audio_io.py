@@ -7,8 +7,8 @@ any sample rate, any channel count (mixed down by averaging), integer or float P
   >= 1.1, which the soundfile wheels bundle). Only for compressed containers libsndfile cannot read
   (``FALLBACK_EXTENSIONS``: MP3 on an old libsndfile, M4A/AAC, WMA) is ``audioread`` tried, which needs
   ffmpeg/GStreamer on the machine.
-* Resampler: ``soxr`` at "HQ" quality (what ``librosa.resample(res_type="soxr_hq")`` runs), else
-  ``scipy.signal.resample_poly`` (librosa's "polyphase").
+* Resampler: ``soxr`` at "HQ" quality (what ``librosa.resample(res_type="soxr_hq")`` runs), a
+  dependency of the base install.
 * Limits: ``max_seconds`` is checked from the header before any sample is decoded, and decoding
   stops one frame past the limit even when the header lies, so memory stays bounded. A long
   recording can be measured with ``audio_duration`` (header only) and read in windows with
@@ -30,7 +30,7 @@ from typing import BinaryIO
 import numpy as np
 import soundfile as sf
 
-from sensorium.runtime.errors import DataError, MissingExtraError
+from sensorium.runtime.errors import InputError, MissingExtraError
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ FALLBACK_EXTENSIONS = (".mp3", ".m4a", ".mp4", ".aac", ".wma")
 _SOURCE = str | Path
 
 
-class AudioDecodeError(DataError):
+class AudioDecodeError(InputError):
     """A file that is not decodable audio, or audio that breaks a limit (length, finiteness)."""
 
 
@@ -266,7 +266,7 @@ def _finish(
 
 
 def resample(y: np.ndarray, orig: int, target: int = 16000, name: str = "audio") -> np.ndarray:
-    """Resample a mono float32 waveform (soxr HQ, else scipy's polyphase filter)."""
+    """Resample a mono float32 waveform (soxr at "HQ" quality)."""
     return _resample(np.asarray(y, dtype=np.float32), int(orig), int(target), name)
 
 
@@ -277,19 +277,8 @@ def _resample(y: np.ndarray, orig: int, target: int, name: str) -> np.ndarray:
     try:
         import soxr
     except ImportError:
-        soxr = None
-    if soxr is not None:
-        out = soxr.resample(y, orig, target, quality="HQ")
-    else:
-        try:
-            from scipy.signal import resample_poly
-        except ImportError:
-            raise MissingExtraError(
-                f"{name}: resampling {orig} Hz to {target} Hz needs soxr or scipy: pip install soxr"
-            ) from None
-        g = math.gcd(orig, target)
-        out = resample_poly(y, target // g, orig // g)
-    return np.ascontiguousarray(out, dtype=np.float32)
+        raise MissingExtraError(f"{name}: resampling {orig} Hz to {target} Hz needs soxr: pip install soxr") from None
+    return np.ascontiguousarray(soxr.resample(y, orig, target, quality="HQ"), dtype=np.float32)
 
 
 def _decode_fallback(

@@ -22,8 +22,8 @@ search, to the better-ranked parent).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -183,7 +183,8 @@ def _top(flat: np.ndarray, m: int) -> np.ndarray:
 
 
 def beam_search(step: Step, num_sources: int, *, bos_id: int, eos_id: int, max_lengths: Sequence[int], beam: int = 4,
-                length_penalty: float = DEFAULT_LENGTH_PENALTY, constraints: Sequence[Constraint | None] | None = None) -> list[list[int]]:
+                length_penalty: float = DEFAULT_LENGTH_PENALTY,
+                constraints: Sequence[Constraint | None] | None = None) -> list[list[int]]:
     """Beam search with GNMT length normalisation, all sources' beams in one step call -> ids per source.
 
     Each step, a source's candidates (live hypotheses x vocabulary, raw log-prob sums) are ranked and

@@ -24,7 +24,8 @@ def encode_text(text: str) -> list[int]:
     try:
         return [_CHAR_TO_ID[c] for c in text]
     except KeyError as exc:
-        raise ValueError(f"character {exc.args[0]!r} is not in the speech alphabet; normalise the transcript first") from None
+        raise ValueError(f"character {exc.args[0]!r} is not in the speech alphabet; normalise the transcript "
+                         "first") from None
 
 
 def decode_ids(ids, alphabet: str = ALPHABET) -> str:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sensorium.runtime.errors import DataError
+from sensorium.runtime.errors import InputError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 DEFAULT_MAX_PIXELS = int(os.environ.get("SENSORIUM_MAX_IMAGE_PIXELS", 100_000_000))
 
 
-class ImageDecodeError(DataError):
+class ImageDecodeError(InputError):
     """A file that is not a decodable image, or one too large to decode."""
 
 
@@ -86,6 +86,31 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXE
         except MemoryError:
             raise ImageDecodeError(f"{name}: not enough memory to decode {width}x{height} pixels") from None
     return arr.reshape(arr.shape[0], arr.shape[1], 3)
+
+
+def image_from_array(pixels: np.ndarray, *, size: tuple[int, int] | None = None,
+                     name: str = "<array>") -> np.ndarray:
+    """An image given as pixels -> RGB uint8 (H, W, 3), resized (bilinear) to `size=(height, width)`.
+
+    Takes uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) (alpha composited on black)."""
+    from PIL import Image
+
+    a = np.asarray(pixels)
+    if a.dtype != np.uint8:
+        raise ImageDecodeError(f"{name}: expected uint8 pixels, got {a.dtype} (convert with "
+                               "np.clip(x, 0, 255).astype(np.uint8))")
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)) or min(a.shape[:2]) < 1:
+        raise ImageDecodeError(f"{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape "
+                               f"{a.shape}")
+    if a.shape[0] * a.shape[1] > DEFAULT_MAX_PIXELS:
+        raise ImageDecodeError(f"{name}: {a.shape[1]}x{a.shape[0]} pixels is over the limit of "
+                               f"{DEFAULT_MAX_PIXELS / 1e6:.0f} megapixels")
+    im = _to_rgb(Image.fromarray(a))
+    if size is not None and im.size != (size[1], size[0]):
+        im = im.resize((size[1], size[0]), Image.BILINEAR)
+    return np.asarray(im, dtype=np.uint8).reshape(im.size[1], im.size[0], 3)
 
 
 def _to_rgb(im):

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import glob
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 
 def expand_paths(inputs: Iterable[str], accept: Callable[[Path], bool]) -> list[str]:

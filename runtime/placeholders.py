@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 MAX_PLACEHOLDERS = 16
 PLACEHOLDER_SYMBOLS: tuple[str, ...] = tuple(f"<ph{i}>" for i in range(MAX_PLACEHOLDERS))

@@ -2,7 +2,8 @@
 with duplicate checks and lookup errors that list the known names."""
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 from sensorium.runtime.errors import UsageError
 

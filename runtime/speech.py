@@ -1,77 +1,242 @@
-"""The edge runner for Sensorium speech `.tflite` files: waveform in, log-probabilities and text out.
+"""The speech recogniser of the runtime: audio in, text with timed segments out.
 
-Like `sensorium.runtime.tflite` it imports no TensorFlow: ai-edge-litert (or tflite-runtime) runs the
-file, numpy decodes (`sensorium.runtime.ctc`), and the `sensorium.json` packed inside the
-file supplies the alphabet, the blank id and the framing.
+Inputs are audio files (any format `sensorium.runtime.audio_io` reads, any rate and channel count),
+encoded audio bytes, or waveforms: a float array at 16 kHz, or `(array, sample_rate)`. A long
+recording is read ten minutes at a time, cut at silences into segments of at most `max_segment`
+seconds (`sensorium.runtime.segment`), transcribed in batches of similar length and joined, so hours
+of audio need bounded memory. Records: `{"input", "ok", "text", "duration", "segments": [{"start",
+"end", "text"}]}`.
 
 Example::
 
-    recognizer = EdgeSpeechRecognizer("exports/model-int8.tflite")
-    text = recognizer.transcribe(waveform)          # float32 mono 16 kHz samples in [-1, 1]
+    asr = SpeechRecognizer.load()              # the bundled English model, its .tflite
+    asr("talk.wav")["text"]
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from sensorium.runtime.tflite import EdgeModel
-from sensorium.runtime.errors import ModelError, UsageError
+from sensorium.runtime.errors import InputError, ModelError
+from sensorium.runtime.predictor import Item, Predictor, Record, error_record, length_batches, ok_record
+from sensorium.runtime.transcripts import ALPHABET
+
+RATE = 16000
+MIN_SECONDS = 0.25  # shorter clips are padded with silence to this
+WINDOW_SECONDS = 600.0  # a long file is decoded 10 minutes at a time
+MAX_SECONDS = 12 * 3600.0  # longer inputs are refused
 
 
-class EdgeSpeechRecognizer:
-    """A speech `.tflite` with its manifest: `log_probs(wave)` -> (frames, V), `transcribe(wave)` -> text."""
+def frames_from_info(info: dict[str, Any], num_samples: int) -> int:
+    """Output frames for `num_samples` from a model's framing (frame length/step, subsampling)."""
+    frames = max(0, (int(num_samples) - int(info.get("frame_length", 400))) // int(info.get("frame_step", 160)) + 1)
+    factor = int(info.get("subsampling", 4))
+    while factor > 1:
+        frames, factor = -(-frames // 2), factor // 2
+    return frames
 
-    def __init__(self, path: str | Path, *, num_threads: int | None = None) -> None:
-        self.model = EdgeModel(path, num_threads=num_threads)
-        self.path = self.model.path
-        manifest = self.model.manifest
-        if manifest.get("task") != "speech":
-            raise ModelError(f"{self.path}: not a Sensorium speech model (task {manifest.get('task') or 'unknown'})")
+
+@dataclass
+class SpeechRecognizer(Predictor):
+    """`run_batch(waveforms (B, S) float32) -> log-probabilities (B, T', V)` with the model's framing
+    (`info`: frame_length, frame_step, subsampling, alphabet)."""
+
+    run_batch: Callable[[np.ndarray], np.ndarray]
+    info: dict[str, Any]
+    source: str
+    max_batch: int | None = None  # 1 for .tflite files (their input is (1, samples))
+    runtime: str = "keras"
+    beam: int = 1
+    max_segment: float = 15.0
+    batch_size: int = 16
+    alphabet: str = field(init=False)
+
+    task: ClassVar[str] = "speech"
+    keras_backend: ClassVar[str] = "sensorium.pipelines.speech.predict:load"
+    options: ClassVar[dict[str, Any]] = {"beam": 1, "max_segment": 15.0, "batch_size": 16}
+    chunk_size: ClassVar[int] = 1  # a file is its own unit of work (it is cut into segments)
+
+    def __post_init__(self) -> None:
+        self.alphabet = str(self.info.get("alphabet", ALPHABET))
+
+    @classmethod
+    def from_tflite(cls, path: str | Path, *, num_threads: int | None = None) -> SpeechRecognizer:
+        """A speech `.tflite` on this runtime (no TensorFlow); alphabet and framing from its sensorium.json."""
+        from sensorium.runtime.tflite import EdgeModel
+
+        model = EdgeModel(path, num_threads=num_threads)
+        model.require_task(cls.task)
+        manifest = model.manifest
         try:
-            self.alphabet = str(manifest["alphabet"])
-            self.blank = int(manifest.get("blank", 0))
-            self.sample_rate = int(manifest.get("sample_rate", 16000))
-            self.info: dict[str, Any] = {k: int(manifest[k]) for k in ("frame_length", "frame_step", "subsampling")}
+            info: dict[str, Any] = {k: int(manifest[k]) for k in ("frame_length", "frame_step", "subsampling")}
+            info["alphabet"] = str(manifest["alphabet"])
+            blank, rate = int(manifest.get("blank", 0)), int(manifest.get("sample_rate", RATE))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{self.path}: sensorium.json lacks the speech fields ({exc})") from None
-        if self.blank != 0:
-            raise ModelError(f"{self.path}: blank id {self.blank} is not supported (Sensorium models use 0)")
-        if len(self.model.input["shape_signature"]) != 2:
-            raise ModelError(f"{self.path}: expected a (1, samples) waveform input, the model takes "
-                             f"{tuple(self.model.input['shape_signature'])}")
+            raise ModelError(f"{path}: sensorium.json lacks the speech fields ({exc})") from None
+        if blank != 0:
+            raise ModelError(f"{path}: blank id {blank} is not supported (Sensorium models use 0)")
+        if rate != RATE:
+            raise ModelError(f"{path}: the model takes {rate} Hz audio; this runtime feeds {RATE} Hz")
+        if len(model.input["shape_signature"]) != 2:
+            raise ModelError(f"{path}: expected a (1, samples) waveform input, the model takes "
+                             f"{tuple(model.input['shape_signature'])}")
+        return cls(model, info, str(path), max_batch=1, runtime=model.runtime)
 
-    @property
-    def runtime(self) -> str:
-        return self.model.runtime
+    def configure(self, **options: Any) -> SpeechRecognizer:
+        from sensorium.runtime.errors import UsageError
 
+        super().configure(**options)
+        if int(self.beam) < 1:
+            raise UsageError("beam must be at least 1")
+        if not 1.0 <= float(self.max_segment) <= 60.0:
+            raise UsageError("max_segment must be between 1 and 60 seconds")
+        if int(self.batch_size) < 1:
+            raise UsageError("batch_size must be at least 1")
+        return self
+
+    # --- the model --------------------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
         return len(self.alphabet) + 1
 
     def frames(self, num_samples: int) -> int:
-        """Output frames for `num_samples` input samples (from the manifest's framing)."""
-        from sensorium.pipelines.speech.predict import frames_from_info
-
         return frames_from_info(self.info, num_samples)
 
-    def log_probs(self, wave: np.ndarray) -> np.ndarray:
-        """One utterance, float32 mono samples (N,) at `sample_rate` -> (frames, V) log-probabilities."""
-        wave = np.asarray(wave, dtype=np.float32)
-        if wave.ndim != 1:
-            raise UsageError(f"expected one mono waveform of shape (samples,), got shape {wave.shape}")
-        if self.frames(len(wave)) == 0:  # shorter than one analysis window: nothing to transcribe
-            return np.zeros((0, self.vocab_size), np.float32)
-        return self.model(wave[None])[0]
+    def log_probs(self, waves: list[np.ndarray], batch_size: int | None = None) -> list[np.ndarray]:
+        """Per utterance (T', V) log-probabilities, each cut to its own frames; utterances batched by
+        similar length and zero-padded. Clips shorter than MIN_SECONDS are padded with silence."""
+        minimum = int(MIN_SECONDS * RATE)
+        waves = [np.asarray(w, np.float32) for w in waves]
+        waves = [w if len(w) >= minimum else np.pad(w, (0, minimum - len(w))) for w in waves]
+        out: list[np.ndarray | None] = [None] * len(waves)
+        size = min(batch_size or self.batch_size, self.max_batch or batch_size or self.batch_size)
+        for idx in length_batches([len(w) for w in waves], size):
+            x = np.zeros((len(idx), max(len(waves[i]) for i in idx)), np.float32)  # (B, S)
+            for row, i in enumerate(idx):
+                x[row, : len(waves[i])] = waves[i]
+            scores = self.run_batch(x)  # (B, T', V)
+            for row, i in enumerate(idx):
+                out[i] = scores[row, : self.frames(len(waves[i]))]
+        return out  # type: ignore[return-value]
 
-    __call__ = log_probs
-
-    def transcribe(self, wave: np.ndarray, beam: int = 1) -> str:
-        """Text of one utterance: greedy CTC decoding, or prefix beam search with `beam` > 1."""
+    def transcribe(self, waves: list[np.ndarray], beam: int | None = None, batch_size: int | None = None) -> list[str]:
+        """Texts of 16 kHz utterances: greedy CTC decoding, or prefix beam search with beam > 1."""
         from sensorium.runtime.ctc import beam_search_decode, greedy_decode
 
-        scores = self.log_probs(wave)
+        beam = int(beam or self.beam)
+        scores = self.log_probs(waves, batch_size)
         if beam <= 1:
-            return greedy_decode(scores, alphabet=self.alphabet)
-        return beam_search_decode(scores, beam=beam, alphabet=self.alphabet)
+            return [greedy_decode(lp, alphabet=self.alphabet) for lp in scores]
+        return [beam_search_decode(lp, beam=beam, alphabet=self.alphabet) for lp in scores]
+
+    # --- inputs ---------------------------------------------------------------------------------
+    def is_single(self, inputs: Any) -> bool:
+        if isinstance(inputs, tuple) and len(inputs) == 2 and isinstance(inputs[0], np.ndarray):
+            return True  # (waveform, sample_rate)
+        return not isinstance(inputs, (list, tuple))
+
+    def predict_items(self, items: list[Item]) -> list[Record]:
+        out = []
+        for item in items:
+            if item.error:
+                out.append(error_record(item, item.error))
+                continue
+            try:
+                out.append(ok_record(item, **self.transcribe_input(item)))
+            except InputError as exc:
+                out.append(error_record(item, str(exc)))
+        return out
+
+    def transcribe_input(self, item: Item) -> dict[str, Any]:
+        """{"text", "duration", "segments"} of one input (InputError if it cannot be used)."""
+        from sensorium.runtime.audio_io import AUDIO_EXTENSIONS, decode_audio_bytes, resample
+
+        value = item.value
+        if isinstance(value, (str, Path)):
+            from sensorium.runtime.paths import input_error
+
+            error = input_error(str(value), "audio files (" + ", ".join(sorted(AUDIO_EXTENSIONS)) + ")")
+            if error:
+                raise InputError(error)
+            return self.transcribe_file(value)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            wave = decode_audio_bytes(bytes(value), sample_rate=RATE, max_seconds=MAX_SECONDS,
+                                      name=f"input {item.name}")
+            return self.transcribe_wave(wave)
+        rate = RATE
+        if isinstance(value, tuple) and len(value) == 2:
+            value, rate = value
+        wave = np.asarray(value)
+        if wave.ndim == 2 and 1 in wave.shape:
+            wave = wave.reshape(-1)
+        if wave.ndim == 2:  # (samples, channels): mix down
+            wave = wave.mean(axis=1)
+        if wave.ndim != 1 or wave.dtype.kind not in "fiu" or wave.size == 0:
+            raise InputError(f"input {item.name}: expected a mono waveform (samples,) of floats in [-1, 1], got "
+                             f"{wave.dtype} {wave.shape}")
+        try:
+            rate = int(rate)
+        except (TypeError, ValueError):
+            raise InputError(f"input {item.name}: the sample rate must be an integer, got {rate!r}") from None
+        if not 1000 <= rate <= 384000:
+            raise InputError(f"input {item.name}: sample rate {rate} Hz is out of range (1000 to 384000)")
+        if wave.size / rate > MAX_SECONDS:
+            raise InputError(f"input {item.name}: {wave.size / rate / 3600:.1f} h is longer than the "
+                             f"{MAX_SECONDS / 3600:.0f} h limit")
+        wave = wave.astype(np.float32) / (np.iinfo(wave.dtype).max if wave.dtype.kind in "iu" else 1.0)
+        if not np.all(np.isfinite(wave)):
+            raise InputError(f"input {item.name}: the waveform holds NaN or infinite samples")
+        if rate != RATE:
+            wave = resample(np.clip(wave, -1.0, 1.0), rate, RATE, name=f"input {item.name}")
+        return self.transcribe_wave(wave)
+
+    def transcribe_wave(self, wave: np.ndarray, offset: float = 0.0) -> dict[str, Any]:
+        """One 16 kHz waveform -> {"text", "duration", "segments"} (cut at silences)."""
+        segments = self._segments(wave, offset)
+        return {"text": " ".join(s["text"] for s in segments if s["text"]), "duration": round(len(wave) / RATE, 3),
+                "segments": segments}
+
+    def _segments(self, wave: np.ndarray, offset: float, pieces: list[Any] | None = None) -> list[dict[str, Any]]:
+        from sensorium.runtime.segment import split_at_silences
+
+        pieces = split_at_silences(wave, RATE, max_seconds=float(self.max_segment)) if pieces is None else pieces
+        texts = self.transcribe([wave[p.start : p.end] for p in pieces])
+        out = []
+        for piece, text in zip(pieces, texts):
+            start, end = piece.seconds(RATE)
+            out.append({"start": round(offset + start, 3), "end": round(offset + end, 3), "text": text})
+        return out
+
+    def transcribe_file(self, path: str | Path) -> dict[str, Any]:
+        """{"text", "duration", "segments"} of one file, read in windows (InputError if unreadable)."""
+        from sensorium.runtime.audio_io import audio_duration, load_audio
+        from sensorium.runtime.segment import split_at_silences
+
+        duration = audio_duration(path)
+        if duration <= 0:
+            raise InputError(f"{path}: empty audio file (no samples)")
+        if duration > MAX_SECONDS:
+            raise InputError(f"{path}: {duration / 3600:.1f} h is longer than the {MAX_SECONDS / 3600:.0f} h "
+                             "limit; split it first")
+        segments: list[dict[str, Any]] = []
+        offset = 0.0
+        while True:
+            wave = load_audio(path, offset_seconds=offset, duration_seconds=WINDOW_SECONDS)
+            if len(wave) == 0:
+                break
+            pieces = split_at_silences(wave, RATE, max_seconds=float(self.max_segment))
+            last_window = offset + len(wave) / RATE >= duration - 1e-3
+            carry = None
+            if not last_window and len(pieces) > 1:  # the last piece may run on into the next window
+                carry = pieces[-1].start
+                pieces = pieces[:-1]
+            segments += self._segments(wave, offset, pieces)
+            if last_window:
+                break
+            offset += (carry if carry is not None else len(wave)) / RATE
+        text = " ".join(s["text"] for s in segments if s["text"])
+        return {"text": text, "duration": round(duration, 3), "segments": segments}

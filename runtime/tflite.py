@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +107,9 @@ def interpreter_class() -> tuple[Any, str]:
         return Interpreter, "tflite-runtime"
     except ImportError:
         raise MissingExtraError(
-            "no TFLite runtime is installed: pip install ai-edge-litert (or tflite-runtime where "
-            "ai-edge-litert has no wheel)") from None
+            "no TFLite interpreter is installed: pip install ai-edge-litert (wheels for Linux x86_64 and "
+            "aarch64, Windows x64, macOS on Apple silicon), or on other Linux boards pip install "
+            "\"sensorium[tflite-runtime]\"; Intel Macs have neither: run Sensorium in a Linux container") from None
 
 
 def read_tflite(path: Path) -> tuple[bytes, dict[str, bytes], dict[str, Any]]:
@@ -128,10 +130,15 @@ def read_tflite(path: Path) -> tuple[bytes, dict[str, bytes], dict[str, Any]]:
 
 
 class EdgeModel:
-    """A loaded `.tflite` with its associated files (`manifest`: sensorium.json, `files`: all)."""
+    """A loaded `.tflite` with its packed files (`manifest`: sensorium.json, `files`: all).
+
+    Single-input models are called directly (`model(x)`); models with several entry points (a
+    translator's `encode` and `decode_step`) through `signature(name)`."""
 
     def __init__(self, path: str | Path, *, num_threads: int | None = None) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ModelError(f"{self.path}: the edge runtime takes a .tflite file, not a folder")
         data, self.files, self.manifest = read_tflite(self.path)
         Interpreter, self.runtime = interpreter_class()
         try:
@@ -143,6 +150,23 @@ class EdgeModel:
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self._batch = int(self.input["shape"][0])
+
+    def require_task(self, task: str) -> None:
+        """A ModelError unless the file's sensorium.json says it serves `task`."""
+        if self.task != task:
+            what = f"a '{self.task}' model" if self.task else "not a Sensorium model (no sensorium.json inside)"
+            raise ModelError(f"{self.path} is {what}, not '{task}'")
+
+    def signature(self, name: str) -> Callable[..., dict[str, np.ndarray]]:
+        """The runner of the TFLite signature `name` (keyword inputs -> dict of outputs)."""
+        keys = set(self.interpreter.get_signature_list())
+        if name not in keys:
+            raise ModelError(f"{self.path}: no signature '{name}' (it has: {', '.join(sorted(keys)) or 'none'})")
+        try:
+            with native_stderr_silenced():
+                return self.interpreter.get_signature_runner(name)
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(self._load_error(exc)) from None
 
     def _load_error(self, exc: Exception) -> str:
         text = " ".join(str(exc).split())

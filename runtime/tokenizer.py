@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any
 
 from sensorium.runtime.errors import DataError, ModelError
 
@@ -48,7 +50,8 @@ class SubwordTokenizer:
         try:
             self._sp.LoadFromSerializedProto(self.proto)
         except (RuntimeError, OSError, TypeError) as exc:
-            raise ModelError(f"{source}: not a SentencePiece tokenizer model ({str(exc).splitlines()[0][:150]})") from None
+            first = str(exc).splitlines()[0][:150]
+            raise ModelError(f"{source}: not a SentencePiece tokenizer model ({first})") from None
         if self._sp.pad_id() != PAD_ID or self._sp.bos_id() != BOS_ID:
             raise ModelError(f"{source}: tokenizer ids differ from Sensorium's (pad {self._sp.pad_id()}, "
                              f"bos {self._sp.bos_id()}; expected {PAD_ID} and {BOS_ID})")
@@ -56,7 +59,7 @@ class SubwordTokenizer:
     # --- making one ------------------------------------------------------------------------
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int, *, threads: int = 2, symbols: Sequence[str] = (),
-              case_fold: bool = True) -> "SubwordTokenizer":
+              case_fold: bool = True) -> SubwordTokenizer:
         """Learn a BPE vocabulary of at most `vocab_size` pieces from `texts` (fewer on a small corpus);
         `symbols` (e.g. placeholder markers) become single pieces wherever they occur; `case_fold=False`
         keeps letter case (a translator must produce it)."""
@@ -84,7 +87,7 @@ class SubwordTokenizer:
         return tok
 
     @classmethod
-    def load(cls, path: str | Path) -> "SubwordTokenizer":
+    def load(cls, path: str | Path) -> SubwordTokenizer:
         path = Path(path)
         try:
             return cls(path.read_bytes(), source=str(path))
@@ -123,3 +126,54 @@ class SubwordTokenizer:
     def encode_pieces(self, texts: Sequence[str]) -> list[list[int]]:
         """The pieces' ids, no BOS, no cut."""
         return [list(x) for x in self._sp.EncodeAsIds(list(texts))]
+
+
+@dataclass
+class Tokenizers:
+    """The source and target tokenizers of a model (one object twice when the vocabulary is shared;
+    a classifier has only a source side and uses it for both)."""
+
+    source: SubwordTokenizer
+    target: SubwordTokenizer
+
+    @property
+    def shared(self) -> bool:
+        return self.source is self.target
+
+
+def tokenizers_from(source: str, *, info: dict[str, Any] | None = None, files: dict[str, bytes] | None = None,
+                    manifest: dict[str, Any] | None = None) -> Tokenizers:
+    """The tokenizer(s) a model carries, from wherever it carries them:
+
+    - a `.keras` model's metadata `info`: base64 `tokenizer_model`, or `source_tokenizer_model` and
+      `target_tokenizer_model`;
+    - a `.tflite`'s packed `files`, named by its sensorium.json (`manifest["tokenizer"]`: `file`, or
+      `shared: false` with `source_file` and `target_file`).
+    """
+    import base64
+
+    def from_info(key: str) -> SubwordTokenizer:
+        try:
+            return SubwordTokenizer(base64.b64decode(info[key], validate=True), source=f"{source}:{key}")
+        except (KeyError, TypeError, ValueError):
+            raise ModelError(f"{source}: the model's metadata lacks a usable {key}") from None
+
+    def from_files(name: Any) -> SubwordTokenizer:
+        if not isinstance(name, str) or name not in (files or {}):
+            raise ModelError(f"{source}: the file carries no {name or TOKENIZER_FILE}")
+        return SubwordTokenizer(files[name], source=f"{source}:{name}")
+
+    if info is not None:
+        if "tokenizer_model" in info:
+            shared = from_info("tokenizer_model")
+            return Tokenizers(shared, shared)
+        if "source_tokenizer_model" not in info:
+            raise ModelError(f"{source}: the model's metadata carries no tokenizer")
+        return Tokenizers(from_info("source_tokenizer_model"), from_info("target_tokenizer_model"))
+    spec = (manifest or {}).get("tokenizer") or {}
+    if not isinstance(spec, dict):
+        raise ModelError(f"{source}: sensorium.json's tokenizer section is malformed")
+    if spec.get("shared", True):
+        shared = from_files(spec.get("file", TOKENIZER_FILE))
+        return Tokenizers(shared, shared)
+    return Tokenizers(from_files(spec.get("source_file")), from_files(spec.get("target_file")))

@@ -12,7 +12,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
 

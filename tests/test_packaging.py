@@ -2,8 +2,9 @@
 pyproject lists packages explicitly (the package-dir mapping), so a new sub-package must be added."""
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -137,7 +137,8 @@ class HubBackbone(keras.layers.Layer):
     def _accepts_training(self) -> bool:
         """Whether the module's `__call__` takes a `training` argument (the reusable SavedModel API)."""
         if not hasattr(self, "_takes_training"):
-            functions = getattr(getattr(self.module, "__call__", None), "concrete_functions", None) or []
+            call = getattr(self.module, "__call__", None)  # noqa: B004 - a tf.function's attributes, not a test
+            functions = getattr(call, "concrete_functions", None) or []
             self._takes_training = not functions or any(
                 "training" in (f.structured_input_signature[1] or {}) or len(f.structured_input_signature[0]) > 1
                 for f in functions)

@@ -14,7 +14,8 @@ from sensorium.models.backbones.hub import HubModuleError
 from sensorium.models.backbones.registry import KERAS_BACKBONES
 
 BACKBONE_LAYER = "backbone"
-_PARTIAL_LOAD_SIGNS = ("Skipping", "freshly-initialized", "did not match", "mismatch")  # every backbone (hub or keras) is the classifier layer of this name
+# Keras' messages when a weights file only partly fits the network
+_PARTIAL_LOAD_SIGNS = ("Skipping", "freshly-initialized", "did not match", "mismatch")
 
 
 def build_keras_backbone(name: str, image_size: tuple[int, int], weights: str | None = "imagenet"):

@@ -10,7 +10,8 @@ FULLY_CONNECTED, LOGISTIC, STRIDED_SLICE, MEAN); the random layers add no ops at
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 

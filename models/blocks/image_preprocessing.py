@@ -7,7 +7,8 @@ multiply/subtract), which lower to TFLite builtins (CAST, MUL, SUM, RESIZE_BILIN
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np

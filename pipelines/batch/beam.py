@@ -28,13 +28,22 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from sensorium.pipelines.batch.job import (
-    JOB_FILE, METRICS_FILE, REPORT_FILE, RESULTS_FILE, check_same, job_description, open_job, throughput,
-    predict_items, summarise,
+    JOB_FILE,
+    METRICS_FILE,
+    REPORT_FILE,
+    RESULTS_FILE,
+    check_same,
+    job_description,
+    open_job,
+    predict_items,
+    summarise,
+    throughput,
 )
 from sensorium.pipelines.batch.task import BatchTask, EvalItem, dumps, record_for
 from sensorium.pipelines.common.artifacts import inspect_artifact

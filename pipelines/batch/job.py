@@ -35,15 +35,16 @@ import logging
 import os
 import queue
 import re
-import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from sensorium.pipelines.batch.task import BatchTask, EvalItem, ItemList, dumps, record_for
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact
+from sensorium.pipelines.common.progress import progress, show_progress
 from sensorium.runtime.atomic import atomic_write_json, atomic_write_text
 from sensorium.runtime.errors import DataError, ModelError, SensoriumError, UsageError
 
@@ -195,11 +196,8 @@ class _Progress:
         self.total, self.done, self.unit = total, done, unit
         self.started, self.last_log, self.new = time.monotonic(), time.monotonic(), 0
         self.bar = None
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=done, unit=unit, desc="evaluating", file=sys.stderr,
-                            dynamic_ncols=True, smoothing=0.1)
+        if enabled and show_progress():
+            self.bar = progress(total=total, initial=done, unit=unit, desc="evaluating", smoothing=0.1)
         self.enabled = enabled
 
     def update(self, n: int) -> None:
@@ -326,7 +324,8 @@ def run_job(model_path: str | Path, data: str | None, out: str | Path, *, option
         atomic_write_json(folder / JOB_FILE, job)
 
     mine = [i for i in items if shard is None or shard.holds(i.index)]
-    done = read_results(folder / RESULTS_FILE, accept=lambda i: 0 <= i < len(items) and (shard is None or shard.holds(i)))
+    done = read_results(folder / RESULTS_FILE,
+                        accept=lambda i: 0 <= i < len(items) and (shard is None or shard.holds(i)))
     todo = [i for i in mine if i.index not in done]
     if done:
         log.info("%s: %d of %d items already evaluated; continuing with %d", folder, len(done), len(mine), len(todo))
@@ -384,7 +383,8 @@ def finish(folder: Path, task: BatchTask, job: dict[str, Any]) -> dict[str, Any]
     return result
 
 
-def summarise(task: BatchTask, records: list[dict[str, Any]], job: dict[str, Any], folder: Path | None) -> dict[str, Any]:
+def summarise(task: BatchTask, records: list[dict[str, Any]], job: dict[str, Any],
+              folder: Path | None) -> dict[str, Any]:
     """The metrics.json object of a complete set of records (sorted by index); with `folder`, also
     metrics.json, report.md and the plots written there."""
     from sensorium.pipelines.batch.report import write_report
@@ -459,5 +459,6 @@ def merge_shards(out: str | Path) -> dict[str, Any]:
     return result
 
 
-__all__ = ["Shard", "all_items", "batches", "check_same", "finish", "job_description", "open_job", "throughput", "items_sha256", "merge_shards", "model_sha256", "parse_shard",
-           "predict_items", "read_results", "run_job", "summarise"]
+__all__ = ["Shard", "all_items", "batches", "check_same", "finish", "job_description", "open_job", "throughput",
+           "items_sha256", "merge_shards", "model_sha256", "parse_shard", "predict_items", "read_results", "run_job",
+           "summarise"]

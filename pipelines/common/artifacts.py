@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sensorium.runtime.errors import ModelError
 from sensorium.pipelines.common.rundir import RunDir
+from sensorium.runtime.errors import ModelError
 
 C = TypeVar("C")
+P = TypeVar("P")
+KIND_NAMES = {"run": "run directory", "keras": ".keras file", "saved_model": "SavedModel", "tflite": ".tflite file"}
 
 
 @dataclass
@@ -42,7 +45,8 @@ def _keras_metadata(path: Path) -> dict[str, Any] | None:
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if node.get("class_name") == "TaskMetadata" or str(node.get("registered_name", "")).endswith(">TaskMetadata"):
+            registered = str(node.get("registered_name", ""))
+            if node.get("class_name") == "TaskMetadata" or registered.endswith(">TaskMetadata"):
                 found.append(node.get("config", {}))
             for value in node.values():
                 walk(value)
@@ -132,3 +136,23 @@ def run_config(artifact: Artifact, config_cls: type[C]) -> C | None:
     if artifact.run is None or not artifact.run.config_path.is_file():
         return None
     return config_from_dict(config_cls, artifact.run.read_config())
+
+
+def load_predictor(model: Artifact | str | Path, predictor: type[P], *, keras: Callable[[Artifact], P],
+                   saved_model: Callable[[Artifact], P] | None = None) -> P:
+    """The Keras back ends' one artifact dispatch: a run directory or `.keras` file -> `keras(artifact)`,
+    a SavedModel -> `saved_model(artifact)`, a `.tflite` -> the runtime's `predictor.from_tflite`.
+    The artifact must serve `predictor.task`; the TensorFlow back ends need sensorium[full]."""
+    from sensorium.pipelines.common.backend import require_tensorflow
+
+    artifact = model if isinstance(model, Artifact) else inspect_artifact(model)
+    require_task(artifact, predictor.task)
+    if artifact.kind == "tflite":
+        return predictor.from_tflite(artifact.path)
+    require_tensorflow(f"a {predictor.task} model in a {KIND_NAMES[artifact.kind]}")
+    if artifact.kind == "saved_model":
+        if saved_model is None:
+            raise ModelError(f"{artifact.path}: {predictor.task} SavedModels are not supported here; give the run "
+                             "directory or the .tflite")
+        return saved_model(artifact)
+    return keras(artifact)

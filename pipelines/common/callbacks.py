@@ -9,12 +9,12 @@ import json
 import logging
 import math
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import keras
 
+from sensorium.pipelines.common.progress import progress, show_progress
 from sensorium.runtime.atomic import atomic_path, atomic_write_json, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -180,16 +180,13 @@ class Progress(keras.callbacks.Callback):
     def __init__(self, epochs: int, steps: int | None, enabled: bool | None = None) -> None:
         super().__init__()
         self.epochs, self.steps = epochs, steps
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.enabled = show_progress() if enabled is None else enabled
         self.bar = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch = epoch
         if self.enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch",
-                            file=sys.stderr, leave=False, dynamic_ncols=True)
+            self.bar = progress(total=self.steps, desc=f"epoch {epoch + 1}/{self.epochs}", unit="batch", leave=False)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.bar is not None:

@@ -100,8 +100,8 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
-        raise UsageError(f"config file {path} is not valid {'YAML' if path.suffix.lower() in ('.yaml', '.yml') else 'JSON'}: "
-                         f"{str(exc).splitlines()[0]}") from None
+        kind = "YAML" if path.suffix.lower() in (".yaml", ".yml") else "JSON"
+        raise UsageError(f"config file {path} is not valid {kind}: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a mapping of keys")
     return data

@@ -7,9 +7,10 @@ SPLIT: `train`, `validation` or `test`, optionally sliced TFDS-style: `train[:20
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 from sensorium.runtime.errors import DataError
 
@@ -69,7 +70,7 @@ class DataSpec:
         """The spec without its split."""
         return self.text.rsplit("@", 1)[0] if self.split else self.text
 
-    def with_split(self, split: str) -> "DataSpec":
+    def with_split(self, split: str) -> DataSpec:
         """The same source on another split (no slice) unless a split was given explicitly."""
         if self.split is not None:
             return self

@@ -2,13 +2,14 @@
 where results go, and the classification outputs (metrics.json, confusion matrix, skipped items)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, require_task, run_config
-from sensorium.runtime.errors import UsageError
 from sensorium.pipelines.common.rundir import RunDir
+from sensorium.runtime.errors import UsageError
 
 
 @dataclass

@@ -110,7 +110,7 @@ class RunDir:
         atomic_write_json(self.manifest_path, data)
 
     @classmethod
-    def create(cls, path: str | Path, task: str, *, resume: bool = False, overwrite: bool = False) -> "RunDir":
+    def create(cls, path: str | Path, task: str, *, resume: bool = False, overwrite: bool = False) -> RunDir:
         """Start a run directory for `task` (status `training`).
 
         An existing run directory is only reused with `resume` (same task, not complete) or replaced

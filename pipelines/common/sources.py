@@ -1,4 +1,5 @@
-"""Turn a DataSpec into labelled items for one split (folders, manifests, builtin data).
+"""Turn a DataSpec into labelled items for one split (folders, manifests; builtin data through
+`sensorium.pipelines.datasets.registry`).
 
 Sources with their own splits (builtin:mnist, TFDS) keep them; the others are split once, seeded and
 stratified (80/10/10), and the chosen item ids are written into the run directory (`splits/`).
@@ -8,17 +9,17 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import DataSpec
-from sensorium.runtime.errors import DataError
-from sensorium.runtime.registry import Registry
 from sensorium.pipelines.common.splits import DEFAULT_FRACTIONS, stratified_split
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Items:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, idx: np.ndarray | list[int]) -> "Items":
+    def take(self, idx: np.ndarray | list[int]) -> Items:
         idx = np.asarray(idx, dtype=np.int64)
         refs = self.refs[idx] if isinstance(self.refs, np.ndarray) else [self.refs[i] for i in idx]
         return Items(
@@ -46,29 +47,6 @@ class Items:
             [self.ids[i] for i in idx],
             {k: [v[i] for i in idx] for k, v in self.extra.items()},
         )
-
-
-@dataclass
-class BuiltinDataset:
-    """A builtin dataset: `load()` returns all items, or a dict of its own splits."""
-
-    name: str
-    description: str
-    load: Callable[[], "Items | dict[str, Items]"]
-    task: str = "image"
-
-
-BUILTINS: Registry[BuiltinDataset] = Registry("builtin dataset")
-
-
-def get_builtin(name: str) -> BuiltinDataset:
-    from sensorium.pipelines.datasets import mnist as builtin_data  # noqa: F401  (registers the builtins)
-    from sensorium.runtime.registry import RegistryError
-
-    try:
-        return BUILTINS.get(name)
-    except RegistryError as exc:  # a bad data spec is a data error (exit 1), not a usage error
-        raise DataError(str(exc)) from None
 
 
 # === Folders and manifests ===
@@ -189,7 +167,7 @@ def manifest_items(path: Path, *, ref_column: str | None, label_column: str | No
 
 
 # === Splits ===
-def select_split(items_or_splits: "Items | dict[str, Items]", spec: DataSpec, *, seed: int,
+def select_split(items_or_splits: Items | dict[str, Items], spec: DataSpec, *, seed: int,
                  default_split: str | None, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
                  ) -> tuple[Items, str]:
     """Pick the split named by the spec (or `default_split`), then apply its slice.

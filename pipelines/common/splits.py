@@ -1,7 +1,7 @@
 """Seeded, stratified splitting of sources that have no splits of their own."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

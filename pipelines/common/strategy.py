@@ -6,7 +6,8 @@ import contextlib
 import json
 import logging
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from sensorium.runtime.errors import UsageError
 

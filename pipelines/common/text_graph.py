@@ -5,9 +5,11 @@ tensorflow-text's op, so the SavedModel and the Python / edge paths produce iden
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from sensorium.runtime.errors import MissingExtraError
+from sensorium.runtime.errors import MissingExtraError, ModelError
 from sensorium.runtime.tokenizer import BOS_ID, PAD_ID, SubwordTokenizer
 
 
@@ -17,7 +19,8 @@ def tf_tokenizer(tokenizer: SubwordTokenizer) -> Any:
         import tensorflow as tf
         import tensorflow_text as tf_text
     except ImportError:
-        raise MissingExtraError('string-input SavedModels need tensorflow-text: pip install "sensorium[full]"') from None
+        raise MissingExtraError('string-input SavedModels need tensorflow-text: '
+                                'pip install "sensorium[full]"') from None
     return tf_text.SentencepieceTokenizer(model=tokenizer.proto, out_type=tf.int32)
 
 
@@ -30,3 +33,18 @@ def tf_encode(graph_tokenizer: Any, texts: Any, max_length: int) -> Any:
     bos = tf.fill([tf.shape(texts)[0], 1], tf.constant(BOS_ID, tf.int32))
     ids = tf.concat([tf.RaggedTensor.from_tensor(bos), ids], axis=1)
     return ids.to_tensor(default_value=PAD_ID)  # (B, L)
+
+
+def load_text_saved_model(path: str | Path) -> Callable[..., Any]:
+    """The serving_default signature of a text SavedModel (tensorflow_text imported first)."""
+    import tensorflow as tf
+
+    try:
+        import tensorflow_text  # noqa: F401  (registers the SentencePiece op the graph uses)
+    except ImportError:
+        raise MissingExtraError('this SavedModel tokenises in the graph and needs tensorflow-text: '
+                                'pip install "sensorium[full]"') from None
+    try:
+        return tf.saved_model.load(str(path)).signatures["serving_default"]
+    except (KeyError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: unusable SavedModel ({str(exc).splitlines()[0][:200]})") from None

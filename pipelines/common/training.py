@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.rundir import RunDir
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +42,8 @@ class TrainSettings:
 
     def _cluster_checks(self) -> list[tuple[bool, str]]:
         """`multiworker` needs a usable TF_CONFIG: checked before a run directory is made."""
-        from sensorium.runtime.errors import UsageError
         from sensorium.pipelines.common.strategy import read_tf_config
+        from sensorium.runtime.errors import UsageError
 
         if self.strategy != "multiworker":
             return []
@@ -78,8 +79,14 @@ def start_training(run: RunDir, config: Any) -> tuple[str, Any]:
     import keras
 
     from sensorium.pipelines.common.config import config_to_dict
-    from sensorium.pipelines.common.strategy import (is_chief, is_multi_worker, make_strategy, set_precision,
-                                                     worker_count, worker_task)
+    from sensorium.pipelines.common.strategy import (
+        is_chief,
+        is_multi_worker,
+        make_strategy,
+        set_precision,
+        worker_count,
+        worker_task,
+    )
 
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.train.mixed_precision)
@@ -152,9 +159,13 @@ def fit_epochs(model: Any, train_ds: Any, val_ds: Any, *, epochs: int, initial_e
 
     import tensorflow as tf
 
+    from sensorium.pipelines.common.strategy import (
+        distribute_options,
+        keras_multiworker_fixes,
+        require_same_epoch,
+        worker_count,
+    )
     from sensorium.runtime.errors import SensoriumError
-    from sensorium.pipelines.common.strategy import (distribute_options, keras_multiworker_fixes, require_same_epoch,
-                                                     worker_count)
 
     strategy = model.distribute_strategy
     require_same_epoch(strategy, initial_epoch)
@@ -172,20 +183,40 @@ def fit_epochs(model: Any, train_ds: Any, val_ds: Any, *, epochs: int, initial_e
                              "--resume`") from exc
 
 
+@dataclass(frozen=True)
+class Phase:
+    """A later phase of training (after `TrainSettings.epochs`): `epochs` more epochs that start with
+    `begin(model)` (e.g. unfreeze a pretrained backbone and recompile at a lower learning rate).
+    `begin` runs whenever the phase (re)starts, a resumed run included: it must leave a model that is
+    already in the phase as it is."""
+
+    epochs: int
+    begin: Callable[[Any], None]
+
+
 def fit_run(run: RunDir, model: Any, train_ds: Any, val_ds: Any, tcfg: TrainSettings, steps: int,
-            state: dict[str, Any] | None) -> Any:
+            state: dict[str, Any] | None, *, phases: tuple[Phase, ...] = (), callbacks: tuple[Any, ...] = ()) -> Any:
     """Fit from where the run stopped (checkpoints every epoch, early stopping, progress bar,
-    TensorBoard; with several workers, a BackupAndRestore backup) and put the best epoch's weights back;
-    returns the RunState (history, best epoch). The strategy is the one `model` was built under."""
+    TensorBoard; with several workers, a BackupAndRestore backup), through `tcfg.epochs` and then each
+    of `phases`, and put the best epoch's weights back (a fixed schedule keeps its last); returns the
+    RunState (history, best epoch). `callbacks` run before the run's own (an epoch's extra outputs
+    exist once its checkpoint does). The strategy is the one `model` was built under."""
     from sensorium.pipelines.common.callbacks import RunState
 
     mode = "min" if "loss" in tcfg.monitor else "max"
     run_state = RunState(run.path / "checkpoints", run.history_path, monitor=tcfg.monitor, mode=mode,
                          patience=tcfg.early_stopping_patience, state=state)
-    callbacks = fit_callbacks(run, run_state, model.distribute_strategy, tcfg.epochs, steps)
-    if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
-        fit_epochs(model, train_ds, val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
-                   callbacks=callbacks)
+    total = tcfg.epochs + sum(p.epochs for p in phases)
+    all_callbacks = [*callbacks, *fit_callbacks(run, run_state, model.distribute_strategy, total, steps)]
+    end = tcfg.epochs
+    if run_state.epochs_done < end and not run_state.stopped_early:
+        fit_epochs(model, train_ds, val_ds, epochs=end, initial_epoch=run_state.epochs_done, callbacks=all_callbacks)
+    for phase in phases:
+        end += phase.epochs
+        if run_state.epochs_done < end and not run_state.stopped_early:
+            phase.begin(model)
+            fit_epochs(model, train_ds, val_ds, epochs=end, initial_epoch=run_state.epochs_done,
+                       callbacks=all_callbacks)
     if tcfg.early_stopping_patience:
         run_state.restore_best(model)
     return run_state

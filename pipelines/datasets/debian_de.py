@@ -31,13 +31,14 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from sensorium.runtime.atomic import atomic_path
 from sensorium.pipelines.common.cache import cache_dir
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.datasets.catalogs import read_mo
 from sensorium.pipelines.datasets.ui_de import MAX_CHARS, drop_reason
 from sensorium.pipelines.translation.sources import ParallelItems, escape_tsv, read_pairs_table
+from sensorium.runtime.atomic import atomic_path
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def build_debian_corpus(out: Path | None = None, *, language: str = "de", mirror
 
     An existing corpus is returned as it is unless `overwrite`. The folder appears whole or not at all.
     A package that cannot be downloaded or read is recorded in corpus.json and skipped."""
-    from tqdm import tqdm
+    from sensorium.pipelines.common.progress import progress
 
     out = Path(out) if out is not None else default_debian_corpus_dir(language)
     if (out / CORPUS_FILE).is_file() and not overwrite:
@@ -228,8 +229,8 @@ def build_debian_corpus(out: Path | None = None, *, language: str = "de", mirror
     dropped: Counter = Counter()
     per_package: dict[str, dict] = {}
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for pkg, read in zip(packages, tqdm(pool.map(one, packages), total=len(packages), unit="package",
-                                            desc="Debian catalogues")):
+        for pkg, read in zip(packages, progress(pool.map(one, packages), total=len(packages), unit="package",
+                                                desc="Debian catalogues")):
             kept = 0
             for s, t in read.pairs:
                 reason = drop_reason(s, t) or ("duplicate" if (s, t) in seen else None)
@@ -322,3 +323,14 @@ def corpus_card(meta: dict) -> str:
 __all__ = ["CORPUS_VERSION", "DEFAULT_MIRROR", "DEFAULT_RELEASE", "DebPackage", "ar_members", "build_debian_corpus",
            "catalogue_index", "corpus_card", "default_debian_corpus_dir", "find_packages", "package_index",
            "read_deb", "read_debian_corpus"]
+
+
+def read_default_corpus() -> dict:
+    """`builtin:debian-de`: the corpus `sensorium data debian-de` built into the cache (training pairs only)."""
+    return read_debian_corpus(default_debian_corpus_dir())
+
+
+def build(request: Any) -> Path:
+    """`sensorium data debian-de [--mirror URL] [--out DIR] [--force]`."""
+    return build_debian_corpus(request.out or default_debian_corpus_dir(), mirror=request.mirror or DEFAULT_MIRROR,
+                               overwrite=request.force)

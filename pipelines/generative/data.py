@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import DataSpec, parse_spec
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.generative.config import DataConfig
 from sensorium.pipelines.image.data import ImageSplit, load_split, load_train_validation
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 

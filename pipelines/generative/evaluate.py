@@ -171,7 +171,7 @@ class FeatureClassifier:
     source: str
 
     @classmethod
-    def load(cls, path: str | Path | None) -> "FeatureClassifier":
+    def load(cls, path: str | Path | None) -> FeatureClassifier:
         import keras
 
         from sensorium.pipelines.common.artifacts import inspect_artifact, load_task_model

@@ -72,7 +72,7 @@ class LatentPrior:
                 "cholesky": self.cholesky.tolist()}
 
     @classmethod
-    def from_info(cls, info: dict) -> "LatentPrior":
+    def from_info(cls, info: dict) -> LatentPrior:
         """The prior a model's metadata `info` names (N(0, I) when it names none)."""
         latent_dim = int(info["latent_dim"])
         prior = info.get("latent_prior")
@@ -83,7 +83,7 @@ class LatentPrior:
                    np.asarray(prior["cholesky"], np.float64))
 
     @classmethod
-    def fit(cls, codes: np.ndarray, components: int, seed: int = 0) -> "LatentPrior":
+    def fit(cls, codes: np.ndarray, components: int, seed: int = 0) -> LatentPrior:
         """A full-covariance Gaussian mixture of `components` fitted to `codes` (N, L) (scikit-learn)."""
         from sklearn.mixture import GaussianMixture
 

@@ -14,17 +14,18 @@ from __future__ import annotations
 import io
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
+from sensorium.pipelines.generative.modeling import GENERATORS, RECONSTRUCTORS, GenerativeModel, load_generative
 from sensorium.runtime.atomic import atomic_write_bytes
 from sensorium.runtime.errors import ModelError, UsageError
 from sensorium.runtime.image_io import ImageDecodeError, is_image_path, load_image
 from sensorium.runtime.paths import expand_paths, input_error
-from sensorium.pipelines.generative.modeling import GENERATORS, RECONSTRUCTORS, GenerativeModel, load_generative
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -80,8 +81,8 @@ def compile_model(task: str, model: Any, cfg: Any, steps: int) -> None:
         model.compile(optimizer=make_optimizer(tcfg, steps))
     else:
         d_lr = tcfg.discriminator_learning_rate or tcfg.learning_rate
-        model.compile(d_optimizer=_gan_optimizer(tcfg, d_lr, steps), g_optimizer=_gan_optimizer(tcfg, tcfg.learning_rate,
-                                                                                                steps))
+        model.compile(d_optimizer=_gan_optimizer(tcfg, d_lr, steps),
+                      g_optimizer=_gan_optimizer(tcfg, tcfg.learning_rate, steps))
 
 
 # === Sample grids ===
@@ -149,9 +150,15 @@ def _datasets(task: str, model: Any, train_split: Any, val_split: Any, batch_siz
 
 
 def _train(task: str, cfg: Any, run: RunDir, resume: bool) -> dict[str, Any]:
-    from sensorium.pipelines.common.callbacks import RunState, read_train_state
-    from sensorium.pipelines.common.training import (fit_callbacks, fit_epochs, resume_or_build, run_summary,
-                                                     save_inference_model, start_training, write_split_lists)
+    from sensorium.pipelines.common.callbacks import read_train_state
+    from sensorium.pipelines.common.training import (
+        fit_run,
+        resume_or_build,
+        run_summary,
+        save_inference_model,
+        start_training,
+        write_split_lists,
+    )
     from sensorium.pipelines.generative.data import load_train_images, take_pixels
     from sensorium.pipelines.generative.modeling import register_models
 
@@ -176,21 +183,12 @@ def _train(task: str, cfg: Any, run: RunDir, resume: bool) -> dict[str, Any]:
 
     model = resume_or_build(strategy, ckpt_dir, state, build)
     train_ds, val_ds = _datasets(task, model, train_split, val_split, tcfg.batch_size, cfg.seed)
-
-    mode = "min" if "loss" in tcfg.monitor else "max"
-    run_state = RunState(ckpt_dir, run.history_path, monitor=tcfg.monitor, mode=mode,
-                         patience=tcfg.early_stopping_patience, state=state)
     val_pixels = take_pixels(val_split)[0] if task == "autoencoder" else None  # grid and threshold calibration
-    callbacks = fit_callbacks(run, run_state, strategy, tcfg.epochs, steps)
+    grids = ()
     if run.chief:
         render, columns = _renderer(task, cfg, val_pixels)
-        grids = SampleGrid(run.sub(SAMPLES_DIR), render, columns, scale=2 if max(size) <= 64 else 1)
-        callbacks.insert(0, grids)  # before RunState: an epoch's grid exists once its checkpoint does
-    if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
-        fit_epochs(model, train_ds, val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
-                   callbacks=callbacks)
-    if tcfg.early_stopping_patience:
-        run_state.restore_best(model)  # the best epoch's weights; a fixed schedule keeps its last
+        grids = (SampleGrid(run.sub(SAMPLES_DIR), render, columns, scale=2 if max(size) <= 64 else 1),)
+    run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state, callbacks=grids)
 
     extra: dict[str, Any] = {"train_count": train_split.count, "validation_count": val_split.count}
     threshold = None

@@ -11,8 +11,9 @@ from sensorium.pipelines.batch.task import EvalItem, ItemList
 from sensorium.pipelines.common.artifacts import Artifact
 from sensorium.pipelines.common.dataspec import parse_spec
 from sensorium.runtime.errors import ModelError
+from sensorium.runtime.image import ImageClassifier
 
-TASK = "image"
+TASK = ImageClassifier.task
 
 
 class ImageBatchTask(ClassificationBatchTask):
@@ -45,9 +46,9 @@ class ImageBatchTask(ClassificationBatchTask):
         return ItemList(spec.text, split_name, items)
 
     def load_model(self, artifact: Artifact) -> Any:
-        from sensorium.pipelines.image.predict import ImageClassifier
+        from sensorium.pipelines.image.predict import load
 
-        classifier = ImageClassifier.from_artifact(artifact)
+        classifier = load(artifact)
         if list(classifier.labels) != self.labels:
             raise ModelError(f"{artifact.path}: its labels differ from the job's")
         self.context["image_size"] = list(classifier.image_size)

@@ -82,9 +82,9 @@ class ImageClassificationConfig:
         check_config(checks, self.data)
         if self.data.spec.startswith("builtin:"):
             from sensorium.pipelines.common.dataspec import parse_spec
-            from sensorium.pipelines.common.sources import get_builtin
+            from sensorium.pipelines.datasets.registry import get_builtin
 
-            get_builtin(parse_spec(self.data.spec).name)
+            get_builtin(parse_spec(self.data.spec).name, "image")
 
 
 # What `sensorium tune image` varies (narrow it with --space FILE). The objective is the validation

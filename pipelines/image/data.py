@@ -7,21 +7,20 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import DataSpec, parse_spec
-from sensorium.runtime.errors import DataError
-from sensorium.runtime.image_io import ImageDecodeError, is_image_path, load_image
-from sensorium.pipelines.common.sources import (Items, get_builtin, manifest_items, scan_class_folders,
-                                                select_split)
+from sensorium.pipelines.common.sources import Items, manifest_items, scan_class_folders, select_split
 from sensorium.pipelines.common.splits import holdout
 from sensorium.pipelines.image.config import DataConfig
+from sensorium.runtime.errors import DataError
+from sensorium.runtime.image_io import ImageDecodeError, is_image_path, load_image
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +57,7 @@ class ImageSplit:
 
 def _items_for(spec: DataSpec, cfg: DataConfig, seed: int, default_split: str | None) -> tuple[Items, str]:
     if spec.kind == "builtin":
-        ds = get_builtin(spec.name)
-        if ds.task != "image":
-            raise DataError(f"builtin:{spec.name} is {ds.task} data, not images")
-        return select_split(ds.load(), spec, seed=seed, default_split=default_split)
+        return select_split(_load_builtin(spec.name), spec, seed=seed, default_split=default_split)
     if spec.kind == "folder":
         items = scan_class_folders(Path(spec.name), is_image_path)
     else:
@@ -82,7 +78,8 @@ def _align(items: Items, label_names: list[str] | None) -> Items:
     return Items(items.refs, mapping[items.labels], label_names, items.ids, items.extra)
 
 
-def decode_files(paths: list[str], size: tuple[int, int], *, desc: str = "decoding") -> tuple[np.ndarray, list[int], list[str]]:
+def decode_files(paths: list[str], size: tuple[int, int], *,
+                 desc: str = "decoding") -> tuple[np.ndarray, list[int], list[str]]:
     """Decode image files with a thread pool -> (images (N_ok, H, W, 3), ok indices, errors of the rest)."""
     out = np.zeros((len(paths), size[0], size[1], 3), np.uint8)
     ok = np.zeros(len(paths), bool)
@@ -95,11 +92,11 @@ def decode_files(paths: list[str], size: tuple[int, int], *, desc: str = "decodi
         except ImageDecodeError as exc:
             errors[i] = str(exc)
 
-    from tqdm import tqdm
+    from sensorium.pipelines.common.progress import progress
 
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        for _ in tqdm(pool.map(work, range(len(paths))), total=len(paths), desc=desc, unit="img",
-                      file=sys.stderr, disable=len(paths) < 500 or not sys.stderr.isatty(), leave=False):
+        for _ in progress(pool.map(work, range(len(paths))), total=len(paths), desc=desc, unit="img",
+                          enabled=len(paths) >= 500, leave=False):
             pass
     idx = np.flatnonzero(ok)
     return out[idx], list(idx), [errors[i] for i in np.flatnonzero(~ok)]
@@ -113,7 +110,7 @@ def _from_items(spec: DataSpec, split: str, items: Items, size: tuple[int, int],
         x, ok, errors = decode_files(items.refs, size, desc=f"decoding {split}")
         bad = sorted(set(range(n)) - set(ok))  # set(ok) once: rebuilding it per item was quadratic
         failures = [(items.ids[i], e) for i, e in zip(bad, errors)]
-        for item_id, err in failures[:5]:
+        for _, err in failures[:5]:
             log.warning("skipped %s", err)
         if len(failures) > 5:
             log.warning("skipped %d more unreadable images", len(failures) - 5)
@@ -220,8 +217,14 @@ def load_train_validation(cfg: DataConfig, *, seed: int, image_size: tuple[int, 
     return make(tr, "train"), make(va, "validation (held out of train)")
 
 
+def _load_builtin(name: str) -> Items | dict[str, Items]:
+    from sensorium.pipelines.datasets.registry import get_builtin
+
+    return get_builtin(name, "image").entry("load")()
+
+
 def _builtin_has_validation(name: str) -> bool:
-    loaded = get_builtin(name).load()
+    loaded = _load_builtin(name)
     return not isinstance(loaded, dict) or "validation" in loaded
 
 

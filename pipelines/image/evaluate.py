@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import parse_spec
+from sensorium.runtime.image import ImageClassifier
 
 log = logging.getLogger(__name__)
 
-TASK = "image"
+TASK = ImageClassifier.task
 
 
 def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path | None = None,
@@ -22,11 +23,11 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
     from sensorium.pipelines.common.metrics import classification_metrics
     from sensorium.pipelines.image.config import DataConfig, ImageClassificationConfig
     from sensorium.pipelines.image.data import load_split
-    from sensorium.pipelines.image.predict import ImageClassifier
+    from sensorium.pipelines.image.predict import load
 
     setup = evaluation_setup(model_path, TASK, ImageClassificationConfig, DataConfig, data, out,
                              require_complete=require_complete)
-    classifier = ImageClassifier.from_artifact(setup.artifact)
+    classifier = load(setup.artifact)
     spec = parse_spec(setup.data)
     split = load_split(spec, setup.data_config, seed=setup.seed, image_size=classifier.image_size,
                        default_split="test", label_names=classifier.labels)

@@ -5,14 +5,12 @@ import logging
 import math
 from typing import Any
 
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.optimizers import make_optimizer
 from sensorium.pipelines.common.rundir import RunDir
 from sensorium.pipelines.image.config import ImageClassificationConfig, TrainConfig
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
-
-TASK = "image"
 
 
 def compile_classifier(model, cfg: TrainConfig, steps_per_epoch: int, num_classes: int) -> None:
@@ -28,14 +26,24 @@ def compile_classifier(model, cfg: TrainConfig, steps_per_epoch: int, num_classe
 
 
 def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
-    """Train into `run` (already created by the caller with status `training`); returns a summary."""
+    """Train into `run` (already created by the caller with status `training`); returns a summary.
+
+    With a pretrained backbone, phase 1 trains the head on frozen features for `train.epochs`, then
+    phase 2 also trains the backbone (or the variables `train.finetune_pattern` selects) for
+    `train.finetune_epochs` at `train.finetune_learning_rate`."""
     from sensorium.models.backbones.finetune import find_backbone, set_backbone_trainable
-    from sensorium.pipelines.common.callbacks import RunState, read_train_state
-    from sensorium.runtime.errors import ModelError
-    from sensorium.pipelines.common.strategy import is_multi_worker, worker_count
-    from sensorium.pipelines.common.training import (fit_callbacks, fit_epochs, resume_or_build, start_training,
-                                                     write_split_lists)
+    from sensorium.pipelines.common.callbacks import read_train_state
+    from sensorium.pipelines.common.training import (
+        Phase,
+        fit_run,
+        resume_or_build,
+        run_summary,
+        save_inference_model,
+        start_training,
+        write_split_lists,
+    )
     from sensorium.pipelines.image.data import load_train_validation
+    from sensorium.runtime.errors import ModelError
 
     cfg, tcfg = config, config.train
     cfg.model.image_size = _resolved_size(cfg)  # recorded, so config.json reproduces the run as is
@@ -66,48 +74,27 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
 
     model = resume_or_build(strategy, ckpt_dir, state, build)
     backbone = find_backbone(model)
-    total_epochs = tcfg.epochs + (tcfg.finetune_epochs if backbone is not None else 0)
-    mode = "min" if "loss" in tcfg.monitor else "max"
-    run_state = RunState(ckpt_dir, run.history_path, monitor=tcfg.monitor, mode=mode,
-                         patience=tcfg.early_stopping_patience, state=state)
-    train_ds = train_split.dataset(tcfg.batch_size, training=True, seed=cfg.seed)
-    val_ds = val_split.dataset(tcfg.batch_size)
-    callbacks = fit_callbacks(run, run_state, strategy, total_epochs, steps)
-    if run_state.epochs_done < tcfg.epochs and not run_state.stopped_early:
-        fit_epochs(model, train_ds, val_ds, epochs=tcfg.epochs, initial_epoch=run_state.epochs_done,
-                   callbacks=callbacks)
-    if run_state.epochs_done < total_epochs and not run_state.stopped_early:
-        if not backbone.trainable:  # phase 2 starts (a resumed phase 2 keeps its compiled optimizer)
-            log.info("phase 2: fine-tuning the backbone at learning rate %g for %d epochs",
-                     tcfg.finetune_learning_rate, tcfg.finetune_epochs)
-            count = set_backbone_trainable(backbone, True, tcfg.finetune_pattern,
-                                           batchnorm_training=cfg.model.backbone_batchnorm_training)
-            if count == 0:
-                raise ModelError(f"--finetune-pattern {tcfg.finetune_pattern!r} selects no backbone variable")
-            with strategy.scope():
-                compile_classifier(model, _phase2(tcfg), steps, len(labels))
-        fit_epochs(model, train_ds, val_ds, epochs=total_epochs, initial_epoch=run_state.epochs_done,
-                   callbacks=callbacks)
-    if tcfg.early_stopping_patience:
-        run_state.restore_best(model)  # with early stopping, the best epoch; a fixed schedule keeps its last
 
-    from sensorium.runtime.atomic import atomic_path
+    def fine_tune(model: Any) -> None:
+        if backbone.trainable:  # a resumed run already in phase 2 keeps its compiled optimizer
+            return
+        log.info("phase 2: fine-tuning the backbone at learning rate %g for %d epochs",
+                 tcfg.finetune_learning_rate, tcfg.finetune_epochs)
+        count = set_backbone_trainable(backbone, True, tcfg.finetune_pattern,
+                                       batchnorm_training=cfg.model.backbone_batchnorm_training)
+        if count == 0:
+            raise ModelError(f"--finetune-pattern {tcfg.finetune_pattern!r} selects no backbone variable")
+        with strategy.scope():
+            compile_classifier(model, _phase2(tcfg), steps, len(labels))
 
-    final = _inference_copy(model, cfg, labels)
-    if run.chief:  # a non-chief worker of a multi-worker run writes no model (see training.finish_run)
-        with atomic_path(run.model_path) as tmp:
-            final.save(tmp)
-    history = run_state.history
-    summary: dict[str, Any] = {
-        "epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
-        "best_" + tcfg.monitor: run_state.best, "stopped_early": run_state.stopped_early,
-        "train_count": train_split.count, "validation_count": val_split.count, "labels": labels,
-        "precision_policy": policy, "replicas": strategy.num_replicas_in_sync,
-    }
-    if is_multi_worker(strategy):
-        summary["workers"] = worker_count(strategy)
-    _report(run, cfg, history, summary)
-    return summary
+    phases = (Phase(tcfg.finetune_epochs, fine_tune),) if backbone is not None else ()
+    run_state = fit_run(run, model, train_split.dataset(tcfg.batch_size, training=True, seed=cfg.seed),
+                        val_split.dataset(tcfg.batch_size), tcfg, steps, state, phases=phases)
+    save_inference_model(run, model, lambda: _build(cfg, labels, pretrained=False))
+    summary = run_summary(run_state, tcfg, policy, strategy, train_count=train_split.count,
+                          validation_count=val_split.count)
+    _report(run, cfg, run_state.history, summary, labels)
+    return {**summary, "labels": labels}
 
 
 def _build(cfg: ImageClassificationConfig, labels: list[str], pretrained: bool = True):
@@ -139,24 +126,13 @@ def _phase2(tcfg: TrainConfig) -> TrainConfig:
     return replace(tcfg, learning_rate=tcfg.finetune_learning_rate, epochs=tcfg.finetune_epochs, warmup_epochs=0)
 
 
-def _inference_copy(model, cfg: ImageClassificationConfig, labels: list[str]):
-    """An uncompiled float32 rebuild with the trained weights: no optimizer state in model.keras, and
-    a mixed-precision model becomes float32 again (for export and CPUs)."""
-    import keras
-
-    keras.mixed_precision.set_global_policy("float32")
-    clone = _build(cfg, labels, pretrained=False)
-    clone.set_weights([w.numpy().astype("float32") for w in model.weights])
-    return clone
-
-
-def _report(run: RunDir, cfg: ImageClassificationConfig, history: dict, summary: dict) -> None:
+def _report(run: RunDir, cfg: ImageClassificationConfig, history: dict, summary: dict, labels: list[str]) -> None:
     """Plots, evaluation on the held-out split, model card; then the run is marked complete."""
     from sensorium.pipelines.common.training import finish_run
     from sensorium.pipelines.image.card import write_card
     from sensorium.pipelines.image.evaluate import evaluate
 
-    finish_run(run, history=history, summary={k: v for k, v in summary.items() if k != "labels"},
+    finish_run(run, history=history, summary=summary,
                data_spec=cfg.data.spec, evaluate_on=cfg.evaluate_on,
                evaluate=lambda spec: evaluate(run.path, spec, require_complete=False),
-               write_card=lambda metrics: write_card(run, cfg, summary, metrics))
+               write_card=lambda metrics: write_card(run, cfg, {**summary, "labels": labels}, metrics))

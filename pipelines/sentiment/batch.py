@@ -12,8 +12,9 @@ from sensorium.pipelines.batch.classification import ClassificationBatchTask, pr
 from sensorium.pipelines.batch.task import EvalItem, ItemList, markdown_table
 from sensorium.pipelines.common.artifacts import Artifact
 from sensorium.runtime.errors import ModelError
+from sensorium.runtime.sentiment import TextClassifier
 
-TASK = "sentiment"
+TASK = TextClassifier.task
 LENGTH_BUCKETS = ((1, 5), (6, 10), (11, 20), (21, 40), (41, None))  # words per text
 
 
@@ -49,9 +50,9 @@ class SentimentBatchTask(ClassificationBatchTask):
         return ItemList(setup.data, split.split, items, list(split.failures))
 
     def load_model(self, artifact: Artifact) -> Any:
-        from sensorium.pipelines.sentiment.predict import TextClassifier
+        from sensorium.pipelines.sentiment.predict import load
 
-        classifier = TextClassifier.from_artifact(artifact)
+        classifier = load(artifact)
         if list(classifier.labels) != self.labels:
             raise ModelError(f"{artifact.path}: its labels differ from the job's")
         return classifier

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import parse_spec
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.splits import holdout
 from sensorium.pipelines.sentiment.config import TextDataConfig
 from sensorium.pipelines.sentiment.sources import TextItems, load_text_items
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 
 from sensorium.pipelines.common.rundir import RunDir
+from sensorium.runtime.sentiment import TextClassifier
 
 log = logging.getLogger(__name__)
 
-TASK = "sentiment"
+TASK = TextClassifier.task
 
 
 def polarity_accuracy(y: np.ndarray, probs: np.ndarray, labels: list[str]) -> dict[str, Any] | None:
@@ -38,11 +39,11 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
     from sensorium.pipelines.common.metrics import classification_metrics
     from sensorium.pipelines.sentiment.config import SentimentConfig, TextDataConfig
     from sensorium.pipelines.sentiment.data import load_text_split
-    from sensorium.pipelines.sentiment.predict import TextClassifier
+    from sensorium.pipelines.sentiment.predict import load
 
     setup = evaluation_setup(model_path, TASK, SentimentConfig, TextDataConfig, data, out,
                              require_complete=require_complete)
-    classifier = TextClassifier.from_artifact(setup.artifact)
+    classifier = load(setup.artifact)
     split = load_text_split(setup.data, setup.data_config, seed=setup.seed, default_split="test",
                             label_names=classifier.labels)
     probs = classifier.predict(split.items.texts)  # (N, C)

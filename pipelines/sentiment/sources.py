@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import DataSpec
-from sensorium.runtime.errors import DataError, MissingExtraError
 from sensorium.pipelines.common.sources import Items, pick_column, select_split, table_errors
+from sensorium.runtime.errors import DataError, MissingExtraError
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +165,9 @@ def load_text_items(spec: DataSpec, *, seed: int, default_split: str | None, tex
     if spec.kind == "tfds":
         return _from_tfds(spec, default_split, data_dir=data_dir, download=download, label_names=label_names)
     if spec.kind == "builtin":
-        if spec.name != "tweets":
-            raise DataError(f"unknown text builtin '{spec.name}'; known: tweets")
-        everything = load_tweets()
+        from sensorium.pipelines.datasets.registry import get_builtin
+
+        everything = get_builtin(spec.name, "sentiment").entry("load")()
         if label_names is not None and label_names != everything.label_names:
             _label_index(everything.label_names, label_names, "builtin:tweets")  # unknown labels fail here
             everything = TextItems(everything.texts, np.asarray([label_names.index(everything.label_names[i])

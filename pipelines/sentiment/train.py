@@ -10,14 +10,12 @@ import logging
 import math
 from typing import Any
 
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.optimizers import make_optimizer
 from sensorium.pipelines.common.rundir import RunDir
 from sensorium.pipelines.sentiment.config import SentimentConfig
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
-
-TASK = "sentiment"
 
 
 def tokenizer_info(tokenizer: Any) -> dict[str, Any]:
@@ -40,8 +38,14 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
 
     from sensorium.pipelines.common.callbacks import read_train_state
-    from sensorium.pipelines.common.training import (fit_run, resume_or_build, run_summary, save_inference_model,
-                                                     start_training, write_split_lists)
+    from sensorium.pipelines.common.training import (
+        fit_run,
+        resume_or_build,
+        run_summary,
+        save_inference_model,
+        start_training,
+        write_split_lists,
+    )
     from sensorium.pipelines.sentiment.data import class_weights, describe, load_train_validation
     from sensorium.runtime.tokenizer import TOKENIZER_FILE, SubwordTokenizer
 

@@ -12,8 +12,9 @@ import numpy as np
 from sensorium.pipelines.batch.task import BatchTask, EvalItem, ItemList, markdown_table
 from sensorium.pipelines.common.artifacts import Artifact, run_config
 from sensorium.runtime.errors import DataError
+from sensorium.runtime.speech import SpeechRecognizer
 
-TASK = "speech"
+TASK = SpeechRecognizer.task
 DURATION_BUCKETS = (2.0, 5.0, 10.0, 20.0)  # seconds: <=2, 2-5, 5-10, 10-20, >20
 WORST_LISTED = 20
 
@@ -47,9 +48,9 @@ class SpeechBatchTask(BatchTask):
         return ItemList(setup.data, split, items)
 
     def load_model(self, artifact: Artifact) -> Any:
-        from sensorium.pipelines.speech.predict import SpeechRecognizer
+        from sensorium.pipelines.speech.predict import load
 
-        return SpeechRecognizer.from_artifact(artifact)
+        return load(artifact)
 
     def load(self, item: EvalItem) -> np.ndarray:
         """A 16 kHz float32 waveform."""
@@ -99,7 +100,8 @@ class SpeechBatchTask(BatchTask):
         rows.sort(key=lambda x: (-x[0], x[2]["index"]))
         lines += ["", "## Worst utterances", ""]
         lines += markdown_table(["id", "WER", "reference", "hypothesis"],
-                                [[r["id"], rate, r["reference"], r["text"]] for rate, _, r in rows[:WORST_LISTED] if rate > 0])
+                                [[r["id"], rate, r["reference"], r["text"]]
+                                 for rate, _, r in rows[:WORST_LISTED] if rate > 0])
         return lines
 
 

@@ -7,16 +7,17 @@ Batches are `(waveforms (B, S) float32 zero-padded, targets (B, 1 + L) int32)` w
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from sensorium.models.speech import SpeechRecognizerSpec, output_frames
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.speech.config import SpeechDataConfig
-from sensorium.runtime.ctc import encode_text
 from sensorium.pipelines.speech.sources import Utterances, load_utterances
+from sensorium.runtime.ctc import encode_text
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 

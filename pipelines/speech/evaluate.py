@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any
 
 from sensorium.pipelines.common.dataspec import parse_spec
-from sensorium.runtime.errors import MissingExtraError
 from sensorium.pipelines.common.rundir import RunDir
+from sensorium.runtime.errors import MissingExtraError
+from sensorium.runtime.speech import SpeechRecognizer
 
 log = logging.getLogger(__name__)
 
-TASK = "speech"
+TASK = SpeechRecognizer.task
 
 
 def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, Any]:
@@ -36,15 +37,15 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
     command line passes it to every task)."""
     import jiwer
 
-    from sensorium.runtime.atomic import atomic_write_text
     from sensorium.pipelines.common.evaluation import evaluation_setup
     from sensorium.pipelines.speech.config import SpeechConfig, SpeechDataConfig
     from sensorium.pipelines.speech.data import load_speech_split
-    from sensorium.pipelines.speech.predict import SpeechRecognizer
+    from sensorium.pipelines.speech.predict import load
+    from sensorium.runtime.atomic import atomic_write_text
 
     setup = evaluation_setup(model_path, TASK, SpeechConfig, SpeechDataConfig, data, out,
                              require_complete=require_complete)
-    recognizer = SpeechRecognizer.from_artifact(setup.artifact)
+    recognizer = load(setup.artifact)
     seed, data_cfg, dest = setup.seed, setup.data_config, setup.dest
     spec = parse_spec(setup.data)
     split = load_speech_split(spec.text, data_cfg, seed=seed, default_split="test", model_spec=None)

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import DataSpec, parse_spec
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.sources import pick_column, read_manifest
 from sensorium.pipelines.common.splits import stratified_split
+from sensorium.runtime.errors import DataError
 from sensorium.runtime.transcripts import normalize_transcript
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Utterances:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def take(self, idx) -> "Utterances":
+    def take(self, idx) -> Utterances:
         idx = [int(i) for i in idx]
         return Utterances([self.audio[i] for i in idx], [self.texts[i] for i in idx], [self.ids[i] for i in idx],
                           {k: [v[i] for i in idx] for k, v in self.extra.items()})
@@ -86,8 +86,9 @@ def librispeech_utterances(root: Path) -> Utterances:
     audio, texts, ids = [], [], []
     transcripts = sorted(root.rglob("*.trans.txt"))
     if not transcripts:
-        raise DataError(f"{root}: no LibriSpeech *.trans.txt files (expected SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt); "
-                        "for other folders use a CSV/TSV manifest of path,transcript")
+        raise DataError(f"{root}: no LibriSpeech *.trans.txt files (expected "
+                        "SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt); for other folders use a CSV/TSV manifest of "
+                        "path,transcript")
     for trans in transcripts:
         try:
             lines = trans.read_text(encoding="utf-8").splitlines()
@@ -109,8 +110,8 @@ def librispeech_utterances(root: Path) -> Utterances:
 
 def tfds_utterances(spec: DataSpec, split: str, *, data_dir: str | None, download: bool) -> Utterances:
     """The spec's TFDS split, decoded to float32 waveforms at 16 kHz."""
-    from sensorium.runtime.audio_io import resample
     from sensorium.pipelines.common.tfds_source import find_feature, load_tfds
+    from sensorium.runtime.audio_io import resample
 
     ds, info = load_tfds(spec, split, data_dir=data_dir, download=download)
     audio_key = find_feature(info, ("Audio",), "audio")
@@ -163,18 +164,9 @@ def load_utterances(spec_text: str, *, seed: int, default_split: str | None, dat
         items = tfds_utterances(spec, split or "train", data_dir=data_dir, download=download)
         return items, split or "train"
     if spec.kind == "builtin":
-        if spec.name != "speech":
-            raise DataError(f"unknown speech builtin '{spec.name}'; known: speech (build it once with "
-                            "`sensorium data speech`)")
-        from sensorium.pipelines.datasets.speech_corpus import default_corpus_dir
+        from sensorium.pipelines.datasets.registry import get_builtin
 
-        if not (default_corpus_dir() / "sensorium_speech").is_dir():
-            raise DataError(f"builtin:speech is not built yet in {default_corpus_dir()}; build it once with "
-                            "`sensorium data speech` (needs espeak-ng and flite: apt-get install espeak-ng flite)")
-        corpus = parse_spec(f"tfds:sensorium_speech@{spec.split or default_split or 'train'}"
-                            + (str(spec.slice) if spec.slice else ""))  # the import above registered the builder
-        items = tfds_utterances(corpus, corpus.split, data_dir=str(default_corpus_dir()), download=False)
-        return items, corpus.split
+        return get_builtin(spec.name, "speech").entry("load")(spec, default_split)
     path = Path(spec.name)
     items = (manifest_utterances(path, audio_column=audio_column, text_column=text_column) if spec.kind == "manifest"
              else librispeech_utterances(path))
@@ -186,3 +178,16 @@ def load_utterances(spec_text: str, *, seed: int, default_split: str | None, dat
     if len(items) == 0:
         raise DataError(f"data spec '{spec.text}' selects no utterances (split {split or 'all'})")
     return items, split or "all"
+
+
+def builtin_utterances(spec: DataSpec, default_split: str | None) -> tuple[Utterances, str]:
+    """`builtin:speech[@SPLIT]`: the synthesised corpus that `sensorium data speech` built into the cache."""
+    from sensorium.pipelines.datasets.speech_corpus import default_corpus_dir  # registers the TFDS builder
+
+    if not (default_corpus_dir() / "sensorium_speech").is_dir():
+        raise DataError(f"builtin:speech is not built yet in {default_corpus_dir()}; build it once with "
+                        "`sensorium data speech` (needs espeak-ng and flite: apt-get install espeak-ng flite)")
+    corpus = parse_spec(f"tfds:sensorium_speech@{spec.split or default_split or 'train'}"
+                        + (str(spec.slice) if spec.slice else ""))
+    items = tfds_utterances(corpus, corpus.split, data_dir=str(default_corpus_dir()), download=False)
+    return items, corpus.split

@@ -5,14 +5,12 @@ import logging
 import math
 from typing import Any
 
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.optimizers import make_optimizer
 from sensorium.pipelines.common.rundir import RunDir
 from sensorium.pipelines.speech.config import SpeechConfig
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
-
-TASK = "speech"
 
 
 def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
@@ -20,8 +18,14 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
 
     from sensorium.models.speech import build_speech_recognizer, ctc_loss
     from sensorium.pipelines.common.callbacks import read_train_state
-    from sensorium.pipelines.common.training import (fit_run, resume_or_build, run_summary, save_inference_model,
-                                                     start_training, write_split_lists)
+    from sensorium.pipelines.common.training import (
+        fit_run,
+        resume_or_build,
+        run_summary,
+        save_inference_model,
+        start_training,
+        write_split_lists,
+    )
     from sensorium.pipelines.speech.data import describe, feature_statistics, load_train_validation
     from sensorium.runtime.transcripts import ALPHABET
 

@@ -8,10 +8,11 @@ from typing import Any
 
 from sensorium.pipelines.batch.task import BatchTask, EvalItem, ItemList, markdown_table
 from sensorium.pipelines.common.artifacts import Artifact, run_config
-from sensorium.runtime.errors import UsageError
 from sensorium.pipelines.sentiment.batch import length_bucket
+from sensorium.runtime.errors import UsageError
+from sensorium.runtime.translation import Translator
 
-TASK = "translation"
+TASK = Translator.task
 LENGTH_BUCKETS = ((1, 1), (2, 3), (4, 8), (9, 20), (21, None))  # source words
 WORST_LISTED = 20
 
@@ -37,9 +38,9 @@ class TranslationBatchTask(BatchTask):
         return ItemList(setup.data, split.split, items, list(split.failures))
 
     def load_model(self, artifact: Artifact) -> Any:
-        from sensorium.pipelines.translation.predict import SavedModelTranslator, Translator
+        from sensorium.pipelines.translation.predict import load
 
-        return SavedModelTranslator(artifact.path) if artifact.kind == "saved_model" else Translator.from_artifact(artifact)
+        return load(artifact)
 
     def load(self, item: EvalItem) -> str:
         return str(item.payload)
@@ -73,8 +74,8 @@ class TranslationBatchTask(BatchTask):
                   counts={k: len(groups[k]) for k in order})
         lines = ["## By source length", "", "![chrF by length](plots/chrf_by_length.png)", ""]
         lines += markdown_table(["words", "sentences", "chrF"], [[k, len(groups[k]), chrf[k]] for k in order])
-        scored = sorted(((float(sacrebleu.sentence_chrf(r["translation"], [r["reference"]]).score), r) for r in records),
-                        key=lambda x: (x[0], x[1]["index"]))
+        scored = sorted(((float(sacrebleu.sentence_chrf(r["translation"], [r["reference"]]).score), r)
+                         for r in records), key=lambda x: (x[0], x[1]["index"]))
         lines += ["", "## Worst translations (sentence chrF)", ""]
         lines += markdown_table(["id", "chrF", "source", "reference", "translation"],
                                 [[r["id"], s, r["source"], r["reference"], r["translation"]]

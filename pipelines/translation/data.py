@@ -8,26 +8,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import parse_spec
 from sensorium.pipelines.translation.config import ParallelDataConfig
+from sensorium.runtime.tokenizer import Tokenizers
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Tokenizers:
-    """The source and target tokenizers (one object twice when the vocabulary is shared)."""
-
-    source: Any
-    target: Any
-
-    @property
-    def shared(self) -> bool:
-        return self.source is self.target
 
 
 @dataclass
@@ -55,7 +43,7 @@ class ParallelSplit:
         return self._protected
 
     def dataset(self, batch_size: int, tokenizers: Tokenizers, *, max_source: int, max_target: int,
-                training: bool = False, seed: int = 0, extra: "ParallelSplit | None" = None,
+                training: bool = False, seed: int = 0, extra: ParallelSplit | None = None,
                 extra_per_epoch: int | None = None):
         """Batches of ((source ids (B, S), decoder input ids (B, T)), decoder output ids (B, T)), 0-padded.
         Pairs whose placeholders differ between the sides are left out of training batches.
@@ -109,7 +97,7 @@ class ParallelSplit:
             ds = rows.map(lambda a, b, c, d: (sv[a : a + b], tv[c : c + d])).padded_batch(batch_size)
         return ds.map(lambda s, t: ((s, t[:, :-1]), t[:, 1:])).prefetch(tf.data.AUTOTUNE)
 
-    def training_pairs_per_epoch(self, extra: "ParallelSplit | None", extra_per_epoch: int | None) -> int:
+    def training_pairs_per_epoch(self, extra: ParallelSplit | None, extra_per_epoch: int | None) -> int:
         """Pairs a training epoch holds (placeholder mismatches left out), for the step count."""
         count = self.protected()[2].count(True)
         if extra is not None and extra.count:
@@ -156,8 +144,8 @@ def load_train_validation(cfg: ParallelDataConfig, *, seed: int) -> tuple[Parall
 
 def held_out_sources(cfg: ParallelDataConfig, validation: ParallelSplit, *, seed: int) -> set[str]:
     """Normalised sources of the validation split and of the main spec's test split (when it has one)."""
-    from sensorium.runtime.errors import DataError
     from sensorium.pipelines.translation.sources import normalise_source
+    from sensorium.runtime.errors import DataError
 
     held = {normalise_source(s) for s in validation.sources}
     parsed = parse_spec(cfg.spec)

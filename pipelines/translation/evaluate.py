@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from sensorium.runtime.errors import MissingExtraError
+from sensorium.runtime.translation import Translator
 
 log = logging.getLogger(__name__)
 
-TASK = "translation"
+TASK = Translator.task
 
 
 def corpus_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
@@ -42,11 +43,11 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
     from sensorium.pipelines.common.rundir import RunDir
     from sensorium.pipelines.translation.config import ParallelDataConfig, TranslationConfig
     from sensorium.pipelines.translation.data import load_parallel_split
-    from sensorium.pipelines.translation.predict import Translator
+    from sensorium.pipelines.translation.predict import load
 
     setup = evaluation_setup(model_path, TASK, TranslationConfig, ParallelDataConfig, data, out,
                              require_complete=require_complete)
-    translator = Translator.from_artifact(setup.artifact)
+    translator = load(setup.artifact)
     translator.max_batch = batch_size
     split = load_parallel_split(setup.data, setup.data_config, seed=setup.seed, default_split="test")
     started = time.perf_counter()

@@ -19,23 +19,27 @@ from __future__ import annotations
 import csv
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from sensorium.pipelines.common.dataspec import SPLITS, DataSpec
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.sources import table_errors
 from sensorium.pipelines.common.splits import DEFAULT_FRACTIONS
 from sensorium.pipelines.datasets.catalogs import (
-    CatalogPair, base_language, catalog_language, language_matches, read_mo, read_po,
+    CatalogPair,
+    base_language,
+    catalog_language,
+    language_matches,
+    read_mo,
+    read_po,
 )
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 
-BUILTINS = ("ui-de", "debian-de")
 HEADER_NAMES = (("source", "target"), ("src", "tgt"))
 CATALOG_SUFFIXES = (".po", ".mo")
 _TSV_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
@@ -54,7 +58,7 @@ class ParallelItems:
     def __len__(self) -> int:
         return len(self.sources)
 
-    def take(self, idx: Sequence[int] | np.ndarray) -> "ParallelItems":
+    def take(self, idx: Sequence[int] | np.ndarray) -> ParallelItems:
         """The items at `idx`, in that order (failures are kept)."""
         idx = [int(i) for i in idx]
         return ParallelItems([self.sources[i] for i in idx], [self.targets[i] for i in idx],
@@ -275,15 +279,9 @@ def _text(value: object) -> str:
 # === Builtin ===
 def read_builtin(name: str) -> dict[str, ParallelItems]:
     """The splits of a builtin corpus (`ui-de`, `debian-de`), which must have been built once beforehand."""
-    if name not in BUILTINS:
-        raise DataError(f"unknown translation builtin '{name}'; known: {', '.join(BUILTINS)}")
-    if name == "debian-de":
-        from sensorium.pipelines.datasets.debian_de import default_debian_corpus_dir, read_debian_corpus
+    from sensorium.pipelines.datasets.registry import get_builtin
 
-        return read_debian_corpus(default_debian_corpus_dir())
-    from sensorium.pipelines.datasets.ui_de import default_ui_corpus_dir, read_ui_corpus
-
-    return read_ui_corpus(default_ui_corpus_dir())
+    return get_builtin(name, "translation").entry("load")()
 
 
 # === Selection ===

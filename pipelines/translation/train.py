@@ -10,20 +10,19 @@ import logging
 import math
 from typing import Any
 
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.optimizers import make_optimizer
 from sensorium.pipelines.common.rundir import RunDir
 from sensorium.pipelines.translation.config import TranslationConfig
+from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 
-TASK = "translation"
 SHARED_FILE, SOURCE_FILE, TARGET_FILE = "tokenizer.model", "source_tokenizer.model", "target_tokenizer.model"
 
 
 def tokenizer_info(tokenizers: Any) -> dict[str, Any]:
-    from sensorium.runtime.tokenizer import BOS_ID, EOS_ID, PAD_ID
     from sensorium.runtime.placeholders import PLACEHOLDER_SYMBOLS
+    from sensorium.runtime.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
     b64 = lambda tok: base64.b64encode(tok.proto).decode("ascii")  # noqa: E731
     info: dict[str, Any] = {"tokenizer": "sentencepiece-bpe", "pad_id": PAD_ID, "bos_id": BOS_ID, "eos_id": EOS_ID,
@@ -36,9 +35,8 @@ def tokenizer_info(tokenizers: Any) -> dict[str, Any]:
 
 
 def _tokenizers(cfg: TranslationConfig, run: RunDir, sources: list[str], targets: list[str], resume: bool):
-    from sensorium.runtime.tokenizer import SubwordTokenizer
-    from sensorium.pipelines.translation.data import Tokenizers
     from sensorium.runtime.placeholders import PLACEHOLDER_SYMBOLS
+    from sensorium.runtime.tokenizer import SubwordTokenizer, Tokenizers
 
     files = [SHARED_FILE] if cfg.model.shared_vocab else [SOURCE_FILE, TARGET_FILE]
     if resume and all((run.path / f).is_file() for f in files):
@@ -68,8 +66,14 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
 
     from sensorium.models.translation import training_objects
     from sensorium.pipelines.common.callbacks import read_train_state
-    from sensorium.pipelines.common.training import (fit_run, resume_or_build, run_summary, save_inference_model,
-                                                     start_training, write_split_lists)
+    from sensorium.pipelines.common.training import (
+        fit_run,
+        resume_or_build,
+        run_summary,
+        save_inference_model,
+        start_training,
+        write_split_lists,
+    )
     from sensorium.pipelines.translation.data import held_out_sources, load_extra, load_train_validation
 
     cfg, tcfg, m = config, config.train, config.model

@@ -126,7 +126,7 @@ class SearchSpace:
         return {"task": self.task, "objective": self.objective, "direction": self.direction, "params": params,
                 "fixed": self.fixed}
 
-    def narrow(self, data: dict[str, Any], where: str = "space file") -> "SearchSpace":
+    def narrow(self, data: dict[str, Any], where: str = "space file") -> SearchSpace:
         """This space narrowed by a space file's mapping (see the module docstring); errors name the key."""
         if not isinstance(data, dict) or not data:
             raise UsageError(f"{where}: expected a mapping of search-space names to ranges, choices or values")

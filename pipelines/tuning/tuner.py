@@ -42,12 +42,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sensorium.pipelines.common.config import set_path
+from sensorium.pipelines.tuning.report import (
+    TrialRow,
+    best_row,
+    plot_objective,
+    results_markdown,
+    text_table,
+    write_trials_csv,
+)
+from sensorium.pipelines.tuning.space import SearchSpace
 from sensorium.runtime.atomic import atomic_write_json
 from sensorium.runtime.errors import SensoriumError, UsageError
-from sensorium.pipelines.tuning.report import (TrialRow, best_row, plot_objective, results_markdown, text_table,
-                                               write_trials_csv)
-from sensorium.pipelines.common.config import set_path
-from sensorium.pipelines.tuning.space import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +90,7 @@ class TuneRequest:
         return int(self.seed if self.seed is not None else self.base.get("seed", 42))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _budget_spent() -> type:
     """The exception that ends a search when its time budget runs out inside a trial: a KerasTuner
     FatalError, so the trial is not recorded as failed but stays ongoing (resumed by the next start)."""

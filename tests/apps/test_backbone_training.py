@@ -212,6 +212,7 @@ def test_a_hub_backbone_model_loads_in_a_fresh_process(tuned_hub_run):
     import sys
 
     code = ("from pathlib import Path; from sensorium.pipelines.common.artifacts import load_keras; "
-            f"m = load_keras(Path({str(tuned_hub_run / 'model.keras')!r})); print(type(m.get_layer('backbone')).__name__)")
+            f"m = load_keras(Path({str(tuned_hub_run / 'model.keras')!r})); "
+            "print(type(m.get_layer('backbone')).__name__)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and proc.stdout.strip() == "HubBackbone", proc.stderr[-500:]

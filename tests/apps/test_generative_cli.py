@@ -81,7 +81,8 @@ def test_generate_grid_is_seeded_and_sized(task, runs, tmp_path, capsys):
 
 def test_generate_into_folder_writes_samples_too(runs, tmp_path, capsys):
     out_dir = tmp_path / "samples"  # and the model given as its .keras file
-    code, out, err = run_cli(["generate", "--model", runs("gan") / "model.keras", "--count", 3, "--out", f"{out_dir}/"], capsys)
+    code, out, err = run_cli(["generate", "--model", runs("gan") / "model.keras", "--count", 3, "--out", f"{out_dir}/"],
+                             capsys)
     assert code == 0, err
     assert sorted(p.name for p in out_dir.iterdir()) == ["grid.png", "sample-00001.png", "sample-00002.png",
                                                          "sample-00003.png"]
@@ -102,9 +103,9 @@ def test_generate_with_an_autoencoder_or_classifier_is_one_line(runs, tmp_path, 
                              capsys)
     assert code == 1 and out == ""
     assert err.strip().count("\n") == 0 and "autoencoder" in err and "vae / gan" in err
-    from sensorium.apps.defaults import default_model
+    from sensorium.runtime.predictor import bundled_model
 
-    classifier = default_model("image")  # the bundled MNIST classifier run
+    classifier = bundled_model("image")[1]  # the bundled MNIST classifier run
     code, out, err = run_cli(["generate", "--model", classifier, "--count", 4, "--out", tmp_path / "g.png"], capsys)
     assert code == 1 and out == "" and "'image' model" in err and err.strip().count("\n") == 0
 
@@ -176,9 +177,9 @@ def test_anomaly_needs_an_autoencoder(runs, inputs, capsys):
 def test_export_round_trip(task, runs, tmp_path, capsys):
     import tensorflow as tf
 
-    from sensorium.runtime.tflite import EdgeModel
     from sensorium.pipelines.generative.images import fixed_latents
     from sensorium.pipelines.generative.modeling import load_generative
+    from sensorium.runtime.tflite import EdgeModel
 
     run = runs(task)
     model = load_generative(run)

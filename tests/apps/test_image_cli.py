@@ -81,7 +81,7 @@ def test_classify_good_and_bad_inputs(trained_run, tmp_path, capsys, make_shape_
     Image.fromarray(make_shape_image("bar")).convert("L").save(tmp_path / "bar_gray.png")
     Image.fromarray(make_shape_image("square")).convert("RGBA").save(tmp_path / "sq_rgba.png")
     Image.fromarray(make_shape_image("square")).convert("CMYK").save(tmp_path / "sq_cmyk.jpg")
-    Image.fromarray((make_shape_image("bar")[..., 0].astype(np.uint16) * 257)).save(tmp_path / "bar16.png")
+    Image.fromarray(make_shape_image("bar")[..., 0].astype(np.uint16) * 257).save(tmp_path / "bar16.png")
     Image.new("RGB", (1, 1), (5, 5, 5)).save(tmp_path / "tiny.png")
     (tmp_path / "notes.png").write_text("not an image")
     (tmp_path / "empty").mkdir()
@@ -146,10 +146,12 @@ def test_data_errors_exit_1_usage_errors_exit_2(tmp_path, capsys, image_folder):
         (["--data", "nosuch:thing"], "valid data specs"),
         (["--data", str(one_class)], "only one class"),
         (["--data", str(tmp_path / "emptydir")], "no usable files"),
-        (["--data", "builtin:nothing"], "unknown builtin dataset 'nothing'; known: digits, mnist"),
+        (["--data", "builtin:nothing"],
+         "unknown builtin dataset 'nothing'; known: debian-de, digits, mnist, speech, tweets, ui-de"),
     ]
     for i, (args, message) in enumerate(cases):
-        code, _, err = run_cli(sensorium_app, ["train", "image", *args, "--out", str(tmp_path / f"r{i}"), *TINY], capsys)
+        code, _, err = run_cli(sensorium_app, ["train", "image", *args, "--out", str(tmp_path / f"r{i}"), *TINY],
+                               capsys)
         errors = [line for line in err.splitlines() if line.startswith("error:")]
         assert code == 1 and len(errors) == 1 and message in errors[0] and "Traceback" not in err, err
         manifest = tmp_path / f"r{i}" / "sensorium.json"

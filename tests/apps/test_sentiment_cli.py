@@ -122,13 +122,12 @@ def test_command_errors_are_one_line(trained, argv, message, capsys, monkeypatch
 
 
 def test_export_parity_and_edge_runner(trained, capsys, varied_texts):
-    from sensorium.runtime.sentiment import EdgeTextClassifier
-    from sensorium.export.sentiment import load_text_saved_model
-    from sensorium.pipelines.sentiment.predict import TextClassifier
-    from sensorium.pipelines.common.text_graph import tf_encode, tf_tokenizer
-    from sensorium.runtime.tokenizer import SubwordTokenizer
-
     import tensorflow as tf
+
+    from sensorium.pipelines.common.text_graph import load_text_saved_model, tf_encode, tf_tokenizer
+    from sensorium.pipelines.sentiment.predict import load
+    from sensorium.runtime.sentiment import TextClassifier
+    from sensorium.runtime.tokenizer import SubwordTokenizer
 
     assert sensorium_app.main(["export", "--model", str(trained), "--format", "tflite", "--quantize", "all",
                                "--json"]) == 0
@@ -141,7 +140,7 @@ def test_export_parity_and_edge_runner(trained, capsys, varied_texts):
     assert {"saved_model", "none", "int8"} <= set(parity)
 
     # The .tflite's packed tokenizer and the SavedModel's in-graph tokenizer give identical ids.
-    edge = EdgeTextClassifier(trained / "exports" / "model-float32.tflite")
+    edge = TextClassifier.from_tflite(trained / "exports" / "model-float32.tflite")
     texts = varied_texts + ODD_TEXTS
     saved = trained / "exports" / "saved_model"
     graph = tf_tokenizer(SubwordTokenizer.load(saved / "assets" / "tokenizer.model"))
@@ -153,10 +152,10 @@ def test_export_parity_and_edge_runner(trained, capsys, varied_texts):
     want = load_text_saved_model(saved)(text=tf.constant(good))["probabilities"].numpy()
     np.testing.assert_allclose(edge.predict(good), want, atol=1e-4)
     np.testing.assert_allclose(np.concatenate([edge.predict([t]) for t in good]), want, atol=1e-4)
-    np.testing.assert_allclose(TextClassifier.from_artifact(trained).predict(good), want, atol=1e-4)
+    np.testing.assert_allclose(load(trained).predict(good), want, atol=1e-4)
     # a bare .keras file is complete: its tokenizer rides in its metadata
-    np.testing.assert_allclose(TextClassifier.from_artifact(trained / "model.keras").predict(good), want, atol=1e-4)
-    assert edge.labels == ["neg", "pos"] and edge.manifest["tokenizer"]["bos_id"] == 2
+    np.testing.assert_allclose(load(trained / "model.keras").predict(good), want, atol=1e-4)
+    assert edge.labels == ["neg", "pos"] and edge.info["tokenizer"]["bos_id"] == 2
 
     # evaluate reads the task from the .tflite itself and scores it on a data spec
     assert sensorium_app.main(["evaluate", "--model", str(trained / "exports" / "model-dynamic.tflite"), "--data",

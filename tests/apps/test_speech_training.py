@@ -102,7 +102,8 @@ def test_transcribe_json_segments_and_bad_inputs(trained_run, tone_data, tmp_pat
     assert all("\n" not in r["error"] for r in rows[2:])
     assert "empty" in rows[2]["error"] and "no such file" in rows[4]["error"]
     long = rows[1]
-    assert long["duration"] == pytest.approx(len(words) * 4 * (0.05 + 0.6) + 0.2 * sum(len(w) for w in words) * 4, abs=0.05)
+    expected = len(words) * 4 * (0.05 + 0.6) + 0.2 * sum(len(w) for w in words) * 4
+    assert long["duration"] == pytest.approx(expected, abs=0.05)
     segments = long["segments"]
     assert all(s["end"] - s["start"] <= 3.0 + 1e-6 for s in segments)
     assert all(a["end"] <= b["start"] for a, b in zip(segments, segments[1:]))  # in order, no overlap

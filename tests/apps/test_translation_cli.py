@@ -127,8 +127,9 @@ def test_length_penalty_reaches_beam_search(trained, monkeypatch, capsys):
 def test_export_edge_and_saved_model_parity(trained, capsys):
     import tensorflow as tf
 
-    from sensorium.export.sentiment import load_text_saved_model
-    from sensorium.pipelines.translation.predict import Translator
+    from sensorium.pipelines.common.text_graph import load_text_saved_model
+    from sensorium.pipelines.translation.predict import load
+    from sensorium.runtime.translation import Translator
 
     assert sensorium_app.main(["export", "--model", str(trained), "--format", "tflite", "--quantize", "all",
                                "--json"]) == 0
@@ -140,7 +141,7 @@ def test_export_edge_and_saved_model_parity(trained, capsys):
     assert sensorium_app.main(["export", "--model", str(trained), "--format", "saved_model", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["agreement"] == 1.0
 
-    keras_tr = Translator.from_artifact(trained)
+    keras_tr = load(trained)
     edge = Translator.from_tflite(trained / "exports" / "model-float32.tflite")
     for beam in (1, 3):
         assert edge.translate(HARD, beam=beam) == keras_tr.translate(HARD, beam=beam)
@@ -176,7 +177,8 @@ def test_tune_two_trials(pairs, tmp_path, capsys):
     space.write_text(json.dumps({"model.embed_dim": 64, "model.encoder_layers": 1, "model.decoder_layers": 1}))
     out = tmp_path / "tune"
     code = sensorium_app.main(["tune", "translation", "--data", str(pairs), "--out", str(out), "--algorithm",
-                               "bayesian", "--max-trials", "2", "--epochs", "1", "--space", str(space), "--json", *TINY])
+                               "bayesian", "--max-trials", "2", "--epochs", "1", "--space", str(space), "--json",
+                               *TINY])
     summary = json.loads(capsys.readouterr().out)
     assert code == 0 and summary["finished"] == 2 and summary["objective"] == "val_masked_token_accuracy"
     assert 0.0 <= summary["best_value"] <= 1.0

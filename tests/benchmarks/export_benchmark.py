@@ -23,8 +23,8 @@ import argparse  # noqa: E402
 import platform  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -56,9 +56,9 @@ def main() -> int:
     import tensorflow as tf
 
     from sensorium.export.api import export
-    from sensorium.runtime.tflite import EdgeModel
     from sensorium.export.image import ImageExportSource
     from sensorium.pipelines.common.artifacts import inspect_artifact
+    from sensorium.runtime.tflite import EdgeModel
 
     run = Path(args.model)
     source = ImageExportSource.load(inspect_artifact(run))
@@ -100,8 +100,8 @@ def main() -> int:
     print()
     print(f"{'runner':38s} {'size':>11s} {'batch 1 ms':>11s} {'batch 32 ms':>12s} {'ms/image @32':>13s}")
     for name, size, fn in rows:
-        ms1 = median_ms(lambda: fn(batches[1]), args.runs)
-        ms32 = median_ms(lambda: fn(batches[32]), max(20, args.runs // 4))
+        ms1 = median_ms(lambda fn=fn: fn(batches[1]), args.runs)
+        ms32 = median_ms(lambda fn=fn: fn(batches[32]), max(20, args.runs // 4))
         print(f"{name:38s} {size / 1024:>8.1f} KiB {ms1:>11.3f} {ms32:>12.3f} {ms32 / 32:>13.4f}")
     f32, i8 = folder_size(tflite["float32"]), folder_size(tflite["int8"])
     print()

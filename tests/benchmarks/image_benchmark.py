@@ -14,7 +14,7 @@ It prints a plain-text report to stdout:
    are timed by a callback. The two sides run interleaved (a, b, a, b, ...) and the median per side
    is reported, with PASS/FAIL against the bar "ours >= 0.95x numpy";
 2. wall time of a `classify IMAGE --model MODEL` subprocess (start to answer), also with --json;
-3. in-process batch latency (`classify_paths` over 256 PNG files, batch 32) and single-image
+3. in-process batch latency (`ImageClassifier.records` over 256 PNG files, batch 32) and single-image
    latency (`classifier.predict` on one (1, H, W, 3) uint8 array).
 
 The machine is shared: a `sensorium train` running at the same time skews every figure, and the
@@ -192,11 +192,11 @@ def time_subprocess(cmd: list[str], runs: int) -> tuple[list[float], str]:
 def resolve_model(arg: str | None, config, labels: list[str], tmp: Path) -> tuple[Path, str]:
     if arg:
         return Path(arg), "given with --model"
-    from sensorium.apps.defaults import default_model
     from sensorium.runtime.errors import ModelError
+    from sensorium.runtime.predictor import bundled_model
 
     try:
-        return default_model("image"), "bundled default model"
+        return bundled_model("image")[1], "bundled default model"
     except ModelError:
         import keras
 
@@ -231,18 +231,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     t_start = time.perf_counter()
 
-    from sensorium.apps.cli import import_tensorflow_quietly
+    from sensorium.pipelines.common.backend import require_tensorflow
 
-    import_tensorflow_quietly()
+    require_tensorflow("the image benchmark")
     import keras
     import tensorflow as tf
 
-    from sensorium.apps.defaults import assets_dir
     from sensorium.pipelines.common.config import resolve_config
-    from sensorium.runtime.errors import DataError
     from sensorium.pipelines.common.strategy import set_precision
     from sensorium.pipelines.image.config import ImageClassificationConfig
     from sensorium.pipelines.image.data import load_train_validation
+    from sensorium.runtime.errors import DataError
+    from sensorium.runtime.predictor import assets_dir
 
     config = resolve_config(ImageClassificationConfig, args.config,
                             {"data.spec": args.dataset, "train.epochs": args.epochs,
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         out()
 
         cmd = classify_command() + [rel7, "--model", str(model_path)]
-        out(f"2. End-to-end `classify` of one image (subprocess wall time, median of 3)")
+        out("2. End-to-end `classify` of one image (subprocess wall time, median of 3)")
         out(f"  command: {' '.join(Path(c).name if i == 0 else c for i, c in enumerate(cmd))}")
         times, answer = time_subprocess(cmd, 3)
         out(f"  plain  : {statistics.median(times):6.2f} s   runs: {', '.join(f'{t:.2f}' for t in times)}   "
@@ -327,13 +327,13 @@ def main(argv: list[str] | None = None) -> int:
             f"answer: {answer[:90]}")
         out()
 
+        from sensorium.pipelines.image.predict import load
         from sensorium.runtime.image_io import load_image
-        from sensorium.pipelines.image.predict import ImageClassifier, classify_paths
 
         keras.backend.clear_session()
         gc.collect()
         t0 = time.perf_counter()
-        classifier = ImageClassifier.from_artifact(model_path)
+        classifier = load(model_path)
         load_model_s = time.perf_counter() - t0
         n, batch = 256, 32
         folder = tmp / "images"
@@ -345,20 +345,21 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(src, dst)
             paths.append(str(dst))
         t0 = time.perf_counter()
-        warm = list(classify_paths(classifier, paths[:batch], batch_size=batch))
+        classifier.chunk_size = batch
+        warm = list(classifier.records(paths[:batch]))
         warm_s = time.perf_counter() - t0
         runs = []
         for _ in range(3):
             t0 = time.perf_counter()
-            results = list(classify_paths(classifier, paths, batch_size=batch))
+            results = list(classifier.records(paths))
             runs.append(time.perf_counter() - t0)
             bad = [r for r in results if not r["ok"]]
             if bad or len(results) != n:
-                raise RuntimeError(f"classify_paths failed on {len(bad)} of {n}: {bad[:1]}")
+                raise RuntimeError(f"classification failed on {len(bad)} of {n}: {bad[:1]}")
         total = statistics.median(runs)
         out(f"3. In-process latency ({Path(model_path).name} loaded in {load_model_s:.2f}s; "
             f"first batch of {batch} incl. tracing {warm_s:.2f}s, {sum(r['ok'] for r in warm)} ok)")
-        out(f"  batch mode : classify_paths over {n} PNG files, batch {batch}: {total:.3f} s total, "
+        out(f"  batch mode : ImageClassifier.records over {n} PNG files, batch {batch}: {total:.3f} s total, "
             f"{1000 * total / n:.2f} ms/image   runs: {', '.join(f'{t:.3f}' for t in runs)}")
 
         img = load_image(example7, size=classifier.image_size)[None]  # (1, H, W, 3) uint8

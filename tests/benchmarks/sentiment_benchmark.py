@@ -64,17 +64,18 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     args = parser.parse_args()
 
-    from sensorium.apps.defaults import default_model
     from sensorium.pipelines.common.artifacts import inspect_artifact, run_config
     from sensorium.pipelines.sentiment.config import SentimentConfig
     from sensorium.pipelines.sentiment.data import load_text_split
     from sensorium.pipelines.sentiment.evaluate import polarity_accuracy
-    from sensorium.pipelines.sentiment.predict import TextClassifier
+    from sensorium.pipelines.sentiment.predict import load
+    from sensorium.runtime.predictor import bundled_model
+    from sensorium.runtime.sentiment import TextClassifier
 
-    model = Path(args.model) if args.model else default_model("sentiment")
+    model = Path(args.model) if args.model else bundled_model("sentiment")[1]
     artifact = inspect_artifact(model)
     cfg = run_config(artifact, SentimentConfig) or SentimentConfig()
-    clf = TextClassifier.from_artifact(artifact)
+    clf = load(artifact)
     split = load_text_split(args.data, cfg.data, seed=cfg.seed, default_split="test", label_names=clf.labels)
     texts, y, labels = split.items.texts, split.items.labels, clf.labels
     t0 = time.perf_counter()

@@ -45,9 +45,10 @@ def main() -> int:
 
     from sensorium.pipelines.speech.config import SpeechDataConfig
     from sensorium.pipelines.speech.data import load_speech_split
-    from sensorium.runtime.ctc import greedy_decode
     from sensorium.pipelines.speech.evaluate import error_rates
-    from sensorium.pipelines.speech.predict import SpeechRecognizer, frames_from_info
+    from sensorium.pipelines.speech.predict import load
+    from sensorium.runtime.ctc import greedy_decode
+    from sensorium.runtime.speech import frames_from_info
     from sensorium.runtime.transcripts import normalize_transcript
 
     split = load_speech_split(args.data, SpeechDataConfig(data_dir=args.data_dir), seed=42, default_split="test",
@@ -56,7 +57,7 @@ def main() -> int:
     hours = sum(len(w) for w in waves) / 16000 / 3600
     print(f"data: {args.data}, {len(waves)} utterances, {hours * 60:.1f} min of audio")
     rows = {}
-    recognizer = SpeechRecognizer.from_artifact(args.model)
+    recognizer = load(args.model)
     hyps, rtf = _rtf(lambda w: recognizer.transcribe([w])[0], waves)
     rows["sensorium keras"] = {**error_rates(refs, hyps), "rtf": rtf}
     tflite = Path(args.tflite) if args.tflite else Path(args.model) / "exports" / "model-float32.tflite"

@@ -71,15 +71,20 @@ def main() -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the figures here")
     args = parser.parse_args()
 
-    from sensorium.apps.defaults import default_model
     from sensorium.pipelines.common.artifacts import inspect_artifact, run_config
     from sensorium.pipelines.translation.config import TranslationConfig
-    from sensorium.pipelines.translation.data import (held_out_sources, load_extra, load_parallel_split,
-                                                      load_train_validation)
+    from sensorium.pipelines.translation.data import (
+        held_out_sources,
+        load_extra,
+        load_parallel_split,
+        load_train_validation,
+    )
     from sensorium.pipelines.translation.evaluate import corpus_scores, placeholder_rate
-    from sensorium.pipelines.translation.predict import Translator
+    from sensorium.pipelines.translation.predict import load
+    from sensorium.runtime.predictor import bundled_model
+    from sensorium.runtime.translation import Translator
 
-    model = Path(args.model) if args.model else default_model("translation")
+    model = Path(args.model) if args.model else bundled_model("translation")[1]
     artifact = inspect_artifact(model)
     cfg = run_config(artifact, TranslationConfig) or TranslationConfig()
     base = cfg.data.spec.rsplit("@", 1)[0]
@@ -113,7 +118,7 @@ def main() -> int:
         dictionary = dictionary_baseline(train.sources + extra.sources, train.targets + extra.targets)
         score("dictionary_all_training_pairs", [dictionary(s) for s in sources])
         baselines.append("dictionary_all_training_pairs")
-    keras_tr = Translator.from_artifact(artifact)
+    keras_tr = load(artifact)
     keras_tr.length_penalty = args.length_penalty
     tok = keras_tr.tokenizers.target
     for beam in (1, args.beam):

@@ -53,9 +53,9 @@ def main() -> int:
     from sensorium.models.translation import build_translator, training_objects
     from sensorium.pipelines.common.config import resolve_config
     from sensorium.pipelines.common.optimizers import make_optimizer
-    from sensorium.runtime.tokenizer import SubwordTokenizer
     from sensorium.pipelines.translation.config import TranslationConfig
-    from sensorium.pipelines.translation.data import Tokenizers, load_train_validation
+    from sensorium.pipelines.translation.data import load_train_validation
+    from sensorium.runtime.tokenizer import SubwordTokenizer, Tokenizers
 
     keras.mixed_precision.set_global_policy(args.precision)
     cfg = resolve_config(TranslationConfig, args.config, {})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -45,9 +44,9 @@ def exported(run_dir):
 def test_every_variant_round_trips_with_parity(exported, run_dir):
     import keras
 
-    from sensorium.runtime.tflite import EdgeModel
     from sensorium.export.image import ImageExportSource
     from sensorium.pipelines.common.artifacts import inspect_artifact
+    from sensorium.runtime.tflite import EdgeModel
 
     parity = json.loads((exported / "parity.json").read_text())["variants"]
     assert set(parity) == {"none", "dynamic", "float16", "int8", "saved_model"}

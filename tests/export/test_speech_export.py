@@ -116,14 +116,14 @@ class Block:
             raise ImportError("blocked: " + name)
 sys.meta_path.insert(0, Block())
 import numpy as np
-from sensorium.runtime.speech import EdgeSpeechRecognizer
+from sensorium.runtime.speech import SpeechRecognizer
 waves = np.load({str(tmp_path / 'waves.npy')!r}, allow_pickle=True)
 out = {{}}
 for name in ("float32", "float16", "int8"):
-    edge = EdgeSpeechRecognizer({str(exported)!r} + f"/model-{{name}}.tflite")
-    out[name] = [edge.transcribe(w) for w in waves]
-    assert edge.log_probs(waves[0]).shape == (edge.frames(len(waves[0])), 29)
-    assert edge.transcribe(np.zeros(100, np.float32)) == ""  # shorter than one frame
+    edge = SpeechRecognizer.from_tflite({str(exported)!r} + f"/model-{{name}}.tflite")
+    out[name] = edge.transcribe(list(waves))
+    assert edge.log_probs([waves[0]])[0].shape == (edge.frames(len(waves[0])), 29)
+    assert edge.transcribe([np.zeros(100, np.float32)]) == [""]  # shorter than one frame: padded silence
 assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules), "TensorFlow was imported"
 print(json.dumps(out))
 """

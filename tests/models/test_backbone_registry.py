@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from sensorium.models.backbones.hub import HubModuleError
-from sensorium.models.backbones.registry import (HUB_BACKBONES, KERAS_BACKBONES, backbone_catalogue,
-                                                 describe_backbone)
+from sensorium.models.backbones.registry import HUB_BACKBONES, KERAS_BACKBONES, backbone_catalogue, describe_backbone
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +20,8 @@ def module_dir(tmp_path_factory):
 
     keras.utils.set_random_seed(0)
     model = build_image_classifier(ImageClassifierSpec(image_size=(16, 16), channels=3, widths=(4, 8)), 2)
-    return write_hub_module(model, tmp_path_factory.mktemp("hub") / "module", image_size=(16, 16), meta={"task": "image"})
+    return write_hub_module(model, tmp_path_factory.mktemp("hub") / "module", image_size=(16, 16),
+                            meta={"task": "image"})
 
 
 def _save_module(path, module):

@@ -6,8 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from sensorium.models.autoencoder import (AutoencoderSpec, build_autoencoder, decoder_model, reconstruction_error_model,
-                                          reconstruction_errors)
+from sensorium.models.autoencoder import (
+    AutoencoderSpec,
+    build_autoencoder,
+    decoder_model,
+    reconstruction_error_model,
+    reconstruction_errors,
+)
 from sensorium.models.blocks import ConvDecoder, ConvEncoder, PerImageMSE, PixelNoise, Sampling, read_task_metadata
 from sensorium.models.gan import GAN, GANSpec, build_gan
 from sensorium.models.vae import VAE, VAESpec, build_vae, kl_divergence

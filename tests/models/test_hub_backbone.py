@@ -16,7 +16,8 @@ def module_dir(tmp_path_factory):
     keras.utils.set_random_seed(0)
     spec = ImageClassifierSpec(image_size=(16, 16), channels=3, widths=(4, 8), augmentation={"rotation": 0.05})
     model = build_image_classifier(spec, num_classes=3, labels=["a", "b", "c"])
-    return write_hub_module(model, tmp_path_factory.mktemp("hub") / "module", image_size=(16, 16), meta={"task": "image"})
+    return write_hub_module(model, tmp_path_factory.mktemp("hub") / "module", image_size=(16, 16),
+                            meta={"task": "image"})
 
 
 def _model(handle, **kwargs):
@@ -63,9 +64,9 @@ def test_frozen_backbone_and_name_pattern(module_dir):
 
 
 def test_frozen_state_survives_save_and_load(module_dir, tmp_path):
-    import keras
-
     import warnings
+
+    import keras
 
     model = _model(str(module_dir))
     model.get_layer("backbone").trainable = False

@@ -9,7 +9,6 @@ from sensorium.runtime.ctc import VOCAB_SIZE, encode_text, greedy_decode
 from sensorium.runtime.transcripts import ALPHABET
 
 
-
 def _tiny_spec(bidirectional=True):
     from sensorium.models.speech import SpeechRecognizerSpec
 

@@ -183,8 +183,8 @@ def test_worker_failure_is_one_line(monkeypatch, tmp_path):
     pytest.importorskip("apache_beam")
     _mnist_or_skip()
     from sensorium.pipelines.batch.beam import run_beam
-    from sensorium.runtime.errors import ModelError
     from sensorium.pipelines.image.batch import ImageBatchTask
+    from sensorium.runtime.errors import ModelError
 
     def broken(self, artifact):
         raise ModelError(f"{artifact.path}: cannot load the model (test)")

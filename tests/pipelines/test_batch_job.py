@@ -154,12 +154,13 @@ def test_killed_three_times_at_random_points(reference, tmp_path):
             return 0
 
     kills = []
-    for attempt in range(3):
+    for _ in range(3):
         before = count()
         target = before if rng.random() < 0.25 else before + rng.randint(1, 150)  # before: during start-up
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         started = time.monotonic()
-        deadline = started + (rng.uniform(0.2, 2.0) if target == before else 120)  # TensorFlow's import alone takes longer
+        # TensorFlow's import alone takes longer than 2 s
+        deadline = started + (rng.uniform(0.2, 2.0) if target == before else 120)
         while proc.poll() is None and time.monotonic() < deadline and (target == before or count() < target):
             time.sleep(0.002)
         if proc.poll() is None:

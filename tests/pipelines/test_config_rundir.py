@@ -2,12 +2,12 @@ import json
 
 import pytest
 
-from sensorium.runtime.atomic import atomic_path, atomic_write_text
 from sensorium.pipelines.common.config import config_to_dict, resolve_config
-from sensorium.runtime.errors import ModelError, UsageError
-from sensorium.runtime.registry import Registry, RegistryError
 from sensorium.pipelines.common.rundir import RunDir
 from sensorium.pipelines.image.config import ImageClassificationConfig
+from sensorium.runtime.atomic import atomic_path, atomic_write_text
+from sensorium.runtime.errors import ModelError, UsageError
+from sensorium.runtime.registry import Registry, RegistryError
 
 
 def test_config_file_then_flags(tmp_path):

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from sensorium.apps import main as sensorium_app
-from sensorium.runtime.errors import ModelError
 from sensorium.pipelines.common.rundir import RunDir
+from sensorium.runtime.errors import ModelError
 
 pytestmark = pytest.mark.slow
 

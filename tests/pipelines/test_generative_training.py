@@ -150,8 +150,8 @@ def test_gan_resume_after_interrupt_restores_both_optimizers(image_folder, small
 
 
 def test_bad_input_is_one_line(image_folder, tmp_path, capsys):
-    from sensorium.runtime.errors import ModelError
     from sensorium.pipelines.generative.modeling import load_generative
+    from sensorium.runtime.errors import ModelError
 
     cases = [
         (["autoencoder", "--noise-sigma", "2"], 2, "model.noise_sigma must be in [0, 1]"),

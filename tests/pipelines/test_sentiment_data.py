@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from sensorium.pipelines.common.dataspec import parse_spec
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.sentiment.config import TextDataConfig
 from sensorium.pipelines.sentiment.data import class_weights, load_text_split, load_train_validation
 from sensorium.pipelines.sentiment.sources import load_text_items, read_table
-from sensorium.runtime.text_io import MAX_CHARS, text_items
+from sensorium.runtime.errors import DataError
+from sensorium.runtime.predictor import MAX_TEXT_CHARS, Item, check_text
+from sensorium.runtime.text_io import file_items
 
 
 def _write(path, text: str, encoding: str = "utf-8"):
@@ -76,7 +77,7 @@ def test_builtin_tweets():
     assert not (texts[0] & texts[2] or texts[1] & texts[2])  # duplicates dropped: no tweet in two splits
     share = np.bincount(test.items.labels) / test.count
     np.testing.assert_allclose(share, np.bincount(train.items.labels) / train.count, atol=0.01)
-    with pytest.raises(DataError, match="unknown text builtin 'mnist'; known: tweets"):
+    with pytest.raises(DataError, match="builtin:mnist is image data, not sentiment data; sentiment builtins: tweets"):
         load_text_items(parse_spec("builtin:mnist"), seed=0, default_split="train")
 
 
@@ -129,29 +130,29 @@ def test_class_weights():
 
 
 # --- texts to classify ---------------------------------------------------------------------------
-def test_command_line_texts():
-    items = list(text_items(["good", "", "   ", "x" * (MAX_CHARS + 1), "bad\udcff"]))
-    assert items[0] == ("good", "good", None)
-    assert [e for _, _, e in items[1:3]] == ["empty text", "empty text"]
-    assert "longer than" in items[3][2] and "not valid UTF-8" in items[4][2]
+def test_text_checks():
+    assert check_text("good") is None
+    assert [check_text(t) for t in ("", "   ")] == ["empty text", "empty text"]
+    assert "longer than" in check_text("x" * (MAX_TEXT_CHARS + 1))
+    assert "not valid UTF-8" in check_text("bad\udcff")
+    assert "expected a text" in check_text(5)
 
 
 def test_file_lines(tmp_path, monkeypatch):
     data = "\ufefffirst\r\nsecond ok\n\n".encode() + b"\xff\xfe broken\n" + "NUL\x00inside\n😀\n".encode()
     f = tmp_path / "in.txt"
     f.write_bytes(data)
-    items = list(text_items([], [str(f)]))
-    assert [t for t, _, e in items if e is None] == ["first", "second ok", "NUL\x00inside", "😀"]
-    errors = [e for _, _, e in items if e]
-    assert errors == [f"{f}:3: empty text", f"{f}:4: not UTF-8 text (byte 0xff at byte 0)"]
-    assert [name for name, _, e in items if e] == [f"{f}:3", f"{f}:4"]
+    items = list(file_items([str(f)]))
+    assert [i.value for i in items if i.error is None] == ["first", "second ok", "NUL\x00inside", "😀"]
+    assert [i.error for i in items if i.error] == [f"{f}:3: empty text", f"{f}:4: not UTF-8 text (byte 0xff at byte 0)"]
+    assert [i.name for i in items if i.error] == [f"{f}:3", f"{f}:4"]
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"from stdin\n")))
-    assert list(text_items([], ["-"])) == [("from stdin", "from stdin", None)]
+    assert list(file_items(["-"])) == [Item("from stdin", "from stdin", None)]
     with pytest.raises(DataError, match="no such file"):
-        list(text_items([], [str(tmp_path / "missing.txt")]))
+        list(file_items([str(tmp_path / "missing.txt")]))
     with pytest.raises(DataError, match="is a folder"):
-        list(text_items([], [str(tmp_path)]))
+        list(file_items([str(tmp_path)]))
     binary = tmp_path / "b.bin"
     binary.write_bytes(bytes(1000))
     with pytest.raises(DataError, match="binary file"):
-        list(text_items([], [str(binary)]))
+        list(file_items([str(binary)]))

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from sensorium.pipelines.common.dataspec import parse_spec
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.common.splits import stratified_split
 from sensorium.pipelines.image.config import DataConfig
 from sensorium.pipelines.image.data import load_split, load_train_validation
+from sensorium.runtime.errors import DataError
 
 SIZE = (16, 16)
 

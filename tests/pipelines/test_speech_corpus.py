@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.datasets import synth
+from sensorium.runtime.errors import DataError
 from sensorium.runtime.transcripts import normalize_transcript
 
 pytestmark = pytest.mark.skipif(

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.speech.sources import load_utterances
+from sensorium.runtime.errors import DataError
 
 
 def _wav(path, seconds=0.2):
@@ -61,5 +61,5 @@ def test_unbuilt_speech_corpus_says_how_to_build_it(tmp_path, monkeypatch):
 def test_folder_without_transcripts_and_unknown_builtin(tmp_path):
     with pytest.raises(DataError, match="no LibriSpeech"):
         load_utterances(str(tmp_path), seed=0, default_split=None)
-    with pytest.raises(DataError, match="unknown speech builtin"):
+    with pytest.raises(DataError, match="builtin:mnist is image data, not speech data; speech builtins: speech"):
         load_utterances("builtin:mnist", seed=0, default_split=None)

@@ -15,14 +15,24 @@ import numpy as np
 import pytest
 
 from sensorium.pipelines.common.dataspec import parse_spec
-from sensorium.runtime.errors import DataError
 from sensorium.pipelines.datasets.catalogs import (
-    CatalogPair, catalog_language, language_matches, po_header, read_mo, read_po,
+    CatalogPair,
+    catalog_language,
+    language_matches,
+    po_header,
+    read_mo,
+    read_po,
 )
 from sensorium.pipelines.datasets.ui_de import build_ui_corpus, default_ui_corpus_dir, read_ui_corpus
 from sensorium.pipelines.translation.sources import (
-    escape_tsv, grouped_split, load_parallel, normalise_source, read_pairs_table, unescape_tsv,
+    escape_tsv,
+    grouped_split,
+    load_parallel,
+    normalise_source,
+    read_pairs_table,
+    unescape_tsv,
 )
+from sensorium.runtime.errors import DataError
 
 PO = r'''# German translation.
 # Copyright (C) the authors
@@ -420,7 +430,8 @@ def test_corpus_download_failure_is_one_line(tmp_path, monkeypatch):
 
 
 def test_unknown_builtin():
-    with pytest.raises(DataError, match="unknown translation builtin 'tweets'; known: ui-de, debian-de"):
+    with pytest.raises(DataError, match="builtin:tweets is sentiment data, not translation data; translation "
+                                        "builtins: debian-de, ui-de"):
         load_parallel(parse_spec("builtin:tweets"), seed=0, default_split="train")
 
 
@@ -630,8 +641,8 @@ def test_tfds_translation_feature(monkeypatch):
 
 
 def test_training_epochs_take_a_fresh_sample_of_the_extra_pairs():
-    from sensorium.runtime.tokenizer import SubwordTokenizer
-    from sensorium.pipelines.translation.data import ParallelSplit, Tokenizers
+    from sensorium.pipelines.translation.data import ParallelSplit
+    from sensorium.runtime.tokenizer import SubwordTokenizer, Tokenizers
 
     main = ParallelSplit("main", "train", [f"Item {i}" for i in range(40)], [f"Eintrag {i}" for i in range(40)],
                          [f"m{i}" for i in range(40)])

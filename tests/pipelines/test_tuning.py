@@ -11,9 +11,9 @@ import pytest
 
 from sensorium.apps import main as sensorium_app
 from sensorium.pipelines.common.config import config_from_dict, config_to_dict, resolve_config
+from sensorium.pipelines.tuning.space import Choice, Float, Int, SearchSpace
 from sensorium.runtime.errors import UsageError
 from sensorium.runtime.tasks import TASKS
-from sensorium.pipelines.tuning.space import Choice, Float, Int, SearchSpace
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 # Tiny CNNs on the shapes folder (tests/conftest.py): a trial takes a few seconds.

@@ -7,11 +7,18 @@ import math
 import numpy as np
 import pytest
 
-from sensorium.runtime.beam_search import (Constraint, append_missing, beam_search, greedy_decode,
-                                                    normalised_score)
-from sensorium.runtime.placeholders import (MAX_PLACEHOLDERS, PLACEHOLDER_SYMBOLS, find_placeholders,
-                                                          missing_placeholders, placeholder_counts,
-                                                          placeholders_preserved, protect, protect_pair, restore)
+from sensorium.runtime.beam_search import Constraint, append_missing, beam_search, greedy_decode, normalised_score
+from sensorium.runtime.placeholders import (
+    MAX_PLACEHOLDERS,
+    PLACEHOLDER_SYMBOLS,
+    find_placeholders,
+    missing_placeholders,
+    placeholder_counts,
+    placeholders_preserved,
+    protect,
+    protect_pair,
+    restore,
+)
 
 # ------------------------------------------------------------------------------------------------
 # placeholders

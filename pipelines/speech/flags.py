@@ -1,0 +1,24 @@
+"""Command-line options of `sensorium train|tune` for the speech task's config.
+
+Kept apart from the config dataclasses so `sensorium --help` builds every option without importing
+TensorFlow.
+"""
+from __future__ import annotations
+
+from sensorium.pipelines.common.flags import COMMON_TRAIN_FLAGS, Flag, int_list, yes_no
+
+# `sensorium train|tune speech` options (each sets one config key; see pipelines/common/flags.py)
+FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
+    Flag("--rnn-units", "model.rnn_units", int, "LSTM units per direction"),
+    Flag("--rnn-layers", "model.rnn_layers", int, "number of LSTM layers"),
+    Flag("--bidirectional", "model.bidirectional", yes_no, "bidirectional LSTMs (no: unidirectional, "
+         "for streaming)", metavar="yes|no"),
+    Flag("--conv-channels", "model.conv_channels", int_list, "channels of the stride-2 convolutions",
+         metavar="C,C,..."),
+    Flag("--mel-bins", "model.num_mel_bins", int, "log-mel bins"),
+    Flag("--dropout", "model.dropout", float, "dropout after each layer"),
+    Flag("--max-seconds", "data.max_seconds", float, "skip training utterances longer than this"),
+    Flag("--beam", "beam", int, "decoding beam of the final evaluation (1: greedy)"),
+    Flag("--audio-column", "data.audio_column", str, "manifest column holding audio paths"),
+    Flag("--text-column", "data.text_column", str, "manifest column holding transcripts"),
+)
