@@ -148,15 +148,10 @@ def _check_request(
 
 def _open_file(path: _SOURCE) -> BinaryIO:
     """Open for reading, turning OS errors into one-line AudioDecodeErrors."""
+    from sensorium.runtime.paths import open_input
+
     name = str(path)
-    try:
-        fp = open(path, "rb")  # noqa: SIM115 - returned to a `with` in the caller
-    except FileNotFoundError:
-        raise AudioDecodeError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise AudioDecodeError(f"{name}: is a folder, not an audio file") from None
-    except OSError as exc:
-        raise AudioDecodeError(f"{name}: cannot open ({exc.strerror or _one_line(exc)})") from None
+    fp = open_input(path, folder="not an audio file", error=AudioDecodeError)
     if os.fstat(fp.fileno()).st_size == 0:
         fp.close()
         raise AudioDecodeError(f"{name}: empty file (0 bytes)")

@@ -37,15 +37,11 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXE
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    from sensorium.runtime.paths import open_input
+
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
-    try:
-        fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
-    except FileNotFoundError:
-        raise ImageDecodeError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise ImageDecodeError(f"{name}: is a folder, not an image") from None
-    except OSError as exc:
-        raise ImageDecodeError(f"{name}: cannot open ({exc.strerror or exc})") from None
+    fp = (io.BytesIO(source) if isinstance(source, (bytes, bytearray))
+          else open_input(source, folder="not an image", error=ImageDecodeError))
     with fp:
         try:
             with warnings.catch_warnings():

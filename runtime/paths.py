@@ -1,10 +1,14 @@
-"""Command-line inputs: files, folders and glob patterns, expanded in order; one-line errors for the rest."""
+"""Inputs named by paths: files, folders and glob patterns expanded in order, and files opened with
+one-line errors for what cannot be read."""
 from __future__ import annotations
 
 import glob
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
+
+from sensorium.runtime.errors import DataError
 
 
 def expand_paths(inputs: Iterable[str], accept: Callable[[Path], bool]) -> list[str]:
@@ -34,3 +38,16 @@ def input_error(item: str, wanted: str) -> str | None:
     if not p.exists():
         return f"{item}: no such file" + (" (the pattern matched nothing)" if glob.has_magic(item) else "")
     return None
+
+
+def open_input(path: str | Path, *, folder: str, error: type[DataError] = DataError) -> BinaryIO:
+    """`path` opened for binary reading; a missing file, a folder (`folder` says what was expected)
+    or an unreadable one is a one-line `error` naming it."""
+    try:
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
+    except FileNotFoundError:
+        raise error(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, {folder}") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot open ({exc.strerror or exc})") from None

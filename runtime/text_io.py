@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sensorium.runtime.errors import DataError
+from sensorium.runtime.paths import open_input
 from sensorium.runtime.predictor import MAX_TEXT_CHARS, Item, check_text
 
 MAX_LINE_BYTES = 4 * MAX_TEXT_CHARS  # a UTF-8 character is at most 4 bytes
@@ -24,15 +25,7 @@ def file_items(files: Iterable[str]) -> Iterator[Item]:
             yield from file_lines(sys.stdin.buffer, "<stdin>")
             continue
         path = Path(name)
-        try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed below, after its lines are read
-        except FileNotFoundError:
-            raise DataError(f"{path}: no such file") from None
-        except IsADirectoryError:
-            raise DataError(f"{path}: is a folder; --file takes a text file with one text per line") from None
-        except OSError as exc:
-            raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
-        with fh:
+        with open_input(path, folder="not a text file with one text per line") as fh:
             head = fh.peek(8192)[:8192]
             if b"\x00" in head and head.count(b"\x00") > len(head) // 10:
                 raise DataError(f"{path}: a binary file, not text with one text per line")

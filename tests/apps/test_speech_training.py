@@ -80,7 +80,7 @@ def test_transcribe_json_segments_and_bad_inputs(trained_run, tone_data, tmp_pat
     """One object per input in order; a long recording is cut at its pauses into timed segments;
     empty, corrupt, missing and too-long inputs are per-item failures; exit code 1 when any failed."""
     from sensorium.apps import transcribe as transcribe_app
-    from sensorium.pipelines.speech import transcribe as transcribe_lib
+    from sensorium.runtime import speech as transcribe_lib
 
     rng = np.random.default_rng(7)
     pause = rng.normal(0, 0.002, int(0.6 * RATE)).astype("float32")
