@@ -116,6 +116,64 @@ def pad_rows(rows: Sequence[Sequence[Any]], dtype: Any) -> np.ndarray:
     return out
 
 
+LINGER_S = 0.05  # a stream's partial chunk waits at most this long for more input
+
+
+class _Raised:
+    """An exception raised by a stream's iterator, carried to the consumer in order."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def chunks(items: Iterable[Any], size: int, linger: float) -> Iterator[list[Any]]:
+    """`items` in lists of at most `size`. A list or tuple is cut directly; any other iterable is read by
+    a background thread through a bounded queue, and a partial chunk is handed on once no item has
+    arrived for `linger` seconds (an idle pipe does not hold back what it already sent). An exception
+    of the iterator is raised after the items that came before it."""
+    size = max(1, int(size))
+    if isinstance(items, (list, tuple)):
+        for start in range(0, len(items), size):
+            yield list(items[start : start + size])
+        return
+    import queue
+    import threading
+
+    done = object()
+    pipe: queue.Queue[Any] = queue.Queue(maxsize=2 * size)
+
+    def produce() -> None:
+        try:
+            for item in items:
+                pipe.put(item)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+            pipe.put(_Raised(exc))
+        finally:
+            pipe.put(done)
+
+    threading.Thread(target=produce, name="sensorium-input", daemon=True).start()
+    chunk: list[Any] = []
+    while True:
+        try:
+            item = pipe.get(timeout=linger) if chunk else pipe.get()
+        except queue.Empty:
+            yield chunk
+            chunk = []
+            continue
+        if item is done:
+            break
+        if isinstance(item, _Raised):
+            if chunk:
+                yield chunk
+            raise item.exc
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 @dataclass(frozen=True)
 class Item:
     """One input: its value, the name its record reports as "input" (a path, the text itself, or its
@@ -218,15 +276,16 @@ class Predictor:
         return records[0] if single else records
 
     def records(self, items: Iterable[Item | Any]) -> Iterator[Record]:
-        """One record per item, in order, a chunk at a time (streaming; bounded memory)."""
-        chunk: list[Item] = []
-        for index, item in enumerate(items):
-            chunk.append(item if isinstance(item, Item) else Item(item, self.item_name(item, index)))
-            if len(chunk) >= self.chunk_size:
-                yield from self._chunk_records(chunk)
-                chunk = []
-        if chunk:
-            yield from self._chunk_records(chunk)
+        """One record per item, in order, a chunk at a time (streaming; bounded memory). From a stream
+        (any iterator), a partial chunk is predicted as soon as no new input has come for `LINGER_S`,
+        so a line typed into a pipe is answered at once."""
+        index = 0
+        for chunk in chunks(items, self.chunk_size, LINGER_S):
+            named = []
+            for item in chunk:
+                named.append(item if isinstance(item, Item) else Item(item, self.item_name(item, index)))
+                index += 1
+            yield from self._chunk_records(named)
 
     def _chunk_records(self, chunk: list[Item]) -> list[Record]:
         try:

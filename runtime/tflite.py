@@ -57,39 +57,84 @@ def has_files(model_bytes: bytes) -> bool:
         return False
 
 
+# Caps on what a .tflite may carry (an untrusted file must not make the reader decompress gigabytes):
+MAX_MODEL_BYTES = 2**31 - 1  # the flatbuffer itself: flatbuffers cannot address more
+MAX_PACKED_FILES = 64  # ours carry 2-4 (sensorium.json, labels.txt, tokenizer models)
+MAX_PACKED_FILE_BYTES = 64 * 2**20  # a tokenizer or a label list of a 100,000-class model fits easily
+MAX_PACKED_TOTAL_BYTES = 256 * 2**20
+MAX_MANIFEST_BYTES = 2**20  # sensorium.json is a few KB
+
+
+def _read_members(zf: zipfile.ZipFile) -> dict[str, bytes]:
+    """Every member of an appended archive, each read with a running byte count against the caps
+    (the sizes in a zip's directory are claims; decompression is stopped at the cap whatever they say)."""
+    infos = zf.infolist()
+    if len(infos) > MAX_PACKED_FILES:
+        raise AssociatedFilesError(f"{len(infos)} packed files, over the limit of {MAX_PACKED_FILES}")
+    files: dict[str, bytes] = {}
+    total = 0
+    for info in infos:
+        if info.is_dir():
+            continue
+        cap = MAX_MANIFEST_BYTES if info.filename == MANIFEST_NAME else MAX_PACKED_FILE_BYTES
+        if info.file_size > cap:
+            raise AssociatedFilesError(f"packed file {info.filename!r} is {info.file_size:,} bytes, over the limit "
+                                       f"of {cap:,}")
+        with zf.open(info) as member:
+            data = member.read(cap + 1)
+        if len(data) > cap:
+            raise AssociatedFilesError(f"packed file {info.filename!r} expands past the limit of {cap:,} bytes")
+        total += len(data)
+        if total > MAX_PACKED_TOTAL_BYTES:
+            raise AssociatedFilesError(f"packed files over the limit of {MAX_PACKED_TOTAL_BYTES:,} bytes in all")
+        files[info.filename] = data
+    return files
+
+
+def _split(fh: Any, size: int) -> tuple[int, dict[str, bytes]]:
+    """(length of the flatbuffer, packed files) of an open `.tflite`; the flatbuffer is not read."""
+    try:
+        with zipfile.ZipFile(fh) as zf:
+            start = min((i.header_offset for i in zf.infolist()), default=size)
+            return start, _read_members(zf)
+    except zipfile.BadZipFile:
+        return size, {}
+    except (zipfile.LargeZipFile, OSError, KeyError, ValueError, EOFError, NotImplementedError) as exc:
+        if isinstance(exc, AssociatedFilesError):
+            raise
+        raise AssociatedFilesError(f"unreadable associated files ({str(exc)[:200]})") from None
+    except Exception as exc:  # noqa: BLE001 - zlib.error, struct.error and the like from a crafted archive
+        raise AssociatedFilesError(f"unreadable associated files ({type(exc).__name__})") from None
+
+
 def read_all(model: bytes | str | Path) -> dict[str, bytes]:
     """Every associated file of a `.tflite` (path or bytes) -> {name: bytes}; {} when there are none."""
-    data = Path(model).read_bytes() if not isinstance(model, (bytes, bytearray)) else bytes(model)
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            return {name: zf.read(name) for name in zf.namelist()}
-    except zipfile.BadZipFile:
-        return {}
-    except (zipfile.LargeZipFile, OSError, KeyError) as exc:
-        raise AssociatedFilesError(f"unreadable associated files ({exc})") from None
+    if isinstance(model, (bytes, bytearray)):
+        return _split(io.BytesIO(bytes(model)), len(model))[1]
+    path = Path(model)
+    with open(path, "rb") as fh:
+        return _split(fh, path.stat().st_size)[1]
 
 
 def read_manifest(files: dict[str, bytes]) -> dict[str, Any]:
-    """The `sensorium.json` among associated files, parsed."""
+    """The `sensorium.json` among associated files, parsed (a JSON object, not too deep)."""
     if MANIFEST_NAME not in files:
         raise AssociatedFilesError(f"no {MANIFEST_NAME} among the model's associated files")
     try:
-        return json.loads(files[MANIFEST_NAME].decode("utf-8"))
+        manifest = json.loads(files[MANIFEST_NAME].decode("utf-8"))
+    except RecursionError:
+        raise AssociatedFilesError(f"{MANIFEST_NAME} is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise AssociatedFilesError(f"{MANIFEST_NAME} is not valid JSON ({exc})") from None
+        raise AssociatedFilesError(f"{MANIFEST_NAME} is not valid JSON ({str(exc)[:120]})") from None
+    if not isinstance(manifest, dict):
+        raise AssociatedFilesError(f"{MANIFEST_NAME} is a JSON {type(manifest).__name__}, not an object")
+    return manifest
 
 
 def flatbuffer_part(model_bytes: bytes) -> bytes:
     """The model without its appended archive (what the interpreter actually reads)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(model_bytes)) as zf:
-            first = min((i.header_offset for i in zf.infolist()), default=None)
-            start = getattr(zf, "_start_disk", 0)
-    except zipfile.BadZipFile:
-        return model_bytes
-    if first is None:
-        return model_bytes
-    return model_bytes[: start + first] if start else model_bytes[:first]
+    start, _ = _split(io.BytesIO(model_bytes), len(model_bytes))
+    return model_bytes[:start]
 
 
 # === The interpreter ===
@@ -113,20 +158,33 @@ def interpreter_class() -> tuple[Any, str]:
 
 
 def read_tflite(path: Path) -> tuple[bytes, dict[str, bytes], dict[str, Any]]:
-    """(flatbuffer bytes, associated files, sensorium.json) of a `.tflite`; one-line ModelErrors."""
+    """(flatbuffer bytes, associated files, sensorium.json) of a `.tflite`; one-line ModelErrors.
+
+    Only the flatbuffer and the capped packed files are read: an appended archive, however large it
+    claims or turns out to be, costs no more memory than the caps."""
     try:
-        data = path.read_bytes()
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         raise ModelError(f"{path}: no such model file") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a folder, not a .tflite file") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if len(data) < 8 or data[4:8] != b"TFL3":
-        raise ModelError(f"{path}: not a TFLite model (no TFL3 flatbuffer identifier)")
-    try:
-        files = read_all(data)
-        return data, files, (read_manifest(files) if files else {})
-    except AssociatedFilesError as exc:
-        raise ModelError(f"{path}: {exc}") from None
+    with fh:
+        size = Path(path).stat().st_size
+        if fh.read(8)[4:8] != b"TFL3":
+            raise ModelError(f"{path}: not a TFLite model (no TFL3 flatbuffer identifier)")
+        try:
+            start, files = _split(fh, size)
+            manifest = read_manifest(files) if files else {}
+        except AssociatedFilesError as exc:
+            raise ModelError(f"{path}: {exc}") from None
+        if start > MAX_MODEL_BYTES:
+            raise ModelError(f"{path}: the model is {start:,} bytes, over the flatbuffer limit of "
+                             f"{MAX_MODEL_BYTES:,}")
+        fh.seek(0)
+        data = fh.read(start)
+    return data, files, manifest
 
 
 class EdgeModel:

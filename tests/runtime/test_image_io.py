@@ -84,3 +84,73 @@ def test_animated_gif_gives_first_frame(tmp_path):
     frames[0].save(path, save_all=True, append_images=frames[1:])
     arr = load_image(path)
     assert arr[0, 0, 0] > 200 and arr[0, 0, 2] < 50
+
+
+def test_decoding_cost_is_checked_from_the_header(tmp_path):
+    """A 10000x10000 RGBA PNG is a few hundred KB on disk and 800 MB to decode: refused before decoding."""
+    from sensorium.runtime.image_io import MAX_DECODE_BYTES, decode_cost
+
+    big = tmp_path / "big.png"
+    Image.new("RGBA", (10000, 10000)).save(big, optimize=False, compress_level=9)
+    assert big.stat().st_size < 2 * 2**20 and decode_cost("RGBA", 10000, 10000) > MAX_DECODE_BYTES
+    with pytest.raises(ImageDecodeError, match=r"big.png: decoding this 10000x10000 RGBA image takes 763 MiB, over"):
+        load_image(big)
+    small = tmp_path / "small.png"
+    Image.new("RGBA", (300, 200), (10, 20, 30, 128)).save(small)
+    with pytest.raises(ImageDecodeError, match="SENSORIUM_MAX_IMAGE_BYTES"):
+        load_image(small, max_bytes=1000)
+    assert load_image(small).shape == (200, 300, 3)
+
+
+def test_concurrent_decodes_share_one_budget():
+    import threading
+    import time
+
+    from sensorium.runtime.image_io import _DecodeBudget
+
+    budget, inside, peak = _DecodeBudget(), [0], [0]
+    lock = threading.Lock()
+
+    def work(cost: int) -> None:
+        with budget.hold(cost, 100):
+            with lock:
+                inside[0] += cost
+                peak[0] = max(peak[0], inside[0])
+            time.sleep(0.02)
+            with lock:
+                inside[0] -= cost
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in (60, 60, 30, 90, 10, 40)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=10)
+    assert peak[0] <= 100 and not any(th.is_alive() for th in threads)
+
+
+def test_large_16_bit_images_in_a_thread_pool_stay_within_memory(tmp_path):
+    """Four 16-bit 7000x7000 PNGs decoded by 4 threads: the old float64 conversion peaked at several GB."""
+    script = f"""
+import resource, numpy as np
+from concurrent.futures import ThreadPoolExecutor
+from PIL import Image
+from sensorium.runtime.image_io import load_image
+paths = []
+for i in range(4):
+    a = (np.arange(7000, dtype=np.uint32)[None, :] * (i + 1) * 9 % 65536).astype(np.uint16).repeat(7000, axis=0)
+    p = "{tmp_path}/g%d.png" % i
+    Image.fromarray(a, "I;16").save(p, compress_level=1)
+    paths.append(p)
+del a
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+with ThreadPoolExecutor(4) as pool:
+    out = list(pool.map(lambda p: load_image(p, size=(28, 28)), paths))
+assert all(o.shape == (28, 28, 3) for o in out)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert int(proc.stdout.split()[-1]) < 800, proc.stdout  # MB (it was 1,250 MB with float64 conversions)

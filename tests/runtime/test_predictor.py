@@ -1,13 +1,14 @@
 """The predictors' shared calling convention, per-item isolation, streaming and model resolution."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pytest
 
-from sensorium.runtime.errors import InputError, ModelError, UsageError
+from sensorium.runtime.errors import DataError, InputError, ModelError, UsageError
 from sensorium.runtime.predictor import (
     BUNDLED,
     Item,
@@ -72,14 +73,50 @@ def test_a_failing_chunk_is_retried_item_by_item():
 
 def test_records_stream_chunk_by_chunk():
     p = Upper()
+    pulled = []
 
     def endless():
         for i in range(10_000_000):
+            pulled.append(i)
             yield f"t{i}"
 
     stream = p.records(endless())
-    first = [next(stream) for _ in range(4)]  # two chunks of 3 were read, not ten million texts
+    first = [next(stream) for _ in range(4)]
     assert [r["text"] for r in first] == ["T0", "T1", "T2", "T3"] and p.calls == 2
+    time.sleep(0.2)
+    assert len(pulled) <= 5 * Upper.chunk_size  # read ahead through a bounded queue, not ten million texts
+
+
+def test_an_idle_stream_does_not_hold_back_what_it_sent():
+    """A partial chunk is predicted once the stream pauses: each line is answered while the next has not
+    come yet."""
+    p = Upper()
+    times = []
+
+    def slow():
+        for i in range(3):
+            times.append(time.monotonic())
+            yield f"line{i}"
+            time.sleep(0.5)
+
+    got = []
+    for record in p.records(slow()):
+        got.append((record["text"], time.monotonic() - times[len(got)]))
+    assert [text for text, _ in got] == ["LINE0", "LINE1", "LINE2"]
+    assert all(delay < 0.3 for _, delay in got), got
+
+
+def test_a_stream_error_comes_after_the_items_before_it():
+    def broken():
+        yield "a"
+        yield "b"
+        raise DataError("f.txt: cannot read")
+
+    records = []
+    with pytest.raises(DataError, match="cannot read"):
+        for record in Upper().records(broken()):
+            records.append(record)
+    assert [r["text"] for r in records] == ["A", "B"]
 
 
 def test_options_are_checked():
