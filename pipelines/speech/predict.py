@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from sensorium.pipelines.common.artifacts import Artifact, load_predictor, load_task_model
 from sensorium.runtime.errors import ModelError
 from sensorium.runtime.speech import SpeechRecognizer
@@ -16,9 +14,21 @@ def load(model: Artifact | str | Path) -> SpeechRecognizer:
     return load_predictor(model, SpeechRecognizer, keras=_from_keras, saved_model=_from_saved_model)
 
 
+def _one_at_a_time(info: dict) -> int | None:
+    """A bidirectional model reads each utterance alone: zero padding after a shorter utterance would
+    reach its frames through the backward LSTM (the exported files take one waveform per call too)."""
+    return 1 if info.get("bidirectional", True) else None
+
+
 def _from_keras(artifact: Artifact) -> SpeechRecognizer:
+    import tensorflow as tf
+
     model, meta = load_task_model(artifact.keras_path, SpeechRecognizer.task)
-    return SpeechRecognizer(lambda x: np.asarray(model(x, training=False)), meta["info"], str(artifact.keras_path))
+    info = meta["info"]
+    fn = tf.function(lambda x: model(x, training=False), input_signature=[tf.TensorSpec((None, None), tf.float32)],
+                     reduce_retracing=True)  # one graph for every length: eager LSTMs step in Python
+    return SpeechRecognizer(lambda x: fn(tf.constant(x)).numpy(), info, str(artifact.keras_path),
+                            max_batch=_one_at_a_time(info))
 
 
 def _from_saved_model(artifact: Artifact) -> SpeechRecognizer:
@@ -28,7 +38,7 @@ def _from_saved_model(artifact: Artifact) -> SpeechRecognizer:
         serve = tf.saved_model.load(str(artifact.path)).signatures["serving_default"]
     except (KeyError, OSError, ValueError) as exc:
         raise ModelError(f"{artifact.path}: unusable SavedModel ({str(exc).splitlines()[0][:200]})") from None
-    keys = ("frame_length", "frame_step", "subsampling", "alphabet")
+    keys = ("frame_length", "frame_step", "subsampling", "alphabet", "bidirectional")
     info = {k: artifact.info[k] for k in keys if k in artifact.info}
     return SpeechRecognizer(lambda x: serve(waveform=tf.constant(x))["log_probs"].numpy(), info, str(artifact.path),
-                            runtime="saved_model")
+                            max_batch=_one_at_a_time(info), runtime="saved_model")

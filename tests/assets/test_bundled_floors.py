@@ -1,0 +1,124 @@
+"""Every bundled model's quality is a test that can fail.
+
+Each bundled model's shipped `.tflite` (what users run) is scored on a fixed slice of its test data,
+committed beside this file (`data/`), against a floor just under the figure measured when the floor
+was set, and compared with its Keras model on the same inputs. A regressed model, a broken export
+or a broken runtime path fails here.
+
+`SENSORIUM_FLOOR_MODELS=DIR` points the tests at another models folder with the layout of
+`assets/models` (for example one whose weights were shuffled, to see the floors fail).
+
+The slices (see `data/README.md`): 600 digits of `builtin:mnist@test` (60 per class); 52 utterances
+of `builtin:speech@test` (two per held-out voice); 620 tweets of `builtin:tweets@test` (every 6th);
+300 message pairs of `builtin:ui-de@test` (every 19th).
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = Path(__file__).resolve().parent / "data"
+MODELS = Path(os.environ.get("SENSORIUM_FLOOR_MODELS") or ROOT / "assets" / "models")
+
+# Measured with the bundled models when the floors were set (figure on the slice -> floor).
+DIGITS_ACCURACY = 0.975  # int8 .tflite: 0.990 on the 600 digits
+SPEECH_WER = 0.03  # float32 .tflite, greedy: WER 0.006 on the 52 utterances (1 word in 158)
+SENTIMENT_MACRO_F1 = 0.715  # float32 .tflite: macro-F1 0.740 on the 620 tweets
+TRANSLATION_GREEDY_CHRF = 51.5  # dynamic .tflite, greedy: chrF 53.7 on the 300 pairs
+TRANSLATION_GREEDY_BLEU = 33.0  # BLEU 36.0
+TRANSLATION_BEAM_CHRF = 52.5  # beam 4 (the default), first 100 pairs: chrF 55.1
+
+
+def _read_tsv(name: str) -> list[dict[str, str]]:
+    with open(DATA / name, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_MINIMAL))
+
+
+def _macro_f1(y: np.ndarray, pred: np.ndarray, classes: int) -> float:
+    f1 = []
+    for c in range(classes):
+        tp, fp, fn = np.sum((pred == c) & (y == c)), np.sum((pred == c) & (y != c)), np.sum((pred != c) & (y == c))
+        f1.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1))
+
+
+def test_digits_floor_and_parity():
+    from sensorium.pipelines.image.predict import load
+    from sensorium.runtime.image import ImageClassifier
+
+    with np.load(DATA / "mnist-test-600.npz") as z:
+        images, labels = np.repeat(z["images"][..., None], 3, axis=-1), z["labels"].astype(int)
+    edge = ImageClassifier.from_tflite(MODELS / "mnist" / "exports" / "model-int8.tflite")
+    edge_pred = edge.predict(images).argmax(-1)
+    keras_pred = load(MODELS / "mnist").predict(images).argmax(-1)
+    assert (edge_pred == labels).mean() >= DIGITS_ACCURACY
+    assert (keras_pred == labels).mean() >= DIGITS_ACCURACY
+    assert (edge_pred == keras_pred).mean() >= 0.98  # the int8 file computes what Keras computes
+
+
+def test_speech_floor_and_parity():
+    import soundfile as sf
+
+    from sensorium.pipelines.speech.evaluate import error_rates
+    from sensorium.pipelines.speech.predict import load
+    from sensorium.runtime.speech import SpeechRecognizer
+
+    rows = _read_tsv("speech-heldout-voices.tsv")
+    audio, rate = sf.read(DATA / "speech-heldout-voices.flac", dtype="float32")
+    assert rate == 16000
+    waves = [audio[int(r["start"]) : int(r["end"])] for r in rows]
+    references = [r["transcript"] for r in rows]
+    edge = SpeechRecognizer.from_tflite(MODELS / "speech" / "exports" / "model-float32.tflite").transcribe(waves)
+    keras = load(MODELS / "speech").transcribe(waves)
+    assert error_rates(references, edge)["wer"] <= SPEECH_WER
+    assert error_rates(references, keras)["wer"] <= SPEECH_WER
+    assert np.mean([a == b for a, b in zip(edge, keras)]) >= 0.95
+
+
+def test_sentiment_floor_and_parity():
+    from sensorium.pipelines.sentiment.predict import load
+    from sensorium.runtime.sentiment import TextClassifier
+
+    rows = _read_tsv("tweets-test-620.tsv")
+    texts = [r["text"] for r in rows]
+    edge = TextClassifier.from_tflite(MODELS / "sentiment" / "exports" / "model-float32.tflite")
+    y = np.asarray([edge.labels.index(r["label"]) for r in rows])
+    edge_pred = edge.predict(texts).argmax(-1)
+    keras_pred = load(MODELS / "sentiment").predict(texts).argmax(-1)
+    assert _macro_f1(y, edge_pred, len(edge.labels)) >= SENTIMENT_MACRO_F1
+    assert _macro_f1(y, keras_pred, len(edge.labels)) >= SENTIMENT_MACRO_F1
+    assert (edge_pred == keras_pred).mean() >= 0.98
+
+
+def test_translation_floor_and_parity():
+    import sacrebleu
+
+    from sensorium.pipelines.translation.predict import load
+    from sensorium.runtime.placeholders import find_placeholders
+    from sensorium.runtime.translation import Translator
+
+    rows = _read_tsv("ui-de-test-300.tsv")
+    sources, references = [r["source"] for r in rows], [r["target"] for r in rows]
+    edge = Translator.from_tflite(MODELS / "translation" / "exports" / "model-dynamic.tflite")
+    greedy = edge.translate(sources, beam=1)
+    assert sacrebleu.corpus_chrf(greedy, [references]).score >= TRANSLATION_GREEDY_CHRF
+    assert sacrebleu.corpus_bleu(greedy, [references]).score >= TRANSLATION_GREEDY_BLEU
+    beam = edge.translate(sources[:100], beam=4)  # the bundled default, on the first 100 (beam 4 is slower)
+    assert sacrebleu.corpus_chrf(beam, [references[:100]]).score >= TRANSLATION_BEAM_CHRF
+    for source, out in zip(sources + sources[:100], greedy + beam):
+        assert sorted(find_placeholders(out)) == sorted(find_placeholders(source)), source
+    keras = load(MODELS / "translation").translate(sources[:60], beam=1)  # the same loop on both back ends
+    assert np.mean([a == b for a, b in zip(greedy[:60], keras)]) >= 0.85
+    assert abs(sacrebleu.corpus_chrf(greedy[:60], [references[:60]]).score
+               - sacrebleu.corpus_chrf(keras, [references[:60]]).score) <= 1.5
+
+
+@pytest.mark.parametrize("name", ["mnist-test-600.npz", "speech-heldout-voices.flac", "tweets-test-620.tsv",
+                                  "ui-de-test-300.tsv"])
+def test_the_slices_are_committed(name):
+    assert (DATA / name).is_file() and (DATA / name).stat().st_size < 2 * 2**20
