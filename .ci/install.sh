@@ -4,7 +4,8 @@
 # Usage: bash .ci/install.sh [apt] [python] [data]   (no arguments = all three, in that order)
 #
 #   apt     system packages: nodejs + npm (only if `npm` is missing), libsndfile1, ca-certificates,
-#           espeak-ng and flite (the speech synthesisers that build the offline speech corpus).
+#           espeak-ng and flite (the speech synthesisers that build the offline speech corpus), gettext,
+#           gnupg and gpgv (tests of catalogues and signed Debian indices).
 #           Only as root with apt-get present; skipped with a message otherwise or when SKIP_APT=1.
 #   python  a virtual environment at ${SENSORIUM_VENV:-.venv} (unless SENSORIUM_NO_VENV=1, which
 #           installs into the current python3, as the Docker image does), then
@@ -57,7 +58,7 @@ step_apt() {
     return 0
   fi
   if [ "$(id -u)" -ne 0 ]; then
-    note "not running as root: skipping apt (needs: libsndfile1 ca-certificates espeak-ng flite, and nodejs npm if npm is missing)"
+    note "not running as root: skipping apt (needs: libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv, and nodejs npm if npm is missing)"
     return 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -65,7 +66,8 @@ step_apt() {
     return 0
   fi
 
-  local wanted=(libsndfile1 ca-certificates espeak-ng flite)
+  # espeak-ng, flite: the speech corpus; gettext (msgfmt), gnupg, gpgv: catalogue and Debian-index tests
+  local wanted=(libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv)
   if command -v npm >/dev/null 2>&1; then
     note "npm found at $(command -v npm): not installing nodejs/npm"
   else
