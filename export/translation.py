@@ -34,10 +34,15 @@ TASK = Translator.task
 PARITY_SENTENCES = 300
 QUANT_NAMES = {"none": "float32", "dynamic": "dynamic-range int8 weights, float activations",
                "float16": "float16 weights, float32 compute"}
-# Minimum share of translations identical to Keras's; quantised variants may also pass by chrF within
-# CHRF_TOLERANCE points of Keras's (a changed word is not a broken export).
-AGREEMENT = {"saved_model": 0.99, "none": 0.99, "float16": 0.95, "dynamic": 0.80}
+# An exported translator passes parity when BOTH hold: at least AGREEMENT[variant] of its greedy
+# translations are identical to Keras's, and its corpus chrF is within CHRF_TOLERANCE points of Keras's
+# (and it keeps every placeholder Keras keeps). Quantised weights move a few logits; once one token
+# differs the rest of that sentence is decoded from another prefix, so a sound int8-weight file changes
+# some sentences outright: the agreement bar is lower for it than for float32, and chrF bounds how much
+# the changes may cost. A broken export (agreement near 0) fails either way.
+AGREEMENT = {"saved_model": 0.99, "none": 0.99, "float16": 0.97, "dynamic": 0.90}
 CHRF_TOLERANCE = 1.0
+LATENCY_SENTENCES = 20  # single-sentence calls timed for the median latency
 
 
 @dataclass
@@ -157,22 +162,30 @@ class TranslationExportSource:
 
         sources, references = data
         started = time.perf_counter()
-        outputs = run(list(sources))
+        outputs = run(list(sources))  # one call over every sentence: throughput
         seconds = time.perf_counter() - started
+        single = []
+        for source in list(sources)[:LATENCY_SENTENCES]:  # one sentence per call: latency
+            started = time.perf_counter()
+            run([source])
+            single.append(time.perf_counter() - started)
         mine, theirs = corpus_scores(outputs, references), corpus_scores(keras_outputs, references)
         agreement = float(np.mean([a == b for a, b in zip(outputs, keras_outputs)])) if outputs else 0.0
+        kept = placeholder_rate(list(sources), outputs)[0]
         threshold = AGREEMENT[variant]
-        passed = agreement >= threshold or (variant in ("dynamic", "float16")
-                                            and abs(mine["chrf"] - theirs["chrf"]) <= CHRF_TOLERANCE)
+        passed = (agreement >= threshold and abs(mine["chrf"] - theirs["chrf"]) <= CHRF_TOLERANCE
+                  and kept >= placeholder_rate(list(sources), keras_outputs)[0])
         tokens = sum(len(self.tokenizers.target.encode_pieces([o])[0]) + 1 for o in outputs)
         return {
             "variant": variant, "path": path, "size_bytes": int(size_bytes), "count": len(sources),
             "bleu": mine["bleu"], "chrf": mine["chrf"], "keras_bleu": theirs["bleu"], "keras_chrf": theirs["chrf"],
-            "placeholders_preserved": placeholder_rate(list(sources), outputs)[0],
+            "placeholders_preserved": kept,
             "agreement": agreement, "agreement_threshold": threshold, "passed": bool(passed),
             "chrf_tolerance": CHRF_TOLERANCE, "max_abs_diff": float("nan"),
-            "latency_ms_median": 1000.0 * seconds / max(1, len(sources)), "latency_calls": len(sources),
-            "tokens_per_second": tokens / max(seconds, 1e-9),
+            "latency_ms_median": 1000.0 * float(np.median(single)) if single else float("nan"),
+            "latency_calls": len(single),
+            "ms_per_sentence_batched": 1000.0 * seconds / max(1, len(sources)),
+            "tokens_per_second_batched": tokens / max(seconds, 1e-9),
         }
 
     # --- writing -------------------------------------------------------------------------------

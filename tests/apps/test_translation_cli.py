@@ -64,10 +64,18 @@ def test_training_writes_a_complete_run(trained):
 
 
 def test_evaluate_json_and_hypotheses(trained, capsys):
+    from sensorium.pipelines.common.rundir import evaluation_name
+
+    recorded = {name: (trained / name).read_bytes() for name in ("metrics.json", "eval_translations.tsv")}
     assert sensorium_app.main(["evaluate", "--model", str(trained), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    result = json.loads(printed.out)
     assert result["task"] == "translation" and {"bleu", "chrf", "placeholders_preserved"} <= set(result["metrics"])
-    lines = (trained / "eval_translations.tsv").read_text().splitlines()
+    folder = trained / "evaluations" / evaluation_name(result["data"])  # its own folder; training's records stay
+    assert f"evaluation written to {folder}" in printed.err
+    assert json.loads((folder / "metrics.json").read_text()) == result
+    assert {name: (trained / name).read_bytes() for name in recorded} == recorded
+    lines = (folder / "eval_translations.tsv").read_text().splitlines()
     assert lines[0] == "id\tsource\treference\thypothesis" and len(lines) == result["count"] + 1
 
 
@@ -135,7 +143,8 @@ def test_export_edge_and_saved_model_parity(trained, capsys):
                                "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["variant"] for r in rows] == ["none", "dynamic", "float16"] and all(r["passed"] for r in rows)
-    assert rows[0]["agreement"] == 1.0 and {"chrf", "keras_chrf", "bleu", "tokens_per_second"} <= set(rows[0])
+    assert rows[0]["agreement"] == 1.0 and {"chrf", "keras_chrf", "bleu", "tokens_per_second_batched",
+                                            "ms_per_sentence_batched", "latency_ms_median"} <= set(rows[0])
     assert sensorium_app.main(["export", "--model", str(trained), "--format", "tflite", "--quantize", "int8"]) == 2
     assert "not offered for translation" in capsys.readouterr().err
     assert sensorium_app.main(["export", "--model", str(trained), "--format", "saved_model", "--json"]) == 0
