@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sensorium.runtime.errors import UsageError
+from sensorium.runtime.errors import InputError, UsageError
 from sensorium.runtime.predictor import Item, Predictor, Record, check_text, error_record, length_batches, ok_record
 
 Encode = Callable[[np.ndarray], np.ndarray]  # source ids (B, S) int32 -> memory (B, S, D) float32
@@ -101,7 +101,10 @@ class Translator(Predictor):
         symbol_ids = [self.tokenizers.target.piece_to_id(s) for s in PLACEHOLDER_SYMBOLS]
         ids, originals, constraints = [], [], []
         for text in texts:
-            masked, found = protect(text.replace("\x00", " "))  # NUL: a space (the SavedModel's splitter stops at it)
+            try:  # NUL becomes a space (the SavedModel's splitter stops at it)
+                masked, found = protect(text.replace("\x00", " "))
+            except ValueError as exc:  # more distinct literal <phN> strings than symbols
+                raise InputError(str(exc)) from None
             ids.append(self.tokenizers.source.encode([masked], self.max_source_length)[0])
             originals.append(found)
             required: dict[int, int] = {}
