@@ -12,16 +12,46 @@ from collections.abc import Callable
 from typing import Any
 
 NEG = -1e9
+_RE2_SPACE = r"\t\n\v\f\r "  # Python's ASCII \s; RE2's \s leaves out \v
 
 
 def re2_pattern() -> str:
-    """PLACEHOLDER_PATTERN (a verbose Python regex) as one compact RE2 pattern."""
-    import re
+    """PLACEHOLDER_PATTERN (a verbose Python regex) as one compact RE2 pattern that matches the same.
 
+    Verbose whitespace and comments go (outside character classes, where they are syntax) and ``\\s``
+    becomes an explicit class with the vertical tab; everything else is copied as it is, so both
+    engines run one pattern, which has no construct whose meaning differs between them.
+    """
     from sensorium.runtime.placeholders import PLACEHOLDER_PATTERN
 
-    lines = [re.sub(r"(?<!\\)#.*$", "", line) for line in PLACEHOLDER_PATTERN.pattern.splitlines()]
-    return re.sub(r"\s+", "", "".join(lines))
+    return _compact_verbose(PLACEHOLDER_PATTERN.pattern)
+
+
+def _compact_verbose(pattern: str) -> str:
+    """A `re.VERBOSE` pattern without its layout and comments, ``\\s`` spelt out (see `re2_pattern`)."""
+    out: list[str] = []
+    i, in_class, class_start = 0, False, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            esc = pattern[i:i + 2]
+            out.append(esc if esc != r"\s" else _RE2_SPACE if in_class else f"[{_RE2_SPACE}]")
+            i += 2
+            continue
+        if in_class:
+            in_class = not (c == "]" and i > class_start)  # a "]" right after "[" or "[^" is literal
+        elif c == "[":
+            in_class, class_start = True, i + 2 if pattern.startswith("[^", i) else i + 1
+        elif c == "#":
+            i = pattern.find("\n", i)
+            i = len(pattern) if i < 0 else i
+            continue
+        elif c.isspace():
+            i += 1
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 def protect_graph(text: Any, max_symbols: int = 16) -> tuple[Any, Any]:

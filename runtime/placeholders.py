@@ -26,25 +26,35 @@ PLACEHOLDER_SYMBOLS: tuple[str, ...] = tuple(f"<ph{i}>" for i in range(MAX_PLACE
 # Alternatives start with different characters (%, {, }, $, <, &), so the leftmost match is the
 # intended one; where two start alike the longer comes first ("%%" is tried before "%d" can't
 # apply, "{{name}}" before "{{"). Each branch is described inline.
+#
+# Linear time on any input (`re` backtracks, and UI strings come from untrusted catalogues): within
+# a branch no two quantified parts can match the same characters, so a failing attempt never retries
+# another split of the same text. Hence: the %-width cannot start with 0 (a zero there is the flag),
+# a `{{ x | f:arg }}` argument cannot hold "|" and swallows the spaces before the next "|" or "}}",
+# an ICU style argument swallows the spaces after its comma, and the format spec is an unrolled loop.
+# And no branch scans past the next point where another long attempt of it could start (an unquoted
+# "<", a "{" beyond one nested field, a "(" inside %(name)), so all start points together stay
+# linear. No atomic groups or possessive quantifiers: Python 3.10's `re` and RE2 lack them.
 PLACEHOLDER_PATTERN: re.Pattern[str] = re.compile(
     r"""
     # --- Python %-formatting -----------------------------------------------------------------
       %%                                        # a literal percent sign
     | %(?:\([^()\s]+\))?                        # %(name)... (mapping key, no spaces)
        [\#0+-]*                                 # flags; NOT the space flag: "100% sure" is text
-       (?:\d+|\*)?(?:\.(?:\d+|\*))?             # width, .precision
+       (?:[1-9]\d*|\*)?(?:\.(?:\d+|\*))?        # width (a leading 0 is a flag), .precision
        [diouxXeEfFgGcrsa]                       # conversion
     # --- templates and str.format ------------------------------------------------------------
     | \$\{[^{}]*\}                              # ${var} (JS / shell template; bare $var is text)
-    | \{\{\s*[A-Za-z_][\w.]*                    # {{name}}, {{ user.name | upper }} (i18next,
-       (?:\s*\|\s*[\w.]+(?::[^{}]*)?)*\s*\}\}   #   Jinja-like): one placeholder, not three
+    | \{\{\s*[A-Za-z_][\w.]*\s*                 # {{name}}, {{ user.name | upper }} (i18next,
+       (?:\|\s*[\w.]+(?::[^{}|]*|\s*))*         #   Jinja-like): one placeholder, not three;
+      \}\}                                      #   a filter's :argument holds no "|"
     | \{\{ | \}\}                               # doubled braces: literal { and } of str.format
     | \{(?:\d+|[A-Za-z_]\w*)                    # ICU simple argument: {0, number}, {d, date, short}
-       \s*,\s*(?:number|date|time|spellout|ordinal|duration)(?:\s*,\s*[^{}]*)?\}
+       \s*,\s*(?:number|date|time|spellout|ordinal|duration)(?:\s*,[^{}]*)?\}
     | \{(?:\d+|[A-Za-z_]\w*)?                   # {} {0} {name}
        (?:\.[A-Za-z_]\w*|\[[^\[\]{}]*\])*       # .attr, [key]
        (?:![rsa])?                              # !r conversion
-       (?::(?:[^{}]|\{[^{}]*\})*)?              # :format spec, one nested {field} allowed
+       (?::[^{}]*(?:\{[^{}]*\}[^{}]*)*)?        # :format spec, nested {field}s allowed (one level)
       \}
     # --- markup -------------------------------------------------------------------------------
     | </?[A-Za-z][\w:.-]*                       # tag name right after "<" ("a < b", "<3" are text)

@@ -24,10 +24,18 @@ log = logging.getLogger(__name__)
 
 MO_MAGIC = 0x950412DE
 HEADER_SCAN_BYTES = 65536  # the header entry comes first; translator comments above it are short
+# Caps for untrusted catalogues (from wheels, .deb packages or any folder). The largest real ones
+# (gcc, glibc, iso-codes, Plone, LibreOffice modules) have tens of thousands of entries and a few MB.
+MAX_CATALOG_BYTES = 32 * 2**20  # one .po/.mo file, read whole into memory: several times the largest real one
+MAX_CATALOG_ENTRIES = 200_000  # entries of one catalogue: each becomes Python objects (~0.5 KB a pair)
+# The strings a .mo table points at, summed with repeats: entries may all point at one region of the
+# file, so a 128 KB file could otherwise decode to gigabytes. msgfmt stores each string once, so a
+# real file stays under its own size.
+MAX_MO_STRING_BYTES = 64 * 2**20
 
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\", "'": "'", "?": "?",
             "a": "\a", "b": "\b", "f": "\f", "v": "\v"}
-_STRING_RE = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_STRING_RE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"')  # unrolled: linear, no per-character alternation
 _ESCAPE_RE = re.compile(r"\\(x[0-9A-Fa-f]{1,2}|[0-7]{1,3}|.)")
 _KEYWORD_RE = re.compile(r"^(msgctxt|msgid_plural|msgid|msgstr)(?:\[(\d+)\])?(?=[\s\"]|$)\s*(.*)$")
 _CHARSET_RE = re.compile(rb'"Content-Type:[^"\n]*charset=([A-Za-z0-9_.:\-]+)')
@@ -47,6 +55,26 @@ class CatalogPair:
 
 class _Malformed(Exception):
     """A syntax error at the current line (internal; becomes a DataError with the line number)."""
+
+
+class _TooManyEntries(Exception):
+    """More than MAX_CATALOG_ENTRIES entries (internal; becomes a DataError naming the file)."""
+
+
+def _size(n: int) -> str:
+    """`n` bytes for a message: "32 MiB", or "1000 bytes" when not whole MiB."""
+    return f"{n // 2**20} MiB" if n % 2**20 == 0 else f"{n} bytes"
+
+
+def _check_size(where: str, size: int) -> None:
+    """DataError when a catalogue of `size` bytes is over MAX_CATALOG_BYTES."""
+    if size > MAX_CATALOG_BYTES:
+        raise catalog_size_error(where)
+
+
+def catalog_size_error(where: str) -> DataError:
+    """The one-line error for a catalogue over MAX_CATALOG_BYTES (on disk, in a wheel or a package)."""
+    return DataError(f"{where}: more than {_size(MAX_CATALOG_BYTES)}, the cap for one catalogue (MAX_CATALOG_BYTES)")
 
 
 # === .po ===
@@ -77,17 +105,23 @@ def _unescape_one(m: re.Match[str]) -> str:
 
 @dataclass
 class _Entry:
+    """One entry while it is parsed: each string as its parts (a line each), joined once in `_finish`.
+
+    Joining once keeps parsing linear: appending to a str per continuation line copied the whole string
+    each time (a 4 MB msgstr took 45 s).
+    """
+
     start: int = 0  # first line of the entry (comments included)
     line: int = 0  # msgid line
     plural_line: int = 0
-    context: str | None = None
-    msgid: str | None = None
-    plural: str | None = None
-    strs: dict[int, str] = field(default_factory=dict)
+    context: list[str] | None = None
+    msgid: list[str] | None = None
+    plural: list[str] | None = None
+    strs: dict[int, list[str]] = field(default_factory=dict)
     plain_msgstr: bool = False
     indexed_msgstr: bool = False
     flags: set[str] = field(default_factory=set)
-    default: str | None = None
+    default: list[str] | None = None
 
     @property
     def empty(self) -> bool:
@@ -107,7 +141,8 @@ class _PoParser:
         self.pairs: list[CatalogPair] = []
         self.header: str | None = None
         self.entry = _Entry()
-        self.cont: tuple[str, int] | None = None  # what a bare "..." line continues
+        self.entries = 0
+        self.cont: tuple[str, list[str]] | None = None  # what a bare "..." line continues, and its parts
 
     def feed(self, lines: list[str]) -> None:
         for lineno, raw in enumerate(lines, start=1):
@@ -148,11 +183,11 @@ class _PoParser:
         elif line.startswith("#."):
             text = line[2:].strip()
             if text.startswith("Default:"):
-                self.entry.default = _unquote(text[len("Default:"):].strip())
-                self.cont = ("default", 0)
+                self.entry.default = [_unquote(text[len("Default:"):].strip())]
+                self.cont = ("default", self.entry.default)
             elif text.startswith('"') and self.entry.default is not None:
-                self.entry.default += _unquote(text)  # a multi-line default: #. "..." lines
-                self.cont = ("default", 0)
+                self.entry.default.append(_unquote(text))  # a multi-line default: #. "..." lines
+                self.cont = ("default", self.entry.default)
 
     def _keyword(self, kw: str, index: str | None, rest: str) -> None:
         e = self.entry
@@ -168,8 +203,8 @@ class _PoParser:
                 raise _Malformed("two msgctxt lines in one entry")
             if e.empty:
                 e.start = self.lineno
-            e.context = value
-            self.cont = ("context", 0)
+            e.context = [value]
+            self.cont = ("context", e.context)
         elif kw == "msgid":
             self._start_new_if_done()
             e = self.entry
@@ -177,15 +212,15 @@ class _PoParser:
                 raise _Malformed("msgid without msgstr before it")
             if e.empty:
                 e.start = self.lineno
-            e.msgid, e.line = value, self.lineno
-            self.cont = ("msgid", 0)
+            e.msgid, e.line = [value], self.lineno
+            self.cont = ("msgid", e.msgid)
         elif kw == "msgid_plural":
             if e.msgid is None:
                 raise _Malformed("msgid_plural before msgid")
             if e.complete or e.plural is not None:
                 raise _Malformed("msgid_plural out of place")
-            e.plural, e.plural_line = value, self.lineno
-            self.cont = ("plural", 0)
+            e.plural, e.plural_line = [value], self.lineno
+            self.cont = ("plural", e.plural)
         else:  # msgstr / msgstr[N]
             if e.msgid is None:
                 raise _Malformed("msgstr before msgid")
@@ -203,25 +238,13 @@ class _PoParser:
                 if n in e.strs:
                     raise _Malformed(f"a second msgstr[{n}]")
                 e.indexed_msgstr = True
-            e.strs[n] = value
-            self.cont = ("msgstr", n)
+            e.strs[n] = [value]
+            self.cont = ("msgstr", e.strs[n])
 
     def _continue(self, line: str) -> None:
         if self.cont is None:
             raise _Malformed("a string line without a keyword before it")
-        what, n = self.cont
-        value = _unquote(line)
-        e = self.entry
-        if what == "context":
-            e.context = (e.context or "") + value
-        elif what == "msgid":
-            e.msgid = (e.msgid or "") + value
-        elif what == "plural":
-            e.plural = (e.plural or "") + value
-        elif what == "default":
-            e.default = (e.default or "") + value
-        else:
-            e.strs[n] += value
+        self.cont[1].append(_unquote(line))
 
     def _finish(self, at_end: bool = False) -> None:
         e = self.entry
@@ -234,16 +257,26 @@ class _PoParser:
             if at_end:
                 raise _Malformed(f"the entry at line {e.line} has no msgstr")
             raise _Malformed("msgid without msgstr")
-        if e.msgid == "" and e.context is None:
-            self.header = e.strs.get(0, "")
+        self.entries += 1
+        if self.entries > MAX_CATALOG_ENTRIES:
+            raise _TooManyEntries
+        msgid, context = "".join(e.msgid), _joined(e.context)
+        strs = {n: "".join(parts) for n, parts in e.strs.items()}
+        if msgid == "" and context is None:
+            self.header = strs.get(0, "")
             return
         if "fuzzy" in e.flags:
             return
-        source = e.default if self.use_default and e.default else e.msgid
-        if source and e.strs.get(0):
-            self.pairs.append(CatalogPair(source, e.strs[0], e.context, f"{self.name}:{e.line}"))
-        if e.plural and e.strs.get(1):
-            self.pairs.append(CatalogPair(e.plural, e.strs[1], e.context, f"{self.name}:{e.plural_line}"))
+        default, plural = _joined(e.default), _joined(e.plural)
+        source = default if self.use_default and default else msgid
+        if source and strs.get(0):
+            self.pairs.append(CatalogPair(source, strs[0], context, f"{self.name}:{e.line}"))
+        if plural and strs.get(1):
+            self.pairs.append(CatalogPair(plural, strs[1], context, f"{self.name}:{e.plural_line}"))
+
+
+def _joined(parts: list[str] | None) -> str | None:
+    return None if parts is None else "".join(parts)
 
 
 def _po_charset(data: bytes, where: str) -> str:
@@ -268,23 +301,37 @@ def _decode(data: bytes, charset: str, where: str) -> str:
                         f"at offset {exc.start}); fix the file or its header's charset") from None
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, head: int | None = None) -> bytes:
+    """A catalogue file's bytes (only the first `head` when given); DataError when unreadable or over
+    MAX_CATALOG_BYTES."""
     try:
-        return path.read_bytes()
+        with path.open("rb") as f:
+            data = f.read(head if head is not None else MAX_CATALOG_BYTES + 1)  # a FIFO has no size to stat
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    _check_size(str(path), len(data))
+    return data
+
+
+def _catalog_bytes(path: str | PurePath, data: bytes | None) -> bytes:
+    """`data`, or the file's bytes when None, at most MAX_CATALOG_BYTES of them."""
+    if data is None:
+        return _read_bytes(Path(path))
+    _check_size(str(path), len(data))
+    return data
 
 
 def _parse_po(path: str | PurePath, data: bytes | None, use_default: bool) -> _PoParser:
     path_str = str(path)
-    if data is None:
-        data = _read_bytes(Path(path))
+    data = _catalog_bytes(path, data)
     text = _decode(data, _po_charset(data, path_str), path_str)
     parser = _PoParser(PurePath(path).name, use_default)
     try:
         parser.feed(text.splitlines())
     except _Malformed as exc:
         raise DataError(f"{path_str}:{parser.lineno}: malformed .po file ({exc})") from None
+    except _TooManyEntries:
+        raise DataError(f"{path_str}: more than {MAX_CATALOG_ENTRIES} entries (MAX_CATALOG_ENTRIES)") from None
     return parser
 
 
@@ -323,20 +370,22 @@ def _mo_strings(data: bytes, where: str) -> list[tuple[bytes, bytes]]:
         order = ">"
     else:
         raise DataError(f"{where}: not a .mo file (bad magic number {magic:#010x})")
-    try:
-        revision, count, orig_at, trans_at = struct.unpack_from(order + "4I", data, 4)
-        if revision >> 16 > 1:
-            raise DataError(f"{where}: unsupported .mo revision {revision >> 16}")
-        out = []
-        for i in range(count):
-            olen, ooff = struct.unpack_from(order + "2I", data, orig_at + 8 * i)
-            tlen, toff = struct.unpack_from(order + "2I", data, trans_at + 8 * i)
-            if ooff + olen > len(data) or toff + tlen > len(data):
-                raise DataError(f"{where}: corrupt .mo file (string {i} points past the end)")
-            out.append((data[ooff:ooff + olen], data[toff:toff + tlen]))
-    except struct.error:
-        raise DataError(f"{where}: corrupt .mo file (truncated string table)") from None
-    return out
+    revision, count, orig_at, trans_at = struct.unpack_from(order + "4I", data, 4)
+    if revision >> 16 > 1:
+        raise DataError(f"{where}: unsupported .mo revision {revision >> 16}")
+    if count > MAX_CATALOG_ENTRIES:
+        raise DataError(f"{where}: {count} entries, more than {MAX_CATALOG_ENTRIES} (MAX_CATALOG_ENTRIES)")
+    if count and max(orig_at, trans_at) + 8 * count > len(data):
+        raise DataError(f"{where}: corrupt .mo file (truncated string table)")
+    table = [struct.unpack_from(order + "2I", data, orig_at + 8 * i)
+             + struct.unpack_from(order + "2I", data, trans_at + 8 * i) for i in range(count)]
+    for i, (olen, ooff, tlen, toff) in enumerate(table):
+        if ooff + olen > len(data) or toff + tlen > len(data):
+            raise DataError(f"{where}: corrupt .mo file (string {i} points past the end)")
+    if sum(olen + tlen for olen, _, tlen, _ in table) > MAX_MO_STRING_BYTES:  # before copying any
+        raise DataError(f"{where}: its strings add up to more than {_size(MAX_MO_STRING_BYTES)} "
+                        "(MAX_MO_STRING_BYTES; entries that point at shared data count each time)")
+    return [(data[ooff:ooff + olen], data[toff:toff + tlen]) for olen, ooff, tlen, toff in table]
 
 
 def _mo_header(strings: list[tuple[bytes, bytes]]) -> str:
@@ -352,9 +401,7 @@ def read_mo(path: str | PurePath, data: bytes | None = None) -> list[CatalogPair
     Decodes with the header's charset (UTF-8 when none); `ref` is `FILE.mo:INDEX` (table index).
     """
     where = str(path)
-    if data is None:
-        data = _read_bytes(Path(path))
-    strings = _mo_strings(data, where)
+    strings = _mo_strings(_catalog_bytes(path, data), where)
     charset = _header_fields(_mo_header(strings)).get("Content-Type", "").partition("charset=")[2].strip() or "utf-8"
     try:
         codecs.lookup(charset)
@@ -396,17 +443,14 @@ def catalog_language(path: str | PurePath, data: bytes | None = None) -> str | N
     found = language_from_path(path)
     if found:
         return found
+    is_mo = str(path).lower().endswith(".mo")
     try:
         if data is None:
-            data = Path(path).read_bytes()
-    except OSError:
+            data = _read_bytes(Path(path), HEADER_SCAN_BYTES if not is_mo else None)
+        if is_mo:
+            return _header_fields(_mo_header(_mo_strings(data, str(path)))).get("Language", "") or None
+    except DataError:
         return None
-    if str(path).lower().endswith(".mo"):
-        try:
-            lang = _header_fields(_mo_header(_mo_strings(data, str(path)))).get("Language", "")
-        except DataError:
-            return None
-        return lang or None
     m = _LANGUAGE_RE.search(data[:HEADER_SCAN_BYTES])
     return m.group(1).decode("ascii") or None if m else None
 
@@ -430,5 +474,6 @@ def language_matches(found: str | None, wanted: str) -> bool:
     return base_language(found) == normalise_language(wanted)
 
 
-__all__ = ["CatalogPair", "base_language", "catalog_language", "language_from_path", "language_matches",
-           "normalise_language", "po_header", "read_mo", "read_po"]
+__all__ = ["MAX_CATALOG_BYTES", "MAX_CATALOG_ENTRIES", "MAX_MO_STRING_BYTES", "CatalogPair", "base_language",
+           "catalog_language", "catalog_size_error", "language_from_path", "language_matches", "normalise_language",
+           "po_header", "read_mo", "read_po"]

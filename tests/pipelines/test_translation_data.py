@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gettext
 import json
+import re
 import shutil
 import struct
 import subprocess
@@ -220,6 +221,66 @@ def test_catalog_language(tmp_path):
     assert not language_matches(None, "de")
 
 
+def test_read_po_is_linear_in_continuation_lines(tmp_path):
+    """A 6 MB msgstr in 30,000 continuation lines: the old parser added each line to the string so far
+    (quadratic, about 8 s here); joining the parts once takes well under a second, same result."""
+    import time
+
+    lines = [f"{i:07d} " + "x" * 190 for i in range(30_000)]
+    text = ('#. Default: "Many"\n#. " lines!"\nmsgid ""\n"Many "\n"lines"\nmsgstr ""\n'
+            + "".join(f'"{line}"\n' for line in lines)
+            + '\nmsgid "a"\nmsgid_plural ""\n"as"\nmsgstr[0] ""\n"x"\n"y"\nmsgstr[1] "b"\n"s"\n')
+    f = _write(tmp_path / "big.po", text)
+    assert f.stat().st_size > 6_000_000
+    t0 = time.perf_counter()
+    pairs = read_po(f)
+    assert time.perf_counter() - t0 < 1.0
+    assert [(p.source, p.target, p.ref) for p in pairs] == [
+        ("Many lines!", "".join(lines), "big.po:3"), ("a", "xy", f"big.po:{30_000 + 8}"),
+        ("as", "bs", f"big.po:{30_000 + 9}")]
+
+
+def test_catalogue_caps(tmp_path, monkeypatch):
+    from sensorium.pipelines.datasets import catalogs
+
+    many = _write(tmp_path / "many.po", _po([(f"Entry {i}", f"Eintrag {i}") for i in range(5)]))
+    assert len(read_po(many)) == 5
+    monkeypatch.setattr(catalogs, "MAX_CATALOG_ENTRIES", 4)  # the header entry counts too
+    with pytest.raises(DataError, match=r"many\.po: more than 4 entries \(MAX_CATALOG_ENTRIES\)"):
+        read_po(many)
+    monkeypatch.setattr(catalogs, "MAX_CATALOG_BYTES", 100)
+    with pytest.raises(DataError, match=r"^.*many\.po: more than .* the cap for one catalogue \(MAX_CATALOG_BYTES\)$"):
+        read_po(many)
+    with pytest.raises(DataError, match=r"^in/a/zip/x\.mo: more than .*\(MAX_CATALOG_BYTES\)$"):
+        read_mo("in/a/zip/x.mo", b"\0" * 101)
+
+
+def _mo_pointing_at_one_region(entries: int, region: int) -> bytes:
+    """A .mo of `entries` entries whose originals and translations all point at one `region`-byte string."""
+    orig_at, trans_at = 28, 28 + 8 * entries
+    blob_at = trans_at + 8 * entries
+    table = struct.pack("<2I", region, blob_at) * entries
+    return (struct.pack("<7I", 0x950412DE, 0, entries, orig_at, trans_at, 0, 0) + table + table
+            + b"a" * region)
+
+
+def test_read_mo_refuses_expansion_bombs(tmp_path):
+    """The issue's bomb: a 128 KB .mo whose entries all point at one region decoded to 4.9 GB. Here 1,000
+    entries and a 40 KB region (56 KB in all) would decode to 80 MB; the strings are summed, repeats
+    counted, before anything is copied."""
+    bomb = _mo_pointing_at_one_region(1_000, 40_000)
+    assert len(bomb) < 60_000
+    with pytest.raises(DataError, match=r"^bomb\.mo: its strings add up to more than 64 MiB \(MAX_MO_STRING_BYTES"):
+        read_mo("bomb.mo", bomb)
+    assert catalog_language("bomb.mo", bomb) is None
+    many = struct.pack("<7I", 0x950412DE, 0, 10**9, 28, 28, 0, 0)  # a billion entries claimed in 28 bytes
+    with pytest.raises(DataError, match=r"many\.mo: 1000000000 entries, more than 200000 \(MAX_CATALOG_ENTRIES\)"):
+        read_mo("many.mo", many)
+    with pytest.raises(DataError, match=r"short\.mo: corrupt \.mo file \(truncated string table\)"):
+        read_mo("short.mo", struct.pack("<7I", 0x950412DE, 0, 10, 28, 108, 0, 0))
+    assert len(read_mo("fine.mo", _mo_pointing_at_one_region(3, 10))) == 3  # shared strings are fine in moderation
+
+
 # === Tables ===
 def test_tsv_header_escapes_and_bad_rows(tmp_path):
     f = _write(tmp_path / "pairs.tsv", "Source\tTarget\nGood morning\tGuten Morgen\nA\\tB\\nC \\\\x\tA\\tB\\nC\n"
@@ -402,6 +463,31 @@ def test_build_ui_corpus_from_wheels(tmp_path, wheels, monkeypatch, caplog):
     assert len(load_parallel(parse_spec("builtin:ui-de@train[:3]"), seed=0, default_split=None)[0]) == 3
 
 
+def test_ui_corpus_caps_zip_bombs(tmp_path, monkeypatch):
+    """A catalogue that inflates past MAX_CATALOG_BYTES (33 MB of newlines in 33 KB) is skipped on its
+    declared size, never decompressed; the wheel's other catalogues are read."""
+    from sensorium.pipelines.datasets import catalogs, ui_de
+
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    wheel = folder / "bomb-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("bomb-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: bomb\nLicense: MIT\n\n"
+                   + "long description " * 100_000)
+        z.writestr("bomb/locale/de/LC_MESSAGES/big.po", _po([]) + "\n" * (catalogs.MAX_CATALOG_BYTES + 1))
+        z.writestr("bomb/locale/de/LC_MESSAGES/small.po", _po([("Open file", "Datei öffnen")]))
+    assert wheel.stat().st_size < 200_000
+    out = build_ui_corpus(tmp_path / "ui", wheels=folder, packages=(("bomb", "1.0"),))
+    stats = json.loads((out / "corpus.json").read_text())["packages"]["bomb"]
+    assert stats["files"] == ["bomb/locale/de/LC_MESSAGES/small.po"] and stats["license"] == "MIT"
+    assert stats["skipped_files"] == ["bomb/locale/de/LC_MESSAGES/big.po (bomb/locale/de/LC_MESSAGES/big.po: more "
+                                      "than 32 MiB, the cap for one catalogue (MAX_CATALOG_BYTES))"]
+    monkeypatch.setattr(ui_de, "MAX_WHEEL_CATALOG_BYTES", 1000)
+    with pytest.raises(DataError, match=r"bomb-1\.0-py3-none-any\.whl: its de catalogues add up to more than 1000 "
+                                        r"bytes \(MAX_WHEEL_CATALOG_BYTES\)"):
+        build_ui_corpus(tmp_path / "ui2", wheels=folder, packages=(("bomb", "1.0"),))
+
+
 def test_corpus_rebuild_with_overwrite(tmp_path, wheels):
     out = build_ui_corpus(tmp_path / "ui", wheels=wheels, packages=PACKAGES, seed=5)
     first = (out / "test.tsv").read_text()
@@ -466,16 +552,22 @@ def _mo_bytes(tmp_path: Path, entries: dict[str, str]) -> bytes:
     return _write_mo(tmp_path / "scratch.mo", entries).read_bytes()
 
 
-@pytest.fixture
-def debian_mirror(tmp_path):
-    """A mirror with four packages: two good ones (one de, one de_DE, a shared duplicate pair), one whose
-    .deb is corrupt and one larger than the size limit."""
-    import gzip
-    import lzma
+def _write_release(root: Path, release: str = "bookworm") -> Path:
+    """dists/RELEASE/Release listing the SHA-256 and size of every index file under it, like Debian's."""
+    import hashlib
 
-    root = tmp_path / "mirror"
+    dist = root / "dists" / release
+    lines = [f" {hashlib.sha256(f.read_bytes()).hexdigest()} {f.stat().st_size:>9} {f.relative_to(dist).as_posix()}"
+             for f in sorted(dist.rglob("*")) if f.is_file() and not f.name.startswith(("Release", "InRelease"))]
+    text = f"Origin: Debian\nSuite: {release}\nMD5Sum:\n d41d8cd98f00b204e9800998ecf8427e 0 ignored\nSHA256:\n"
+    return _write(dist / "Release", text + "\n".join(lines) + "\n")
+
+
+def _standard_debs(tmp_path: Path) -> dict[str, bytes]:
+    """Four packages: two good ones (one de, one de_DE, a shared duplicate pair), one whose .deb is corrupt
+    and one (`huge`) that the index says is larger than the size limit."""
     mo = "usr/share/locale/de/LC_MESSAGES/{}.mo"
-    debs = {
+    return {
         "alpha": _deb({mo.format("alpha"): _mo_bytes(tmp_path, {"": "Content-Type: text/plain; charset=UTF-8\n",
                                                                  "Open file": "Datei öffnen", "Cancel": "Abbrechen",
                                                                  "...": "...", "Save %s": "%s speichern"}),
@@ -486,22 +578,48 @@ def debian_mirror(tmp_path):
         "broken": b"<html>Not Found</html>",
         "huge": _deb({mo.format("huge"): _mo_bytes(tmp_path, {"Big": "Groß"})}),
     }
+
+
+def _publish(root: Path, debs: dict[str, bytes]) -> str:
+    """Write `debs` into a mirror at `root`: pool files, Contents-all/amd64.gz, Packages.xz (with Size and
+    SHA256 per package) and an unsigned Release listing the indices; -> its file:// URL."""
+    import gzip
+    import hashlib
+    import lzma
+
+    mo = "usr/share/locale/de/LC_MESSAGES/{}.mo"
     index, contents = [], {"all": [], "amd64": []}
     for name, body in debs.items():
         rel = f"pool/main/{name[0]}/{name}/{name}_1.0_all.deb"
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(body)
         size = 10**9 if name == "huge" else len(body)
-        index.append(f"Package: {name}\nVersion: 1.0-{len(name)}\nFilename: {rel}\nSize: {size}\n")
+        index.append(f"Package: {name}\nVersion: 1.0-{len(name)}\nFilename: {rel}\nSize: {size}\n"
+                     f"SHA256: {hashlib.sha256(body).hexdigest()}\nDescription: {name}\n more text\n")
         where = "usr/share/locale/de_DE/LC_MESSAGES/beta.mo" if name == "beta" else mo.format(name)
         contents["amd64" if name == "beta" else "all"].append(f"{where}    utils/{name}")
     contents["all"].append("usr/share/locale/fr/LC_MESSAGES/beta.mo    utils/beta")
     dist = root / "dists" / "bookworm" / "main"
-    (dist / "binary-amd64").mkdir(parents=True)
+    (dist / "binary-amd64").mkdir(parents=True, exist_ok=True)
     (dist / "binary-amd64" / "Packages.xz").write_bytes(lzma.compress("\n".join(index).encode()))
     for arch, lines in contents.items():
         (dist / f"Contents-{arch}.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    _write_release(root)
     return root.as_uri()
+
+
+@pytest.fixture
+def no_keyring(tmp_path, monkeypatch):
+    """No Debian keyring, whatever the machine has installed: Release files are used unsigned."""
+    from sensorium.pipelines.datasets import debian_de
+
+    monkeypatch.setattr(debian_de, "DEBIAN_KEYRING", tmp_path / "no-keyring.gpg")
+
+
+@pytest.fixture
+def debian_mirror(tmp_path, no_keyring):
+    """The `_standard_debs` mirror, its indices listed in an unsigned Release file."""
+    return _publish(tmp_path / "mirror", _standard_debs(tmp_path))
 
 
 def test_build_debian_corpus_from_a_local_mirror(tmp_path, debian_mirror):
@@ -560,6 +678,226 @@ def test_data_debian_de_command(tmp_path, debian_mirror, capsys):
     assert main(["data", "debian-de", "--mirror", "file:///nowhere", "--out", str(tmp_path / "x"), "-q"]) == 1
     err = capsys.readouterr().err
     assert "cannot download file:///nowhere/dists/bookworm/main/Contents-all.gz" in err and "Traceback" not in err
+
+
+# --- untrusted archive: headers, hashes, signatures, caps ---
+def _ar_header(name: str = "data.tar.xz", size: str = "10", end: bytes = b"`\n") -> bytes:
+    return f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{size:<10}".encode("latin-1") + end
+
+
+@pytest.mark.parametrize("data, why", [
+    (b"!<arch>\n" + _ar_header(size="-60") + b"x" * 10, r"offset 8 \(size '-60       ' is not a decimal number"),
+    (b"!<arch>\n" + _ar_header(size="9999999999") + b"x" * 10, r"offset 8 \(a 9999999999-byte member, only 10 bytes"),
+    (b"!<arch>\n" + _ar_header(size="1_0") + b"x" * 10, r"size '1_0       ' is not a decimal number"),
+    (b"!<arch>\n" + _ar_header(size=" 10") + b"x" * 10, r"size ' 10       ' is not a decimal number"),
+    (b"!<arch>\n" + _ar_header(end=b"!!") + b"x" * 10, r"offset 8 \(no end marker\)"),
+    (b"!<arch>\n" + _ar_header()[:30], r"truncated ar member header at offset 8 \(30 of 60 bytes\)"),
+    (b"!<arch>\n" + _ar_header(size="2") + b"ab" + _ar_header()[:59], r"truncated ar member header at offset 70"),
+    (b"!<arch>\n" + _ar_header(name="\u00e9") + b"x" * 10, r"\(the name is not ASCII\)"),
+    (b"<!doctype html>", r"not an ar archive"),
+])
+def test_ar_headers_are_validated(data, why):
+    """Every field is checked; a negative size used to loop forever (islice keeps the old code from hanging)."""
+    import itertools
+
+    from sensorium.pipelines.datasets.debian_de import ar_members
+
+    with pytest.raises(DataError, match=why):
+        list(itertools.islice(ar_members(data), 20))
+
+
+def test_ar_members_of_a_good_archive():
+    from sensorium.pipelines.datasets.debian_de import ar_members
+
+    assert list(ar_members(_ar([("debian-binary", b"2.0\n"), ("odd", b"abc"), ("empty", b"")]))) == [
+        ("debian-binary", b"2.0\n"), ("odd", b"abc"), ("empty", b"")]
+
+
+def test_tampered_and_corrupt_packages_are_recorded_and_skipped(tmp_path, no_keyring):
+    """Plain HTTP: a package whose bytes are not the ones the Packages index hashed is refused, as is one
+    larger than its index Size or with a bad ar header; the others are read."""
+    import hashlib
+
+    debs = _standard_debs(tmp_path)
+    good_alpha = debs["alpha"]
+    debs["gamma"] = good_alpha.replace(b"debian-binary   0 ", b"debian-binary   1 ", 1)  # a valid .deb too
+    debs["delta"] = b"!<arch>\n" + _ar_header(size="99999999") + b"x" * 10
+    mirror = _publish(tmp_path / "mirror", debs)
+    pool = tmp_path / "mirror" / "pool" / "main"
+    (pool / "g" / "gamma" / "gamma_1.0_all.deb").write_bytes(good_alpha)  # same size, other bytes
+    (pool / "b" / "beta" / "beta_1.0_all.deb").write_bytes(debs["beta"] + b"more")
+    from sensorium.pipelines.datasets.debian_de import build_debian_corpus
+
+    out = build_debian_corpus(tmp_path / "deb", mirror=mirror, max_deb_bytes=10**6, workers=2)
+    packages = json.loads((out / "corpus.json").read_text())["packages"]
+    want = hashlib.sha256(debs["gamma"]).hexdigest()
+    assert packages["gamma"]["error"] == (
+        f"{mirror}/pool/main/g/gamma/gamma_1.0_all.deb: SHA-256 {hashlib.sha256(good_alpha).hexdigest()} does not "
+        f"match {want} from the Packages index; refusing it (tampered or corrupt download)")
+    assert packages["beta"]["error"].endswith(f"beta_1.0_all.deb: more than {len(debs['beta'])} bytes (its Size in "
+                                              "the Packages index); refusing it")
+    assert packages["delta"]["error"] == "corrupt ar member header at offset 8 (a 99999999-byte member, only 10 " \
+                                         "bytes left in the file)"
+    assert all(packages[p]["pairs"] == 0 for p in ("gamma", "beta", "delta")) and packages["alpha"]["pairs"] == 3
+
+
+def test_indices_must_match_the_release_file(tmp_path, no_keyring, caplog):
+    import lzma
+
+    from sensorium.pipelines.datasets.debian_de import build_debian_corpus
+
+    mirror = _publish(tmp_path / "mirror", _standard_debs(tmp_path))
+    dist = tmp_path / "mirror" / "dists" / "bookworm"
+    with caplog.at_level("WARNING"):
+        build_debian_corpus(tmp_path / "ok", mirror=mirror, max_deb_bytes=10**6)
+    assert "the Release file's signature is not verified (needs gpgv and" in caplog.text
+    packages = dist / "main" / "binary-amd64" / "Packages.xz"
+    text = lzma.decompress(packages.read_bytes()).decode()
+    packages.write_bytes(lzma.compress(text.replace("Version: 1.0-5", "Version: 6.6-6").encode()))
+    with pytest.raises(DataError, match=r"^" + re.escape(f"{mirror}/dists/bookworm/main/binary-amd64/Packages.xz: ")
+                       + r"(SHA-256 \w+ does not match \w+ from|more than \d+ bytes \(its size in) the Release file"):
+        build_debian_corpus(tmp_path / "bad", mirror=mirror, max_deb_bytes=10**6)
+    (dist / "Release").write_text((dist / "Release").read_text().replace("main/Contents-all.gz", "main/other.gz"))
+    with pytest.raises(DataError, match=r"Contents-all\.gz: not in the Release file's SHA256 list"):
+        build_debian_corpus(tmp_path / "bad", mirror=mirror, max_deb_bytes=10**6)
+    (dist / "Release").unlink()
+    packages.write_bytes(lzma.compress(text.encode()))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        build_debian_corpus(tmp_path / "unchecked", mirror=mirror, max_deb_bytes=10**6)
+    assert "no Release file; the Contents and Packages indices are not checked" in caplog.text
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.skipif(not (shutil.which("gpg") and shutil.which("gpgv") and shutil.which("gpgconf")),
+                    reason="needs gpg to make test archive keys, gpgv to check them")
+def test_release_signature_is_verified_with_gpgv(tmp_path, monkeypatch):
+    import tempfile
+
+    from sensorium.pipelines.datasets import debian_de
+
+    _publish(tmp_path / "mirror", _standard_debs(tmp_path))
+    dist = tmp_path / "mirror" / "dists" / "bookworm"
+    home = Path(tempfile.mkdtemp(prefix="gpg-"))  # short: gpg-agent's socket path has a length limit
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--quiet", "--yes", "--passphrase", ""]
+
+    def sign(*args: str) -> None:
+        subprocess.run(gpg + list(args), check=True, capture_output=True)
+
+    try:
+        for who in ("archive", "other"):  # the keyring will hold only the archive's key
+            sign("--quick-gen-key", f"{who} <{who}@example.org>", "ed25519", "sign", "never")
+        keyring = tmp_path / "archive-keyring.gpg"
+        keyring.write_bytes(subprocess.run(gpg + ["--export", "archive@example.org"], check=True,
+                                           capture_output=True).stdout)
+        release = str(dist / "Release")
+        sign("-u", "archive@example.org", "-u", "other@example.org", "--clearsign", "-o", str(dist / "InRelease"),
+             release)
+        sign("-u", "other@example.org", "--clearsign", "-o", str(tmp_path / "OtherInRelease"), release)
+        sign("-u", "archive@example.org", "--detach-sign", "-o", str(dist / "Release.gpg"), release)
+    finally:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+    monkeypatch.setattr(debian_de, "DEBIAN_KEYRING", keyring)
+    url = (tmp_path / "mirror").as_uri() + "/dists/bookworm"
+    # InRelease signed by the archive key and one the keyring lacks (as when Debian adds a key): accepted
+    assert "main/binary-amd64/Packages.xz" in debian_de.release_hashes(url)
+    signed = (dist / "InRelease").read_text()
+    (dist / "InRelease").write_text(signed.replace("main/Contents-all.gz", "main/Contents-evil.gz"))
+    with pytest.raises(DataError, match=r"InRelease: the signature does not verify against .*archive-keyring\.gpg "
+                                        r"\(gpgv: BAD signature"):
+        debian_de.release_hashes(url)
+    shutil.copy(tmp_path / "OtherInRelease", dist / "InRelease")  # well signed, by a key not in the keyring
+    with pytest.raises(DataError, match=r"InRelease: the signature does not verify .*No public key"):
+        debian_de.release_hashes(url)
+    (dist / "InRelease").unlink()
+    assert "main/Contents-all.gz" in debian_de.release_hashes(url)  # Release + Release.gpg
+    (dist / "Release").write_text((dist / "Release").read_text() + " " + "0" * 64 + " 1 main/evil\n")
+    with pytest.raises(DataError, match=r"Release: the signature does not verify"):
+        debian_de.release_hashes(url)
+    (dist / "Release.gpg").unlink()
+    with pytest.raises(DataError, match=r"Release: not signed \(no InRelease or Release\.gpg\)"):
+        debian_de.release_hashes(url)
+    (dist / "Release").unlink()
+    with pytest.raises(DataError, match=r"bookworm: no InRelease or Release file, so its indices cannot be verified"):
+        debian_de.release_hashes(url)
+
+
+def test_index_caps(monkeypatch):
+    import gzip
+    import lzma
+
+    from sensorium.pipelines.datasets import debian_de
+
+    contents = gzip.compress(b"usr/share/locale/de/LC_MESSAGES/a.mo    utils/a\n" * 300)
+    packages = lzma.compress(b"".join(b"Package: p%d\nFilename: f\nSHA256: x\n\n" % i for i in range(300)))
+    assert len(debian_de.catalogue_index(contents, "de")["a"]) == 300 and len(debian_de.package_index(packages)) == 300
+    monkeypatch.setattr(debian_de, "MAX_INDEX_RECORDS", 299)
+    with pytest.raises(DataError, match=r"^C: more than 299 records \(MAX_INDEX_RECORDS\)"):
+        debian_de.catalogue_index(contents, "de", "C")
+    with pytest.raises(DataError, match=r"^P: more than 299 records \(MAX_INDEX_RECORDS\)"):
+        debian_de.package_index(packages, "P")
+    monkeypatch.setattr(debian_de, "MAX_INDEX_TEXT_BYTES", 10_000)
+    bomb = gzip.compress(b"\n" * 10_001)  # a gzip bomb in small: read in chunks, counted, refused
+    with pytest.raises(DataError, match=r"^C: more than 10000 bytes decompressed \(MAX_INDEX_TEXT_BYTES\)"):
+        debian_de.catalogue_index(bomb, "de", "C")
+    monkeypatch.setattr(debian_de, "MAX_INDEX_LINE_BYTES", 100)
+    with pytest.raises(DataError, match=r"^P: a line longer than .* \(MAX_INDEX_LINE_BYTES\)"):
+        debian_de.package_index(lzma.compress(b"Package: " + b"p" * 200), "P")
+    with pytest.raises(DataError, match=r"^C: unreadable index"):
+        debian_de.catalogue_index(b"\x1f\x8b not gzip", "de", "C")
+
+
+def test_index_download_cap(tmp_path, no_keyring, monkeypatch):
+    from sensorium.pipelines.datasets import debian_de
+
+    mirror = _publish(tmp_path / "mirror", _standard_debs(tmp_path))
+    (tmp_path / "mirror" / "dists" / "bookworm" / "Release").unlink()
+    monkeypatch.setattr(debian_de, "MAX_INDEX_BYTES", 20)
+    with pytest.raises(DataError, match=r"Contents-all\.gz: more than 20 bytes \(MAX_INDEX_BYTES\); refusing it$"):
+        debian_de.build_debian_corpus(tmp_path / "deb", mirror=mirror)
+
+
+def _data_tar_deb(files: dict[str, bytes], **pax: str) -> bytes:
+    """A .deb whose data.tar.xz holds `files` (a pax header with `pax` records when given)."""
+    import io
+    import lzma
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT, pax_headers=pax or None) as t:
+        for name, body in files.items():
+            info = tarfile.TarInfo("./" + name)
+            info.size = len(body)
+            t.addfile(info, io.BytesIO(body))
+    return _ar([("debian-binary", b"2.0\n"), ("data.tar.xz", lzma.compress(buf.getvalue()))])
+
+
+def test_deb_caps(tmp_path, monkeypatch):
+    from sensorium.pipelines.datasets import debian_de
+    from sensorium.pipelines.datasets.debian_de import DebPackage, read_deb
+
+    mo_path = "usr/share/locale/de/LC_MESSAGES/x.mo"
+    mo = _mo_bytes(tmp_path, {"Open file": "Datei öffnen"})
+    pkg = DebPackage("x", catalogues=[mo_path])
+    files = {"usr/share/doc/x/zeros": b"\0" * 200_000, mo_path: mo, "usr/share/doc/x/copyright": b"License: MIT\n"}
+    deb = _data_tar_deb(files)
+    assert len(deb) < 20_000
+    got = read_deb(deb, pkg)
+    assert (got.error, got.pairs, got.license) == (None, [("Open file", "Datei öffnen")], "MIT")
+    monkeypatch.setattr(debian_de, "MAX_DEB_DATA_BYTES", 100_000)  # an xz bomb in small: streamed, counted
+    assert read_deb(deb, pkg).error == "data.tar.xz: more than 100000 bytes decompressed (MAX_DEB_DATA_BYTES)"
+    monkeypatch.setattr(debian_de, "MAX_DEB_DATA_BYTES", 2**20)
+    monkeypatch.setattr(debian_de, "MAX_DEB_TAR_MEMBERS", 2)
+    assert read_deb(deb, pkg).error == "data.tar.xz: more than 2 entries (MAX_DEB_TAR_MEMBERS)"
+    monkeypatch.setattr(debian_de, "MAX_DEB_TAR_MEMBERS", 10)
+    monkeypatch.setattr(debian_de, "MAX_TAR_HEADER_BYTES", 200)
+    assert read_deb(_data_tar_deb(files, comment="y" * 300), pkg).error == (
+        "a 313-byte extended tar header, more than 200 bytes (MAX_TAR_HEADER_BYTES)")
+    monkeypatch.setattr(debian_de, "MAX_CATALOG_BYTES", 10)
+    got = read_deb(deb, pkg)
+    assert got.error is None and got.pairs == [] and got.skipped_files == [
+        f"{mo_path} ({mo_path}: more than 32 MiB, the cap for one catalogue (MAX_CATALOG_BYTES))"]
 
 
 def test_extra_training_pairs_leave_out_evaluation_sources(tmp_path):
