@@ -67,8 +67,10 @@ def _validate(config: Any) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    """Train into a run directory. `--overwrite` keeps the old run aside until the new one has its first
+    checkpoint (`RunDir.settle_replacement`): a new run that fails or is interrupted before that puts it back."""
     from sensorium.pipelines.common.backend import require_tensorflow
-    from sensorium.pipelines.common.config import config_from_dict, resolve_config, set_path
+    from sensorium.pipelines.common.config import resolve_config
     from sensorium.pipelines.common.rundir import RunDir
 
     task: Task = TASKS.get(args.task)
@@ -81,29 +83,29 @@ def _train(args: argparse.Namespace) -> int:
         run = RunDir(Path(args.out))
         if not RunDir.is_run_dir(run.path):
             raise UsageError(f"--resume: {run.path} is not a run directory to resume")
-        data = run.read_config() if run.config_path.is_file() else None
-        if data is None:
+        if not run.config_path.is_file():
             raise UsageError(f"--resume: {run.path} has no config.json (it never started); train it anew")
-        for key, value in overrides.items():
-            set_path(data, key, value)
-        config = config_from_dict(config_cls, data)
+        config = run.load_config(config_cls, overrides)
     else:
         config = resolve_config(config_cls, args.config, overrides)
     _validate(config)  # bad values and unknown data specs fail before a run directory is made
     run = RunDir.create(args.out, task.name, resume=args.resume, overwrite=args.overwrite)
-    if not args.resume:
-        env = {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS",) if k in os.environ}
-        prefix = [f"{k}={v}" for k, v in env.items() if not (k == "TF_ENABLE_ONEDNN_OPTS" and v == "0")]
-        run.set_status("training", environment=env,
-                       command=" ".join(shlex.quote(a) for a in [*prefix, "sensorium", *sys.argv[1:]]))
     try:
+        if not args.resume:
+            env = {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS",) if k in os.environ}
+            prefix = [f"{k}={v}" for k, v in env.items() if not (k == "TF_ENABLE_ONEDNN_OPTS" and v == "0")]
+            run.set_status("training", environment=env,
+                           command=" ".join(shlex.quote(a) for a in [*prefix, "sensorium", *sys.argv[1:]]))
         summary = task.load("train")(config, run, resume=args.resume)
     except KeyboardInterrupt:
+        if not run.settle_replacement():
+            print(f"interrupted before the first checkpoint: {run.path} holds the previous run again", file=sys.stderr)
+            return 130
         print(f"interrupted: resume with `sensorium train {task.name} --out {shlex.quote(str(run.path))} "
               "--resume`", file=sys.stderr)
         return 130
     except BaseException:
-        run.set_status("failed")
+        run.set_status("failed")  # and, before the first checkpoint, the replaced run is put back
         raise
     metrics = run.read_json("metrics.json") if run.metrics_path.is_file() else None
     line = f"trained {run.path}: {summary['epochs']} epochs"
@@ -205,8 +207,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                     "--merge OUT joins the parts; --runner NAME runs the job as an Apache Beam pipeline.")
     p.add_argument("--model", metavar="ARTIFACT", help="run directory, .keras file, SavedModel folder or .tflite")
     p.add_argument("--data", metavar="SPEC", help="data spec (default: the run's data @test)")
-    p.add_argument("--out", metavar="DIR", help="run as a resumable batch job in DIR (default: a quick evaluation "
-                                                "written into the run directory)")
+    p.add_argument("--out", metavar="DIR", help="run as a resumable batch job in DIR (default: a quick evaluation, "
+                                                "written to RUN_DIR/evaluations/<data>/ for a run directory)")
     p.add_argument("--shard", metavar="I/N", help="with --out: evaluate only shard I of N (0 <= I < N), into "
                                                   "DIR/shard-I-of-N")
     p.add_argument("--merge", metavar="DIR", help="check and merge the finished shards in DIR (no --model needed)")
@@ -229,8 +231,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from sensorium.pipelines.common.artifacts import inspect_artifact
+    from sensorium.pipelines.common.evaluation import destination
     from sensorium.pipelines.common.metrics import format_classification_report
     from sensorium.runtime.errors import ModelError, UsageError
+
+    saved = None  # where a quick evaluation (no --out) wrote its files
 
     if args.pipeline_option and not args.runner:
         raise UsageError("--pipeline-option needs --runner NAME (a Beam pipeline)")
@@ -271,7 +276,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                 raise ModelError(f"{args.model}: cannot tell which task this model serves (no Sensorium metadata)")
             task = TASKS.get(artifact.task)
             extra = {"beam": args.beam} if args.beam is not None and artifact.task in ("translation", "speech") else {}
-            result = task.load("evaluate")(args.model, args.data, out=None, batch_size=args.batch_size,
+            saved = destination(artifact, args.data)  # a run's evaluations/<data>/, never its own records
+            result = task.load("evaluate")(args.model, args.data, out=saved, batch_size=args.batch_size,
                                            top_k=args.top_k, **extra)
     job = result.get("job") or {}
     if args.json:
@@ -300,6 +306,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             if "binary_accuracy" in m:
                 print(f"positive vs negative accuracy {m['binary_accuracy']:.4f} on {m['binary_count']} "
                       "non-neutral texts")
+    if saved is not None:  # with --json, stdout holds the metrics object only
+        print(f"evaluation written to {saved}", file=sys.stderr if args.json else sys.stdout)
     return 1 if job.get("failed") else 0  # a batch job with failed items: exit 1, as the contract says
 
 

@@ -1,14 +1,22 @@
-"""Atomic file writes: a temporary file in the same folder, fsync, then rename over the target."""
+"""Atomic file writes: a temporary file in the same folder, fsync, then rename over the target.
+
+The rename replaces a symbolic link at the target, it never writes through one. For the files of a run
+or job folder, which may come from someone else, `inside` refuses a path with a link on the way and
+`open_nofollow` opens a file for reading, appending or truncating only when it is not a link.
+"""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from sensorium.runtime.errors import DataError
 
 
 def _umask() -> int:
@@ -93,3 +101,43 @@ def _remove(p: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
     else:
         p.unlink(missing_ok=True)
+
+
+# === Files inside a run or job folder ===
+def _link_error(path: Path) -> DataError:
+    return DataError(f"{path} is a symbolic link; files inside a run or job folder are not written through "
+                     "links (remove the link)")
+
+
+def inside(root: str | os.PathLike, relative: str | os.PathLike) -> Path:
+    """`root/relative` once no existing part of it below `root` (folders on the way and the file itself)
+    is a symbolic link; a DataError naming the link otherwise. `root` itself may be one: the user named it."""
+    root, rel = Path(root), Path(relative)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ValueError(f"{relative!r} is not a path inside a folder")
+    path = root
+    for part in rel.parts:
+        path = path / part
+        if path.is_symlink():
+            raise _link_error(path)
+    return path
+
+
+_OPEN_FLAGS = {"rb": os.O_RDONLY, "r+b": os.O_RDWR, "ab": os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+               "a": os.O_WRONLY | os.O_APPEND | os.O_CREAT}
+
+
+def open_nofollow(path: str | os.PathLike, mode: str, *, encoding: str = "utf-8") -> IO[Any]:
+    """`open(path, mode)` for mode rb, r+b, ab or a (text), refusing a symbolic link at `path` (O_NOFOLLOW:
+    no window between a check and the open) with a DataError naming it."""
+    path = Path(path)
+    flags = _OPEN_FLAGS[mode] | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not hasattr(os, "O_NOFOLLOW") and path.is_symlink():  # Windows: check, then open
+        raise _link_error(path)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK) and path.is_symlink():
+            raise _link_error(path) from None
+        raise
+    return os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": encoding}))

@@ -9,7 +9,7 @@ The driver lists the items with the task's `BatchTask.list_items` (as `job.run_j
                   -> WriteToText(OUT/beam/results-SSSSS-of-NNNNN.jsonl)
 
 Each worker loads the model once (`BatchTask.load_model`) and predicts the batches that Beam forms
-(`job.predict_items`: an unreadable item fails alone, as a record with its error). When the pipeline
+(`job.predict_items`: an item that fails, for any reason, fails alone, as a record with its error). When the pipeline
 is done, the driver checks that the shards hold every item exactly once, writes `OUT/results.jsonl`
 sorted by index, `OUT/job.json` ("engine": "beam") and, from the records only, the same
 `metrics.json` and `report.md` as the single-process job.
@@ -35,9 +35,12 @@ from typing import Any
 
 from sensorium.pipelines.batch.job import (
     JOB_FILE,
+    JOB_SHAPE,
+    MAX_JOB_BYTES,
     METRICS_FILE,
     REPORT_FILE,
     RESULTS_FILE,
+    check_links,
     check_same,
     job_description,
     open_job,
@@ -47,6 +50,7 @@ from sensorium.pipelines.batch.job import (
 )
 from sensorium.pipelines.batch.task import BatchTask, EvalItem, dumps, record_for
 from sensorium.pipelines.common.artifacts import inspect_artifact
+from sensorium.pipelines.common.rundir import parse_json_object
 from sensorium.runtime.atomic import atomic_write_json, atomic_write_text
 from sensorium.runtime.errors import DataError, MissingExtraError, ModelError, SensoriumError, UsageError
 
@@ -147,17 +151,7 @@ class SensoriumModelHandler(_ModelHandler):
                       inference_args: dict[str, Any] | None = None) -> Iterable[dict[str, Any]]:
         task, predictor = model.task, model.predictor
         items = list(batch)
-        try:
-            records = predict_items(task, predictor, items)
-        except SensoriumError:
-            # predict_items raises when a batch's only loaded item cannot be predicted; Beam forms
-            # its own batches, so here that item fails alone, whatever batch it landed in
-            records = []
-            for item in items:
-                try:
-                    records += predict_items(task, predictor, [item])
-                except SensoriumError as exc:
-                    records.append(record_for(item, error=str(exc)))
+        records = predict_items(task, predictor, items)  # a failing item becomes its error record
         records += [record_for(i, error=self.listing_failures.get(i.id, "failed while listing"))
                     for i in items if i.payload is None]
         records.sort(key=lambda r: r["index"])
@@ -189,14 +183,14 @@ def _join(base: str, *parts: str) -> str:
     return FileSystems.join(base, *parts)
 
 
-def _read_text(path: str) -> str | None:
-    """A file's text through Beam's FileSystems; None when it does not exist."""
+def _read_bytes(path: str, limit: int) -> bytes | None:
+    """At most `limit` + 1 bytes of a file through Beam's FileSystems; None when it does not exist."""
     from apache_beam.io.filesystems import FileSystems
 
     if not FileSystems.exists(path):
         return None
     with FileSystems.open(path) as fh:
-        return fh.read().decode("utf-8")
+        return fh.read(limit + 1)
 
 
 def _delete_matching(pattern: str) -> None:
@@ -306,6 +300,8 @@ def run_beam(model_path: str | Path, data: str | None, out: str | Path, *, optio
     job = job_description(task, artifact, listing, items, None)
     job.update(engine="beam", runner=runner, pipeline_options=list(pipeline_options))
     _check_folder(out_text, job, restart)
+    if not remote:
+        check_links(Path(out_text))
     beam_dir = _join(out_text, BEAM_DIR)
     prefix = _join(beam_dir, SHARD_PREFIX)
     _delete_matching(prefix + "*")
@@ -373,7 +369,7 @@ def read_shards(prefix: str, total: int) -> list[dict[str, Any]]:
                 try:
                     record = json.loads(line)
                     index = int(record["index"])
-                except (ValueError, KeyError, TypeError):
+                except (ValueError, KeyError, TypeError, RecursionError):
                     raise DataError(f"{path}:{n}: not a result record") from None
                 if not 0 <= index < total:
                     outside += 1
@@ -396,13 +392,14 @@ def _check_folder(out: str, job: dict[str, Any], restart: bool) -> None:
         for name in (RESULTS_FILE, METRICS_FILE, REPORT_FILE, JOB_FILE):
             _delete_matching(_join(out, name))
         return
-    text = _read_text(_join(out, JOB_FILE))
-    if text is not None:
+    raw = _read_bytes(_join(out, JOB_FILE), MAX_JOB_BYTES)
+    if raw is not None:
         try:
-            old = json.loads(text)
-        except ValueError:
-            raise DataError(f"{_join(out, JOB_FILE)}: unreadable job description; pass --restart to start over"
-                            ) from None
+            if len(raw) > MAX_JOB_BYTES:
+                raise DataError(f"{_join(out, JOB_FILE)}: larger than {MAX_JOB_BYTES >> 20} MB")
+            old = parse_json_object(raw, _join(out, JOB_FILE), JOB_SHAPE, error=DataError)
+        except DataError as exc:
+            raise DataError(f"{exc} (not a job description); pass --restart to start over") from None
         check_same(old, job, out)  # type: ignore[arg-type]  (the folder is only named in its message)
         log.info("%s holds this evaluation already; a Beam run evaluates every item again", out)
     elif FileSystems.exists(_join(out, RESULTS_FILE)):

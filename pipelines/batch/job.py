@@ -23,6 +23,13 @@ Sharding: `--shard I/N` (0 <= I < N) takes the items whose index is I modulo N a
 and that together they hold every item exactly once, then writes the merged results, metrics and report
 into DIR.
 
+Failures: anything that goes wrong with one item (reading it, predicting it, writing its record; an
+exception of any type) becomes that item's record `{"ok": false, "error": "<one line>"}` and the job goes
+on; a batch whose prediction fails is predicted again item by item, so only the bad items fail.
+
+Untrusted folders: job.json is checked before use (size, nesting, the types of its fields), and no file
+of a job folder is written, appended to or truncated through a symbolic link (a DataError naming it).
+
 Durability: results are flushed to the operating system after every batch (a killed process loses
 nothing written) and fsync'ed at most every `SYNC_SECONDS` and at the end (a machine crash may lose
 the last seconds, which are then simply recomputed).
@@ -42,11 +49,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sensorium.pipelines.batch.task import BatchTask, EvalItem, ItemList, dumps, record_for
+from sensorium.pipelines.batch.task import BatchTask, EvalItem, ItemList, dumps, error_line, record_for
 from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact
 from sensorium.pipelines.common.progress import progress, show_progress
-from sensorium.runtime.atomic import atomic_write_json, atomic_write_text
-from sensorium.runtime.errors import DataError, ModelError, SensoriumError, UsageError
+from sensorium.pipelines.common.rundir import read_json_object
+from sensorium.runtime.atomic import atomic_write_json, atomic_write_text, inside, open_nofollow
+from sensorium.runtime.errors import DataError, ModelError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,15 @@ _SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 _SHARD_DIR_RE = re.compile(r"^shard-(\d+)-of-(\d+)$")
 # job.json keys that must match for a job folder to be resumed (or shards to be merged)
 _IDENTITY = ("task", "model_sha256", "data", "split", "options", "items_sha256", "total_items")
+# the fields of a job.json read back (see rundir.shape_error), and its size at most
+JOB_SHAPE: dict[str, Any] = {
+    "task": str, "model_sha256": str, "data": str, "split": str, "options": dict, "context": dict,
+    "items_sha256": str, "total_items": int, "items": int, "shard": (type(None), [int]), "status": str,
+    "model?": str, "model_kind?": str, "merged_from?": [str], "sessions?": [{"items": int, "seconds": float}],
+}
+MAX_JOB_BYTES = 256 << 20  # listing_failures may name many items
+# what a job folder holds: none of them is ever written through a symbolic link
+_JOB_FILES = (JOB_FILE, RESULTS_FILE, METRICS_FILE, REPORT_FILE, "plots")
 
 
 # === Shards ===
@@ -115,31 +132,38 @@ def read_results(path: Path, accept: Callable[[int], bool] | None = None, *, rep
     newline: the job was killed while writing it), unparsable, out of place (`accept` false) or a
     repeat of an index; with `repair` the file is cut there, so appends continue from a clean end."""
     records: dict[int, dict] = {}
-    if not path.is_file():
+    if not (path.is_file() or path.is_symlink()):
         return records
     good_end = 0
-    with open(path, "rb") as fh:
+    with open_nofollow(path, "r+b" if repair else "rb") as fh:
         for line in fh:
-            if not line.endswith(b"\n"):
+            rec = _parse_record(line)
+            if rec is None or rec["index"] in records or (accept is not None and not accept(rec["index"])):
                 break
-            try:
-                rec = json.loads(line)
-                index = int(rec["index"])
-            except (ValueError, KeyError, TypeError):
-                break
-            if index in records or (accept is not None and not accept(index)):
-                break
-            records[index] = rec
+            records[rec["index"]] = rec
             good_end += len(line)
-    if good_end != path.stat().st_size:
-        if not repair:
-            raise DataError(f"{path}: damaged after {len(records)} records; run its job again to repair it")
-        log.warning("%s: cut a damaged or unfinished tail after %d records (it is evaluated again)", path, len(records))
-        with open(path, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if good_end != size:
+            if not repair:
+                raise DataError(f"{path}: damaged after {len(records)} records; run its job again to repair it")
+            log.warning("%s: cut a damaged or unfinished tail after %d records (it is evaluated again)", path,
+                        len(records))
             fh.truncate(good_end)
             fh.flush()
             os.fsync(fh.fileno())
     return records
+
+
+def _parse_record(line: bytes) -> dict[str, Any] | None:
+    """A whole line's record (an object with an integer index, and `ok` true or false), else None."""
+    if not line.endswith(b"\n"):
+        return None  # torn: the job was killed while writing it
+    try:
+        rec = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    ok = isinstance(rec, dict) and type(rec.get("index")) is int and isinstance(rec.get("ok", False), bool)
+    return rec if ok else None
 
 
 class _Appender:
@@ -149,7 +173,7 @@ class _Appender:
     simply evaluated again on resumption. A write error surfaces at the next `write` or at `close`."""
 
     def __init__(self, path: Path, depth: int = 4) -> None:
-        self.fh = open(path, "a", encoding="utf-8")
+        self.fh = open_nofollow(path, "a")
         self.synced = time.monotonic()
         self.queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue(maxsize=depth)
         self.error: BaseException | None = None
@@ -219,7 +243,8 @@ class _Progress:
 # === Running ===
 def predict_items(task: BatchTask, model: Any, items: list[EvalItem]) -> list[dict[str, Any]]:
     """Records for a batch of items: load each (a failure fails that item), predict the loaded ones
-    together; when the batch's prediction fails, each item is predicted alone so only the bad one fails."""
+    together; when the batch's prediction fails, each item is predicted alone so only the bad one fails.
+    Any exception while handling one item becomes that item's error record (KeyboardInterrupt stops)."""
     inputs: list[tuple[EvalItem, Any]] = []
     records: dict[int, dict[str, Any]] = {}
     for item in items:
@@ -227,20 +252,40 @@ def predict_items(task: BatchTask, model: Any, items: list[EvalItem]) -> list[di
             continue  # failed while listing: filled in by the caller
         try:
             inputs.append((item, task.load(item)))
-        except SensoriumError as exc:
-            records[item.index] = record_for(item, error=str(exc))
+        except Exception as exc:
+            records[item.index] = _failed(item, exc)
     if inputs:
         try:
-            outs = task.predict(model, [x for _, x in inputs])
-            for (item, _), fields in zip(inputs, outs):
-                records[item.index] = record_for(item, fields)
-        except SensoriumError:  # find the item that breaks the batch: each alone
-            for item, x in inputs:
+            records.update(_predict(task, model, inputs))
+        except Exception as exc:  # find the items that break the batch: each alone
+            log.debug("a batch of %d items failed (%s); predicting them one by one", len(inputs), error_line(exc))
+            for one in inputs:
                 try:
-                    records[item.index] = record_for(item, task.predict(model, [x])[0])
-                except SensoriumError as exc:
-                    records[item.index] = record_for(item, error=str(exc))
+                    records.update(_predict(task, model, [one]))
+                except Exception as exc:
+                    records[one[0].index] = _failed(one[0], exc)
     return [records[i.index] for i in items if i.index in records]
+
+
+def _predict(task: BatchTask, model: Any, inputs: list[tuple[EvalItem, Any]]) -> dict[int, dict[str, Any]]:
+    """The records of `inputs` predicted together, each checked to be writable as a JSON line."""
+    outs = list(task.predict(model, [x for _, x in inputs]))
+    if len(outs) != len(inputs):
+        raise ValueError(f"{len(outs)} predictions for {len(inputs)} inputs")
+    records = {}
+    for (item, _), fields in zip(inputs, outs):
+        if not isinstance(fields, dict):
+            raise TypeError(f"a prediction is {type(fields).__name__}, not a mapping")
+        record = record_for(item, fields)
+        dumps(record)  # a value JSON cannot hold (NaN, an array) fails here, for its item, not in the writer
+        records[item.index] = record
+    return records
+
+
+def _failed(item: EvalItem, exc: Exception) -> dict[str, Any]:
+    """The error record of `item`; an exception that is not one of ours is logged with its traceback (-v)."""
+    log.debug("%s failed", item.id, exc_info=True)
+    return record_for(item, error=error_line(exc))
 
 
 def batches(items: list[EvalItem], size: int) -> Iterator[list[EvalItem]]:
@@ -271,18 +316,25 @@ def check_same(old: dict[str, Any], new: dict[str, Any], folder: Path) -> None:
 
 
 def _read_job(folder: Path) -> dict[str, Any] | None:
+    """The folder's job.json, checked (JOB_SHAPE); None when there is none."""
     path = folder / JOB_FILE
-    if not path.is_file():
-        return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: unreadable job description ({exc}); pass --restart to start over") from None
+        return read_json_object(path, JOB_SHAPE, error=DataError, max_bytes=MAX_JOB_BYTES)
+    except FileNotFoundError:
+        return None
+    except DataError as exc:
+        raise DataError(f"{exc} (not a job description); pass --restart to start over") from None
+
+
+def check_links(folder: Path) -> None:
+    """A DataError naming the first of the job folder's files (or its plots folder) that is a symbolic link."""
+    for name in _JOB_FILES:
+        inside(folder, name)
 
 
 def _clear(folder: Path) -> None:
     for name in (RESULTS_FILE, METRICS_FILE, REPORT_FILE, JOB_FILE):
-        (folder / name).unlink(missing_ok=True)
+        (folder / name).unlink(missing_ok=True)  # a link is removed, never followed
 
 
 def open_job(model_path: str | Path, data: str | None, options: dict[str, Any] | None
@@ -309,11 +361,12 @@ def run_job(model_path: str | Path, data: str | None, out: str | Path, *, option
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     artifact, task, listing, items = open_job(model_path, data, options)
-    folder = Path(out) / shard.folder if shard else Path(out)
+    folder = inside(out, shard.folder) if shard else Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     job = job_description(task, artifact, listing, items, shard)
     if restart:
         _clear(folder)
+    check_links(folder)
     old = _read_job(folder)
     if old is not None:
         check_same(old, job, folder)
@@ -369,6 +422,7 @@ def throughput(sessions: list[dict[str, Any]]) -> dict[str, Any]:
 
 def finish(folder: Path, task: BatchTask, job: dict[str, Any]) -> dict[str, Any]:
     """Check the folder holds every item of its job once, then write metrics.json, report.md and plots."""
+    check_links(folder)
     shard = Shard(*job["shard"]) if job.get("shard") else None
     total = job["total_items"]
     records = read_results(folder / RESULTS_FILE, accept=lambda i: 0 <= i < total and (shard is None or shard.holds(i)),
@@ -408,6 +462,7 @@ def merge_shards(out: str | Path) -> dict[str, Any]:
     from sensorium.runtime.tasks import TASKS
 
     out = Path(out)
+    check_links(out)
     found: dict[int, tuple[int, Path]] = {}
     counts = set()
     for path in sorted(out.glob("shard-*-of-*")) if out.is_dir() else []:
@@ -445,7 +500,7 @@ def merge_shards(out: str | Path) -> dict[str, Any]:
         if len(recs) != jobs[i]["items"]:
             raise DataError(f"shard {i}/{n} holds {len(recs)} of its {jobs[i]['items']} items; run it again")
         records.update(recs)
-    if set(records) != set(range(first["total_items"])):
+    if len(records) != first["total_items"] or set(records) != set(range(first["total_items"])):
         raise DataError(f"{out}: the shards hold {len(records)} of {first['total_items']} items")
     task = TASKS.get(first["task"]).batch_task(first["options"], first["context"])
     ordered = [records[i] for i in range(first["total_items"])]

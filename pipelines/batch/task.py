@@ -90,6 +90,17 @@ def record_for(item: EvalItem, fields: dict[str, Any] | None = None, error: str 
     return record
 
 
+def error_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as an item's one-line error: our own errors as they are, any other prefixed with its
+    type (a bug or a library's complaint about this item, e.g. `ValueError: ...`)."""
+    from sensorium.runtime.errors import SensoriumError
+
+    text = " ".join(str(exc).split())
+    if not isinstance(exc, SensoriumError):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def dumps(record: dict[str, Any]) -> str:
     """A record as one JSON line (no NaN: a non-finite number is an error here, not silently written)."""
     return json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
@@ -105,4 +116,4 @@ def markdown_table(header: list[str], rows: list[list[Any]]) -> list[str]:
         "| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
 
 
-__all__ = ["BatchTask", "EvalItem", "ItemList", "dumps", "markdown_table", "record_for"]
+__all__ = ["BatchTask", "EvalItem", "ItemList", "dumps", "error_line", "markdown_table", "record_for"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sensorium.pipelines.common.rundir import RunDir
+from sensorium.pipelines.common.rundir import RunDir, read_json_object, read_text_lines
 from sensorium.runtime.errors import ModelError
 
 C = TypeVar("C")
@@ -34,10 +34,48 @@ class Artifact:
         return self.run.model_path if self.run is not None else self.path
 
 
+# A .keras file is a zip that Keras (and inspection) read into memory: these caps are checked on the zip's
+# directory before anything is decompressed or parsed.
+KERAS_CONFIG_MAX_BYTES = 16 * 1024 * 1024  # config.json is the architecture only (weights live in
+# model.weights.h5): a few hundred KB even for large networks, and it is parsed whole into Python objects
+KERAS_MAX_MEMBERS = 10_000  # config.json, metadata.json, model.weights.h5 and some layers' assets
+KERAS_MAX_EXPANSION = 100  # Keras stores members uncompressed (about 1:1); DEFLATE alone reaches ~1000:1
+KERAS_EXPANSION_FLOOR = 64 * 1024 * 1024  # below this many unpacked bytes, any ratio is harmless
+
+
+def _check_keras_zip(zf: zipfile.ZipFile, path: Path) -> None:
+    """Refuse a .keras zip with absurd member count, unpacked size or config.json size (one line)."""
+    members = zf.infolist()
+    if len(members) > KERAS_MAX_MEMBERS:
+        raise ModelError(f"{path}: the .keras zip has {len(members)} members (at most {KERAS_MAX_MEMBERS}); "
+                         "not a model file")
+    unpacked = sum(m.file_size for m in members)
+    stored = sum(m.compress_size for m in members)
+    if unpacked > KERAS_EXPANSION_FLOOR and unpacked > KERAS_MAX_EXPANSION * max(stored, 1):
+        raise ModelError(f"{path}: the .keras zip unpacks {stored} stored bytes into {unpacked} (more than "
+                         f"{KERAS_MAX_EXPANSION}x: a zip bomb?); refusing to read it")
+    config = next((m for m in members if m.filename == "config.json"), None)
+    if config is None:
+        raise ModelError(f"{path}: not a valid .keras model file (no config.json)")
+    if config.file_size > KERAS_CONFIG_MAX_BYTES:
+        raise ModelError(f"{path}: its config.json is {config.file_size} bytes, over the {KERAS_CONFIG_MAX_BYTES}"
+                         f"-byte cap on a .keras architecture (KERAS_CONFIG_MAX_BYTES); refusing to read it")
+
+
+def check_keras_file(path: Path) -> None:
+    """`_check_keras_zip` on the file at `path`; a ModelError for a file that is no zip."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            _check_keras_zip(zf, path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"{path}: not a valid .keras model file ({exc})") from None
+
+
 def _keras_metadata(path: Path) -> dict[str, Any] | None:
     """The TaskMetadata layer's config inside a .keras zip, without loading the model."""
     try:
         with zipfile.ZipFile(path) as zf:
+            _check_keras_zip(zf, path)
             config = json.loads(zf.read("config.json"))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
         raise ModelError(f"{path}: not a valid .keras model file ({exc})") from None
@@ -70,9 +108,10 @@ def inspect_artifact(path: str | Path, *, require_complete: bool = True) -> Arti
         return Artifact("run", path, manifest["task"], labels, manifest, run)
     if path.is_dir() and (path / "saved_model.pb").is_file():
         meta_file = path / "assets" / "sensorium.json"
-        meta = json.loads(meta_file.read_text(encoding="utf-8")) if meta_file.is_file() else {}
+        shape = {"task?": str, "labels?": (type(None), [str])}  # the fields read
+        meta = read_json_object(meta_file, shape) if meta_file.is_file() else {}
         labels_file = path / "assets" / "labels.txt"
-        labels = labels_file.read_text(encoding="utf-8").splitlines() if labels_file.is_file() else meta.get("labels")
+        labels = read_text_lines(labels_file) if labels_file.is_file() else meta.get("labels")
         return Artifact("saved_model", path, meta.get("task"), labels, meta)
     if path.is_file() and path.suffix == ".keras":
         meta = _keras_metadata(path)
@@ -100,17 +139,24 @@ def require_task(artifact: Artifact, task: str) -> Artifact:
     return artifact
 
 
-def load_keras(path: Path):
-    """`keras.saving.load_model(path, safe_mode=True)` with our layers registered; one-line errors."""
+def load_keras(path: Path, *, compile: bool = False, custom_objects: dict[str, Any] | None = None):
+    """`keras.saving.load_model(path, safe_mode=True)` with our layers registered, after the zip checks
+    (`check_keras_file`); one-line errors. A hub backbone loads only its pinned module folder (see
+    `sensorium.models.backbones.hub`): a refusal says how to re-trust it."""
     import keras
 
     import sensorium.models.backbones.hub  # noqa: F401  (registers our serialisable layers: the hub
-    import sensorium.models.blocks  # noqa: F401  backbone and the blocks, and the subclassed
-    import sensorium.models.gan  # noqa: F401  generative models)
+    import sensorium.models.backbones.keras_apps  # noqa: F401  and embedded backbones, the blocks,
+    import sensorium.models.blocks  # noqa: F401  and the subclassed generative models)
+    import sensorium.models.gan  # noqa: F401
     import sensorium.models.vae  # noqa: F401
+    from sensorium.models.backbones.hub import HubModuleError
 
+    check_keras_file(path)
     try:
-        return keras.saving.load_model(path, safe_mode=True, compile=False)
+        return keras.saving.load_model(path, safe_mode=True, compile=compile, custom_objects=custom_objects)
+    except HubModuleError as exc:
+        raise ModelError(f"{path}: {exc}") from None
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ModelError(f"{path}: cannot load the model ({first[:300]})") from None

@@ -1,5 +1,11 @@
 """What every task's `evaluate` shares: which model, which data (the run's own, @test by default),
-where results go, and the classification outputs (metrics.json, confusion matrix, skipped items)."""
+where results go, and the classification outputs (metrics.json, confusion matrix, skipped items).
+
+Where results go (`destination`): `out` when given; for a finished run `RUN/evaluations/<data>/`
+(`RunDir.evaluation_dir`), so a later evaluation never overwrites what training recorded; for a run still
+training, the run directory itself (training's own final evaluation, `training.finish_run`); for a
+`.keras`, SavedModel or `.tflite` without `out`, nowhere (the metrics are returned and printed only).
+"""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, require_task, run_config
+from sensorium.pipelines.common.artifacts import Artifact, inspect_artifact, require_task
 from sensorium.pipelines.common.rundir import RunDir
 from sensorium.runtime.errors import UsageError
 
@@ -18,22 +24,37 @@ class EvaluationSetup:
     data: str  # the data spec to evaluate on
     data_config: Any  # the run's data config (or the task's defaults outside a run)
     seed: int  # the run's seed: the same seeded splits as in training
-    dest: Path | None  # where results go: `out`, else the run directory, else nowhere
+    dest: Path | None  # where results go (see `destination`); None: nowhere
+
+
+def destination(artifact: Artifact, data: str | None, out: str | Path | None = None) -> Path | None:
+    """Where an evaluation of `artifact` on the data spec `data` (None: the run's own) writes its files
+    (rules in the module's docstring)."""
+    if out:
+        dest = Path(out)
+        if dest.exists() and not dest.is_dir():
+            raise UsageError(f"--out {dest} exists and is not a folder")
+        return dest
+    if artifact.run is None:
+        return None
+    if artifact.info.get("status") != "complete":
+        return artifact.run.path  # training's own final evaluation: part of the run's records
+    if not data and artifact.run.config_path.is_file():
+        data = (artifact.run.read_config().get("data") or {}).get("spec")
+    return artifact.run.evaluation_dir(data) if data else None
 
 
 def evaluation_setup(model_path: str | Path, task: str, config_cls: type, default_data_config: Callable[[], Any],
                      data: str | None, out: str | Path | None, *, require_complete: bool = True) -> EvaluationSetup:
     """Identify the model (of `task`), the data spec (default: the run's) and the destination."""
     artifact = require_task(inspect_artifact(model_path, require_complete=require_complete), task)
-    cfg = run_config(artifact, config_cls)
+    run = artifact.run
+    cfg = run.load_config(config_cls) if run is not None and run.config_path.is_file() else None
     data = data or (cfg.data.spec if cfg is not None else None)
     if not data:
         raise UsageError("--data is required for a model outside a run directory")
-    dest = Path(out) if out else (artifact.run.path if artifact.run is not None else None)
-    if dest is not None:
-        dest.mkdir(parents=True, exist_ok=True)
     return EvaluationSetup(artifact, data, cfg.data if cfg is not None else default_data_config(),
-                           cfg.seed if cfg is not None else 42, dest)
+                           cfg.seed if cfg is not None else 42, destination(artifact, data, out))
 
 
 def write_classification_evaluation(dest: Path, result: dict[str, Any], labels: list[str], *, title: str,

@@ -35,9 +35,10 @@ BUNDLED_CLASSIFIER = "models/mnist"  # under sensorium.assets
 def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path | None = None, batch_size: int = 64,
              top_k: int = 5, samples: int | None = None, classifier: str | None = None,
              noise_sigma: float | None = None, require_complete: bool = True) -> dict[str, Any]:
-    """Evaluate and write `metrics.json` (into the run directory, or `out`); returns the metrics.json
-    object. `samples` and `classifier` default to the run's config (1000, the bundled MNIST
-    classifier); `top_k` is accepted for the common evaluate signature and unused."""
+    """Evaluate and write `metrics.json` (and for generators `plots/`) into `out`, else where
+    `evaluation.destination` says (a finished run: `RUN/evaluations/<data>/`; a bare model file:
+    nowhere); returns the metrics.json object. `samples` and `classifier` default to the run's config
+    (1000, the bundled MNIST classifier); `top_k` is accepted for the common evaluate signature and unused."""
     from sensorium.pipelines.common.artifacts import inspect_artifact, run_config
     from sensorium.pipelines.common.evaluation import evaluation_setup
     from sensorium.pipelines.generative.config import CONFIGS, DataConfig

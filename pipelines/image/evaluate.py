@@ -17,8 +17,9 @@ TASK = ImageClassifier.task
 
 def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path | None = None,
              batch_size: int = 64, top_k: int = 5, require_complete: bool = True) -> dict[str, Any]:
-    """Evaluate and write `metrics.json` + `plots/confusion_matrix.png` (into the run directory, or
-    `out`). Returns the metrics.json object."""
+    """Evaluate and write `metrics.json` + `plots/confusion_matrix.png` into `out`, else where
+    `evaluation.destination` says (a finished run: `RUN/evaluations/<data>/`; a bare model file: nowhere).
+    Returns the metrics.json object."""
     from sensorium.pipelines.common.evaluation import evaluation_setup, write_classification_evaluation
     from sensorium.pipelines.common.metrics import classification_metrics
     from sensorium.pipelines.image.config import DataConfig, ImageClassificationConfig

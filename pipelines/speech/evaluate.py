@@ -33,8 +33,9 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, Any]:
 def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path | None = None,
              batch_size: int = 16, top_k: int = 5, beam: int = 1, require_complete: bool = True) -> dict[str, Any]:
     """Transcribe the split, write `metrics.json` and `eval_results.jsonl` (per utterance: id,
-    reference, hypothesis, word errors) into the run directory or `out`. `top_k` is unused (the
-    command line passes it to every task)."""
+    reference, hypothesis, word errors) into `out`, else where `evaluation.destination` says (a finished
+    run: `RUN/evaluations/<data>/`; a bare model file: nowhere). `top_k` is unused (the command line
+    passes it to every task)."""
     import jiwer
 
     from sensorium.pipelines.common.evaluation import evaluation_setup

@@ -37,8 +37,9 @@ def placeholder_rate(sources: list[str], outputs: list[str]) -> tuple[float, int
 
 def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path | None = None,
              batch_size: int = 32, top_k: int = 5, beam: int = 4, require_complete: bool = True) -> dict[str, Any]:
-    """Translate the split, write `metrics.json` and `eval_translations.tsv` into the run directory or
-    `out`. `top_k` is unused (the command line passes it to every task)."""
+    """Translate the split, write `metrics.json` and `eval_translations.tsv` into `out`, else where
+    `evaluation.destination` says (a finished run: `RUN/evaluations/<data>/`; a bare model file:
+    nowhere). `top_k` is unused (the command line passes it to every task)."""
     from sensorium.pipelines.common.evaluation import evaluation_setup
     from sensorium.pipelines.common.rundir import RunDir
     from sensorium.pipelines.translation.config import ParallelDataConfig, TranslationConfig

@@ -72,8 +72,12 @@ def test_evaluate_prints_and_writes_metrics(trained_run, image_folder, capsys, t
     assert m["accuracy"] >= 0.9  # the shapes are easy: a trained model must get them
     assert json.loads((tmp_path / "metrics.json").read_text()) == result
     assert (tmp_path / "plots" / "confusion_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    recorded = {p: p.read_bytes() for p in (trained_run / "metrics.json", trained_run / "plots/confusion_matrix.png")}
     code, out, _ = run_cli(sensorium_app, ["evaluate", "--model", str(trained_run)], capsys)
     assert code == 0 and "accuracy" in out and "square" in out
+    # without --out: its own folder under the run, said on stdout; training's records stay as they were
+    assert f"evaluation written to {trained_run / 'evaluations'}" in out
+    assert {p: p.read_bytes() for p in recorded} == recorded
 
 
 def test_classify_good_and_bad_inputs(trained_run, tmp_path, capsys, make_shape_image):

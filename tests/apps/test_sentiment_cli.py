@@ -65,13 +65,20 @@ def test_training_writes_a_complete_run(trained):
 
 
 def test_evaluate_json(trained, capsys):
+    from sensorium.pipelines.common.rundir import evaluation_name
+
+    recorded = (trained / "metrics.json").read_bytes()
     assert sensorium_app.main(["evaluate", "--model", str(trained), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    result = json.loads(printed.out)
+    folder = trained / "evaluations" / evaluation_name(result["data"])  # its own folder; training's records stay
+    assert f"evaluation written to {folder}" in printed.err and (trained / "metrics.json").read_bytes() == recorded
+    assert json.loads((folder / "metrics.json").read_text()) == result
     m = result["metrics"]
     assert result["task"] == "sentiment" and result["split"] == "test" and result["count"] == 30
     assert {"accuracy", "macro_f1", "confusion_matrix", "per_class", "binary_accuracy"} <= set(m)
     assert np.asarray(m["confusion_matrix"]).sum() == 30
-    lines = (trained / "eval_predictions.tsv").read_text().splitlines()
+    lines = (folder / "eval_predictions.tsv").read_text().splitlines()
     assert lines[0] == "id\tlabel\tprediction" and len(lines) == 31
 
 

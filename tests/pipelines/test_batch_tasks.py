@@ -95,3 +95,20 @@ def test_translation_job_every_artifact_kind(tmp_path, capsys):
         run_job(saved, spec, tmp_path / "sm-job", options={"beam": 4}, progress=False)
     sm = run_job(saved, spec, tmp_path / "sm-job", progress=False)
     assert sm["metrics"]["beam"] == 1 and sm["metrics"]["chrf"] == pytest.approx(result["metrics"]["chrf"], abs=1.0)
+
+
+def test_translation_job_goes_on_past_texts_that_break_placeholder_protection(tmp_path):
+    """Texts with 17 distinct literal <phN> strings made placeholder protection raise a bare ValueError, and
+    `evaluate --out` failed on every rerun with 0 records: any failure of one item is now its record."""
+    ph17 = " ".join(f"<ph{i}>" for i in range(17))
+    words = ["Save", "Cancel", "Search", "Password", "Delete", "Open", "Print", "Copy", "Edit", "Move"]
+    rows = [(w, w) for w in words] + [(f"{w} {ph17}", f"{w} {ph17}") for w in words]
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows), encoding="utf-8")
+    result = run_job(TRANSLATION, f"{tsv}@train", tmp_path / "job", options={"beam": 1}, batch_size=4, progress=False)
+    records = _records(tmp_path / "job")
+    assert len(records) == result["job"]["items"] >= 10 and result["count"] >= 1
+    assert all(r["ok"] or ("\n" not in r["error"] and r["id"]) for r in records)
+    assert all(r["ok"] for r in records if "<ph" not in r["reference"])  # only the texts with the strings may fail
+    again = run_job(TRANSLATION, f"{tsv}@train", tmp_path / "job", options={"beam": 1}, progress=False)
+    assert again["metrics"] == result["metrics"] and _records(tmp_path / "job") == records

@@ -36,6 +36,56 @@ def test_bad_config_files(tmp_path, text, match):
         resolve_config(ImageClassificationConfig, f, {})
 
 
+def _laughs(levels: int) -> str:
+    """A "billion laughs" YAML: each level an anchored list of nine aliases of the one before."""
+    lines = ['l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines + [f"train: *l{levels - 1}"]) + "\n"
+
+
+@pytest.mark.parametrize("text", [_laughs(3), "train:\n  epochs: &n 3\n", "base: &b {epochs: 3}\ntrain:\n  <<: *b\n"])
+def test_yaml_anchors_and_aliases_are_refused(tmp_path, text):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    with pytest.raises(UsageError, match=r"not valid YAML: anchors and aliases .* are not allowed in a config"):
+        resolve_config(ImageClassificationConfig, f, {})
+
+
+@pytest.mark.parametrize("name, text, match", [
+    ("big.json", '{"seed": 1, "pad": "' + "x" * (1 << 20) + '"}', "is larger than 1024 kB"),
+    ("deep.json", "[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ("deep.yaml", "a: " + "[" * 5_000 + "]" * 5_000 + "\n", "nested too deeply"),
+    ("latin1.yaml", "seed: 1 # caf\xe9\n".encode("latin-1"), "not UTF-8 text"),
+])
+def test_config_files_are_capped_and_checked(tmp_path, name, text, match):
+    f = tmp_path / name
+    f.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(UsageError, match=match) as err:
+        resolve_config(ImageClassificationConfig, f, {})
+    assert len(str(err.value)) < 300
+
+
+@pytest.mark.parametrize("data", [
+    {"train": {"epochs": ["x" * 100] * 5000}},  # a large value of the wrong type
+    {"train": {"optimizer": "y" * 500_000}},  # not one of the choices
+    {"train": {"z" * 500_000: 1}},  # an unknown key
+    {"model": {"image_size": [[[[[[1]]]]]] * 1000}},  # nested
+])
+def test_errors_quote_values_briefly(tmp_path, data):
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps(data))
+    with pytest.raises(UsageError) as err:
+        resolve_config(ImageClassificationConfig, f, {})
+    assert len(str(err.value)) < 400 and "\n" not in str(err.value)
+
+
+def test_flags_under_a_key_that_is_not_a_mapping(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train: 5\n")
+    with pytest.raises(UsageError, match="config: train must be a mapping to set train.epochs, got 5"):
+        resolve_config(ImageClassificationConfig, f, {"train.epochs": 3})
+
+
 def test_registry_errors_list_known_names():
     reg = Registry("widget")
     reg.register("a", 1)

@@ -100,9 +100,16 @@ def test_autoencoder_classes_threshold_and_anomaly_metrics(runs, image_folder, t
 
 @pytest.mark.parametrize("task", TASKS)
 def test_evaluate_json_prints_the_metrics(task, runs, image_folder, capsys):
+    from sensorium.pipelines.common.rundir import evaluation_name
+
     run = runs(task)
-    code, out, _ = run_cli(["evaluate", "--model", str(run), "--data", f"{image_folder}@validation", "--json"], capsys)
+    capsys.readouterr()  # what training printed, when this test trained the run
+    recorded = (run / "metrics.json").read_bytes()
+    code, out, err = run_cli(["evaluate", "--model", str(run), "--data", f"{image_folder}@validation", "--json"],
+                             capsys)
     assert code == 0
+    folder = run / "evaluations" / evaluation_name(f"{image_folder}@validation")  # never over training's records
+    assert f"evaluation written to {folder}" in err and (run / "metrics.json").read_bytes() == recorded
     result = json.loads(out)
     assert result["task"] == task and result["split"] == "validation" and result["count"] > 0
     m = result["metrics"]
@@ -115,8 +122,8 @@ def test_evaluate_json_prints_the_metrics(task, runs, image_folder, capsys):
         assert set(m["class_distribution"]) == {str(d) for d in range(10)}  # the bundled MNIST classifier's
         assert sum(m["class_distribution"].values()) == pytest.approx(1.0)
         assert m["frechet_distance"] >= 0 and m["frechet_distance_real"] >= 0
-        assert (run / "plots/generated.png").is_file() and (run / "plots/class_distribution.png").is_file()
-    assert json.loads((run / "metrics.json").read_text()) == result
+        assert (folder / "plots/generated.png").is_file() and (folder / "plots/class_distribution.png").is_file()
+    assert json.loads((folder / "metrics.json").read_text()) == result
     code, out, _ = run_cli(["evaluate", "--model", str(run)], capsys)  # the text report
     assert code == 0 and {"autoencoder": "PSNR", "vae": "ELBO", "gan": "Fréchet"}[task] in out
 
