@@ -239,9 +239,16 @@ class EdgeModel:
 
     @property
     def labels(self) -> list[str] | None:
+        """The class labels packed in `labels.txt` (else listed in sensorium.json); ModelError if unreadable."""
         if "labels.txt" in self.files:
-            return self.files["labels.txt"].decode("utf-8").splitlines()
-        return self.manifest.get("labels")
+            try:
+                return self.files["labels.txt"].decode("utf-8").splitlines()
+            except UnicodeDecodeError as exc:
+                raise ModelError(f"{self.path}: labels.txt is not UTF-8 text (byte {exc.start})") from None
+        labels = self.manifest.get("labels")
+        if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
+            raise ModelError(f"{self.path}: sensorium.json's labels are not a list of strings")
+        return labels
 
     @property
     def input_dtype(self) -> np.dtype:

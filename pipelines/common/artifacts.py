@@ -176,12 +176,11 @@ def load_task_model(path: Path, task: str) -> tuple[Any, dict[str, Any]]:
 
 
 def run_config(artifact: Artifact, config_cls: type[C]) -> C | None:
-    """The resolved config of the run behind `artifact` (its config.json), or None outside a run."""
-    from sensorium.pipelines.common.config import config_from_dict
-
+    """The resolved config of the run behind `artifact` (its config.json), or None outside a run; a bad
+    config.json is a ModelError naming it."""
     if artifact.run is None or not artifact.run.config_path.is_file():
         return None
-    return config_from_dict(config_cls, artifact.run.read_config())
+    return artifact.run.load_config(config_cls)
 
 
 def load_predictor(model: Artifact | str | Path, predictor: type[P], *, keras: Callable[[Artifact], P],

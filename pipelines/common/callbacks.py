@@ -30,7 +30,11 @@ def read_train_state(ckpt_dir: Path) -> dict[str, Any] | None:
     path = Path(ckpt_dir) / STATE
     if not path.is_file() or not (Path(ckpt_dir) / LAST).is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    from sensorium.pipelines.common.rundir import read_json_object
+
+    number = (int, float, type(None))
+    return read_json_object(path, {"epoch": int, "history?": {}, "best?": number, "best_epoch?": (int, type(None)),
+                                   "wait?": int, "stopped_early?": bool})
 
 
 class RunState(keras.callbacks.Callback):

@@ -93,3 +93,13 @@ def test_not_a_tflite_and_unreadable_paths(tmp_path):
         read_tflite(tmp_path / "missing.tflite")
     with pytest.raises(ModelError, match="is a folder"):
         read_tflite(tmp_path)
+
+
+def test_unreadable_labels_are_one_line(flat, tmp_path):
+    path = tmp_path / "labels.tflite"
+    path.write_bytes(pack(flat, {"sensorium.json": b'{"task": "image"}', "labels.txt": b"cat\n\xff\xfe\n"}))
+    with pytest.raises(ModelError, match="labels.txt is not UTF-8 text"):
+        _ = EdgeModel(path).labels
+    path.write_bytes(pack(flat, {"sensorium.json": b'{"task": "image", "labels": 5}'}))
+    with pytest.raises(ModelError, match="labels are not a list of strings"):
+        _ = EdgeModel(path).labels
