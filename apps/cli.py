@@ -3,15 +3,20 @@ JSON Lines output, and the options and model loading of the inference commands."
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sensorium.runtime.errors import SensoriumError
+
+# Folders whose hub modules a model file may load as they are now (read by sensorium.models.backbones.hub,
+# which `--trust-hub-module` feeds; apps avoid importing it, it imports Keras).
+TRUST_HUB_ENV = "SENSORIUM_TRUST_HUB_MODULE"
 
 
 def quiet_tensorflow() -> None:
@@ -44,6 +49,24 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("-q", "--quiet", action="count", default=0, help="only warnings and errors on stderr")
     group.add_argument("-v", "--verbose", action="count", default=0, help="more log detail on stderr")
     group.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    parser.add_argument("--trust-hub-module", action="append", default=[], metavar="DIR",
+                        help="trust the hub module folder DIR as it is now when a model file uses it (or names a "
+                             f"moved or remote module); repeatable; adds DIR to {TRUST_HUB_ENV} for the command")
+
+
+@contextlib.contextmanager
+def trusting_hub_modules(folders: Sequence[str]) -> Iterator[None]:
+    """`--trust-hub-module` folders added to TRUST_HUB_ENV for the block (then the old value is back)."""
+    before = os.environ.get(TRUST_HUB_ENV)
+    if folders:
+        os.environ[TRUST_HUB_ENV] = os.pathsep.join([*([before] if before else []), *folders])
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(TRUST_HUB_ENV, None)
+        else:
+            os.environ[TRUST_HUB_ENV] = before
 
 
 def emit_json(obj: Any, stream=None) -> None:
@@ -77,7 +100,8 @@ def run_command(func: Callable[[argparse.Namespace], int], args: argparse.Namesp
 
             require_tensorflow(getattr(args, "command", None) or "this command",
                                quiet=not getattr(args, "debug", False))
-        return int(func(args) or 0)
+        with trusting_hub_modules(getattr(args, "trust_hub_module", None) or []):
+            return int(func(args) or 0)
     except SensoriumError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

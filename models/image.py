@@ -19,8 +19,8 @@ from typing import Any
 
 import keras
 
-from sensorium.models.backbones.hub import HubBackbone, HubModuleError
-from sensorium.models.backbones.keras_apps import BACKBONE_LAYER, build_keras_backbone
+from sensorium.models.backbones.hub import HubModuleError
+from sensorium.models.backbones.keras_apps import build_hub_backbone, build_keras_backbone
 from sensorium.models.backbones.registry import BackboneInfo, describe_backbone, parse_backbone
 from sensorium.models.blocks.conv import ConvBNAct, DepthwiseSeparableConv, ResidualBlock
 from sensorium.models.blocks.heads import ClassifierHead
@@ -124,8 +124,9 @@ def build_image_classifier(
     backbone: ImagePreprocessing (RGB, [0, 1]) -> [ImageAugmentation] -> the backbone's value range
     -> backbone layer "backbone" -> ClassifierHead -> TaskMetadata.
     Augmentation follows preprocessing so it works on fixed-size float images.
-    ``pretrained=False`` builds a keras.applications backbone without loading weights (for a copy
-    that receives trained weights). The output tensor is named "probabilities".
+    ``pretrained=False`` builds a keras.applications backbone, or the network of one of our own hub
+    modules, without loading weights (for a copy that receives trained weights). The output tensor
+    is named "probabilities".
     """
     stage_builder = ARCHITECTURES.get(spec.architecture)
     if num_classes < 2:
@@ -148,9 +149,9 @@ def build_image_classifier(
         source, handle = parse_backbone(spec.backbone)
         info = describe_backbone(spec.backbone)
         x = _to_backbone_range(x, info)  # (B, H, W, 3) in the backbone's range
-        if source == "hub":
-            x = HubBackbone(info.handle, batchnorm_training=spec.backbone_batchnorm_training,
-                            name=BACKBONE_LAYER)(x)  # (B, features)
+        if source == "hub":  # our own exported module: its Keras network; any other: the pinned module
+            x = build_hub_backbone(info.handle, batchnorm_training=spec.backbone_batchnorm_training,
+                                   pretrained=pretrained)(x)  # (B, features)
         else:
             weights = (spec.backbone_weights or "imagenet") if pretrained else None
             x = build_keras_backbone(handle, image_size, weights)(x)  # (B, features)

@@ -1,4 +1,5 @@
-"""Freezing and unfreezing a classifier's backbone (hub module or keras.applications network).
+"""Freezing and unfreezing a classifier's backbone (hub module, embedded network of our own blocks, or
+keras.applications network).
 
 Batch-norm layers stay frozen (inference mode: their moving statistics are not updated and their
 scale/offset not trained) unless `batchnorm_training` is set: what fine-tuning on small data needs.
@@ -11,7 +12,7 @@ import re
 from typing import Any
 
 from sensorium.models.backbones.hub import HubBackbone
-from sensorium.models.backbones.keras_apps import BACKBONE_LAYER
+from sensorium.models.backbones.keras_apps import BACKBONE_LAYER, EmbeddedBackbone
 
 
 def find_backbone(model: Any) -> Any | None:
@@ -21,12 +22,12 @@ def find_backbone(model: Any) -> Any | None:
 
 def set_backbone_trainable(backbone: Any, trainable: bool, pattern: str | None = None,
                            batchnorm_training: bool = False) -> int:
-    """Freeze the backbone, or make trainable those of its variables (hub) / layers (keras) whose name
-    matches `pattern` (None: all). Returns the number of trainable backbone weights."""
+    """Freeze the backbone, or make trainable those of its variables (hub, embedded) / layers (keras) whose
+    name matches `pattern` (None: all). Returns the number of trainable backbone weights."""
     import keras
 
     backbone.trainable = trainable
-    if isinstance(backbone, HubBackbone):
+    if isinstance(backbone, (HubBackbone, EmbeddedBackbone)):
         backbone.set_trainable_pattern(pattern if trainable else None)
         return len(backbone.trainable_weights)
     regex = re.compile(pattern) if pattern else None

@@ -1,4 +1,4 @@
-"""TF Hub modules (tfhub.dev / Kaggle handles or local folders) as Keras 3 layers.
+"""TF Hub modules (tfhub.dev / Kaggle handles or local folders) as Keras 3 layers, pinned by hash.
 
 `hub.KerasLayer` cannot live in a Keras 3 model (it is a tf-keras layer: "A KerasTensor is symbolic").
 `HubBackbone` loads the module with `tensorflow_hub.load` (so `TFHUB_CACHE_DIR` and pre-downloaded
@@ -9,11 +9,27 @@ restore the fine-tuned values.
 
 The module must follow the reusable SavedModel convention: `__call__(inputs, training)` plus
 `variables` and `trainable_variables` lists (what `sensorium export --format hub-module` writes).
+
+Pinning (a module's graph is code): a handle is resolved only when a `HubBackbone` is constructed,
+which is training time (`--backbone hub:...`, `--encoder hub:...`, or code). The layer's config, and
+so the `.keras` file, records the module's resolved local folder as `handle` and the SHA-256 of its
+`saved_model.pb` and of its `variables/` files as `pin`. Deserialising (`from_config`, which every
+`.keras` load goes through) never resolves a handle: it loads the recorded folder only if it exists
+and still has the pinned hashes, and refuses a URL, an unpinned or relative path, a missing folder or
+a changed module in one line. `SENSORIUM_TRUST_HUB_MODULE=DIR[:DIR...]` (the CLI's
+`--trust-hub-module DIR`) trusts folders as they are now, for that load: a model naming DIR loads it
+with its current hashes, and when exactly one folder is trusted it also stands in for a module the
+model names that is missing or remote (a moved module, an older model that recorded a URL).
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import keras
 
@@ -23,6 +39,9 @@ class HubModuleError(ValueError):
 
 
 RESOLVE_TIMEOUT_S = 30.0  # a network that drops packets must not hang resolution forever
+TRUST_ENV = "SENSORIUM_TRUST_HUB_MODULE"  # os.pathsep-separated folders trusted as they are now
+TRUST_FLAG = "--trust-hub-module"
+_HASH_CHUNK = 1 << 20
 
 
 def resolve_handle(handle: str) -> str:
@@ -46,13 +65,137 @@ def resolve_handle(handle: str) -> str:
         socket.setdefaulttimeout(previous)
 
 
+def resolve_local(handle: str) -> Path:
+    """`resolve_handle`, as a local folder (a module tensorflow_hub reads from remote storage cannot be
+    pinned)."""
+    resolved = resolve_handle(handle)
+    path = _local_path(resolved)
+    if path is None:
+        raise HubModuleError(f"hub handle '{handle}' resolves to remote storage ({resolved}); Sensorium pins "
+                             "modules in local folders: download it and pass the folder")
+    return path
+
+
+@dataclass(frozen=True)
+class ModulePin:
+    """A module folder and the SHA-256 of its graph (`saved_model.pb`) and of its `variables/` files."""
+
+    path: Path  # absolute
+    saved_model: str
+    variables: str
+
+    def to_config(self) -> dict[str, str]:
+        return {"saved_model.pb": self.saved_model, "variables": self.variables}
+
+
+def _sha256_update(digest: Any, path: Path) -> None:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+
+
+def pin_module(path: str | Path) -> ModulePin:
+    """Hash the module in folder `path` as it is now: `saved_model.pb`, and every file under
+    `variables/` in sorted order (its relative name and size, then its bytes)."""
+    folder = Path(path).expanduser().resolve()
+    graph = folder / "saved_model.pb"
+    if not graph.is_file():
+        raise HubModuleError(f"hub module folder {folder} has no saved_model.pb (not a TF2 SavedModel)")
+    graph_digest = hashlib.sha256()
+    _sha256_update(graph_digest, graph)
+    variables_digest = hashlib.sha256()
+    root = folder / "variables"
+    for file in sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []:
+        variables_digest.update(f"{file.relative_to(root).as_posix()}\0{file.stat().st_size}\0".encode())
+        _sha256_update(variables_digest, file)
+    return ModulePin(folder, graph_digest.hexdigest(), variables_digest.hexdigest())
+
+
+def trusted_modules() -> list[Path]:
+    """The folders `SENSORIUM_TRUST_HUB_MODULE` trusts (os.pathsep-separated), resolved."""
+    value = os.environ.get(TRUST_ENV, "")
+    return [Path(item).expanduser().resolve() for item in value.split(os.pathsep) if item.strip()]
+
+
+def _local_path(handle: str) -> Path | None:
+    """The local path a handle names (a path or a `file://` URL), None for a remote handle."""
+    if handle.startswith("file://"):
+        return Path(unquote(urlparse(handle).path))
+    if "://" in handle:
+        return None
+    return Path(handle).expanduser()
+
+
+def _pinned_digests(pin: Any) -> tuple[str, str] | None:
+    """(saved_model.pb, variables) SHA-256 that a config's `pin` records; None unless well formed."""
+    if not isinstance(pin, dict):
+        return None
+    digests = pin.get("saved_model.pb"), pin.get("variables")
+    if not all(isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in digests):
+        return None
+    return digests
+
+
+def _trusted_stand_in(location: Path | None) -> Path | None:
+    """The trusted folder to load instead of what the config names: that folder itself when trusted;
+    for a missing or remote module, the one trusted folder (none when several are trusted)."""
+    trusted = trusted_modules()
+    if location is not None and location.exists():
+        resolved = location.resolve()
+        return next((folder for folder in trusted if folder == resolved), None)
+    return trusted[0] if len(trusted) == 1 else None
+
+
+def _retrust_hint(folder: str) -> str:
+    return f"if you trust it, pass {TRUST_FLAG} {folder} (or set {TRUST_ENV}={folder})"
+
+
+def _pinned_location(handle: str, location: Path | None, pin: Any) -> tuple[Path, tuple[str, str]]:
+    """The absolute existing folder and pinned hashes a config records; one-line refusal otherwise."""
+    if location is None:
+        raise HubModuleError(f"the model file names the remote hub module '{handle}'; loading a model never "
+                             f"downloads: put the module in a local folder and pass {TRUST_FLAG} DIR "
+                             f"(or set {TRUST_ENV}=DIR) if you trust it")
+    if location.is_absolute() and not location.exists():
+        raise HubModuleError(f"the hub module folder {handle} that the model file names is missing (moved or "
+                             f"deleted); pass {TRUST_FLAG} DIR (or set {TRUST_ENV}=DIR) to use it from DIR")
+    digests = _pinned_digests(pin)
+    if digests is None or not location.is_absolute():  # a relative path would depend on the working folder
+        raise HubModuleError(f"the hub module {handle} is not pinned in the model file (no SHA-256 of its files "
+                             f"recorded for an absolute folder); {_retrust_hint(handle)}")
+    return location, digests
+
+
+def verify_pinned_module(handle: Any, pin: Any) -> ModulePin:
+    """The module a deserialised layer may load: the recorded folder with its pinned hashes, or a
+    trusted folder re-pinned as it is now. Never resolves a handle (no network); one-line refusals."""
+    if not isinstance(handle, str) or not handle:
+        raise HubModuleError(f"hub module handle {handle!r} in the model file is not a folder path")
+    location = _local_path(handle)
+    stand_in = _trusted_stand_in(location)
+    if stand_in is not None:
+        return pin_module(stand_in)
+    folder, (graph, variables) = _pinned_location(handle, location, pin)
+    current = pin_module(folder)
+    changed = [name for name, want, got in (("saved_model.pb", graph, current.saved_model),
+                                            ("variables", variables, current.variables)) if want != got]
+    if changed:
+        raise HubModuleError(f"the hub module {handle} changed since the model was saved ({' and '.join(changed)} "
+                             f"differ from the SHA-256 pinned in the model file); {_retrust_hint(handle)}")
+    return current
+
+
 def load_module(handle: str) -> Any:
     """Resolve and load a reusable TF2 SavedModel; one-line errors."""
+    return load_module_at(resolve_handle(handle), handle)
+
+
+def load_module_at(path: str | Path, handle: str) -> Any:
+    """Load the reusable TF2 SavedModel in local folder `path` (`handle`: its name in messages)."""
     import tensorflow as tf
 
-    path = resolve_handle(handle)
     try:
-        module = tf.saved_model.load(path)
+        module = tf.saved_model.load(str(path))
     except Exception as exc:  # missing or corrupt saved_model.pb, a TF1 hub module, ...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise HubModuleError(f"cannot load hub module '{handle}': {first}") from None
@@ -89,15 +232,25 @@ class HubBackbone(keras.layers.Layer):
             (a module has variables, not layers).
         batchnorm_training: pass `training=True` to the module while training. Default False keeps
             batch-norm statistics frozen (inference mode), which is what small-data fine-tuning needs.
+        origin: the handle the module was first resolved from (informational; `handle` by default).
+        pin: a verified `ModulePin` (what `from_config` passes); without one, `handle` is resolved
+            and the folder pinned as it is now, which is training time.
     """
 
     def __init__(self, handle: str, trainable_pattern: str | None = None, batchnorm_training: bool = False,
-                 **kwargs: Any) -> None:
+                 origin: str | None = None, pin: ModulePin | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.handle = handle
+        self.origin = origin or handle
         self.trainable_pattern = trainable_pattern
         self.batchnorm_training = batchnorm_training
-        self.module = load_module(handle)
+        if isinstance(pin, ModulePin):
+            self.module = load_module_at(pin.path, handle)
+        else:  # constructed in code: resolve the handle (training time), load, then pin what was loaded
+            path = resolve_local(handle)
+            self.module = load_module_at(path, handle)
+            pin = pin_module(path)
+        self.pin = pin
         self._specs: dict[tuple, keras.KerasTensor] = {}
         variables, trainable = module_variables(self.module)
         self._trainable_ids = {id(v) for v in trainable}
@@ -110,6 +263,16 @@ class HubBackbone(keras.layers.Layer):
             self._module_weights.append((weight, var))
         self.set_trainable_pattern(trainable_pattern)
         self.built = True
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> HubBackbone:
+        """Deserialise (loading a `.keras` file): load only the pinned folder, or a trusted one; never
+        resolve the handle (see the module doc)."""
+        config = dict(config)
+        handle = config.pop("handle", None)
+        pin = verify_pinned_module(handle, config.pop("pin", None))
+        config["origin"] = config.get("origin") or handle
+        return cls(handle=str(pin.path), pin=pin, **config)
 
     def set_trainable_pattern(self, pattern: str | None) -> None:
         """Make trainable the module's trainable variables whose name matches `pattern` (None: all);
@@ -181,6 +344,6 @@ class HubBackbone(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(handle=self.handle, trainable_pattern=self.trainable_pattern,
-                      batchnorm_training=self.batchnorm_training)
+        config.update(handle=str(self.pin.path), pin=self.pin.to_config(), origin=self.origin,
+                      trainable_pattern=self.trainable_pattern, batchnorm_training=self.batchnorm_training)
         return config

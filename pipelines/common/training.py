@@ -114,18 +114,14 @@ def write_split_lists(run: RunDir, splits: list[tuple[str, list[str]]], failures
 def resume_or_build(strategy: Any, ckpt_dir: Path, state: dict[str, Any] | None, build: Callable[[], Any], *,
                     custom_objects: dict[str, Any] | None = None) -> Any:
     """Under `strategy`'s scope: the checkpointed model (`ckpt_dir/last.keras`, optimizer state included,
-    loaded with safe_mode) when resuming after `state`'s epoch, else `build()` (a new, compiled model)."""
-    import keras
+    loaded by `load_keras`: safe mode, zip checks, pinned hub modules) when resuming after `state`'s epoch,
+    else `build()` (a new, compiled model)."""
+    from sensorium.pipelines.common.artifacts import load_keras
 
     with strategy.scope():
         if state is None:
             return build()
-        import sensorium.models.backbones.hub  # noqa: F401  (registers our serialisable layers and models)
-        import sensorium.models.blocks  # noqa: F401
-        import sensorium.models.gan  # noqa: F401
-        import sensorium.models.vae  # noqa: F401
-
-        model = keras.saving.load_model(ckpt_dir / "last.keras", safe_mode=True, custom_objects=custom_objects)
+        model = load_keras(ckpt_dir / "last.keras", compile=True, custom_objects=custom_objects)
         log.info("resuming after epoch %d", state["epoch"])
         return model
 

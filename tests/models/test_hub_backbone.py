@@ -129,7 +129,7 @@ def test_registered_name_resolves_from_the_hub_cache(module_dir, tmp_path, monke
     shutil.copytree(module_dir, tmp_path / hashlib.sha1(handle.encode()).hexdigest())  # tensorflow_hub's cache layout
     monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path))
     model = build_image_classifier(ImageClassifierSpec(backbone="hub:mobilenet_v3_small", image_size=(16, 16)), 3)
-    assert model.get_layer("backbone").handle == handle and model.output.shape == (None, 3)
+    assert model.get_layer("backbone").origin == handle and model.output.shape == (None, 3)
     assert model.predict(np.zeros((2, 16, 16, 3), np.uint8), verbose=0).shape == (2, 3)
 
 
@@ -163,3 +163,33 @@ def test_the_wrapper_is_generic_text_encoder(tmp_path):
     model.save(tmp_path / "text.keras")
     again = keras.saving.load_model(tmp_path / "text.keras", safe_mode=True)
     np.testing.assert_allclose(again.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("trainable, pattern", [(False, None), (True, "kernel")])
+def test_embedded_backbone_state_survives_save_and_load(module_dir, tmp_path, trainable, pattern):
+    """Our own module as `--backbone hub:` is an EmbeddedBackbone: frozen, or trainable on the pattern's
+    weights only, it reloads with the same trainable weights, so the optimizer state loads as saved."""
+    import warnings
+
+    import keras
+
+    from sensorium.models.backbones.finetune import set_backbone_trainable
+    from sensorium.models.image import ImageClassifierSpec, build_image_classifier
+
+    model = build_image_classifier(ImageClassifierSpec(backbone=f"hub:{module_dir}"), 3)
+    backbone = model.get_layer("backbone")
+    assert type(backbone).__name__ == "EmbeddedBackbone"
+    set_backbone_trainable(backbone, trainable, pattern)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit((DATA[0] * 255).astype("uint8"), DATA[1], epochs=1, batch_size=16, verbose=0)
+    want = sorted(w.path for w in model.trainable_weights)
+    tuned = [w.path for w in backbone.trainable_weights]
+    if trainable:
+        assert tuned and all(p.endswith("kernel") for p in tuned)
+    else:
+        assert tuned == [] and len(want) == 2  # the head's kernel and bias
+    model.save(tmp_path / "m.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Skipping variable loading for optimizer": trainable weights differ
+        again = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
+    assert sorted(w.path for w in again.trainable_weights) == want
