@@ -56,7 +56,7 @@ def test_train_evaluate_and_results(trained_run, tmp_path, capsys):
     history = (out / "history.csv").read_text().splitlines()
     first, last = (float(history[i].split(",")[2]) for i in (1, -1))
     assert last < 0.5 * first  # validation CTC loss halves at least
-    assert metrics["metrics"]["cer"] < 1.0  # an untrained model outputs nothing: CER exactly 1
+    assert metrics["metrics"]["cer"] <= 0.25  # measured 0.0; an untrained model outputs nothing: CER 1
     results = [json.loads(line) for line in (out / "eval_results.jsonl").read_text().splitlines()]
     assert {"id", "reference", "hypothesis", "word_errors"} <= set(results[0])
     skipped = (out / "splits" / "skipped.tsv").read_text() if (out / "splits" / "skipped.tsv").is_file() else ""
@@ -90,7 +90,6 @@ def test_transcribe_json_segments_and_bad_inputs(trained_run, tone_data, tmp_pat
     sf.write(tmp_path / "empty.wav", np.zeros(0, "float32"), RATE)
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     sf.write(tmp_path / "toolong.wav", np.zeros(RATE * 3, "float32"), RATE)
-    monkeypatch.setattr(transcribe_lib, "MAX_SECONDS", 2.5)
     monkeypatch.setattr(transcribe_lib, "WINDOW_SECONDS", 7.0)  # several windows: the carry-over is exercised
     inputs = [str(tone_data / "u00.wav"), str(tmp_path / "long.wav"), str(tmp_path / "empty.wav"),
               str(tmp_path / "corrupt.wav"), str(tmp_path / "missing.wav"), str(tmp_path / "toolong.wav")]
@@ -105,6 +104,7 @@ def test_transcribe_json_segments_and_bad_inputs(trained_run, tone_data, tmp_pat
     expected = len(words) * 4 * (0.05 + 0.6) + 0.2 * sum(len(w) for w in words) * 4
     assert long["duration"] == pytest.approx(expected, abs=0.05)
     segments = long["segments"]
+    assert len(segments) >= len(words) * 4 * 0.65 / 3.0  # 15.6 s of speech cut into pieces of at most 3 s
     assert all(s["end"] - s["start"] <= 3.0 + 1e-6 for s in segments)
     assert all(a["end"] <= b["start"] for a, b in zip(segments, segments[1:]))  # in order, no overlap
     assert long["text"] == " ".join(s["text"] for s in segments if s["text"])
@@ -171,7 +171,7 @@ def test_transcribe_odd_but_valid_audio(trained_run, tone_data, tmp_path, capsys
     assert transcribe_app.main([*(str(tmp_path / n) for n in names[:4]), "--model", str(trained_run), "--json",
                                 "--beam", "4"]) == 0
     beam = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
-    assert greedy[2] == greedy[3] and beam[2] == beam[3] and beam[2]
+    assert greedy[2] == greedy[3] == "abc" and beam[2:] == greedy[2:]  # the same clear words, both ways
 
 
 def test_bundled_model_on_held_out_voices(capsys):
