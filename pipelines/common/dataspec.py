@@ -2,7 +2,8 @@
 
 SOURCE: a folder, a manifest (.csv/.tsv with a header), `tfds:NAME[/CONFIG][:VERSION]`, `builtin:NAME`.
 SPLIT: `train`, `validation` or `test`, optionally sliced TFDS-style: `train[:20%]`, `test[:500]`,
-`train[10%:30%]`, `validation[-100:]`.
+`train[10%:30%]`, `validation[-100:]`; or `all`: every item of the source (a user's own test folder;
+for sources with splits of their own, all of them together).
 """
 from __future__ import annotations
 
@@ -15,14 +16,15 @@ from typing import TypeVar
 from sensorium.runtime.errors import DataError
 
 SPLITS = ("train", "validation", "test")
+ALL = "all"  # the split that is every item of the source
 
 VALID_FORMS = (
     "valid data specs: FOLDER (class sub-folders), MANIFEST.csv|.tsv, tfds:NAME[/CONFIG][:VERSION], "
-    "builtin:NAME, each optionally followed by @train, @validation or @test with an optional slice "
-    "such as @train[:20%] or @test[:500]"
+    "builtin:NAME, each optionally followed by @train, @validation, @test (with an optional slice "
+    "such as @train[:20%] or @test[:500]) or @all (every item)"
 )
 
-_SPLIT_RE = re.compile(r"^(train|validation|test)(?:\[(-?\d+%?)?:(-?\d+%?)?\])?$")
+_SPLIT_RE = re.compile(r"^(train|validation|test|all)(?:\[(-?\d+%?)?:(-?\d+%?)?\])?$")
 _TFDS_RE = re.compile(r"^tfds:([A-Za-z0-9_]+)(?:/([A-Za-z0-9_.\-]+))?(?::(\d+\.\d+\.\d+|\d+\.\d+\.\*|\d+\.\*\.\*))?$")
 _BUILTIN_RE = re.compile(r"^builtin:([a-z0-9][a-z0-9_\-]*)$")
 
@@ -75,6 +77,11 @@ class DataSpec:
         if self.split is not None:
             return self
         return parse_spec(f"{self.text}@{split}")
+
+    def chosen_split(self, default: str | None) -> str | None:
+        """The split to read: the spec's, else `default`; None means every item (`@all`)."""
+        split = self.split or default
+        return None if split == ALL else split
 
     @property
     def split_label(self) -> str:

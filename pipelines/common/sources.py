@@ -174,7 +174,7 @@ def select_split(items_or_splits: Items | dict[str, Items], spec: DataSpec, *, s
 
     Returns (items, split name). `split=None` with no default means all items.
     """
-    split = spec.split or default_split
+    split = spec.chosen_split(default_split)
     if isinstance(items_or_splits, dict):
         if split is None:
             chosen = _concat(list(items_or_splits.values()))

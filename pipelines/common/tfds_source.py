@@ -42,7 +42,7 @@ def load_tfds(spec: DataSpec, split: str | None, *, data_dir: str | None, downlo
             "a folder that holds it, or pass --download (needs internet)"
         )
     splits = list(builder.info.splits.keys())
-    if (spec.split or split or "train") not in splits:
+    if (spec.split or split or "train") not in [*splits, "all"]:  # "all": TFDS's union of every split
         raise DataError(f"tfds:{name} has no '{spec.split or split}' split; it has: {', '.join(splits)}")
     try:
         ds = builder.as_dataset(split=tfds_split, shuffle_files=False)

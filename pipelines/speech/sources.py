@@ -170,6 +170,7 @@ def load_utterances(spec_text: str, *, seed: int, default_split: str | None, dat
     path = Path(spec.name)
     items = (manifest_utterances(path, audio_column=audio_column, text_column=text_column) if spec.kind == "manifest"
              else librispeech_utterances(path))
+    split = spec.chosen_split(default_split)
     if split is not None:
         parts = stratified_split(None, len(items), seed)
         items = items.take(parts[split])

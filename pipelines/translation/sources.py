@@ -287,7 +287,7 @@ def read_builtin(name: str) -> dict[str, ParallelItems]:
 # === Selection ===
 def _select(everything: ParallelItems | dict[str, ParallelItems], spec: DataSpec, *, seed: int,
             default_split: str | None) -> tuple[ParallelItems, str]:
-    split = spec.split or default_split
+    split = spec.chosen_split(default_split)
     if isinstance(everything, dict):
         if split is None:
             parts = [everything[s] for s in SPLITS if s in everything]

@@ -216,3 +216,13 @@ def test_mirrored_strategy_and_mixed_precision_save_a_float32_model(image_folder
     assert {layer.dtype_policy.name for layer in model.layers if layer.weights} == {"float32"}
     # the float32 copy computes what was trained: its evaluation is in metrics.json already
     assert json.loads((out / "metrics.json").read_text())["count"] == 4
+
+
+def test_evaluate_a_whole_folder_with_at_all(trained_run, image_folder, capsys, tmp_path):
+    """`FOLDER@all` evaluates every image of the folder (a user's own test folder), not its 10% split."""
+    code, out, _ = run_cli(sensorium_app, ["evaluate", "--model", str(trained_run), "--data",
+                                           f"{image_folder}@all", "--json", "--out", str(tmp_path / "job")], capsys)
+    assert code == 0 and json.loads(out)["count"] == 30 and json.loads(out)["split"] == "all"
+    code, out, _ = run_cli(sensorium_app, ["evaluate", "--model", str(trained_run), "--data",
+                                           f"{image_folder}@all[:7]", "--json"], capsys)
+    assert code == 0 and json.loads(out.splitlines()[0])["count"] == 7

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from sensorium.pipelines.common.dataspec import SplitSlice, parse_spec
@@ -47,3 +48,17 @@ def test_non_manifest_file_is_rejected(tmp_path):
 ])
 def test_slices(sl, expected):
     assert sl.apply(list(range(10))) == expected
+
+
+def test_at_all_means_every_item(tmp_path):
+    from sensorium.pipelines.common.sources import Items, select_split
+
+    spec = parse_spec(f"{tmp_path}@all")
+    assert spec.split == "all" and spec.chosen_split("test") is None and spec.split_label == "all"
+    assert parse_spec(f"{tmp_path}@all[:5]").slice is not None
+    items = Items([f"f{i}" for i in range(20)], np.arange(20) % 2, ["a", "b"], [f"f{i}" for i in range(20)])
+    chosen, split = select_split(items, spec, seed=0, default_split="test")
+    assert len(chosen) == 20 and split == "all"
+    parts = {"train": items.take(range(15)), "test": items.take(range(15, 20))}
+    assert len(select_split(parts, parse_spec("builtin:mnist@all"), seed=0, default_split="test")[0]) == 20
+    assert len(select_split(parts, parse_spec("builtin:mnist"), seed=0, default_split="test")[0]) == 5
