@@ -284,10 +284,18 @@ def _po_charset(data: bytes, where: str) -> str:
     charset = m.group(1).decode("ascii") if m else "utf-8"
     if charset.upper() == "CHARSET":  # an unfilled template header
         charset = "utf-8"
+    return _text_charset(charset, where, ".po")
+
+
+def _text_charset(charset: str, where: str, kind: str) -> str:
+    """`charset` if Python decodes text with it; a DataError for unknown names and for codecs that are not
+    text encodings (rot13, base64, zlib, ...: `bytes.decode` refuses them with a LookupError)."""
     try:
-        codecs.lookup(charset)
+        info = codecs.lookup(charset)
     except LookupError:
-        raise DataError(f"{where}: unknown charset '{charset}' in the .po header") from None
+        raise DataError(f"{where}: unknown charset '{charset}' in the {kind} header") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise DataError(f"{where}: charset '{charset}' in the {kind} header is not a text encoding")
     return charset
 
 
@@ -403,10 +411,7 @@ def read_mo(path: str | PurePath, data: bytes | None = None) -> list[CatalogPair
     where = str(path)
     strings = _mo_strings(_catalog_bytes(path, data), where)
     charset = _header_fields(_mo_header(strings)).get("Content-Type", "").partition("charset=")[2].strip() or "utf-8"
-    try:
-        codecs.lookup(charset)
-    except LookupError:
-        raise DataError(f"{where}: unknown charset '{charset}' in the .mo header") from None
+    _text_charset(charset, where, ".mo")
     name = PurePath(path).name
     pairs: list[CatalogPair] = []
     for i, (orig, trans) in enumerate(strings):

@@ -158,6 +158,12 @@ def test_read_po_charsets(tmp_path):
         read_po(bad)
     with pytest.raises(DataError, match="unknown charset 'KLINGON'"):
         read_po(_write(tmp_path / "k.po", _po([]).replace("UTF-8", "KLINGON")))
+    for codec in ("rot13", "base64", "zlib"):  # Python codecs, but not text encodings: bytes.decode refuses them
+        with pytest.raises(DataError, match=f"charset '{codec}' in the .po header is not a text encoding"):
+            read_po(_write(tmp_path / "c.po", _po([("Size", "Größe")]).replace("UTF-8", codec)))
+        mo = _write_mo(tmp_path / "c.mo", {"": f"Content-Type: text/plain; charset={codec}\n", "Size": "Größe"})
+        with pytest.raises(DataError, match=f"charset '{codec}' in the .mo header is not a text encoding"):
+            read_mo(mo)
     bom = _write(tmp_path / "bom.po", "\ufeff" + _po([("a b", "c")]))
     assert read_po(bom) == [CatalogPair("a b", "c", None, "bom.po:6")]
 
