@@ -205,7 +205,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                     "batch job: per-item results in OUT/results.jsonl as they come, metrics.json and report.md at the "
                     "end; the same command again continues a stopped job; --shard I/N evaluates one part and "
                     "--merge OUT joins the parts; --runner NAME runs the job as an Apache Beam pipeline.")
-    p.add_argument("--model", metavar="ARTIFACT", help="run directory, .keras file, SavedModel folder or .tflite")
+    p.add_argument("--model", metavar="ARTIFACT", help="run directory, .keras file, SavedModel folder, .tflite, or a "
+                                                       "bundled model's name (digits, speech, ...)")
     p.add_argument("--data", metavar="SPEC", help="data spec (default: the run's data @test)")
     p.add_argument("--out", metavar="DIR", help="run as a resumable batch job in DIR (default: a quick evaluation, "
                                                 "written to RUN_DIR/evaluations/<data>/ for a run directory)")
@@ -250,6 +251,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         if not args.model:
             raise UsageError("--model is required (or --merge DIR)")
+        args.model = str(_model_argument(args.model))
         if args.beam is not None and args.beam < 1:
             raise UsageError("--beam must be at least 1")
         options = {"top_k": args.top_k, **({"beam": args.beam} if args.beam is not None else {})}
@@ -309,6 +311,16 @@ def _evaluate(args: argparse.Namespace) -> int:
     if saved is not None:  # with --json, stdout holds the metrics object only
         print(f"evaluation written to {saved}", file=sys.stderr if args.json else sys.stdout)
     return 1 if job.get("failed") else 0  # a batch job with failed items: exit 1, as the contract says
+
+
+def _model_argument(value: str) -> Path:
+    """A --model value as a path: a bundled model's name (that is not also a path) is its run directory."""
+    from sensorium.runtime.predictor import BUNDLED, assets_dir
+
+    path = Path(value).expanduser()
+    if not path.exists() and value in BUNDLED:
+        return assets_dir() / BUNDLED[value].folder
+    return path
 
 
 # === export ===

@@ -144,7 +144,8 @@ class ImageAugmentation(keras.layers.Layer):
             ("horizontal", "vertical", "horizontal_and_vertical").
         rotation: max rotation as a fraction of a full turn (0.05 = +-18 degrees).
         translation: max shift as a fraction of height/width.
-        zoom: max zoom as a fraction (0.1 = +-10 %).
+        zoom: max zoom as a fraction (0.1 = +-10 %), or a ``(low, high)`` range as keras RandomZoom reads
+            it: negative zooms in, positive zooms out ((-0.35, 1.0) = the content scaled by 1.54 down to 0.5).
         contrast: max contrast change as a fraction.
         seed: base seed (each transform gets ``seed + i``).
         value_range: range of the input values; RandomContrast clips to it. (0, 1) matches
@@ -156,7 +157,7 @@ class ImageAugmentation(keras.layers.Layer):
         flip: bool | str = False,
         rotation: float = 0.0,
         translation: float = 0.0,
-        zoom: float = 0.0,
+        zoom: float | Sequence[float] = 0.0,
         contrast: float = 0.0,
         seed: int | None = None,
         value_range: Sequence[float] = (0.0, 1.0),
@@ -167,7 +168,10 @@ class ImageAugmentation(keras.layers.Layer):
         self.flip = flip if isinstance(flip, str) else bool(flip)
         self.rotation = float(rotation)
         self.translation = float(translation)
-        self.zoom = float(zoom)
+        self.zoom: float | tuple[float, float] = (
+            (float(zoom[0]), float(zoom[1])) if isinstance(zoom, (list, tuple)) else float(zoom))
+        if isinstance(self.zoom, tuple) and not -1.0 < self.zoom[0] <= self.zoom[1]:
+            raise ValueError(f"zoom range {list(self.zoom)}: needs -1 < low <= high")
         self.contrast = float(contrast)
         self.seed = None if seed is None else int(seed)
         self.value_range = (float(value_range[0]), float(value_range[1]))
@@ -223,7 +227,7 @@ class ImageAugmentation(keras.layers.Layer):
             flip=self.flip,
             rotation=self.rotation,
             translation=self.translation,
-            zoom=self.zoom,
+            zoom=list(self.zoom) if isinstance(self.zoom, tuple) else self.zoom,
             contrast=self.contrast,
             seed=self.seed,
             value_range=list(self.value_range),

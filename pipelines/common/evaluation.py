@@ -4,7 +4,9 @@ where results go, and the classification outputs (metrics.json, confusion matrix
 Where results go (`destination`): `out` when given; for a finished run `RUN/evaluations/<data>/`
 (`RunDir.evaluation_dir`), so a later evaluation never overwrites what training recorded; for a run still
 training, the run directory itself (training's own final evaluation, `training.finish_run`); for a
-`.keras`, SavedModel or `.tflite` without `out`, nowhere (the metrics are returned and printed only).
+`.keras`, SavedModel or `.tflite` without `out`, nowhere (the metrics are returned and printed only); and
+never inside the installed package (a bundled model's run directory), which is read-only in spirit and often
+in fact.
 """
 from __future__ import annotations
 
@@ -35,13 +37,23 @@ def destination(artifact: Artifact, data: str | None, out: str | Path | None = N
         if dest.exists() and not dest.is_dir():
             raise UsageError(f"--out {dest} exists and is not a folder")
         return dest
-    if artifact.run is None:
+    if artifact.run is None or _is_bundled(artifact.run.path):
         return None
     if artifact.info.get("status") != "complete":
         return artifact.run.path  # training's own final evaluation: part of the run's records
     if not data and artifact.run.config_path.is_file():
         data = (artifact.run.read_config().get("data") or {}).get("spec")
     return artifact.run.evaluation_dir(data) if data else None
+
+
+def _is_bundled(path: Path) -> bool:
+    """Whether `path` lies inside the installed sensorium.assets (a bundled model)."""
+    from sensorium.runtime.predictor import assets_dir
+
+    try:
+        return Path(path).resolve().is_relative_to(assets_dir().resolve())
+    except Exception:  # no assets in this installation
+        return False
 
 
 def evaluation_setup(model_path: str | Path, task: str, config_cls: type, default_data_config: Callable[[], Any],

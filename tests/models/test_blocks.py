@@ -217,6 +217,19 @@ def test_augmentation_fills_with_zero():
     assert out.min() >= 0.0 and out.max() <= 1.0 + 1e-6
 
 
+def test_zoom_range_zooms_out_only_when_asked():
+    x = np.ones((16, 20, 20, 1), "float32")
+    out = keras.ops.convert_to_numpy(ImageAugmentation(zoom=(0.5, 1.0), seed=4)(x, training=True))
+    ink = out.reshape(16, -1).mean(-1)  # a white frame zoomed out to 1/1.5 .. 1/2 of its size
+    assert (ink > 0.2).all() and (ink < 0.5).all()
+    out = keras.ops.convert_to_numpy(ImageAugmentation(zoom=(-0.3, -0.1), seed=4)(x, training=True))
+    np.testing.assert_allclose(out, 1.0, atol=1e-5)  # zooming in keeps the frame covered
+    config = ImageAugmentation(zoom=(-0.35, 1.0)).get_config()
+    assert config["zoom"] == [-0.35, 1.0] and ImageAugmentation.from_config(config).zoom == (-0.35, 1.0)
+    with pytest.raises(ValueError, match="zoom range"):
+        ImageAugmentation(zoom=(0.5, 0.1))
+
+
 def test_empty_augmentation_is_identity_in_training():
     x = _images(2, 6, 6, 1)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(ImageAugmentation()(x, training=True)), x)

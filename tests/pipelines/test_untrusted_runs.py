@@ -396,3 +396,14 @@ def test_cli_overwrite_that_fails_to_start_keeps_the_old_run(tmp_path, capsys):
     assert sensorium_app.main(["train", "image", "--data", str(empty), "--out", str(run), "--overwrite", "-q"]) == 1
     assert "no usable files" in capsys.readouterr().err
     assert _tree(run) == before and sorted(p.name for p in tmp_path.iterdir()) == ["empty", "mnist"]
+
+
+def test_cli_evaluates_a_bundled_model_by_name_and_writes_nothing_into_the_package(capsys):
+    from sensorium.apps import main as sensorium_app
+
+    recorded = _tree(MNIST)
+    assert sensorium_app.main(["evaluate", "--model", "digits", "--data", "builtin:mnist-reframed@test[:30]"]) == 0
+    out = capsys.readouterr().out
+    assert "builtin:mnist-reframed@test[:30] (test, 30 items)" in out and "accuracy" in out
+    assert "evaluation written" not in out
+    assert _tree(MNIST) == recorded  # no evaluations/ folder inside the installed assets
