@@ -19,7 +19,7 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 LABEL org.opencontainers.image.title="sensorium" \
       org.opencontainers.image.description="See, hear and read: image, speech and text models on TensorFlow/Keras, from data to the edge (GPU training image)" \
-      org.opencontainers.image.version="0.7.0" \
+      org.opencontainers.image.version="0.8.0" \
       org.opencontainers.image.licenses="Apache-2.0" \
       org.opencontainers.image.base.name="docker.io/tensorflow/tensorflow:2.21.0-gpu"
 

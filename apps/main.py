@@ -497,6 +497,22 @@ def _anomaly(args: argparse.Namespace) -> int:
         f"(threshold {r['threshold']:.6f})"))
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    from sensorium.apps.serve import cli as serve_cli
+
+    p = sub.add_parser("serve", help="serve models over HTTP (TF Serving's REST API and a demo page)",
+                       description=serve_cli.DESCRIPTION, epilog=serve_cli.EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve_cli.add_arguments(p)
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from sensorium.apps.serve import cli as serve_cli
+
+    return serve_cli.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sensorium", description="Sensorium: train, evaluate and run image, speech and text models.",
@@ -515,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
         app.add_arguments(sub.add_parser(name, help=short, description=app.DESCRIPTION, epilog=app.EPILOG,
                                          formatter_class=argparse.RawDescriptionHelpFormatter))
     _add_generative(sub)
+    _add_serve(sub)
     return parser
 
 
