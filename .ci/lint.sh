@@ -17,7 +17,7 @@ find_tool() {
   if command -v "$1" >/dev/null 2>&1; then
     command -v "$1"
   elif [ -x "$VENV/bin/$1" ]; then
-    printf '%s\n' "$VENV/bin/$1"
+    printf '%s\n' "$(cd "$VENV/bin" && pwd)/$1"
   fi
 }
 

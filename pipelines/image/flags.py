@@ -17,7 +17,8 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
     Flag("--architecture", "model.architecture", str, "CNN family", choices=("resnet", "separable", "simple")),
     Flag("--widths", "model.widths", int_list, "filters per stage, e.g. 32,64,128", metavar="W,W,..."),
     Flag("--backbone", "model.backbone", str, "pretrained backbone: hub:NAME or hub:HANDLE (tfhub.dev/Kaggle "
-         "URL, file:// URL or folder of a reusable TF2 SavedModel), or keras:NAME (keras.applications); the "
+         "URL, file:// URL or folder of a reusable TF2 SavedModel), or keras:NAME (keras.applications); "
+         "hub:efficientnet_lite0|1|2 are ImageNet backbones that `sensorium data backbones` sets up offline; the "
          "README lists the names", metavar="hub:H|keras:N"),
     Flag("--backbone-weights", "model.backbone_weights", str, "keras: backbones: imagenet (default, needs "
          "internet once), a local .weights.h5 file, or random", metavar="imagenet|FILE|random"),

@@ -46,12 +46,12 @@ def index(monkeypatch):
 
 
 def test_a_refused_wheel_is_fetched_from_the_index_with_its_hash_checked(index, tmp_path):
-    path = ui_de._fetch_from_index("pkg", "1.0", tmp_path)
+    path = ui_de.fetch_from_index("pkg", "1.0", tmp_path)
     assert path.read_bytes() == WHEEL
     with pytest.raises(DataError, match="SHA-256 differs from the index's"):
-        ui_de._fetch_from_index("pkg", "2.0", tmp_path)
+        ui_de.fetch_from_index("pkg", "2.0", tmp_path)
     with pytest.raises(DataError, match="no wheel of pkg==3.0"):
-        ui_de._fetch_from_index("pkg", "3.0", tmp_path)
+        ui_de.fetch_from_index("pkg", "3.0", tmp_path)
 
 
 def test_pip_is_asked_again_without_the_refused_wheel(index, tmp_path, monkeypatch):
