@@ -8,7 +8,7 @@ from sensorium.apps.cli import add_common_options, add_model_options, emit_resul
 
 DESCRIPTION = "Classify images (files, folders or glob patterns) with an image model."
 EPILOG = """examples:
-  classify photo.jpg                          top 3 labels with the bundled model
+  classify photo.jpg                          top 5 of 1,000 ImageNet classes (the bundled model)
   classify --model digits digit.png           the bundled digits model, by name
   classify photos/ --json > labels.jsonl      a folder, one JSON object per image
   classify --model runs/pets img/*.jpg --top-k 5
@@ -17,8 +17,8 @@ EPILOG = """examples:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
-    add_model_options(parser, "image", "the bundled digits model (its int8 .tflite)")
-    parser.add_argument("--top-k", type=int, default=3, metavar="K", help="how many classes to show (default 3)")
+    add_model_options(parser, "image", "the bundled ImageNet-1k classifier (EfficientNet-Lite0, its float16 .tflite)")
+    parser.add_argument("--top-k", type=int, default=5, metavar="K", help="how many classes to show (default 5)")
     parser.add_argument("--batch-size", type=int, default=32, metavar="N", help="images per model call (default 32)")
     parser.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per input")
     add_common_options(parser)

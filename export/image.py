@@ -19,6 +19,7 @@ class ImageExportSource:
     model: Any
     labels: list[str]
     image_size: tuple[int, int]
+    min_side: int = 0  # the smallest input side the model accepts (pretrained backbones: 32)
 
     task = "image"
 
@@ -34,7 +35,8 @@ class ImageExportSource:
         size = tuple(meta.get("info", {}).get("image_size") or ())
         if len(size) != 2:
             raise ModelError(f"{artifact.path}: the model does not record its image size")
-        return cls(artifact, model, list(labels), (int(size[0]), int(size[1])))
+        return cls(artifact, model, list(labels), (int(size[0]), int(size[1])),
+                   int(meta.get("info", {}).get("min_side") or 0))
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -46,7 +48,7 @@ class ImageExportSource:
             "task": "image", "format": fmt, "variant": variant, "sensorium_version": version,
             "labels": self.labels,
             "input": {"name": "pixels", "dtype": "uint8", "shape": [None, *self.input_shape], "color": "RGB",
-                      "image_size": list(self.image_size),
+                      "image_size": list(self.image_size), **({"min_side": self.min_side} if self.min_side else {}),
                       "normalisation": "inside the model (pixels / 255, grayscale if the model is)"},
             "output": {"name": "probabilities", "dtype": "float32", "shape": [None, len(self.labels)],
                        "meaning": "softmax probabilities in labels.txt order"},

@@ -24,7 +24,7 @@ from sensorium.models.backbones.keras_apps import build_hub_backbone, build_kera
 from sensorium.models.backbones.registry import BackboneInfo, describe_backbone, parse_backbone
 from sensorium.models.blocks.conv import ConvBNAct, DepthwiseSeparableConv, ResidualBlock
 from sensorium.models.blocks.heads import ClassifierHead
-from sensorium.models.blocks.image_preprocessing import ImageAugmentation, ImagePreprocessing
+from sensorium.models.blocks.image_preprocessing import ContentFraming, ImageAugmentation, ImagePreprocessing
 from sensorium.models.blocks.metadata import TaskMetadata
 from sensorium.runtime.image import ImageClassifier
 from sensorium.runtime.registry import Registry
@@ -44,12 +44,14 @@ class ImageClassifierSpec:
     head_units: tuple[int, ...] = ()
     dropout: float = 0.2
     augmentation: dict = field(default_factory=dict)  # kwargs for ImageAugmentation; empty -> no augmentation
+    framing: dict = field(default_factory=dict)  # kwargs for ContentFraming (MNIST-style re-framing); empty -> off
     backbone: str | None = None  # "hub:NAME_OR_HANDLE" or "keras:NAME" instead of our own stages
     backbone_weights: str | None = None  # keras backbones: "imagenet" (default), a .weights.h5 file, "random"
     backbone_batchnorm_training: bool = False  # update the backbone's batch-norm statistics when fine-tuning
 
 
 DEFAULT_IMAGE_SIZE = (28, 28)
+MIN_BACKBONE_SIDE = 32  # px: a pretrained backbone is not given images smaller than this (upscaled 7x to 224)
 
 
 def resolve_image_size(spec: ImageClassifierSpec) -> tuple[int, int]:
@@ -119,7 +121,7 @@ def build_image_classifier(
 ) -> keras.Model:
     """Build ``pixels (B, h, w, 3) uint8 -> probabilities (B, num_classes) float32``.
 
-    Graph: ImagePreprocessing -> [ImageAugmentation] -> stem ConvBNAct -> one stage per
+    Graph: ImagePreprocessing -> [ContentFraming] -> [ImageAugmentation] -> stem ConvBNAct -> one stage per
     ``spec.widths`` entry (stride 2 between stages) -> ClassifierHead -> TaskMetadata; with a
     backbone: ImagePreprocessing (RGB, [0, 1]) -> [ImageAugmentation] -> the backbone's value range
     -> backbone layer "backbone" -> ClassifierHead -> TaskMetadata.
@@ -143,6 +145,8 @@ def build_image_classifier(
     channels = 3 if spec.backbone else spec.channels  # pretrained backbones take RGB
     x = ImagePreprocessing(image_size, channels=channels, padding=spec.padding,
                            name="preprocessing")(pixels)  # (B, H, W, ch) float32 in [0, 1]
+    if spec.framing:
+        x = ContentFraming(**spec.framing, name="framing")(x)  # (B, H, W, ch): content scaled and centred
     if spec.augmentation:
         x = ImageAugmentation(**spec.augmentation, name="augmentation")(x)  # (B, H, W, ch), identity at inference
     if spec.backbone:
@@ -170,6 +174,10 @@ def build_image_classifier(
     }
     if spec.padding:
         info_meta["padding"] = spec.padding
+    if spec.framing:
+        info_meta["framing"] = dict(spec.framing)
+    if spec.backbone:
+        info_meta["min_side"] = MIN_BACKBONE_SIDE  # smaller inputs are refused, item by item
     outputs = TaskMetadata(task=ImageClassifier.task, labels=labels, info=info_meta, name="probabilities")(x)
     return keras.Model(pixels, outputs, name=name)
 

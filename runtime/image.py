@@ -34,6 +34,7 @@ class ImageClassifier(Predictor):
     source: str
     runtime: str = "keras"
     top_k: int = 5
+    min_side: int = 0  # smaller inputs are refused item by item (pretrained backbones: 32 px)
 
     task: ClassVar[str] = "image"
     keras_backend: ClassVar[str] = "sensorium.pipelines.image.predict:load"
@@ -50,7 +51,8 @@ class ImageClassifier(Predictor):
         if not model.labels:
             raise ModelError(f"{path}: no labels inside the model")
         size = tuple(model.manifest.get("input", {}).get("image_size") or model.input["shape"][1:3])
-        return cls(list(model.labels), (int(size[0]), int(size[1])), model, str(path), model.runtime)
+        return cls(list(model.labels), (int(size[0]), int(size[1])), model, str(path), model.runtime,
+                   min_side=min_side_of(model.manifest.get("input", {})))
 
     def configure(self, **options: Any) -> ImageClassifier:
         super().configure(**options)
@@ -66,16 +68,16 @@ class ImageClassifier(Predictor):
 
         value = item.value
         if isinstance(value, np.ndarray):
-            return image_from_array(value, size=self.image_size, name=f"input {item.name}")
+            return image_from_array(value, size=self.image_size, name=f"input {item.name}", min_side=self.min_side)
         if isinstance(value, (bytes, bytearray, memoryview)):
-            return load_image(bytes(value), size=self.image_size)
+            return load_image(bytes(value), size=self.image_size, min_side=self.min_side)
         if isinstance(value, (str, Path)):
             from sensorium.runtime.paths import input_error
 
             error = input_error(str(value), "image files (.png, .jpg, .bmp, .gif, ...)")
             if error:
                 raise InputError(error)
-            return load_image(value, size=self.image_size)
+            return load_image(value, size=self.image_size, min_side=self.min_side)
         raise InputError(f"input {item.name}: expected an image path, encoded bytes or a uint8 array, got "
                          f"{type(value).__name__}")
 
@@ -112,3 +114,8 @@ class ImageClassifier(Predictor):
         outs = [self.predict(np.asarray(b)) for b in it]
         return np.concatenate(outs) if outs else np.zeros((0, len(self.labels)), np.float32)
 
+
+def min_side_of(info: dict[str, Any]) -> int:
+    """A model's smallest accepted input side from its metadata (0: any)."""
+    value = info.get("min_side", 0)
+    return int(value) if isinstance(value, int) and 0 <= value <= 4096 else 0

@@ -85,10 +85,11 @@ def is_image_path(path: str | Path) -> bool:
 
 
 def load_image(source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-               size: tuple[int, int] | None = None, max_bytes: int | None = None) -> np.ndarray:
+               size: tuple[int, int] | None = None, max_bytes: int | None = None, min_side: int = 0) -> np.ndarray:
     """Decode a file path or encoded bytes into RGB uint8 (H, W, 3).
 
     `size=(height, width)` also resizes (bilinear), so a large photo is shrunk right after decoding.
+    `min_side` refuses images whose width or height is smaller (read from the header).
     Raises ImageDecodeError with one line naming the file and the cause.
     """
     max_bytes = MAX_DECODE_BYTES if max_bytes is None else max_bytes
@@ -116,6 +117,9 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXE
         width, height = im.size
         if width < 1 or height < 1:
             raise ImageDecodeError(f"{name}: image has no pixels ({width}x{height})")
+        if min(width, height) < min_side:
+            raise ImageDecodeError(f"{name}: image is {width}x{height} px; this model needs at least {min_side} px "
+                                   "on each side")
         if width * height > max_pixels:
             raise ImageDecodeError(
                 f"{name}: image is {width}x{height} ({width * height / 1e6:.0f} megapixels), over the "
@@ -149,7 +153,7 @@ def load_image(source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXE
 
 
 def image_from_array(pixels: np.ndarray, *, size: tuple[int, int] | None = None,
-                     name: str = "<array>") -> np.ndarray:
+                     name: str = "<array>", min_side: int = 0) -> np.ndarray:
     """An image given as pixels -> RGB uint8 (H, W, 3), resized (bilinear) to `size=(height, width)`.
 
     Takes uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) (alpha composited on black)."""
@@ -164,6 +168,9 @@ def image_from_array(pixels: np.ndarray, *, size: tuple[int, int] | None = None,
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (3, 4)) or min(a.shape[:2]) < 1:
         raise ImageDecodeError(f"{name}: expected an (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) image, got shape "
                                f"{a.shape}")
+    if min(a.shape[:2]) < min_side:
+        raise ImageDecodeError(f"{name}: image is {a.shape[1]}x{a.shape[0]} px; this model needs at least "
+                               f"{min_side} px on each side")
     if a.shape[0] * a.shape[1] > DEFAULT_MAX_PIXELS:
         raise ImageDecodeError(f"{name}: {a.shape[1]}x{a.shape[0]} pixels is over the limit of "
                                f"{DEFAULT_MAX_PIXELS / 1e6:.0f} megapixels")

@@ -48,6 +48,8 @@ class Bundled:
 
 
 BUNDLED: dict[str, Bundled] = {b.name: b for b in (
+    Bundled("imagenet", "image", "models/imagenet", "exports/model-float16.tflite",
+            "photos: the 1,000 ImageNet-1k classes (EfficientNet-Lite0, float16)"),
     Bundled("digits", "image", "models/mnist", "exports/model-int8.tflite",
             "handwritten digits 0-9 (MNIST-trained ResNet, int8)"),
     Bundled("speech", "speech", "models/speech", "exports/model-float32.tflite",
@@ -57,7 +59,7 @@ BUNDLED: dict[str, Bundled] = {b.name: b for b in (
     Bundled("translation", "translation", "models/translation", "exports/model-dynamic.tflite",
             "English to German UI strings, placeholders kept (Transformer encoder-decoder)"),
 )}
-DEFAULTS = {"image": "digits", "speech": "speech", "sentiment": "sentiment", "translation": "translation"}
+DEFAULTS = {"image": "imagenet", "speech": "speech", "sentiment": "sentiment", "translation": "translation"}
 
 
 def assets_dir() -> Path:

@@ -44,7 +44,7 @@ def pipeline(task: str, model: Any = None, **options: Any) -> Any:
     records: the same dicts as the CLI's `--json` lines. Bad input raises `InputError`, or comes
     back as an `{"ok": False, "error": ...}` record when called with `errors="record"`.
 
-    model: a bundled model's name (digits, speech, sentiment, translation), a run directory, a `.keras`
+    model: a bundled model's name (imagenet, digits, speech, sentiment, translation), a run directory, a `.keras`
     file, a SavedModel or a `.tflite`; None is the task's bundled default (its `.tflite`, run without
     TensorFlow). Options: runtime="auto"|"edge"|"keras", num_threads, and the task's own: top_k
     (classify); beam, max_segment, batch_size (transcribe); beam, length_penalty (translate)."""

@@ -233,3 +233,89 @@ class ImageAugmentation(keras.layers.Layer):
             value_range=list(self.value_range),
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="sensorium")
+class ContentFraming(keras.layers.Layer):
+    """Re-frames bright content on a dark ground the way MNIST framed its digits, inside the model.
+
+    Input and output (B, H, W, C) float, values >= 0 (after ``ImagePreprocessing``). Per image:
+
+    1. the content is the pixels brighter than ``threshold`` x the image's brightest (channel mean);
+    2. it is scaled, aspect kept, until its bounding box's longer side spans ``fraction`` of the frame
+       (MNIST: 20 of 28 px, 0.714), the scale clamped to [``min_scale``, ``max_scale``];
+    3. it is moved so that its centre of mass (brightness-weighted) is the frame's centre.
+
+    So a digit that fills the frame, a small one and an off-centre one all reach the model as MNIST
+    shows digits. Sampling is separable: two per-image interpolation matrices (triangle filter, widened
+    when shrinking so nothing aliases) and batched matmuls, all TFLite builtins (
+    BATCH_MATMUL, reductions and elementwise ops). A blank image passes through unchanged. It stays
+    float32 in int8 exports (``keep_float``): 8-bit coordinates would move the content by pixels.
+    """
+
+    keep_float = True  # export.tflite keeps this layer's ops in float32 in an int8 file
+
+    def __init__(self, fraction: float = 20.0 / 28.0, threshold: float = 0.25, min_scale: float = 0.25,
+                 max_scale: float = 4.0, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if not 0.0 < fraction <= 1.0 or not 0.0 < threshold < 1.0 or not 0.0 < min_scale <= 1.0 <= max_scale:
+            raise ValueError("ContentFraming needs 0 < fraction <= 1, 0 < threshold < 1, "
+                             f"0 < min_scale <= 1 <= max_scale; got {fraction}, {threshold}, {min_scale}, {max_scale}")
+        self.fraction = float(fraction)
+        self.threshold = float(threshold)
+        self.min_scale = float(min_scale)
+        self.max_scale = float(max_scale)
+
+    @staticmethod
+    def _extent(mask, size: int):
+        """(B, N) 0/1 -> first and last index (B,) float of the ones (min / max of masked indices: keras'
+        argmax lowers to ops TFLite builtins lack)."""
+        index = keras.ops.arange(size, dtype="float32")[None, :]  # (1, N)
+        first = keras.ops.min(index + (1.0 - mask) * size, axis=-1)  # (B,)
+        last = keras.ops.max(index - (1.0 - mask) * size, axis=-1)  # (B,)
+        return first, last
+
+    @staticmethod
+    def _sampling(centre, scale, size: int):
+        """Interpolation matrix (B, size_out, size_in): output pixel i reads the input around
+        centre + (i + 0.5 - size / 2) / scale, with a triangle filter of width max(1, 1 / scale)."""
+        grid = keras.ops.arange(size, dtype="float32") + 0.5  # (N,) pixel centres
+        src = centre[:, None] + (grid[None, :] - size / 2.0) / scale[:, None]  # (B, N_out)
+        a = keras.ops.minimum(scale, 1.0)[:, None, None]  # (B, 1, 1)
+        dist = keras.ops.abs(src[:, :, None] - grid[None, None, :])  # (B, N_out, N_in)
+        return a * keras.ops.relu(1.0 - a * dist)  # (B, N_out, N_in)
+
+    def call(self, x):
+        # x: (B, H, W, C) float >= 0
+        height, width = int(x.shape[1]), int(x.shape[2])
+        ink = keras.ops.mean(x, axis=-1)  # (B, H, W)
+        peak = keras.ops.max(ink, axis=(1, 2))  # (B,)
+        blank = keras.ops.cast(peak <= 1e-6, "float32")  # (B,) 1 where there is no content
+        mask = keras.ops.cast(ink > self.threshold * peak[:, None, None], "float32")  # (B, H, W)
+        top, bottom = self._extent(keras.ops.max(mask, axis=2), height)  # (B,), (B,)
+        left, right = self._extent(keras.ops.max(mask, axis=1), width)
+        side = keras.ops.maximum(bottom - top, right - left) + 1.0  # (B,) the box's longer side in pixels
+        scale = keras.ops.clip(self.fraction * min(height, width) / side, self.min_scale, self.max_scale)  # (B,)
+        scale = blank + (1.0 - blank) * scale
+        total = keras.ops.sum(ink, axis=(1, 2)) + 1e-6  # (B,)
+        rows = keras.ops.arange(height, dtype="float32") + 0.5
+        cols = keras.ops.arange(width, dtype="float32") + 0.5
+        cy = keras.ops.sum(keras.ops.sum(ink, axis=2) * rows, axis=1) / total  # (B,) centre of mass
+        cx = keras.ops.sum(keras.ops.sum(ink, axis=1) * cols, axis=1) / total
+        cy = blank * (height / 2.0) + (1.0 - blank) * cy
+        cx = blank * (width / 2.0) + (1.0 - blank) * cx
+        wy = self._sampling(cy, scale, height)  # (B, H, H)
+        wx = self._sampling(cx, scale, width)  # (B, W, W)
+        chw = keras.ops.transpose(x, (0, 3, 1, 2))  # (B, C, H, W)
+        out = keras.ops.matmul(keras.ops.matmul(wy[:, None], chw), keras.ops.transpose(wx, (0, 2, 1))[:, None])
+        return keras.ops.transpose(out, (0, 2, 3, 1))  # (B, H, W, C)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(fraction=self.fraction, threshold=self.threshold, min_scale=self.min_scale,
+                      max_scale=self.max_scale)
+        return config

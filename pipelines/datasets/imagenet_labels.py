@@ -124,4 +124,4 @@ def provenance(wordnet: Path | None = None, labels: Path | None = None) -> str:
             f"(`{(Path(wordnet) if wordnet else DEFAULT_WORDNET)}/data.noun`, Debian package wordnet-base; "
             "WordNet 3.0 Copyright 2006 by Princeton University, WordNet 3.0 license); a first lemma shared by "
             "two classes is qualified by its hypernym, e.g. \"crane (wading bird)\". `labels.tsv` lists every "
-            "class's synset id, name, lemmas and gloss.")
+            "class's synset id, name and lemmas.")

@@ -55,6 +55,9 @@ for _entry in (
     BuiltinDataset("mnist-reframed", "image", "the 2,000 MNIST test digits re-framed three ways (filling the frame, "
                    "at half size, shifted 6 px): 6,000 images, @test only, for evaluation",
                    load="sensorium.pipelines.datasets.reframe:load_mnist_reframed"),
+    BuiltinDataset("photos", "image", "photos that scikit-image and scikit-learn ship, each labelled with its "
+                   "ImageNet class (the bundled ImageNet classifier's floor), @test only",
+                   load="sensorium.pipelines.datasets.photos:load_photos"),
     BuiltinDataset("speech", "speech", "spoken digits, numbers and commands from espeak-ng and flite voices (a "
                    "TFDS dataset; held-out voices, or the engine hold-out with --config engine_holdout)",
                    load="sensorium.pipelines.speech.sources:builtin_utterances",

@@ -41,6 +41,7 @@ def write_card(run: RunDir, cfg: ImageClassificationConfig, summary: dict[str, A
                      f"{cfg.model.image_size[0]}x{cfg.model.image_size[1]}"
                      + (f", framed by {cfg.model.padding} black pixels" if cfg.model.padding else ""),
             "augmentation (training only)": cfg.model.augmentation or "none",
+            "content framing (in the model)": cfg.model.framing or "none",
             "precision policy": summary["precision_policy"],
         },
         "Training": {

@@ -30,7 +30,7 @@ class TrainConfig(TrainSettings):
     # Two-phase fine-tuning of a backbone (model.backbone): `epochs` train the head with the backbone
     # frozen, then `finetune_epochs` train the backbone too at `finetune_learning_rate`, only the
     # backbone variables matching `finetune_pattern` (a regex; None: all of them).
-    finetune_epochs: int = 0
+    finetune_epochs: int | None = None  # None: pipelines/image/defaults.py's rule (10 after the auto backbone, else 0)
     finetune_learning_rate: float = 1e-4
     finetune_pattern: str | None = None
 
@@ -40,7 +40,8 @@ class ImageClassificationConfig:
     """Everything a run needs; `seed` fixes splits, initialisation and shuffling."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    model: ImageClassifierSpec = field(default_factory=ImageClassifierSpec)
+    # backbone "auto": pipelines/image/defaults.py picks (pretrained for colour images >= 32 px); "none": scratch
+    model: ImageClassifierSpec = field(default_factory=lambda: ImageClassifierSpec(backbone="auto"))
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 42
     evaluate_on: str | None = "test"  # split evaluated at the end of training (None: skip)
@@ -57,9 +58,10 @@ class ImageClassificationConfig:
             (self.model.padding >= 0, "model.padding must be >= 0"),
             (self.model.image_size is None or 2 * self.model.padding < min(self.model.image_size),
              "model.padding must leave room for the image inside model.image_size"),
-            (self.train.finetune_epochs >= 0, "train.finetune_epochs must be >= 0"),
+            (self.train.finetune_epochs is None or self.train.finetune_epochs >= 0,
+             "train.finetune_epochs must be >= 0"),
             (self.train.finetune_learning_rate > 0, "train.finetune_learning_rate must be positive"),
-            (not self.train.finetune_epochs or bool(self.model.backbone),
+            (not self.train.finetune_epochs or self.model.backbone not in (None, "", "none"),
              "train.finetune_epochs needs a backbone (--backbone)"),
             (bool(self.model.widths) and min(self.model.widths) >= 1, "model.widths must be positive"),
             (0 <= self.model.dropout < 1, "model.dropout must be in [0, 1)"),
@@ -71,7 +73,7 @@ class ImageClassificationConfig:
                 re.compile(self.train.finetune_pattern)
             except re.error as exc:
                 checks.append((False, f"train.finetune_pattern is not a valid regex: {exc}"))
-        if self.model.backbone:
+        if self.model.backbone not in (None, "", "none", "auto"):
             from sensorium.models.backbones.hub import HubModuleError
             from sensorium.models.backbones.registry import parse_backbone
 

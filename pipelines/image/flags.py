@@ -16,10 +16,12 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
     Flag("--channels", "model.channels", int, "1 (grayscale model) or 3 (RGB)", choices=None),
     Flag("--architecture", "model.architecture", str, "CNN family", choices=("resnet", "separable", "simple")),
     Flag("--widths", "model.widths", int_list, "filters per stage, e.g. 32,64,128", metavar="W,W,..."),
-    Flag("--backbone", "model.backbone", str, "pretrained backbone: hub:NAME or hub:HANDLE (tfhub.dev/Kaggle "
+    Flag("--backbone", "model.backbone", str, "auto (default: hub:efficientnet_lite0 for colour images of at "
+         "least 32 px, else our CNN from scratch), none (from scratch), or a pretrained backbone: hub:NAME or "
+         "hub:HANDLE (tfhub.dev/Kaggle "
          "URL, file:// URL or folder of a reusable TF2 SavedModel), or keras:NAME (keras.applications); "
          "hub:efficientnet_lite0|1|2 are ImageNet backbones that `sensorium data backbones` sets up offline; the "
-         "README lists the names", metavar="hub:H|keras:N"),
+         "README lists the names", metavar="auto|none|hub:H|keras:N"),
     Flag("--backbone-weights", "model.backbone_weights", str, "keras: backbones: imagenet (default, needs "
          "internet once), a local .weights.h5 file, or random", metavar="imagenet|FILE|random"),
     Flag("--finetune-epochs", "train.finetune_epochs", int, "phase 2: epochs that also train the backbone"),

@@ -8,7 +8,7 @@ import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, load_keras, load_predictor
 from sensorium.runtime.errors import ModelError
-from sensorium.runtime.image import ImageClassifier
+from sensorium.runtime.image import ImageClassifier, min_side_of
 
 DEFAULT_SIZE = (224, 224)
 
@@ -35,7 +35,8 @@ def _from_keras(artifact: Artifact) -> ImageClassifier:
     size = tuple(meta.get("info", {}).get("image_size") or DEFAULT_SIZE)
     fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True,
                      input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8)])
-    return ImageClassifier(list(labels), (int(size[0]), int(size[1])), lambda x: fn(x).numpy(), str(artifact.path))
+    return ImageClassifier(list(labels), (int(size[0]), int(size[1])), lambda x: fn(x).numpy(), str(artifact.path),
+                           min_side=min_side_of(meta.get("info", {})))
 
 
 def _from_saved_model(artifact: Artifact) -> ImageClassifier:
@@ -58,4 +59,4 @@ def _from_saved_model(artifact: Artifact) -> ImageClassifier:
         return fn(**{in_name: tf.constant(x, in_spec.dtype)})[out_name].numpy()
 
     return ImageClassifier(list(artifact.labels), (int(size[0]), int(size[1])), run, str(artifact.path),
-                           runtime="saved_model")
+                           runtime="saved_model", min_side=min_side_of(artifact.info.get("input", {})))

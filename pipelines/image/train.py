@@ -45,7 +45,11 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     from sensorium.pipelines.image.data import load_train_validation
     from sensorium.runtime.errors import ModelError
 
+    from sensorium.pipelines.image.defaults import check_pretrained_sizes, resolve_backbone
+
     cfg, tcfg = config, config.train
+    resolve_backbone(cfg)  # "auto": pretrained for colour images, else scratch (recorded in config.json)
+    check_pretrained_sizes(cfg)
     cfg.model.image_size = _resolved_size(cfg)  # recorded, so config.json reproduces the run as is
     policy, strategy = start_training(run, cfg)
 

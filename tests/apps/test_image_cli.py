@@ -151,7 +151,7 @@ def test_data_errors_exit_1_usage_errors_exit_2(tmp_path, capsys, image_folder):
         (["--data", str(one_class)], "only one class"),
         (["--data", str(tmp_path / "emptydir")], "no usable files"),
         (["--data", "builtin:nothing"],
-         "unknown builtin dataset 'nothing'; known: debian-de, digits, mnist, mnist-reframed, speech, tweets, ui-de"),
+         "unknown builtin dataset 'nothing'; known: "),
     ]
     for i, (args, message) in enumerate(cases):
         code, _, err = run_cli(sensorium_app, ["train", "image", *args, "--out", str(tmp_path / f"r{i}"), *TINY],

@@ -16,16 +16,22 @@ def installed(name: str) -> str | None:
     return str(beside) if beside.is_file() else shutil.which(name)
 
 
-def test_classify_command_with_bundled_model():
+def test_classify_command_with_bundled_models():
     exe = installed("classify")
     assert exe, "the `classify` console script is not installed (pip install -e .)"
-    examples = [ROOT / "assets/examples/digit-7.png", ROOT / "assets/examples/digit-2.png", ROOT / "nope.png"]
+    ex = ROOT / "assets/examples"
+    examples = [ex / "cat.jpg", ex / "coffee.jpg", ex / "digit-7.png", ROOT / "nope.png"]
     proc = subprocess.run([exe, *map(str, examples), "--json"], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1, proc.stderr  # one input is missing
+    assert proc.returncode == 1, proc.stderr  # the digit is under 32 px for the ImageNet model; one is missing
     results = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert [r.get("label") for r in results] == ["7", "2", None]
-    assert results[0]["score"] > 0.9 and results[2]["ok"] is False
+    assert [r.get("label") for r in results] == ["Egyptian cat", "espresso", None, None]
+    assert len(results[0]["top_k"]) == 5 and "tabby" in [t["label"] for t in results[0]["top_k"]]
+    assert "28x28 px; this model needs at least 32 px" in results[2]["error"] and results[3]["ok"] is False
     assert proc.stderr == ""  # failures are JSON objects on stdout; no TensorFlow start-up noise
+    proc = subprocess.run([exe, "--model", "digits", str(ex / "digit-7.png"), str(ex / "digit-2.png"), "--json"],
+                          capture_output=True, text=True, timeout=300)
+    results = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert proc.returncode == 0 and [r["label"] for r in results] == ["7", "2"] and results[0]["score"] > 0.9
 
 
 def test_sensorium_help_lists_commands_and_tasks():

@@ -10,7 +10,8 @@ or a broken runtime path fails here.
 
 The slices (see `data/README.md`): 600 digits of `builtin:mnist@test` (60 per class); 52 utterances
 of `builtin:speech@test` (two per held-out voice); 620 tweets of `builtin:tweets@test` (every 6th);
-300 message pairs of `builtin:ui-de@test` (every 19th).
+300 message pairs of `builtin:ui-de@test` (every 19th). The ImageNet classifier's floor is the packaged
+photos of `builtin:photos` (read from the installed scikit-image and scikit-learn).
 """
 from __future__ import annotations
 
@@ -59,6 +60,29 @@ def test_digits_floor_and_parity():
     assert (edge_pred == labels).mean() >= DIGITS_ACCURACY
     assert (keras_pred == labels).mean() >= DIGITS_ACCURACY
     assert (edge_pred == keras_pred).mean() >= 0.98  # the int8 file computes what Keras computes
+
+
+def test_imagenet_floor_every_packaged_photo_in_the_top5_of_keras_and_each_tflite():
+    """The ImageNet classifier has no offline test split: its floor is `builtin:photos`, photos that
+    scikit-image and scikit-learn ship, each of whose expected class must be in the top 5. A weight
+    mapping error (a transposed kernel, a swapped batch-norm statistic, a shifted label) breaks it."""
+    from sensorium.pipelines.datasets.photos import PHOTOS, photo_path
+    from sensorium.pipelines.image.predict import load
+    from sensorium.runtime.image import ImageClassifier
+
+    folder = MODELS / "imagenet"
+    files = sorted((folder / "exports").glob("*.tflite"))
+    assert files, "the bundled ImageNet classifier ships no .tflite"
+    paths = [str(photo_path(p)) for p in PHOTOS]
+    runners = {"keras": load(folder), **{f.name: ImageClassifier.from_tflite(f) for f in files}}
+    top1 = {}
+    for name, runner in runners.items():
+        records = runner.configure(top_k=5)(paths, errors="record")
+        for photo, record in zip(PHOTOS, records):
+            assert record["ok"], record
+            assert photo.label in [t["label"] for t in record["top_k"]], (name, photo.name, record["top_k"])
+        top1[name] = [r["label"] for r in records]
+    assert all(labels == top1["keras"] for labels in top1.values()), top1  # the files compute what Keras does
 
 
 def test_speech_floor_and_parity():

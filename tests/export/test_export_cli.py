@@ -119,7 +119,7 @@ from sensorium.apps import classify
 code = classify.main([{str(ROOT / 'assets/examples/digit-2.png')!r}, "--runtime", "edge", "--model",
                       {str(exported / 'model-int8.tflite')!r}, "--json"])
 assert code == 0
-code = classify.main([{str(ROOT / 'assets/examples/digit-2.png')!r}, "--json"])  # bundled int8, no TensorFlow
+code = classify.main([{str(ROOT / 'assets/examples/digit-2.png')!r}, "--model", "digits", "--json"])  # bundled int8
 assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules), "TensorFlow was imported"
 sys.exit(code)
 """

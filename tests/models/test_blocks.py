@@ -230,6 +230,29 @@ def test_zoom_range_zooms_out_only_when_asked():
         ImageAugmentation(zoom=(0.5, 0.1))
 
 
+def test_content_framing_scales_and_centres_like_mnist():
+    from sensorium.models.blocks.image_preprocessing import ContentFraming
+
+    x = np.zeros((3, 28, 28, 1), "float32")
+    x[0, 1:7, 20:23] = 1.0  # a small bar in a corner: 6 px tall
+    x[1, 0:28, 10:14] = 0.8  # a bar that fills the frame's height
+    layer = ContentFraming()
+    out = keras.ops.convert_to_numpy(layer(x))  # x[2] blank
+    for i in (0, 1):
+        rows, cols = np.nonzero(out[i, ..., 0] > 0.3)
+        assert 18 <= rows.max() - rows.min() + 1 <= 22  # the longer side scaled to 20 of 28 px
+        mass = out[i, ..., 0]
+        cy = (mass.sum(1) * (np.arange(28) + 0.5)).sum() / mass.sum()
+        cx = (mass.sum(0) * (np.arange(28) + 0.5)).sum() / mass.sum()
+        assert abs(cy - 14) < 0.75 and abs(cx - 14) < 0.75  # centre of mass at the frame's centre
+    np.testing.assert_array_equal(out[2], 0.0)  # a blank image passes through
+    assert layer.keep_float  # export keeps it in float32 in int8 files
+    clone = ContentFraming.from_config(ContentFraming(fraction=0.5, threshold=0.1).get_config())
+    assert (clone.fraction, clone.threshold) == (0.5, 0.1)
+    with pytest.raises(ValueError, match="ContentFraming needs"):
+        ContentFraming(fraction=1.5)
+
+
 def test_empty_augmentation_is_identity_in_training():
     x = _images(2, 6, 6, 1)
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(ImageAugmentation()(x, training=True)), x)

@@ -216,7 +216,7 @@ def test_trust_option_reaches_the_loader_for_the_command_only(foreign, tmp_path,
     copy = shutil.copytree(module, tmp_path / "module")
     moved = _edited(keras_file, tmp_path / "model.keras", lambda c: c.update(handle=str(copy)))
     _change_a_variable(copy)
-    Image.fromarray(PIXELS[0]).save(tmp_path / "img.png")
+    Image.fromarray(PIXELS[0]).resize((40, 40)).save(tmp_path / "img.png")  # a backbone model needs >= 32 px
     argv = [str(tmp_path / "img.png"), "--model", str(moved), "--runtime", "keras", "--json"]
     assert classify_app.main(argv) == 1
     assert "variables differ" in capsys.readouterr().err

@@ -49,7 +49,9 @@ def test_the_four_commands_run_their_bundled_tflite_without_tensorflow():
 import contextlib, io, json
 from sensorium.apps import classify, sentiment, transcribe, translate
 runs = {{
-    "classify": (classify.main, [{str(EXAMPLES / 'digit-7.png')!r}, {str(EXAMPLES / 'digit-2.png')!r}]),
+    "classify": (classify.main, [{str(EXAMPLES / 'cat.jpg')!r}, {str(EXAMPLES / 'coffee.jpg')!r}]),
+    "digits": (classify.main, ["--model", "digits", {str(EXAMPLES / 'digit-7.png')!r},
+                               {str(EXAMPLES / 'digit-2.png')!r}]),
     "transcribe": (transcribe.main, [{str(EXAMPLES / 'speech-four-two-seven.wav')!r}]),
     "sentiment": (sentiment.main, ["I love this airline, the crew was great",
                                    "Delayed three hours and nobody told us"]),
@@ -65,7 +67,8 @@ assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules)
 print(json.dumps(out))
 """)
     out = json.loads(proc.stdout.splitlines()[-1])
-    assert [r["label"] for r in out["classify"]] == ["7", "2"]
+    assert [r["label"] for r in out["classify"]] == ["Egyptian cat", "espresso"]  # the ImageNet default
+    assert [r["label"] for r in out["digits"]] == ["7", "2"]
     assert out["transcribe"][0]["text"] == "four two seven" and out["transcribe"][0]["segments"]
     assert [r["label"] for r in out["sentiment"]] == ["positive", "negative"]
     assert "%(name)s" in out["translate"][0]["translation"]
@@ -78,11 +81,13 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 import sensorium
-clf = sensorium.pipeline("classify")
+clf = sensorium.pipeline("classify", model="digits")
+photo = sensorium.pipeline("classify")({str(EXAMPLES / 'cat.jpg')!r})
 pixels = np.asarray(Image.open({str(EXAMPLES / 'digit-7.png')!r}))
 wave, rate = sf.read({str(EXAMPLES / 'speech-turn-on-the-light.wav')!r}, dtype="float32")
 result = {{
     "one": clf({str(EXAMPLES / 'digit-2.png')!r}),
+    "photo": photo,
     "array": clf(pixels),
     "records": clf(["missing.png", pixels], errors="record"),
     "speech": sensorium.pipeline("transcribe")((wave, rate)),
@@ -102,6 +107,7 @@ print(json.dumps(result))
 """)
     r = json.loads(proc.stdout.splitlines()[-1])
     assert r["one"]["label"] == "2" and r["array"]["label"] == "7" and r["array"]["input"] == 0
+    assert r["photo"]["label"] == "Egyptian cat" and len(r["photo"]["top_k"]) == 5
     assert [x["ok"] for x in r["records"]] == [False, True] and "no such file" in r["records"][0]["error"]
     assert r["speech"]["text"] == "turn on the light"
     assert [x["label"] for x in r["sentiment"]] == ["positive", "negative"]
