@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = {"mnist": "exports/model-int8.tflite", "speech": "exports/model-float32.tflite",
+MODELS = {"imagenet": "exports/model-float16.tflite", "mnist": "exports/model-int8.tflite",
+          "speech": "exports/model-float32.tflite",
           "sentiment": "exports/model-float32.tflite", "translation": "exports/model-dynamic.tflite"}
-KEEP = ("sensorium.json", "config.json", "labels.txt", "tokenizer.model", "metrics.json")
+KEEP = ("sensorium.json", "config.json", "labels.txt", "labels.tsv", "tokenizer.model", "metrics.json")
 
 
 def shuffle_tflite(path: Path, rng: np.random.Generator) -> int:
