@@ -6,15 +6,15 @@ import logging
 
 DESCRIPTION = """Serve models over HTTP: TF Serving's REST API (/v1/models/NAME, /metadata, :predict),
 the endpoints /classify, /transcribe, /sentiment and /translate, and a demo page at /.
-Without --model every bundled model is served (digits, speech, sentiment, translation) on the
+Without --model every bundled model is served (imagenet, speech, sentiment, translation) on the
 TensorFlow-free runtime; a .keras file, run directory or SavedModel needs sensorium[full].
 Needs the serve extra: pip install "sensorium[serve]"."""
 EPILOG = """examples:
   sensorium serve                                   every bundled model on http://127.0.0.1:8080/
   sensorium serve --model image=runs/pets --model translation
   sensorium serve --model classify:pets=runs/pets/exports/model-int8.tflite --port 9000
-  curl -s localhost:8080/v1/models/digits/metadata
-  curl -s -F file=@digit.png localhost:8080/classify
+  curl -s localhost:8080/v1/models/imagenet/metadata
+  curl -s -F file=@photo.jpg localhost:8080/classify
   curl -s -H 'Content-Type: application/json' -d '{"instances": ["great flight!"]}' \\
        localhost:8080/v1/models/sentiment:predict
 SIGTERM or Ctrl-C drains: requests in flight are answered, then the server exits."""

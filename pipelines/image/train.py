@@ -43,9 +43,8 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
         write_split_lists,
     )
     from sensorium.pipelines.image.data import load_train_validation
-    from sensorium.runtime.errors import ModelError
-
     from sensorium.pipelines.image.defaults import check_pretrained_sizes, resolve_backbone
+    from sensorium.runtime.errors import ModelError
 
     cfg, tcfg = config, config.train
     resolve_backbone(cfg)  # "auto": pretrained for colour images, else scratch (recorded in config.json)

@@ -1,6 +1,10 @@
 """`sensorium serve`'s API, in-process: a real HTTP server on 127.0.0.1 (on a background thread) serving
 the bundled .tflite models, called over HTTP. Every endpoint, every error status, and the conduct under
-load and bad input (batching, health checks during a slow request, the drain, CORS, the access log)."""
+load and bad input (batching, health checks during a slow request, the drain, CORS, the access log).
+
+The default server (no --model) serves the bundled defaults: `imagenet` (photos, 1,000 classes; it refuses
+images under 32 px), speech, sentiment and translation. The tests of batching, queues, workers and the
+drain serve the bundled MNIST model instead (`--model image=digits`: 28x28 px, 10 classes, fast)."""
 from __future__ import annotations
 
 import base64
@@ -30,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "assets" / "examples"
 PNG7 = (EXAMPLES / "digit-7.png").read_bytes()
 PNG2 = (EXAMPLES / "digit-2.png").read_bytes()
+CAT = (EXAMPLES / "cat.jpg").read_bytes()  # imagenet: "Egyptian cat", "tabby" in its top 5
+COFFEE = (EXAMPLES / "coffee.jpg").read_bytes()  # imagenet: "espresso"
+TOO_SMALL = "image is 28x28 px; this model needs at least 32 px on each side"  # a digit, to imagenet
 WAV = (EXAMPLES / "speech-four-two-seven.wav").read_bytes()
 
 
@@ -100,7 +107,14 @@ class Slow:
 # --- servers -----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def models():
+    """The default server's models: every bundled default (imagenet, speech, sentiment, translation)."""
     return load_models(default_specs())
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """The bundled MNIST model, as `sensorium serve --model image=digits` serves it."""
+    return load_models([parse_model_spec("image=digits")])[0]
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +127,18 @@ def server(models):
 @pytest.fixture
 def client(server):
     return Client(server)
+
+
+@pytest.fixture(scope="module")
+def digits_server(digits):
+    srv = Server([digits], host="127.0.0.1", port=0).start_in_thread()
+    yield srv
+    srv.stop_thread()
+
+
+@pytest.fixture
+def digits_client(digits_server):
+    return Client(digits_server)
 
 
 def served(models: list, **kw: Any) -> Server:
@@ -133,46 +159,68 @@ def assert_error(result: tuple[int, dict, Any], status: int, *words: str) -> str
 
 
 # --- TF Serving's API --------------------------------------------------------------------------------
-def test_status_metadata_and_the_model_list(client):
-    code, _, body = client.get("/v1/models/digits")
+def test_status_metadata_and_the_model_list(client, digits_client):
+    code, _, body = client.get("/v1/models/imagenet")
     assert code == 200 and body == {"model_version_status": [
         {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
-    assert client.get("/v1/models/digits/versions/1")[2] == body
+    assert client.get("/v1/models/imagenet/versions/1")[2] == body
 
-    code, _, meta = client.get("/v1/models/digits/metadata")
-    assert code == 200 and meta["model_spec"] == {"name": "digits", "signature_name": "", "version": "1"}
+    code, _, meta = client.get("/v1/models/imagenet/metadata")
+    assert code == 200 and meta["model_spec"] == {"name": "imagenet", "signature_name": "", "version": "1"}
     signature = meta["metadata"]["signature_def"]["signature_def"]["serving_default"]
     assert signature["method_name"] == "tensorflow/serving/predict" and "image" in signature["inputs"]
     details = meta["metadata"]["sensorium"]
-    assert details["labels"] == [str(i) for i in range(10)] and details["image_size"] == [28, 28]
+    assert len(details["labels"]) == 1000 and {"Egyptian cat", "tabby", "espresso"} <= set(details["labels"])
+    assert details["image_size"] == [224, 224] and details["options"] == {"top_k": 5}
     assert details["record_fields"] == ["input", "ok", "label", "score", "top_k"]
-    assert details["file"] == "model-int8.tflite" and "/" not in json.dumps(details["file"])
-    assert client.get("/v1/models/digits/versions/1/metadata")[2] == meta
+    assert details["file"] == "model-float16.tflite" and "/" not in json.dumps(details["file"])
+    assert client.get("/v1/models/imagenet/versions/1/metadata")[2] == meta
     for name, field in (("speech", "sample_rate"), ("sentiment", "labels"), ("translation", "max_source_length")):
         code, _, meta = client.get(f"/v1/models/{name}/metadata")
         assert code == 200 and field in meta["metadata"]["sensorium"]
 
     code, _, listing = client.get("/v1/models")
     assert [(m["name"], m["task"]) for m in listing["models"]] == [
-        ("digits", "image"), ("speech", "speech"), ("sentiment", "sentiment"), ("translation", "translation")]
+        ("imagenet", "image"), ("speech", "speech"), ("sentiment", "sentiment"), ("translation", "translation")]
     assert client.get("/healthz")[:3:2] == (200, {"status": "ok", "models": sorted(
-        ["digits", "speech", "sentiment", "translation"])})
+        ["imagenet", "speech", "sentiment", "translation"])})
+    assert client.get("/v1/models/digits")[0] == 404  # bundled, but served only when asked for
+
+    # --model image=digits: the MNIST model under its bundled name
+    code, _, meta = digits_client.get("/v1/models/digits/metadata")
+    assert code == 200 and meta["model_spec"]["name"] == "digits"
+    details = meta["metadata"]["sensorium"]
+    assert details["labels"] == [str(i) for i in range(10)] and details["image_size"] == [28, 28]
+    assert details["file"] == "model-int8.tflite"
+    assert [(m["name"], m["task"]) for m in digits_client.get("/v1/models")[2]["models"]] == [("digits", "image")]
 
 
-def test_predict_gives_the_records_of_the_python_api(client):
+def test_predict_gives_the_records_of_the_python_api(client, digits_client):
     import sensorium
 
-    code, _, body = client.post_json("/v1/models/digits:predict", {"instances": [b64(PNG7), {"image": b64(PNG2)}]})
+    code, _, body = client.post_json("/v1/models/imagenet:predict", {"instances": [b64(CAT), {"image": b64(COFFEE)}]})
     assert code == 200
-    assert client.post_json("/v1/models/digits:predict", {"signature_name": "serving_bytes", "instances": [
-        {"images": b64(PNG7)}, b64(PNG2)]})[2] == body  # a request written for TF Serving's serving_bytes
-    expected = sensorium.pipeline("classify", top_k=5)([PNG7, PNG2])
+    assert client.post_json("/v1/models/imagenet:predict", {"signature_name": "serving_bytes", "instances": [
+        {"images": b64(CAT)}, b64(COFFEE)]})[2] == body  # a request written for TF Serving's serving_bytes
+    expected = sensorium.pipeline("classify", top_k=5)([CAT, COFFEE])  # the default image model: imagenet
     assert body == {"predictions": expected}  # "input" is the instance index, as the API names bytes
-    assert [r["label"] for r in body["predictions"]] == ["7", "2"]
+    cat, coffee = body["predictions"]
+    assert (cat["label"], coffee["label"]) == ("Egyptian cat", "espresso")
+    assert len(cat["top_k"]) == 5 and "tabby" in [t["label"] for t in cat["top_k"]]
 
-    pixels = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(io.BytesIO(PNG7)).convert("L"))
-    code, _, body = client.post_json("/v1/models/digits/versions/1:predict",
-                                     {"instances": [pixels.tolist(), pixels[..., None].repeat(3, -1).tolist()]})
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(CAT)).convert("RGB"))
+    code, _, body = client.post_json("/v1/models/imagenet/versions/1:predict", {"instances": [pixels.tolist()]})
+    assert code == 200 and body["predictions"][0]["label"] == "Egyptian cat"
+
+    # the digits model (--model image=digits): the Python API's records, and pixels in every layout
+    code, _, body = digits_client.post_json("/v1/models/digits:predict", {"instances": [b64(PNG7), b64(PNG2)]})
+    assert code == 200 and body == {"predictions": sensorium.pipeline("classify", "digits", top_k=5)([PNG7, PNG2])}
+    assert [r["label"] for r in body["predictions"]] == ["7", "2"]
+    pixels = np.asarray(Image.open(io.BytesIO(PNG7)).convert("L"))
+    code, _, body = digits_client.post_json("/v1/models/digits/versions/1:predict",
+                                            {"instances": [pixels.tolist(), pixels[..., None].repeat(3, -1).tolist()]})
     assert code == 200 and [r["label"] for r in body["predictions"]] == ["7", "7"]
 
     code, _, body = client.post_json("/v1/models/speech:predict", {"instances": [b64(WAV)]})
@@ -201,28 +249,38 @@ def test_predict_gives_the_records_of_the_python_api(client):
     assert code == 200 and body["predictions"][0]["ok"]
 
 
-def test_errors_record_gives_each_instance_its_record(client):
-    code, _, body = client.post_json("/v1/models/digits:predict",
-                                     {"instances": [b64(PNG7), b64(b"not an image"), b64(PNG2)], "errors": "record"})
+def test_errors_record_gives_each_instance_its_record(client, digits_client):
+    code, _, body = client.post_json("/v1/models/imagenet:predict",
+                                     {"instances": [b64(CAT), b64(b"not an image"), b64(PNG7), b64(COFFEE)],
+                                      "errors": "record"})
     assert code == 200
-    ok, bad, ok2 = body["predictions"]
-    assert ok["label"] == "7" and ok2["label"] == "2"
+    ok, bad, small, ok2 = body["predictions"]
+    assert ok["label"] == "Egyptian cat" and ok2["label"] == "espresso"
     assert bad == {"input": 1, "ok": False, "error": "instance 1: not an image (unrecognised format)"}
+    assert small == {"input": 2, "ok": False, "error": f"instance 2: {TOO_SMALL}"}  # a 28 px digit: under 32 px
+    code, _, body = digits_client.post_json("/v1/models/digits:predict",
+                                            {"instances": [b64(PNG7), b64(b"not an image")], "errors": "record"})
+    assert code == 200 and body["predictions"][0]["label"] == "7" and not body["predictions"][1]["ok"]
     code, _, body = client.post_json("/v1/models/sentiment:predict", {"instances": ["good", " "], "errors": "record"})
     assert code == 200 and body["predictions"][1] == {"input": " ", "ok": False, "error": "empty text"}
 
 
 # --- the convenience endpoints ------------------------------------------------------------------------
-def test_convenience_endpoints_take_files_json_and_raw_bodies(client):
-    code, _, record = client.post_form("/classify", [("file", "../../etc/digit-7.png", "image/png", PNG7)])
-    assert code == 200 and record["input"] == "digit-7.png" and record["label"] == "7" and len(record["top_k"]) == 5
+def test_convenience_endpoints_take_files_json_and_raw_bodies(client, digits_client):
+    code, _, record = client.post_form("/classify", [("file", "../../etc/cat.jpg", "image/jpeg", CAT)])
+    assert code == 200 and record["input"] == "cat.jpg" and record["label"] == "Egyptian cat"
+    assert len(record["top_k"]) == 5 and "tabby" in [t["label"] for t in record["top_k"]]
     code, _, record = client.post_form("/classify", [("note", None, None, b"x"),
-                                                     ("file", "C:\\\\fakepath\\\\two.png", "application/octet-stream",
-                                                      PNG2)])
-    assert code == 200 and record["input"] == "two.png" and record["label"] == "2"
-    code, _, record = client.post_json("/classify", {"image": b64(PNG7)})
-    assert code == 200 and record["input"] == 0 and record["label"] == "7"
-    code, _, record = client.request("POST", "/classify?model=digits", PNG2, {"Content-Type": "image/png"})
+                                                     ("file", "C:\\\\fakepath\\\\cup.jpg", "application/octet-stream",
+                                                      COFFEE)])
+    assert code == 200 and record["input"] == "cup.jpg" and record["label"] == "espresso"
+    code, _, record = client.post_json("/classify", {"image": b64(CAT)})
+    assert code == 200 and record["input"] == 0 and record["label"] == "Egyptian cat"
+    code, _, record = client.request("POST", "/classify?model=imagenet", COFFEE, {"Content-Type": "image/jpeg"})
+    assert code == 200 and record["label"] == "espresso"
+    code, _, record = digits_client.post_form("/classify", [("file", "digit-7.png", "image/png", PNG7)])
+    assert code == 200 and record["input"] == "digit-7.png" and record["label"] == "7" and len(record["top_k"]) == 5
+    code, _, record = digits_client.request("POST", "/classify?model=digits", PNG2, {"Content-Type": "image/png"})
     assert code == 200 and record["label"] == "2"
 
     code, _, record = client.post_form("/transcribe", [("file", "talk.wav", "audio/wav", WAV)])
@@ -249,18 +307,18 @@ def test_convenience_endpoints_take_files_json_and_raw_bodies(client):
 # --- every error status, and the next request is served -------------------------------------------------
 def test_bad_requests_are_400(client):
     cases = [
-        (client.request("POST", "/v1/models/digits:predict", b"{nope", {"Content-Type": "application/json"}),
+        (client.request("POST", "/v1/models/imagenet:predict", b"{nope", {"Content-Type": "application/json"}),
          "not valid JSON"),
-        (client.request("POST", "/v1/models/digits:predict", b"", {"Content-Type": "application/json"}), "empty"),
-        (client.post_json("/v1/models/digits:predict", [1, 2]), "JSON object"),
-        (client.post_json("/v1/models/digits:predict", {"instance": []}), "unknown field"),
-        (client.post_json("/v1/models/digits:predict", {"instances": []}), "non-empty list"),
-        (client.post_json("/v1/models/digits:predict", {"instances": [{"b64": "%%%not base64"}]}), "invalid base64"),
-        (client.post_json("/v1/models/digits:predict", {"instances": [[[1, 2], [3]]]}), "different lengths"),
-        (client.post_json("/v1/models/digits:predict", {"instances": [[[[1, 2, 3, 4, 5]]]]}), "got [1, 1, 5]"),
-        (client.post_json("/v1/models/digits:predict", {"instances": [[[300]]]}), "0-255"),
-        (client.post_json("/v1/models/digits:predict", {"instances": [[[0.5]]]}), "integers"),
-        (client.post_json("/v1/models/digits:predict", {"instances": ["/etc/passwd"]}), "never names a file"),
+        (client.request("POST", "/v1/models/imagenet:predict", b"", {"Content-Type": "application/json"}), "empty"),
+        (client.post_json("/v1/models/imagenet:predict", [1, 2]), "JSON object"),
+        (client.post_json("/v1/models/imagenet:predict", {"instance": []}), "unknown field"),
+        (client.post_json("/v1/models/imagenet:predict", {"instances": []}), "non-empty list"),
+        (client.post_json("/v1/models/imagenet:predict", {"instances": [{"b64": "%%%not base64"}]}), "invalid base64"),
+        (client.post_json("/v1/models/imagenet:predict", {"instances": [[[1, 2], [3]]]}), "different lengths"),
+        (client.post_json("/v1/models/imagenet:predict", {"instances": [[[[1, 2, 3, 4, 5]]]]}), "got [1, 1, 5]"),
+        (client.post_json("/v1/models/imagenet:predict", {"instances": [[[300]]]}), "0-255"),
+        (client.post_json("/v1/models/imagenet:predict", {"instances": [[[0.5]]]}), "integers"),
+        (client.post_json("/v1/models/imagenet:predict", {"instances": ["/etc/passwd"]}), "never names a file"),
         (client.post_json("/v1/models/speech:predict", {"instances": ["/tmp/talk.wav"]}), "never names a file"),
         (client.post_json("/v1/models/speech:predict", {"instances": [[[0.1, 0.2]]]}), "waveform"),
         (client.post_json("/v1/models/sentiment:predict", {"instances": [42]}), "expected a text"),
@@ -276,25 +334,25 @@ def test_bad_requests_are_400(client):
     ]
     for result, words in cases:
         assert_error(result, 400, words)
-    assert client.post_json("/v1/models/digits:predict", {"instances": [b64(PNG7)]})[0] == 200
+    assert client.post_json("/v1/models/imagenet:predict", {"instances": [b64(CAT)]})[0] == 200
 
 
 def test_unknown_models_routes_and_methods(client):
-    assert_error(client.get("/v1/models/nope"), 404, "no model named 'nope'", "digits")
+    assert_error(client.get("/v1/models/nope"), 404, "no model named 'nope'", "imagenet")
     assert_error(client.post_json("/v1/models/nope:predict", {"instances": ["x"]}), 404, "nope")
-    assert_error(client.get("/v1/models/digits/versions/7"), 404, "version")
-    assert_error(client.post_json("/v1/models/digits/versions/2:predict", {"instances": [b64(PNG7)]}), 404, "version")
+    assert_error(client.get("/v1/models/imagenet/versions/7"), 404, "version")
+    assert_error(client.post_json("/v1/models/imagenet/versions/2:predict", {"instances": [b64(CAT)]}), 404, "version")
     assert_error(client.get("/v2/anything"), 404, "no such endpoint")
     assert_error(client.get("/static/../../etc/passwd"), 404)
     assert_error(client.get("/static/index.py"), 404, "no such file")
-    assert_error(client.request("DELETE", "/v1/models/digits"), 405, "DELETE")
+    assert_error(client.request("DELETE", "/v1/models/imagenet"), 405, "DELETE")
     assert_error(client.get("/classify"), 405, "POST")
 
 
 def test_size_caps_are_413(models):
     small = Limits(max_body_bytes=4096, max_file_bytes=1024, max_instances=3, max_text_chars=40,
                    max_audio_seconds=0.5)
-    srv = served(load_models([ModelSpec("image", "digits"), ModelSpec("speech", "speech"),
+    srv = served(load_models([parse_model_spec("image=digits"), ModelSpec("speech", "speech"),
                               ModelSpec("sentiment", "sentiment")]), limits=small)
     try:
         c = Client(srv)
@@ -333,7 +391,7 @@ def test_size_caps_are_413(models):
 
 
 def test_wrong_content_types_are_415(client):
-    assert_error(client.request("POST", "/v1/models/digits:predict", b'{"instances": []}',
+    assert_error(client.request("POST", "/v1/models/imagenet:predict", b'{"instances": []}',
                                 {"Content-Type": "text/plain"}), 415, "application/json")
     assert_error(client.request("POST", "/classify", b"hello", {"Content-Type": "text/plain"}), 415, "image/*")
     assert_error(client.post_form("/classify", [("file", "notes.txt", "text/plain", b"hello")]), 415, "'notes.txt'",
@@ -345,11 +403,16 @@ def test_wrong_content_types_are_415(client):
 
 
 def test_unusable_inputs_are_422_with_one_message(client):
-    assert_error(client.post_json("/v1/models/digits:predict", {"instances": [b64(PNG7), b64(b"GIF89a broken")]}),
+    assert_error(client.post_json("/v1/models/imagenet:predict", {"instances": [b64(CAT), b64(b"GIF89a broken")]}),
                  422, "instance 1:")
-    assert_error(client.post_form("/classify", [("file", "shot.png", "image/png", PNG7[:200])]), 422, "shot.png",
+    assert_error(client.post_form("/classify", [("file", "shot.jpg", "image/jpeg", CAT[:4000])]), 422, "shot.jpg",
                  "truncated or corrupt")
     assert_error(client.post_form("/classify", [("file", "empty.png", "image/png", b"")]), 422, "empty.png")
+    # the default image model (imagenet) refuses images under 32 px, naming the upload or the instance
+    message = assert_error(client.post_form("/classify", [("file", "digit-7.png", "image/png", PNG7)]), 422)
+    assert message == f"digit-7.png: {TOO_SMALL}"
+    message = assert_error(client.post_json("/v1/models/imagenet:predict", {"instances": [b64(CAT), b64(PNG2)]}), 422)
+    assert message == f"instance 1: {TOO_SMALL}"
     assert_error(client.post_form("/transcribe", [("file", "noise.wav", "audio/wav", b"RIFF0000WAVEjunk")]), 422,
                  "noise.wav")
     assert_error(client.post_json("/v1/models/speech:predict", {"instances": [b64(b"not audio at all")]}), 422,
@@ -358,12 +421,11 @@ def test_unusable_inputs_are_422_with_one_message(client):
     assert_error(client.post_json("/v1/models/translation:predict", {"instances": ["Save", ""]}), 422,
                  "instance 1: empty text")
     # nothing crashed: the next request of each model is served
-    assert client.post_form("/classify", [("file", "d.png", "image/png", PNG7)])[2]["label"] == "7"
+    assert client.post_form("/classify", [("file", "c.jpg", "image/jpeg", CAT)])[2]["label"] == "Egyptian cat"
     assert client.post_form("/transcribe", [("file", "t.wav", "audio/wav", WAV)])[2]["text"] == "four two seven"
 
 
-def test_a_full_queue_and_the_drain_are_503(models):
-    digits = next(m for m in models if m.name == "digits")
+def test_a_full_queue_and_the_drain_are_503(digits):
     slow = ServedModel(ModelSpec("image", "slow"), [Slow(digits.predictor, 1.0)], max_queue=1)
     srv = served([slow])
     try:
@@ -386,12 +448,11 @@ def test_a_full_queue_and_the_drain_are_503(models):
         srv.stop_thread()
 
 
-def test_a_model_failure_is_a_json_500_without_traceback(models):
+def test_a_model_failure_is_a_json_500_without_traceback(digits):
     class Broken(Slow):
         def records(self, items):
             raise RuntimeError("kaboom inside the model\nTraceback (most recent call last): ...")
 
-    digits = next(m for m in models if m.name == "digits")
     srv = served([ServedModel(ModelSpec("image", "broken"), [Broken(digits.predictor, 0)])])
     try:
         message = assert_error(Client(srv).post_json("/v1/models/broken:predict", {"instances": [b64(PNG7)]}), 500,
@@ -402,9 +463,8 @@ def test_a_model_failure_is_a_json_500_without_traceback(models):
 
 
 # --- conduct under load ----------------------------------------------------------------------------------
-def test_concurrent_requests_are_batched(models):
-    digits = next(m for m in models if m.name == "digits")
-    model = ServedModel(ModelSpec("image", "digits"), [Slow(digits.predictor, 0.05)])
+def test_concurrent_requests_are_batched(digits):
+    model = ServedModel(ModelSpec("image", "digits", "digits"), [Slow(digits.predictor, 0.05)])
     srv = served([model])
     try:
         c = Client(srv)
@@ -427,8 +487,7 @@ def test_concurrent_requests_are_batched(models):
         srv.stop_thread()
 
 
-def test_a_slow_request_does_not_block_health_checks_or_other_models(models):
-    digits = next(m for m in models if m.name == "digits")
+def test_a_slow_request_does_not_block_health_checks_or_other_models(models, digits):
     sentiment = next(m for m in models if m.name == "sentiment")
     srv = served([ServedModel(ModelSpec("image", "slow"), [Slow(digits.predictor, 3.0)]),
                   ServedModel(ModelSpec("sentiment", "sentiment"), [sentiment.predictor])])
@@ -453,8 +512,7 @@ def test_a_slow_request_does_not_block_health_checks_or_other_models(models):
         srv.stop_thread()
 
 
-def test_stop_drains_in_flight_requests(models):
-    digits = next(m for m in models if m.name == "digits")
+def test_stop_drains_in_flight_requests(digits):
     srv = served([ServedModel(ModelSpec("image", "slow"), [Slow(digits.predictor, 1.5)])])
     c = Client(srv)
     result: list = []
@@ -469,8 +527,7 @@ def test_stop_drains_in_flight_requests(models):
         c.get("/healthz", timeout=2)  # and the listener is closed
 
 
-def test_workers_predict_side_by_side(models):
-    digits = next(m for m in models if m.name == "digits")
+def test_workers_predict_side_by_side(digits):
     srv = served([ServedModel(ModelSpec("image", "two"), [Slow(digits.predictor, 0.8), Slow(digits.predictor, 0.8)])])
     try:
         c = Client(srv)
@@ -499,9 +556,9 @@ def test_a_busy_port_is_one_line(server):
 
 
 def test_cors_headers_only_when_asked(client, models):
-    code, head, _ = client.get("/v1/models/digits", headers={"Origin": "https://evil.example"})
+    code, head, _ = client.get("/v1/models/imagenet", headers={"Origin": "https://evil.example"})
     assert code == 200 and not any(k.startswith("access-control") for k in head)
-    assert_error(client.request("OPTIONS", "/v1/models/digits:predict", headers={
+    assert_error(client.request("OPTIONS", "/v1/models/imagenet:predict", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"}), 405)
 
     sentiment = next(m for m in models if m.name == "sentiment")
@@ -555,7 +612,10 @@ def test_the_page_and_its_files(client):
 
 # --- the command line ---------------------------------------------------------------------------------------
 def test_model_specs():
+    assert default_specs() == [ModelSpec("image", "imagenet"), ModelSpec("speech", "speech"),
+                               ModelSpec("sentiment", "sentiment"), ModelSpec("translation", "translation")]
     assert parse_model_spec("image=digits") == ModelSpec("image", "digits", "digits")
+    assert parse_model_spec("classify=imagenet") == ModelSpec("image", "imagenet", "imagenet")
     assert parse_model_spec("classify=runs/pets") == ModelSpec("image", "image", "runs/pets")
     assert parse_model_spec("translate:ui=runs/x/model.tflite") == ModelSpec("translation", "ui", "runs/x/model.tflite")
     for bad in ("image", "=x", "image=", "gan=runs/g", "nope=x", "image:bad name=x", "image:/etc=x"):
@@ -596,7 +656,7 @@ sys.exit(code)
 
 
 def test_sigterm_drains_in_flight_requests_then_exits_0_without_tensorflow(tmp_path):
-    """`sensorium serve` as a process, with TensorFlow blocked: it serves the bundled models; on SIGTERM a
+    """`sensorium serve` as a process, with TensorFlow blocked: it serves the bundled defaults; on SIGTERM a
     long transcription in flight is still answered, the listener closes, and the exit code is 0."""
     import signal
     import subprocess
@@ -620,7 +680,8 @@ def test_sigterm_drains_in_flight_requests_then_exits_0_without_tensorflow(tmp_p
         port = int(re.search(r"on http://127\.0\.0\.1:(\d+)/", "".join(lines)).group(1))
         client = Client.__new__(Client)
         client.host, client.port = "127.0.0.1", port
-        assert client.post_form("/classify", [("file", "d.png", "image/png", PNG7)])[2]["label"] == "7"
+        code, _, record = client.post_form("/classify", [("file", "cat.jpg", "image/jpeg", CAT)])
+        assert code == 200 and record["label"] == "Egyptian cat"  # the default image model: imagenet
 
         result: list = []
         t = threading.Thread(target=lambda: result.append(

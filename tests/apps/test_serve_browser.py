@@ -1,11 +1,13 @@
 """The demo page of `sensorium serve` in a real browser: Debian's Chromium, headless, driven by Selenium
 through Debian's chromedriver, against `sensorium serve` started here on 127.0.0.1.
 
-It drops and uploads the bundled digit images, records the bundled WAV file through Chromium's fake
-microphone (`--use-file-for-fake-audio-capture`, after a second of silence), types a sentence for sentiment and one for
-translation (its placeholder kept and highlighted), checks that errors are shown in words, that the
-tabs work from the keyboard and that the browser logged no error (a blocked script or style would),
-and takes a screenshot of each tab.
+Against the default server (the bundled defaults: the ImageNet classifier for images) it drops the example
+photos and a digit too small for that model, records the bundled WAV file through Chromium's fake microphone
+(`--use-file-for-fake-audio-capture`, after a second of silence), types a sentence for sentiment and one for
+translation (its placeholder kept and highlighted), checks that errors are shown in words, that the tabs work
+from the keyboard and that the browser logged no error (a blocked script or style would), and takes a
+screenshot of each tab. A second server, `sensorium serve --model image=digits`, classifies the bundled digit
+images (dropped and chosen with the file chooser).
 
 Screenshots go to a temporary folder; to refresh the ones in docs/ (linked from the README):
 
@@ -47,9 +49,9 @@ if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
                 allow_module_level=True)
 
 
-@pytest.fixture(scope="module")
-def server_url():
-    proc = subprocess.Popen([sys.executable, "-m", "sensorium", "serve", "--port", "0"], cwd=ROOT,
+def start_server(*options: str):
+    """`sensorium serve --port 0 OPTIONS` on 127.0.0.1: yields its URL, then stops it (SIGTERM, exit 0)."""
+    proc = subprocess.Popen([sys.executable, "-m", "sensorium", "serve", "--port", "0", *options], cwd=ROOT,
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True).start()
@@ -68,6 +70,18 @@ def server_url():
     proc.terminate()
     assert proc.wait(60) == 0
     assert "Traceback" not in "".join(lines)
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    """The default server: every bundled default model (imagenet for images)."""
+    yield from start_server()
+
+
+@pytest.fixture(scope="module")
+def digits_url():
+    """A server of the bundled MNIST model only."""
+    yield from start_server("--model", "image=digits")
 
 
 @pytest.fixture(scope="module")
@@ -149,18 +163,26 @@ def drop_file(driver, element_id: str, path: Path, mime: str) -> None:
 def test_the_demo_page_in_chromium(server_url, browser, shots):
     driver = browser
     driver.get(server_url + "/")
-    wait_for(driver, lambda d: "digits" in text_of(d, "model-image"), what="the model list")
+    wait_for(driver, lambda d: "imagenet" in text_of(d, "model-image"), what="the model list")
 
-    # --- image: drop one digit, upload another; top-5 with bars ----------------------------------
-    drop_file(driver, "image-drop", EXAMPLES / "digit-2.png", "image/png")
-    wait_for(driver, lambda d: text_of(d, "image-status").startswith("digit-2.png: 2"), what="the dropped digit")
-    driver.find_element(By.ID, "image-file").send_keys(str(EXAMPLES / "digit-7.png"))
-    wait_for(driver, lambda d: text_of(d, "image-status").startswith("digit-7.png: 7"), what="the uploaded digit")
+    # --- image: drop two photos, one after the other; top-5 with bars -----------------------------
+    # (the file chooser's success is tested on the digits server, so the screenshot's chooser stays empty)
+    drop_file(driver, "image-drop", EXAMPLES / "coffee.jpg", "image/jpeg")
+    wait_for(driver, lambda d: text_of(d, "image-status").startswith("coffee.jpg: espresso"), what="the first photo")
+    drop_file(driver, "image-drop", EXAMPLES / "cat.jpg", "image/jpeg")
+    wait_for(driver, lambda d: text_of(d, "image-status").startswith("cat.jpg: Egyptian cat"), what="the dropped photo")
     rows = driver.find_elements(By.CSS_SELECTOR, "#image-results li")
-    assert len(rows) == 5 and rows[0].find_element(By.CLASS_NAME, "name").text == "7"
+    names = [row.find_element(By.CLASS_NAME, "name").text for row in rows]
+    assert len(rows) == 5 and names[0] == "Egyptian cat" and "tabby" in names, names
     width = rows[0].find_element(By.CLASS_NAME, "fill").size["width"]
     assert width > 5 * rows[1].find_element(By.CLASS_NAME, "fill").size["width"]  # the bar shows the score
     screenshot(driver, shots, "image")
+
+    # a 28 px digit is too small for the ImageNet model: said in words
+    drop_file(driver, "image-drop", EXAMPLES / "digit-7.png", "image/png")
+    wait_for(driver, lambda d: "32 px" in text_of(d, "image-error"), what="the too-small error")
+    assert text_of(driver, "image-error") == (
+        "Sorry: digit-7.png: image is 28x28 px; this model needs at least 32 px on each side")
 
     not_image = Path(tempfile.mkdtemp()) / "notes.png"
     not_image.write_text("these are notes, not a picture")
@@ -232,4 +254,22 @@ def test_the_demo_page_in_chromium(server_url, browser, shots):
     # nothing was blocked or failed in the browser (CSP violations, script errors)
     severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE" and "notes.png" not in e["message"]
               and "status of 422" not in e["message"]]
+    assert not severe, severe
+
+
+def test_digits_on_a_digits_server(digits_url, browser):
+    """`sensorium serve --model image=digits`: the page classifies the bundled 28x28 digits."""
+    driver = browser
+    driver.get(digits_url + "/")
+    wait_for(driver, lambda d: "digits" in text_of(d, "model-image"), what="the model list")
+    speech = driver.find_element(By.ID, "model-speech").get_attribute("textContent")  # on a hidden tab
+    assert speech == "No speech model is served here.", speech
+    drop_file(driver, "image-drop", EXAMPLES / "digit-2.png", "image/png")
+    wait_for(driver, lambda d: text_of(d, "image-status").startswith("digit-2.png: 2"), what="the dropped digit")
+    driver.find_element(By.ID, "image-file").send_keys(str(EXAMPLES / "digit-7.png"))
+    wait_for(driver, lambda d: text_of(d, "image-status").startswith("digit-7.png: 7"), what="the uploaded digit")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#image-results li")
+    assert len(rows) == 5 and rows[0].find_element(By.CLASS_NAME, "name").text == "7"
+    assert not text_of(driver, "image-error")
+    severe = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not severe, severe

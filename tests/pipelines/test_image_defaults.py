@@ -8,7 +8,12 @@ import pytest
 from PIL import Image
 
 from sensorium.pipelines.image.config import ImageClassificationConfig
-from sensorium.pipelines.image.defaults import AUTO_BACKBONE, AUTO_FINETUNE_EPOCHS, check_pretrained_sizes, resolve_backbone
+from sensorium.pipelines.image.defaults import (
+    AUTO_BACKBONE,
+    AUTO_FINETUNE_EPOCHS,
+    check_pretrained_sizes,
+    resolve_backbone,
+)
 from sensorium.runtime.errors import DataError
 
 
