@@ -28,6 +28,18 @@ def module_dir(tmp_path_factory):
     return write_hub_module(model, tmp_path_factory.mktemp("hub") / "module", image_size=(16, 16), meta={})
 
 
+@pytest.fixture(scope="module")
+def shapes32(image_folder, tmp_path_factory):
+    """The shapes folder at 32x32 (each pixel doubled): pretrained backbones refuse images under 32 px."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("shapes32")
+    for src in image_folder.glob("*/*.png"):
+        (root / src.parent.name).mkdir(exist_ok=True)
+        Image.open(src).resize((32, 32), Image.NEAREST).save(root / src.parent.name / src.name)
+    return root
+
+
 def _pretraining_shapes(n: int = 64):
     """Bright squares and bars of random position on noise: (n, 16, 16, 3) uint8, labels (n,)."""
     rng = np.random.default_rng(5)
@@ -56,16 +68,16 @@ def _module_values(module_dir):
     return [v.numpy() for v in hub.load(str(module_dir)).variables]
 
 
-def test_phase_one_frozen_phase_two_fine_tunes(module_dir, image_folder, tmp_path):
+def test_phase_one_frozen_phase_two_fine_tunes(module_dir, shapes32, tmp_path):
     original = _module_values(module_dir)
     frozen = tmp_path / "frozen"
-    assert sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(frozen),
+    assert sensorium_app.main(["train", "image", "--data", str(shapes32), "--out", str(frozen),
                                "--backbone", f"hub:{module_dir}", "--epochs", "2", *ARGS]) == 0
     values, _ = _backbone_values(frozen)
     assert len(values) == len(original)
     assert all(np.array_equal(a, b) for a, b in zip(values.values(), original))
     tuned = tmp_path / "tuned"
-    assert sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(tuned),
+    assert sensorium_app.main(["train", "image", "--data", str(shapes32), "--out", str(tuned),
                                "--backbone", f"hub:{module_dir}", "--epochs", "1", "--finetune-epochs", "2",
                                "--finetune-learning-rate", "0.01", "--finetune-pattern", "kernel", *ARGS]) == 0
     values, _ = _backbone_values(tuned)
@@ -76,18 +88,18 @@ def test_phase_one_frozen_phase_two_fine_tunes(module_dir, image_folder, tmp_pat
     assert len(history["loss"]) == 3  # one head-only epoch + two fine-tuning epochs
 
 
-def test_bad_backbone_handle_is_one_line(image_folder, tmp_path, capsys):
-    code = sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(tmp_path / "r"),
+def test_bad_backbone_handle_is_one_line(shapes32, tmp_path, capsys):
+    code = sensorium_app.main(["train", "image", "--data", str(shapes32), "--out", str(tmp_path / "r"),
                                "--backbone", f"hub:{tmp_path / 'nowhere'}", "--epochs", "1", *ARGS])
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 1 and len(errors) == 1 and "cannot resolve hub handle" in errors[0] and "Traceback" not in err
 
 
-def test_resume_across_the_phase_boundary(module_dir, image_folder, tmp_path, interrupt_training):
+def test_resume_across_the_phase_boundary(module_dir, shapes32, tmp_path, interrupt_training):
     """Interrupted right after phase 1, `--resume` starts phase 2 and fine-tunes the backbone."""
     out = tmp_path / "run"
-    args = ["train", "image", "--data", str(image_folder), "--out", str(out), "--backbone", f"hub:{module_dir}",
+    args = ["train", "image", "--data", str(shapes32), "--out", str(out), "--backbone", f"hub:{module_dir}",
             "--epochs", "2", "--finetune-epochs", "2", "--finetune-learning-rate", "0.01", *ARGS]
     interrupt_training(2)
     assert sensorium_app.main(args) == 130
@@ -100,9 +112,9 @@ def test_resume_across_the_phase_boundary(module_dir, image_folder, tmp_path, in
 
 
 @pytest.fixture(scope="module")
-def tuned_hub_run(module_dir, image_folder, tmp_path_factory):
+def tuned_hub_run(module_dir, shapes32, tmp_path_factory):
     out = tmp_path_factory.mktemp("tuned") / "hub-run"
-    assert sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(out), "--backbone",
+    assert sensorium_app.main(["train", "image", "--data", str(shapes32), "--out", str(out), "--backbone",
                                f"hub:{module_dir}", "--epochs", "3", "--finetune-epochs", "2",
                                "--learning-rate", "0.01", "--finetune-learning-rate", "0.003", *ARGS]) == 0
     return out
@@ -128,10 +140,10 @@ def keras_weights(tmp_path_factory):
 # the keras.applications variant (MobileNetV3, about 100 s) runs with the slow marker; the hub variant
 # covers the same export path in the default run
 @pytest.mark.parametrize("which", ["hub", pytest.param("keras", marks=pytest.mark.slow)])
-def test_fine_tuned_model_exports_everywhere_with_parity(which, request, image_folder, make_shape_image, tmp_path):
+def test_fine_tuned_model_exports_everywhere_with_parity(which, request, shapes32, make_shape_image, tmp_path):
     """A fine-tuned model exports to SavedModel and to TFLite in every quantisation mode, parity passing."""
     run = request.getfixturevalue("tuned_hub_run" if which == "hub" else "tuned_keras_run")
-    parity = f"{image_folder}@train"
+    parity = f"{shapes32}@train"
     calibration = tmp_path / "calibration.npy"
     images = np.stack([make_shape_image(("bar", "square")[i % 2]) for i in range(200)])  # (200, 16, 16, 3)
     scale = json.loads((run / "config.json").read_text())["model"]["image_size"][0] // 16
@@ -146,22 +158,22 @@ def test_fine_tuned_model_exports_everywhere_with_parity(which, request, image_f
 
 
 @pytest.fixture(scope="module")
-def tuned_keras_run(keras_weights, image_folder, tmp_path_factory):
+def tuned_keras_run(keras_weights, shapes32, tmp_path_factory):
     path, _ = keras_weights
     out = tmp_path_factory.mktemp("tuned") / "keras-run"
-    assert sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(out), "--backbone",
+    assert sensorium_app.main(["train", "image", "--data", str(shapes32), "--out", str(out), "--backbone",
                                "keras:MobileNetV3Small", "--backbone-weights", str(path), "--image-size", "32",
                                "--epochs", "2", "--finetune-epochs", "2", "--learning-rate", "0.01",
                                "--finetune-learning-rate", "0.01", *ARGS[2:]]) == 0
     return out
 
 
-def test_keras_backbone_two_phases_keep_batchnorm_frozen(keras_weights, tuned_keras_run, image_folder, tmp_path):
+def test_keras_backbone_two_phases_keep_batchnorm_frozen(keras_weights, tuned_keras_run, shapes32, tmp_path):
     from sensorium.pipelines.common.artifacts import load_keras
 
     _, original = keras_weights
     head_only = tmp_path / "head-only"
-    assert sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(head_only), "--backbone",
+    assert sensorium_app.main(["train", "image", "--data", str(shapes32), "--out", str(head_only), "--backbone",
                                "keras:MobileNetV3Small", "--backbone-weights", str(keras_weights[0]),
                                "--image-size", "32", "--epochs", "1", *ARGS[2:]]) == 0
     for run, phase2 in ((head_only, False), (tuned_keras_run, True)):
@@ -176,7 +188,7 @@ def test_keras_backbone_two_phases_keep_batchnorm_frozen(keras_weights, tuned_ke
     assert config["model"]["image_size"] == [32, 32] and config["model"]["backbone"] == "keras:MobileNetV3Small"
 
 
-def test_keras_backbone_bad_weights_are_one_line(keras_weights, image_folder, tmp_path, capsys, monkeypatch):
+def test_keras_backbone_bad_weights_are_one_line(keras_weights, shapes32, tmp_path, capsys, monkeypatch):
     from keras.src.utils import file_utils
 
     def offline(*args, **kwargs):  # what Keras raises offline, also on machines that have a network
@@ -197,7 +209,7 @@ def test_keras_backbone_bad_weights_are_one_line(keras_weights, image_folder, tm
             ("MobileNetV3Small", str(truncated), "keras:MobileNetV3Small cannot use weights file"),
             ("MobileNetV2", str(tmp_path / "none.weights.h5"), "weights file not found"),
             ("MobileNetV2", "imagenet", "no internet")):
-        code = sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(tmp_path / "r"),
+        code = sensorium_app.main(["train", "image", "--data", str(shapes32), "--out", str(tmp_path / "r"),
                                    "--overwrite", "--backbone", f"keras:{backbone}", "--backbone-weights", weights,
                                    "--image-size", "32", "--epochs", "1", *ARGS[2:]])
         err = capsys.readouterr().err

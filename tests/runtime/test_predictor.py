@@ -140,6 +140,9 @@ def test_text_checks():
 
 def test_bundled_models_resolve_by_task_and_name():
     entry, path = bundled_model("image")
+    assert entry.name == "imagenet" and entry.edge_file.endswith("float16.tflite")
+    assert (path / entry.edge_file).is_file()
+    entry, path = bundled_model("image", "digits")
     assert entry.name == "digits" and (path / entry.edge_file).is_file()
     for name, bundled in BUNDLED.items():
         assert (bundled_model(bundled.task, name)[1] / bundled.edge_file).is_file(), name
