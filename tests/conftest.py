@@ -69,6 +69,18 @@ def image_folder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shapes32(image_folder, tmp_path_factory) -> Path:
+    """`image_folder` at 32x32 (each pixel doubled): pretrained backbones refuse images under 32 px."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("shapes32")
+    for src in image_folder.glob("*/*.png"):
+        (root / src.parent.name).mkdir(exist_ok=True)
+        Image.open(src).resize((32, 32), Image.NEAREST).save(root / src.parent.name / src.name)
+    return root
+
+
+@pytest.fixture(scope="session")
 def make_shape_image():
     rng = np.random.default_rng(1)
     return lambda kind: _shape_image(kind, rng)

@@ -28,18 +28,6 @@ def module_dir(tmp_path_factory):
     return write_hub_module(model, tmp_path_factory.mktemp("hub") / "module", image_size=(16, 16), meta={})
 
 
-@pytest.fixture(scope="module")
-def shapes32(image_folder, tmp_path_factory):
-    """The shapes folder at 32x32 (each pixel doubled): pretrained backbones refuse images under 32 px."""
-    from PIL import Image
-
-    root = tmp_path_factory.mktemp("shapes32")
-    for src in image_folder.glob("*/*.png"):
-        (root / src.parent.name).mkdir(exist_ok=True)
-        Image.open(src).resize((32, 32), Image.NEAREST).save(root / src.parent.name / src.name)
-    return root
-
-
 def _pretraining_shapes(n: int = 64):
     """Bright squares and bars of random position on noise: (n, 16, 16, 3) uint8, labels (n,)."""
     rng = np.random.default_rng(5)

