@@ -40,6 +40,8 @@ def reframe_run(model: str | Path, out: str | Path, *, fraction: float = MNIST_F
     from sensorium.runtime.errors import ModelError
 
     artifact = require_task(inspect_artifact(model), "image")
+    if Path(out).expanduser().resolve() == artifact.path.resolve():
+        raise ModelError(f"{out}: write the re-framed run to a new folder, not over the run it comes from")
     cfg = run_config(artifact, ImageClassificationConfig)
     if cfg is None:
         raise ModelError(f"{model}: re-framing needs a run directory (its config.json says how the model was built)")

@@ -56,6 +56,8 @@ def test_refusals_are_one_line(scratch_run, tmp_path, capsys):
         framing.reframe_run(_bundled("mnist"), tmp_path / "a")
     with pytest.raises(ModelError, match="pretrained-backbone model"):
         framing.reframe_run(_bundled("imagenet"), tmp_path / "b")
+    with pytest.raises(ModelError, match="new folder"):
+        framing.reframe_run(scratch_run, scratch_run, overwrite=True)
     assert framing.main(["--model", str(scratch_run), "--out", str(tmp_path / "c"), "--fraction", "1.5"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error:") and "fraction" in err[0], err
