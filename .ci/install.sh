@@ -6,7 +6,8 @@
 #   apt     system packages: nodejs + npm (only if `npm` is missing), libsndfile1, ca-certificates,
 #           espeak-ng and flite (the speech synthesisers that build the offline speech corpus), gettext,
 #           gnupg and gpgv (tests of catalogues and signed Debian indices), wordnet-base (the ImageNet
-#           class names that `sensorium data backbones` writes); with the dev extra also
+#           class names that `sensorium data backbones` writes), librsvg2-bin (rsvg-convert, for the SVG
+#           icon themes of `sensorium data icons`); with the dev extra also
 #           chromium and chromium-driver (the browser test of `sensorium serve`'s page).
 #           Only as root with apt-get present; skipped with a message otherwise or when SKIP_APT=1.
 #   python  a virtual environment at ${SENSORIUM_VENV:-.venv} (unless SENSORIUM_NO_VENV=1, which
@@ -62,7 +63,7 @@ step_apt() {
     return 0
   fi
   if [ "$(id -u)" -ne 0 ]; then
-    note "not running as root: skipping apt (needs: libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv wordnet-base, chromium chromium-driver with the dev extra, and nodejs npm if npm is missing)"
+    note "not running as root: skipping apt (needs: libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv wordnet-base librsvg2-bin, chromium chromium-driver with the dev extra, and nodejs npm if npm is missing)"
     return 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -71,8 +72,9 @@ step_apt() {
   fi
 
   # espeak-ng, flite: the speech corpus; gettext (msgfmt), gnupg, gpgv: catalogue and Debian-index tests
-  # wordnet-base: WordNet 3.0's noun database, the ImageNet class names of `sensorium data backbones`
-  local wanted=(libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv wordnet-base)
+  # wordnet-base: WordNet 3.0's noun database, the ImageNet class names of `sensorium data backbones`;
+  # librsvg2-bin: rsvg-convert, which renders the SVG icon themes of `sensorium data icons`
+  local wanted=(libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv wordnet-base librsvg2-bin)
   # chromium, chromium-driver: the demo page of `sensorium serve` in a real browser
   # (tests/apps/test_serve_browser.py), so only with the test tools (the dev extra): the Docker image
   # (extras: full) has no use for them, and its Ubuntu base ships Chromium as a snap only.

@@ -75,6 +75,10 @@ for _entry in (
                    "of ~1,860 Debian packages (downloads about 2 GB once)",
                    load="sensorium.pipelines.datasets.debian_de:read_default_corpus",
                    build="sensorium.pipelines.datasets.debian_de:build"),
+    BuiltinDataset("icons", "image", "a cross-style image benchmark: the same freedesktop icon names drawn by "
+                   "different artists (Oxygen and Numix, from their Debian packages, about 34 MB once), in 8 visual "
+                   "categories; set-up only: train on the folder CACHE/datasets/icons-1/<theme>",
+                   build="sensorium.pipelines.datasets.icons:build"),
 ):
     BUILTINS.register(_entry.name, _entry)
 
