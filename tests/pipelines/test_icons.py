@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from deb_archives import ar_archive
 
 from sensorium.pipelines.datasets import icons
 from sensorium.pipelines.datasets.icons import (
@@ -178,12 +179,7 @@ def test_signature_ignores_size_and_padding():
 
 
 # === Hand-made .debs ===
-def _ar(members: list[tuple[str, bytes]]) -> bytes:
-    out = b"!<arch>\n"
-    for name, body in members:
-        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode("ascii") + body
-        out += b"\n" if len(body) % 2 else b""
-    return out
+_ar = ar_archive
 
 
 def _tar(entries: list[tuple[str, bytes | str]], compression: str = "xz") -> bytes:

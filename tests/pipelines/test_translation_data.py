@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from deb_archives import ar_archive
 
 from sensorium.pipelines.common.dataspec import parse_spec
 from sensorium.pipelines.datasets.catalogs import (
@@ -529,12 +530,7 @@ def test_unknown_builtin():
 
 
 # === builtin:debian-de (a fake local mirror: file:// URLs) ===
-def _ar(members: list[tuple[str, bytes]]) -> bytes:
-    out = b"!<arch>\n"
-    for name, body in members:
-        out += f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n".encode("ascii") + body
-        out += b"\n" if len(body) % 2 else b""
-    return out
+_ar = ar_archive
 
 
 def _deb(files: dict[str, bytes], compression: str = "xz") -> bytes:
