@@ -9,10 +9,13 @@ evaluations go to `evaluations/<data>/` (`evaluation_dir`), never over what trai
 """
 from __future__ import annotations
 
+import csv
 import datetime as _dt
 import hashlib
+import io
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -192,6 +195,22 @@ def read_text_lines(path: str | Path, *, max_bytes: int = MAX_LABELS_BYTES) -> l
 _SPLIT_SUFFIX = re.compile(r"@(train|validation|test)(\[[^\]]*\])?$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9.@-]+")
 MAX_NAME = 100
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """history.csv -> {column: values per epoch} (empty when there is none yet)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    columns: dict[str, list[float]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        for key, value in row.items():
+            try:
+                columns.setdefault(key, []).append(float(value))
+            except (TypeError, ValueError):
+                columns.setdefault(key, []).append(math.nan)
+    return columns
 
 
 def evaluation_name(data: str) -> str:

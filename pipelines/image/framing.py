@@ -17,7 +17,6 @@ The bundled digits model was made this way from its MNIST-trained network (asset
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import shutil
 import sys
@@ -83,6 +82,7 @@ def _graft(source: Any, cfg: Any, labels: list[str]) -> Any:
 
 def _write(run: Any, source: Any, cfg: Any, model: Any, labels: list[str]) -> None:
     from sensorium.pipelines.common.config import config_to_dict
+    from sensorium.pipelines.common.rundir import read_history
     from sensorium.pipelines.common.training import finish_run
     from sensorium.pipelines.image.card import write_card
     from sensorium.pipelines.image.evaluate import evaluate
@@ -101,25 +101,11 @@ def _write(run: Any, source: Any, cfg: Any, model: Any, labels: list[str]) -> No
     summary = {**source.read_manifest().get("summary", {}), "reframed_from": str(source.path),
                "framing": dict(cfg.model.framing)}
     run.set_status("training", command=" ".join(["python -m sensorium.pipelines.image.framing", *sys.argv[1:]]))
-    finish_run(run, history=_history(run.path / "history.csv"), summary=summary, data_spec=cfg.data.spec,
+    history = read_history(run.history_path)
+    history.pop("epoch", None)
+    finish_run(run, history=history, summary=summary, data_spec=cfg.data.spec,
                evaluate_on=cfg.evaluate_on, evaluate=lambda spec: evaluate(run.path, spec, require_complete=False),
                write_card=lambda metrics: write_card(run, cfg, {**summary, "labels": labels}, metrics))
-
-
-def _history(path: Path) -> dict[str, list[float]]:
-    if not path.is_file():
-        return {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    history: dict[str, list[float]] = {}
-    for row in rows:
-        for key, value in row.items():
-            if key != "epoch":
-                try:
-                    history.setdefault(key, []).append(float(value))
-                except (TypeError, ValueError):
-                    pass
-    return history
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,13 +28,11 @@ results when every worker is done.
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as _dt
 import functools
 import io
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -43,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from sensorium.pipelines.common.config import set_path
+from sensorium.pipelines.common.rundir import read_history
 from sensorium.pipelines.tuning.report import (
     TrialRow,
     best_row,
@@ -363,22 +362,6 @@ class Search:
         data = json.loads((self.trial_dir(trial_id) / "config.json").read_text(encoding="utf-8"))
         data["evaluate_on"] = self.request.base.get("evaluate_on", "test")
         return data
-
-
-def read_history(path: Path) -> dict[str, list[float]]:
-    """history.csv -> {column: values per epoch} (empty when there is none yet)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    columns: dict[str, list[float]] = {}
-    for row in csv.DictReader(io.StringIO(text)):
-        for key, value in row.items():
-            try:
-                columns.setdefault(key, []).append(float(value))
-            except (TypeError, ValueError):
-                columns.setdefault(key, []).append(math.nan)
-    return columns
 
 
 def _trial_progress(path: Path) -> tuple[int | None, float | None]:
