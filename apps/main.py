@@ -225,6 +225,9 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
                    help="classifiers: the k of top-k accuracy and of the recorded classes (default 5)")
     p.add_argument("--beam", type=int, metavar="N", help="translation and speech: decoding beam width (default: "
                                                           "the run's, else 4 for translation and 1 for speech)")
+    p.add_argument("--vocabulary", metavar="FILE|model|none",
+                   help="speech: decode with the words of FILE, the model's own words (model, the default when it "
+                        "has them) or none (open vocabulary)")
     p.add_argument("--json", action="store_true", help="print the metrics.json object on stdout")
     add_common_options(p)
     p.set_defaults(func=_evaluate, needs_tensorflow=True)
@@ -255,6 +258,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.beam is not None and args.beam < 1:
             raise UsageError("--beam must be at least 1")
         options = {"top_k": args.top_k, **({"beam": args.beam} if args.beam is not None else {})}
+        if args.vocabulary:
+            options["vocabulary"] = args.vocabulary
         if args.runner and not args.out:
             raise UsageError("--runner needs --out DIR (a Beam pipeline writes a batch job's folder)")
         if args.runner and args.shard:
@@ -278,6 +283,10 @@ def _evaluate(args: argparse.Namespace) -> int:
                 raise ModelError(f"{args.model}: cannot tell which task this model serves (no Sensorium metadata)")
             task = TASKS.get(artifact.task)
             extra = {"beam": args.beam} if args.beam is not None and artifact.task in ("translation", "speech") else {}
+            if args.vocabulary:
+                if artifact.task != "speech":
+                    raise UsageError(f"--vocabulary is for speech models; {args.model} is a {artifact.task} model")
+                extra["vocabulary"] = args.vocabulary
             saved = destination(artifact, args.data)  # a run's evaluations/<data>/, never its own records
             result = task.load("evaluate")(args.model, args.data, out=saved, batch_size=args.batch_size,
                                            top_k=args.top_k, **extra)
@@ -294,6 +303,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             print(f"WER {m['wer']:.4f}  CER {m['cer']:.4f}  (substitutions {m['substitutions']}, deletions "
                   f"{m['deletions']}, insertions {m['insertions']} in {m['reference_words']} words; "
                   f"{m['sentence_accuracy']:.1%} of utterances exactly right)")
+            if m.get("decoding"):
+                opened = m.get("open_vocabulary")
+                print(f"decoding: {m['decoding']}" + (f"; open vocabulary, greedy: WER {opened['wer']:.4f}  CER "
+                                                      f"{opened['cer']:.4f}" if opened else ""))
         elif "chrf" in m:
             speed = f"; {m['sentences_per_second']} sentences/s" if "sentences_per_second" in m else ""
             print(f"BLEU {m['bleu']:.2f}  chrF {m['chrf']:.2f}  (beam {m['beam']}; placeholders kept in "

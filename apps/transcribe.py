@@ -1,4 +1,5 @@
-"""`transcribe AUDIO... [--model MODEL] [--beam N] [--format txt|json|srt|vtt] [--output-dir DIR] [--json]`."""
+"""`transcribe AUDIO... [--model MODEL] [--beam N] [--vocabulary FILE|model|none] [--format txt|json|srt|vtt]
+[--output-dir DIR] [--json]`."""
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,8 @@ EPILOG = """examples:
   transcribe talk.wav --format srt > talk.srt subtitles with segment times
   transcribe recordings/ --format vtt --output-dir subs/     one .vtt per recording
   transcribe a.flac b.ogg --json              text, duration and segments per file
+  transcribe order.wav --vocabulary menu.txt  spell only the words of menu.txt
+  transcribe talk.wav --vocabulary none       open vocabulary (letter by letter)
 """
 
 
@@ -29,6 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="audio files (wav, flac, ogg, mp3, ...; any rate, any channels), folders or globs")
     add_model_options(parser, "speech", "the bundled English model (its .tflite; trained on synthetic voices)")
     parser.add_argument("--beam", type=int, default=1, metavar="N", help="CTC beam width (default 1: greedy decoding)")
+    parser.add_argument("--vocabulary", default="model", metavar="FILE|model|none",
+                        help="spell only these words: a UTF-8 file of words (whitespace-separated, '#' comment "
+                             "lines), 'model' (default: the words the model was trained on, when it carries them) "
+                             "or 'none' (open vocabulary, letter by letter)")
     parser.add_argument("--max-segment", type=float, default=15.0, metavar="SECONDS",
                         help="long recordings are cut at silences into segments of at most this length (default 15)")
     parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="segments per model call (default 16)")
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.format in ("srt", "vtt") and not args.output_dir and len(inputs) > 1:
         raise UsageError(f"--format {args.format} with several inputs needs --output-dir DIR (one file per input)")
     recognizer = load_predictor(SpeechRecognizer, args, beam=args.beam, max_segment=args.max_segment,
-                                batch_size=args.batch_size)
+                                batch_size=args.batch_size, vocabulary=args.vocabulary)
     records = recognizer.records(inputs)
     if args.output_dir:
         return emit_results(_write_files(records, Path(args.output_dir), args.format or "txt"), as_json=args.json,

@@ -57,7 +57,8 @@ PARITY_UTTERANCES = 200  # parity runs on at most this many evaluation utterance
 CALIBRATION_UTTERANCES = 100  # int8 calibrates on at most this many training utterances
 MIN_CALIBRATION_UTTERANCES = 10
 DECODING = ("CTC greedy (argmax per frame, merge repeats, drop blanks) or CTC prefix beam search over "
-            "log_probs; id 0 is the blank, id i is alphabet[i - 1]")
+            "log_probs; id 0 is the blank, id i is alphabet[i - 1]; with `vocabulary`, a prefix beam search that "
+            "spells only those words (sensorium.runtime.ctc.lexicon_beam_decode)")
 FRAMES = ("frames = (samples - frame_length) // frame_step + 1 (0 below frame_length), then "
           "ceil(frames / 2) once per factor 2 of subsampling")
 
@@ -146,6 +147,8 @@ class SpeechExportSource:
                        "meaning": "per-frame log-softmax over the CTC vocabulary (blank + alphabet)"},
             "decoding": DECODING,
         }
+        if self.info.get("vocabulary"):
+            out["vocabulary"] = list(self.info["vocabulary"])  # the default lexicon of the edge decoder
         if fmt == "saved_model":
             out["signatures"] = {
                 "serving_default": "waveform float32 [B, None] -> log_probs float32 [B, frames, V]",

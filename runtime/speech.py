@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -25,10 +25,14 @@ from sensorium.runtime.errors import InputError, ModelError
 from sensorium.runtime.predictor import Item, Predictor, Record, error_record, length_batches, ok_record
 from sensorium.runtime.transcripts import ALPHABET
 
+if TYPE_CHECKING:
+    from sensorium.runtime.vocabulary import Vocabulary
+
 RATE = 16000
 MIN_SECONDS = 0.25  # shorter clips are padded with silence to this
 WINDOW_SECONDS = 600.0  # a long file is decoded 10 minutes at a time
 MAX_SECONDS = 12 * 3600.0  # longer inputs are refused
+LEXICON_BEAM = 16  # the least beam of vocabulary-constrained decoding
 
 
 def frames_from_info(info: dict[str, Any], num_samples: int) -> int:
@@ -53,15 +57,50 @@ class SpeechRecognizer(Predictor):
     beam: int = 1
     max_segment: float = 15.0
     batch_size: int = 16
+    vocabulary: Any = "model"  # "model", "none", a file path, a list of words or a Vocabulary
     alphabet: str = field(init=False)
+    lexicon: Vocabulary | None = field(init=False, default=None)
 
     task: ClassVar[str] = "speech"
     keras_backend: ClassVar[str] = "sensorium.pipelines.speech.predict:load"
-    options: ClassVar[dict[str, Any]] = {"beam": 1, "max_segment": 15.0, "batch_size": 16}
+    options: ClassVar[dict[str, Any]] = {"beam": 1, "max_segment": 15.0, "batch_size": 16, "vocabulary": "model"}
     chunk_size: ClassVar[int] = 1  # a file is its own unit of work (it is cut into segments)
 
     def __post_init__(self) -> None:
         self.alphabet = str(self.info.get("alphabet", ALPHABET))
+        self.lexicon = self.resolve_vocabulary(self.vocabulary)
+
+    @property
+    def model_words(self) -> list[str]:
+        """The words of the model's training transcripts (its default vocabulary; [] if it has none)."""
+        words = self.info.get("vocabulary") or []
+        return [str(w) for w in words] if isinstance(words, (list, tuple)) else []
+
+    def resolve_vocabulary(self, vocabulary: Any) -> Vocabulary | None:
+        """The lexicon that `vocabulary` names: "model" (the model's own words, or none when it has
+        none), "none"/None (open vocabulary), a file path, a list of words or a Vocabulary."""
+        from sensorium.runtime.vocabulary import Vocabulary
+
+        if vocabulary is None or (isinstance(vocabulary, str) and vocabulary.lower() in ("none", "open")):
+            return None
+        if isinstance(vocabulary, Vocabulary):
+            if vocabulary.alphabet != self.alphabet:
+                raise InputError("the vocabulary was built for another alphabet than the model's")
+            return vocabulary
+        if isinstance(vocabulary, str) and vocabulary == "model":
+            words = self.model_words
+            if not words:
+                return None
+            try:
+                return Vocabulary.from_words(words, self.alphabet, source=f"{self.source}: its vocabulary")
+            except InputError as exc:
+                raise ModelError(str(exc)) from None
+        if isinstance(vocabulary, (str, Path)):
+            return Vocabulary.from_file(vocabulary, self.alphabet)
+        if isinstance(vocabulary, (list, tuple, set, frozenset)):
+            return Vocabulary.from_words(sorted(map(str, vocabulary)), self.alphabet)
+        raise InputError("vocabulary must be 'model', 'none', a file or a list of words, got "
+                         f"{type(vocabulary).__name__}")
 
     @classmethod
     def from_tflite(cls, path: str | Path, *, num_threads: int | None = None) -> SpeechRecognizer:
@@ -74,6 +113,8 @@ class SpeechRecognizer(Predictor):
         try:
             info: dict[str, Any] = {k: int(manifest[k]) for k in ("frame_length", "frame_step", "subsampling")}
             info["alphabet"] = str(manifest["alphabet"])
+            if isinstance(manifest.get("vocabulary"), list):
+                info["vocabulary"] = [str(w) for w in manifest["vocabulary"]]
             blank, rate = int(manifest.get("blank", 0)), int(manifest.get("sample_rate", RATE))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{path}: sensorium.json lacks the speech fields ({exc})") from None
@@ -96,6 +137,8 @@ class SpeechRecognizer(Predictor):
             raise UsageError("max_segment must be between 1 and 60 seconds")
         if int(self.batch_size) < 1:
             raise UsageError("batch_size must be at least 1")
+        if "vocabulary" in options:
+            self.lexicon = self.resolve_vocabulary(self.vocabulary)
         return self
 
     # --- the model --------------------------------------------------------------------------------
@@ -123,12 +166,27 @@ class SpeechRecognizer(Predictor):
                 out[i] = scores[row, : self.frames(len(waves[i]))]
         return out  # type: ignore[return-value]
 
+    @property
+    def decoding(self) -> str:
+        """How transcripts are decoded, in words (for reports and records)."""
+        if self.lexicon is not None:
+            return f"vocabulary of {len(self.lexicon)} words, beam {max(int(self.beam), LEXICON_BEAM)}"
+        return "open vocabulary, " + ("greedy" if int(self.beam) <= 1 else f"beam {int(self.beam)}")
+
     def transcribe(self, waves: list[np.ndarray], beam: int | None = None, batch_size: int | None = None) -> list[str]:
-        """Texts of 16 kHz utterances: greedy CTC decoding, or prefix beam search with beam > 1."""
-        from sensorium.runtime.ctc import beam_search_decode, greedy_decode
+        """Texts of 16 kHz utterances (see `decode`)."""
+        return self.decode(self.log_probs(waves, batch_size), beam=beam)
+
+    def decode(self, scores: list[np.ndarray], beam: int | None = None, vocabulary: Any = None) -> list[str]:
+        """Texts of per-utterance log-probabilities. With a vocabulary (`vocabulary`, else the
+        configured `lexicon`): prefix beam search spelling only its words, beam at least LEXICON_BEAM.
+        Open vocabulary: greedy CTC decoding, or prefix beam search with beam > 1."""
+        from sensorium.runtime.ctc import beam_search_decode, greedy_decode, lexicon_beam_decode
 
         beam = int(beam or self.beam)
-        scores = self.log_probs(waves, batch_size)
+        lexicon = self.lexicon if vocabulary is None else self.resolve_vocabulary(vocabulary)
+        if lexicon is not None:
+            return [lexicon_beam_decode(lp, lexicon, beam=max(beam, LEXICON_BEAM)) for lp in scores]
         if beam <= 1:
             return [greedy_decode(lp, alphabet=self.alphabet) for lp in scores]
         return [beam_search_decode(lp, beam=beam, alphabet=self.alphabet) for lp in scores]

@@ -50,7 +50,8 @@ class SpeechBatchTask(BatchTask):
     def load_model(self, artifact: Artifact) -> Any:
         from sensorium.pipelines.speech.predict import load
 
-        return load(artifact)
+        vocabulary = self.options.get("vocabulary")
+        return load(artifact).configure(**({"vocabulary": vocabulary} if vocabulary else {}))
 
     def load(self, item: EvalItem) -> np.ndarray:
         """A 16 kHz float32 waveform."""
@@ -76,6 +77,7 @@ class SpeechBatchTask(BatchTask):
 
         metrics = error_rates([r["reference"] for r in records], [r["text"] for r in records])
         metrics["beam"] = int(self.options["beam"])
+        metrics["vocabulary"] = self.options.get("vocabulary") or "model"
         metrics["hours"] = round(sum(r["duration"] for r in records) / 3600, 4)
         return metrics
 

@@ -31,11 +31,16 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, Any]:
 
 
 def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path | None = None,
-             batch_size: int = 16, top_k: int = 5, beam: int = 1, require_complete: bool = True) -> dict[str, Any]:
+             batch_size: int = 16, top_k: int = 5, beam: int = 1, vocabulary: Any = "model",
+             require_complete: bool = True) -> dict[str, Any]:
     """Transcribe the split, write `metrics.json` and `eval_results.jsonl` (per utterance: id,
     reference, hypothesis, word errors) into `out`, else where `evaluation.destination` says (a finished
     run: `RUN/evaluations/<data>/`; a bare model file: nowhere). `top_k` is unused (the command line
-    passes it to every task)."""
+    passes it to every task).
+
+    `vocabulary` ("model": the model's own words when it has them; "none": open vocabulary; a file;
+    a list of words) constrains decoding; with a vocabulary the open-vocabulary greedy error rates
+    of the same model outputs are reported too (`metrics["open_vocabulary"]`)."""
     import jiwer
 
     from sensorium.pipelines.common.evaluation import evaluation_setup
@@ -46,13 +51,19 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
 
     setup = evaluation_setup(model_path, TASK, SpeechConfig, SpeechDataConfig, data, out,
                              require_complete=require_complete)
-    recognizer = load(setup.artifact)
+    recognizer = load(setup.artifact).configure(vocabulary=vocabulary)
     seed, data_cfg, dest = setup.seed, setup.data_config, setup.dest
     spec = parse_spec(setup.data)
     split = load_speech_split(spec.text, data_cfg, seed=seed, default_split="test", model_spec=None)
-    hypotheses = recognizer.transcribe(split.waves, beam=beam, batch_size=batch_size)
+    scores = recognizer.log_probs(split.waves, batch_size)
+    hypotheses = recognizer.decode(scores, beam=beam)
     metrics = error_rates(split.texts, hypotheses)
     metrics["beam"] = beam
+    metrics["decoding"] = recognizer.decoding
+    if recognizer.lexicon is not None:
+        open_rates = error_rates(split.texts, recognizer.decode(scores, beam=1, vocabulary="none"))
+        metrics["open_vocabulary"] = {"decoding": "open vocabulary, greedy", "wer": open_rates["wer"],
+                                      "cer": open_rates["cer"]}
     metrics["hours"] = round(split.seconds / 3600, 4)
     if split.failures:
         metrics["skipped"] = len(split.failures)

@@ -43,3 +43,69 @@ def test_beam_search_sums_paths_that_greedy_cannot():
 def test_beam_search_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="expected log-probabilities"):
         beam_search_decode(np.zeros((5, 3)))
+
+
+# --- vocabulary-constrained decoding ---------------------------------------------------------------
+def _spell(text, second=None, confidence=0.7):
+    """Log-probabilities that spell `text` one character a frame (blank between letters), with
+    `second` (same length) as each frame's runner-up."""
+    ids, runner = [], []
+    for i, c in enumerate(text):
+        ids += [encode_text(c)[0], BLANK]
+        alt = second[i] if second else c
+        runner += [encode_text(alt)[0], BLANK]
+    probs = np.full((len(ids), VOCAB_SIZE), 1e-4)
+    for t, (best, alt) in enumerate(zip(ids, runner)):
+        probs[t, best] += confidence
+        if alt != best:
+            probs[t, alt] += 1 - confidence - 0.05
+    return np.log(probs / probs.sum(-1, keepdims=True))
+
+
+def _vocabulary(words):
+    from sensorium.runtime.transcripts import ALPHABET
+    from sensorium.runtime.vocabulary import Vocabulary
+
+    return Vocabulary.from_words(words, ALPHABET)
+
+
+def test_lexicon_decoding_spells_only_vocabulary_words():
+    from sensorium.runtime.ctc import lexicon_beam_decode
+
+    vocabulary = _vocabulary(["five", "nine", "three", "go"])
+    heard = _spell("fiev nime", second="five nine")  # what an unfamiliar voice gives greedy decoding
+    assert greedy_decode(heard) == "fiev nime"
+    assert lexicon_beam_decode(heard, vocabulary) == "five nine"
+    assert lexicon_beam_decode(_spell("three"), vocabulary) == "three"  # "ee": a blank between the repeat
+    assert lexicon_beam_decode(_spell("go "), vocabulary) == "go"  # a trailing space is dropped
+    clear = _spell("nine go five")
+    assert lexicon_beam_decode(clear, vocabulary) == greedy_decode(clear) == "nine go five"
+
+
+def test_lexicon_decoding_of_silence_and_noise():
+    from sensorium.runtime.ctc import lexicon_beam_decode
+
+    vocabulary = _vocabulary(["five", "nine"])
+    silence = np.log(np.full((40, VOCAB_SIZE), 1e-6))
+    silence[:, BLANK] = 0.0
+    assert lexicon_beam_decode(silence, vocabulary) == ""
+    rng = np.random.default_rng(0)
+    for _ in range(5):  # noise: whatever comes out is made of vocabulary words
+        logits = rng.normal(size=(60, VOCAB_SIZE)) * 3
+        noise = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        assert set(lexicon_beam_decode(noise, vocabulary).split()) <= {"five", "nine"}
+    assert lexicon_beam_decode(np.zeros((0, VOCAB_SIZE)), vocabulary) == ""
+    with pytest.raises(ValueError, match="expected log-probabilities"):
+        lexicon_beam_decode(np.zeros((3, 5)), vocabulary)
+
+
+def test_word_bonus_trades_words_for_length():
+    from sensorium.runtime.ctc import lexicon_beam_decode
+
+    vocabulary = _vocabulary(["a", "ab", "b"])
+    probs = np.full((3, VOCAB_SIZE), 1e-4)
+    a, b, space = encode_text("ab ")
+    probs[0, a], probs[1, BLANK], probs[1, space], probs[2, b] = 1.0, 0.5, 0.5, 1.0
+    lp = np.log(probs / probs.sum(-1, keepdims=True))
+    assert lexicon_beam_decode(lp, vocabulary, word_bonus=-2.0) == "ab"
+    assert lexicon_beam_decode(lp, vocabulary, word_bonus=2.0) == "a b"
