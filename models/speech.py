@@ -18,10 +18,18 @@ from typing import Any
 
 import keras
 
-from sensorium.models.blocks.audio import LogMelSpectrogram, SpecAugment, frames_for_samples
+from sensorium.models.blocks.audio import (
+    FrequencyWarp,
+    LogMelSpectrogram,
+    SpecAugment,
+    UtteranceNormalization,
+    frames_for_samples,
+)
 from sensorium.models.blocks.conv import ConvBNAct
 from sensorium.models.blocks.metadata import TaskMetadata
 from sensorium.runtime.speech import SpeechRecognizer
+
+LOG_OFFSET = 1e-6  # log(mel + LOG_OFFSET): digital silence is log(LOG_OFFSET) in every bin
 
 
 @dataclass
@@ -38,6 +46,10 @@ class SpeechRecognizerSpec:
     rnn_layers: int = 2
     bidirectional: bool = True  # False: unidirectional LSTMs, for streaming
     dropout: float = 0.2
+    # "utterance": per-utterance mean/variance of the log-mel features (removes speaker and channel);
+    # "global": the training data's per-bin statistics (models before 0.8)
+    normalization: str = "utterance"
+    freq_warp: float = 0.1  # vocal-tract-length perturbation in training (0: off)
     spec_augment: dict = field(default_factory=lambda: {"freq_masks": 2, "freq_mask_width": 15, "time_masks": 2,
                                                         "time_mask_fraction": 0.05})
 
@@ -51,12 +63,15 @@ def output_frames(spec: SpeechRecognizerSpec, num_samples: int) -> int:
 
 
 def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_mean=None, feature_variance=None,
-                            name: str = "speech_recognizer") -> keras.Model:
+                            vocabulary: list[str] | None = None, name: str = "speech_recognizer") -> keras.Model:
     """Build ``waveform (B, samples) -> log_probs (B, T', 1 + len(alphabet))``; output id 0 is the CTC
     blank, id i the character ``alphabet[i - 1]``.
 
-    `feature_mean` / `feature_variance` (num_mel_bins,) normalise the log-mel features (statistics of
-    the training data); without them the normalisation layer is left to `adapt` later.
+    With `spec.normalization == "global"`, `feature_mean` / `feature_variance` (num_mel_bins,)
+    normalise the log-mel features (statistics of the training data); without them the normalisation
+    layer is left to `adapt` later. The default, "utterance", needs no statistics. `vocabulary`
+    (the words of the training transcripts) travels in the metadata as the model's default decoding
+    vocabulary (`sensorium.runtime.vocabulary`).
     """
     if not spec.conv_channels:
         raise ValueError("conv_channels must name at least one convolution")
@@ -64,12 +79,19 @@ def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_m
         raise ValueError("rnn_layers and rnn_units must be >= 1")
     waveform = keras.Input((None,), dtype="float32", name="waveform")  # (B, S)
     x = LogMelSpectrogram(sample_rate=spec.sample_rate, frame_length=spec.frame_length, frame_step=spec.frame_step,
-                          fft_length=spec.fft_length, num_mel_bins=spec.num_mel_bins,
+                          fft_length=spec.fft_length, num_mel_bins=spec.num_mel_bins, log_offset=LOG_OFFSET,
                           name="log_mel")(waveform)  # (B, T, F)
-    norm_kwargs: dict[str, Any] = {}
-    if feature_mean is not None:
-        norm_kwargs = dict(mean=list(map(float, feature_mean)), variance=list(map(float, feature_variance)))
-    x = keras.layers.Normalization(axis=-1, name="feature_normalization", **norm_kwargs)(x)  # (B, T, F)
+    if spec.normalization == "utterance":
+        x = UtteranceNormalization(floor=math.log(LOG_OFFSET), name="utterance_normalization")(x)  # (B, T, F)
+    elif spec.normalization == "global":
+        norm_kwargs: dict[str, Any] = {}
+        if feature_mean is not None:
+            norm_kwargs = dict(mean=list(map(float, feature_mean)), variance=list(map(float, feature_variance)))
+        x = keras.layers.Normalization(axis=-1, name="feature_normalization", **norm_kwargs)(x)  # (B, T, F)
+    else:
+        raise ValueError(f"normalization must be 'utterance' or 'global', got {spec.normalization!r}")
+    if spec.freq_warp:
+        x = FrequencyWarp(spec.freq_warp, name="frequency_warp")(x)  # (B, T, F), identity at inference
     if spec.spec_augment:
         x = SpecAugment(**spec.spec_augment, name="spec_augment")(x)  # (B, T, F), identity at inference
     x = keras.layers.Reshape((-1, spec.num_mel_bins, 1), name="add_channel")(x)  # (B, T, F, 1)
@@ -93,6 +115,8 @@ def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_m
             "output": "log-probabilities (B, frames, 1 + len(alphabet)); id 0 is the CTC blank",
             "frame_step": spec.frame_step, "frame_length": spec.frame_length,
             "subsampling": 2 ** len(spec.conv_channels), "bidirectional": spec.bidirectional}
+    if vocabulary:
+        info["vocabulary"] = sorted({str(w) for w in vocabulary})
     outputs = TaskMetadata(task=SpeechRecognizer.task, labels=None, info=info, name="log_probs")(log_probs)
     return keras.Model(waveform, outputs, name=name)
 

@@ -262,3 +262,94 @@ class SpecAugment(keras.layers.Layer):
             seed=self.seed,
         )
         return config
+
+
+@keras.saving.register_keras_serializable(package="sensorium")
+class UtteranceNormalization(keras.layers.Layer):
+    """Per-utterance normalisation of log-mel features (B, T, F): each bin minus its mean over the
+    utterance, divided by the utterance's standard deviation over all its frames and bins.
+
+    This removes what a speaker's vocal tract and a channel add as a constant (a microphone's
+    colouring, a telephone band's tilt, the level) and is part of the exported model, so every
+    runtime normalises alike. Frames of digital silence (zero padding at the end of a batch, or an
+    all-zero stretch) hold ``floor`` in every bin (``log(log_offset)`` of the front end) and are left
+    out of the statistics, so padding a batch changes an utterance's statistics only by the one or
+    two frames that straddle its end.
+    """
+
+    def __init__(self, floor: float = float(np.log(1e-6)), epsilon: float = 1e-3, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.floor = float(floor)
+        self.epsilon = float(epsilon)
+
+    def call(self, features):
+        x = tf.cast(features, tf.float32)  # (B, T, F)
+        live = tf.cast(tf.reduce_max(x, axis=-1, keepdims=True) > self.floor + 1e-3, tf.float32)  # (B, T, 1)
+        frames = tf.maximum(tf.reduce_sum(live, axis=1, keepdims=True), 1.0)  # (B, 1, 1)
+        mean = tf.reduce_sum(x * live, axis=1, keepdims=True) / frames  # (B, 1, F)
+        centred = x - mean  # (B, T, F)
+        bins = tf.cast(tf.shape(x)[-1], tf.float32)
+        variance = tf.reduce_sum(tf.square(centred) * live, axis=(1, 2), keepdims=True) / (frames * bins)  # (B, 1, 1)
+        return centred * tf.math.rsqrt(variance + self.epsilon)  # (B, T, F); silent frames stay far below 0
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(floor=self.floor, epsilon=self.epsilon)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="sensorium")
+class FrequencyWarp(keras.layers.Layer):
+    """Vocal-tract-length perturbation on (B, T, F) features, only with ``training=True``.
+
+    Each example's frequency axis is stretched by a factor a ~ U[1 - max_warp, 1 + max_warp]: bin f
+    takes the (linearly interpolated) value at f * a below a boundary at 80 % of the band, and a
+    straight line above it joins that to the top bin, so no content leaves the band (Jaitly & Hinton,
+    2013). A longer or shorter vocal tract moves every formant by one factor, which is what this
+    imitates. The identity at inference: nothing of it is in an exported model.
+    """
+
+    def __init__(self, max_warp: float = 0.1, boundary: float = 0.8, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_warp = float(max_warp)
+        self.boundary = float(boundary)
+        if not 0.0 <= self.max_warp < 0.5:
+            raise ValueError(f"max_warp must be in [0, 0.5), got {max_warp}")
+        if not 0.0 < self.boundary < 1.0:
+            raise ValueError(f"boundary must be in (0, 1), got {boundary}")
+        self.seed = None if seed is None else int(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+
+    def call(self, features, training: bool | None = None):
+        if not training or self.max_warp == 0.0:
+            return features
+        shape = tf.shape(features)
+        batch, bins = shape[0], shape[2]
+        top = tf.cast(bins - 1, tf.float32)
+        alpha = keras.random.uniform((batch, 1), 1.0 - self.max_warp, 1.0 + self.max_warp,
+                                     seed=self.seed_generator)  # (B, 1)
+        f = tf.cast(tf.range(bins), tf.float32)[None, :]  # (1, F)
+        edge = self.boundary * top / tf.maximum(alpha, 1.0)  # (B, 1): below it, f -> f * alpha
+        low = f * alpha
+        high = edge * alpha + (f - edge) * (top - edge * alpha) / tf.maximum(top - edge, 1e-6)
+        source = tf.clip_by_value(tf.where(f <= edge, low, high), 0.0, top)  # (B, F)
+        below = tf.floor(source)
+        frac = (source - below)[:, None, :]  # (B, 1, F)
+        lo = tf.cast(below, tf.int32)
+        hi = tf.minimum(lo + 1, bins - 1)
+        x = tf.transpose(tf.cast(features, tf.float32), (0, 2, 1))  # (B, F, T)
+        warped = (tf.gather(x, lo, batch_dims=1, axis=1) * tf.transpose(1.0 - frac, (0, 2, 1))
+                  + tf.gather(x, hi, batch_dims=1, axis=1) * tf.transpose(frac, (0, 2, 1)))  # (B, F, T)
+        return tf.cast(tf.transpose(warped, (0, 2, 1)), features.dtype)  # (B, T, F)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return tuple(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(max_warp=self.max_warp, boundary=self.boundary, seed=self.seed)
+        return config

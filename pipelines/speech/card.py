@@ -37,8 +37,17 @@ def write_card(run: RunDir, cfg: SpeechConfig, summary: dict[str, Any], metrics:
                          f"{m.frame_step / 16:.0f} ms, inside the model (input: float waveform)",
             "encoder": f"{len(m.conv_channels)} stride-2 convolution(s) {list(m.conv_channels)}, then {m.rnn_layers} "
                        f"{'bidirectional ' if m.bidirectional else ''}LSTM layer(s) of {m.rnn_units} units",
+            "normalisation": ("per utterance, inside the model (each mel bin minus its mean over the utterance, "
+                              "divided by the utterance's standard deviation): removes level, microphone and "
+                              "channel colouring" if m.normalization == "utterance"
+                              else "the training data's per-bin mean and variance, inside the model"),
             "output": "characters (space, apostrophe, a-z) + CTC blank",
-            "augmentation (training only)": f"SpecAugment {m.spec_augment}" if m.spec_augment else "none",
+            "augmentation in the model (training only)": ", ".join(
+                part for part in (f"vocal-tract-length warp +-{m.freq_warp:g}" if m.freq_warp else "",
+                                  f"SpecAugment {m.spec_augment}" if m.spec_augment else "") if part) or "none",
+            "augmentation of the audio (training only)": _levers(cfg),
+            "decoding vocabulary": "the words of its training transcripts (`transcribe` spells only these unless "
+                                   "given `--vocabulary FILE` or `--vocabulary none`)",
         },
         "Training": {
             "optimizer": f"{cfg.train.optimizer}, peak learning rate {cfg.train.learning_rate}, {cfg.train.schedule} "
@@ -53,10 +62,28 @@ def write_card(run: RunDir, cfg: SpeechConfig, summary: dict[str, Any], metrics:
             "data": f"{metrics['data']} ({metrics['count']} utterances, {r['hours']} h)",
             "WER": f"{r['wer']:.4f}", "CER": f"{r['cer']:.4f}",
             "utterances exactly right": f"{r['sentence_accuracy']:.4f}",
-            "decoding": "greedy" if r["beam"] <= 1 else f"beam search, width {r['beam']}",
+            "decoding": r.get("decoding") or ("greedy" if r["beam"] <= 1 else f"beam search, width {r['beam']}"),
         }
+        if r.get("open_vocabulary"):
+            sections["Evaluation"]["WER, open vocabulary (greedy)"] = f"{r['open_vocabulary']['wer']:.4f}"
     sections["Limitations"] = [
-        "No language model: words are spelled from sound alone.",
+        "No language model beyond the vocabulary: any sequence of known words is equally likely.",
         "Error rates are measured on a split of the same source as the training data.",
     ]
     write_model_card(run.card_path, title=f"Speech recogniser: {run.path.name}", task="speech", sections=sections)
+
+
+def _levers(cfg: SpeechConfig) -> str:
+    a = cfg.augment
+    described = {
+        "speed": f"speed {a.speed_range[0]:g}-{a.speed_range[1]:g}x (p {a.speed_p:g})",
+        "eq": f"random EQ and tilt (p {a.eq_p:g})",
+        "reverb": f"synthetic rooms, RT60 {a.rt60_range[0]:g}-{a.rt60_range[1]:g} s (p {a.reverb_p:g})",
+        "telephone": f"8 kHz telephone band with mu-law (p {a.telephone_p:g})",
+        "noise": f"white/pink/brown noise at {a.snr_range[0]:g}-{a.snr_range[1]:g} dB SNR",
+        "babble": "babble of 2-6 other training utterances",
+    }
+    levers = [described[lever] for lever in a.levers if lever in described]
+    if not levers:
+        return "none"
+    return "; ".join(levers) + (f" (noise or babble: p {a.noise_p:g})" if {"noise", "babble"} & set(a.levers) else "")

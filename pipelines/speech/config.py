@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from sensorium.models.speech import SpeechRecognizerSpec
 from sensorium.pipelines.common.training import TrainSettings
+from sensorium.pipelines.speech.augment import SpeechAugmentConfig
 from sensorium.pipelines.tuning.space import Choice, Float, Int, SearchSpace
 
 
@@ -37,6 +38,7 @@ class SpeechConfig:
     data: SpeechDataConfig = field(default_factory=SpeechDataConfig)
     model: SpeechRecognizerSpec = field(default_factory=SpeechRecognizerSpec)
     train: SpeechTrainConfig = field(default_factory=SpeechTrainConfig)
+    augment: SpeechAugmentConfig = field(default_factory=SpeechAugmentConfig)
     seed: int = 42
     evaluate_on: str | None = "test"  # split evaluated at the end of training (None: skip)
     beam: int = 1  # decoding beam of the final evaluation (1: greedy)
@@ -52,7 +54,9 @@ class SpeechConfig:
             (bool(self.model.conv_channels), "model.conv_channels must name at least one convolution"),
             (0 <= self.model.dropout < 1, "model.dropout must be in [0, 1)"),
             (self.beam >= 1, "beam must be at least 1"),
-        ]
+            (self.model.normalization in ("utterance", "global"), "model.normalization must be utterance or global"),
+            (0 <= self.model.freq_warp < 0.5, "model.freq_warp must be in [0, 0.5)"),
+        ] + self.augment.checks()
         check_config(checks, self.data)
 
 

@@ -47,12 +47,18 @@ class SpeechSplit:
         return [np.asarray([output_frames(spec, len(w)), *encode_text(t)], np.int32)
                 for w, t in zip(self.waves, self.texts)]
 
-    def batches(self, batch_size: int, targets: list[np.ndarray], *, order_seed: list[int] | None = None
+    def batches(self, batch_size: int, targets: list[np.ndarray], *, order_seed: list[int] | None = None,
+                augment: Any = None, spec: SpeechRecognizerSpec | None = None
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Padded batches of (waveforms, `targets`); with `order_seed`, shuffled and length-sorted
-        within windows of SORT_WINDOW batches, in a shuffled batch order; otherwise in order."""
+        within windows of SORT_WINDOW batches, in a shuffled batch order; otherwise in order.
+
+        `augment` (`pipelines.speech.augment.Augmenter`, with `spec` and `order_seed`) passes each
+        waveform through a random channel chain drawn from `order_seed`; a target's frame count
+        follows its waveform's new length."""
         order = np.arange(self.count)
         starts = list(range(0, self.count, batch_size))
+        rng = None
         if order_seed is not None:
             rng = np.random.default_rng(order_seed)
             lengths = np.asarray([len(w) for w in self.waves])
@@ -63,11 +69,31 @@ class SpeechSplit:
             rng.shuffle(starts)
         for start in starts:
             idx = order[start : start + batch_size]
-            yield pad_batch([self.waves[i] for i in idx], [targets[i] for i in idx])
+            waves, batch_targets = [self.waves[i] for i in idx], [targets[i] for i in idx]
+            if augment and rng is not None and spec is not None:
+                waves, batch_targets = self._augmented(waves, batch_targets, augment, rng, spec)
+            yield pad_batch(waves, batch_targets)
 
-    def dataset(self, batch_size: int, spec: SpeechRecognizerSpec, *, training: bool = False, seed: int = 0):
+    @staticmethod
+    def _augmented(waves: list[np.ndarray], targets: list[np.ndarray], augment: Any, rng: np.random.Generator,
+                   spec: SpeechRecognizerSpec) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        out_waves, out_targets = [], []
+        for wave, target in zip(waves, targets):
+            labels = target[1:]
+            needed = len(labels) + int(np.sum(labels[1:] == labels[:-1]))  # CTC: a blank between repeats
+            min_samples = _samples_for_frames(spec, needed)
+            new = augment(wave, rng, min_samples)
+            frames = output_frames(spec, len(new))
+            if frames < needed:  # cannot happen unless a lever shortened the audio: keep the original
+                new, frames = wave, int(target[0])
+            out_waves.append(new)
+            out_targets.append(np.concatenate([[frames], labels]).astype(np.int32))
+        return out_waves, out_targets
+
+    def dataset(self, batch_size: int, spec: SpeechRecognizerSpec, *, training: bool = False, seed: int = 0,
+                augment: Any = None):
         """The batches as a tf.data.Dataset; the generator runs again every epoch (in training with
-        a new order each time)."""
+        a new order, and new augmentation with `augment`, each time)."""
         import itertools
 
         import tensorflow as tf
@@ -76,12 +102,19 @@ class SpeechSplit:
         epochs = itertools.count(1)
 
         def generate():
-            return self.batches(batch_size, targets, order_seed=[seed, next(epochs)] if training else None)
+            return self.batches(batch_size, targets, order_seed=[seed, next(epochs)] if training else None,
+                                augment=augment if training else None, spec=spec)
 
         signature = (tf.TensorSpec((None, None), tf.float32), tf.TensorSpec((None, None), tf.int32))
         ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
         ds = ds.apply(tf.data.experimental.assert_cardinality(-(-self.count // batch_size)))
         return ds.prefetch(2)
+
+
+def _samples_for_frames(spec: SpeechRecognizerSpec, frames: int) -> int:
+    """The fewest samples that give at least `frames` model output frames."""
+    log_mel_frames = frames * 2 ** len(spec.conv_channels)
+    return spec.frame_length + max(0, log_mel_frames - 1) * spec.frame_step
 
 
 def pad_batch(waves: list[np.ndarray], targets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -5,7 +5,13 @@ TensorFlow.
 """
 from __future__ import annotations
 
-from sensorium.pipelines.common.flags import COMMON_TRAIN_FLAGS, Flag, int_list, yes_no
+from sensorium.pipelines.common.flags import COMMON_TRAIN_FLAGS, Flag, int_list, name_list, yes_no
+
+
+def levers(text: str) -> list[str]:
+    """`speed,reverb` -> ["speed", "reverb"]; `none` -> [] (no augmentation)."""
+    return [] if text.strip().lower() == "none" else name_list(text)
+
 
 # `sensorium train|tune speech` options (each sets one config key; see pipelines/common/flags.py)
 FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
@@ -17,6 +23,13 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
          metavar="C,C,..."),
     Flag("--mel-bins", "model.num_mel_bins", int, "log-mel bins"),
     Flag("--dropout", "model.dropout", float, "dropout after each layer"),
+    Flag("--normalization", "model.normalization", str, "log-mel normalisation: utterance (per utterance, in the "
+         "model; removes speaker and channel) or global (the training data's statistics)",
+         choices=("utterance", "global")),
+    Flag("--freq-warp", "model.freq_warp", float, "vocal-tract-length perturbation in training: warp factors "
+         "1 +- this (0: off)"),
+    Flag("--augment", "augment.levers", levers, "acoustic augmentation levers in training, comma-separated: "
+         "speed, eq, reverb, telephone, noise, babble (all by default; 'none' for none)", metavar="LEVER,..."),
     Flag("--max-seconds", "data.max_seconds", float, "skip training utterances longer than this"),
     Flag("--beam", "beam", int, "decoding beam of the final evaluation (1: greedy)"),
     Flag("--audio-column", "data.audio_column", str, "manifest column holding audio paths"),

@@ -26,8 +26,10 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
         start_training,
         write_split_lists,
     )
+    from sensorium.pipelines.speech.augment import Augmenter
     from sensorium.pipelines.speech.data import describe, feature_statistics, load_train_validation
     from sensorium.runtime.transcripts import ALPHABET
+    from sensorium.runtime.vocabulary import words_of
 
     cfg, tcfg = config, config.train
     policy, strategy = start_training(run, cfg)
@@ -44,18 +46,28 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
     ckpt_dir = run.path / "checkpoints"
     state = read_train_state(ckpt_dir) if resume else None
 
+    vocabulary = words_of(train_split.texts)  # the model's default decoding vocabulary
+    stats: dict[str, Any] = {}
+    if cfg.model.normalization == "global":
+        stats["feature_mean"], stats["feature_variance"] = feature_statistics(train_split.waves, cfg.model)
+
     def build():
-        mean, variance = feature_statistics(train_split.waves, cfg.model)
-        model = build_speech_recognizer(cfg.model, ALPHABET, feature_mean=mean, feature_variance=variance)
+        model = build_speech_recognizer(cfg.model, ALPHABET, vocabulary=vocabulary, **stats)
         model.compile(optimizer=make_optimizer(tcfg, steps), loss=ctc_loss)
         return model
 
     model = resume_or_build(strategy, ckpt_dir, state, build, custom_objects={"ctc_loss": ctc_loss})
-    run_state = fit_run(run, model, train_split.dataset(tcfg.batch_size, cfg.model, training=True, seed=cfg.seed),
+    augmenter = Augmenter(cfg.augment, pool=train_split.waves) if cfg.augment.levers else None
+    if augmenter:
+        log.info("augmentation: %s", ", ".join(cfg.augment.levers))
+    run_state = fit_run(run, model, train_split.dataset(tcfg.batch_size, cfg.model, training=True, seed=cfg.seed,
+                                                        augment=augmenter),
                         val_split.dataset(tcfg.batch_size, cfg.model), tcfg, steps, state)
-    norm = model.get_layer("feature_normalization")  # the training data's statistics, constants of the model
-    save_inference_model(run, model, lambda: build_speech_recognizer(
-        cfg.model, ALPHABET, feature_mean=norm.input_mean, feature_variance=norm.input_variance))
+    if cfg.model.normalization == "global":  # the statistics the model holds (a resumed run's own)
+        norm = model.get_layer("feature_normalization")
+        stats = {"feature_mean": norm.input_mean, "feature_variance": norm.input_variance}
+    save_inference_model(run, model, lambda: build_speech_recognizer(cfg.model, ALPHABET, vocabulary=vocabulary,
+                                                                      **stats))
     summary = run_summary(run_state, tcfg, policy, strategy, train=describe(train_split),
                           validation=describe(val_split))
     _report(run, cfg, run_state.history, summary)

@@ -11,8 +11,11 @@ import soundfile as sf
 from sensorium.apps import main as sensorium_app
 
 RATE = 16000
+# Tone letters light one mel bin each: the training set's statistics normalise them (per-utterance
+# statistics are made for broadband speech), and speech augmentation is off (tested on its own below).
 TINY = {"model": {"num_mel_bins": 32, "conv_channels": [8], "rnn_units": 24, "rnn_layers": 1, "dropout": 0.0,
-                  "spec_augment": {}},
+                  "spec_augment": {}, "normalization": "global", "freq_warp": 0.0},
+        "augment": {"levers": []},
         "train": {"batch_size": 4, "learning_rate": 0.01, "schedule": "constant", "early_stopping_patience": 0,
                   "warmup_epochs": 0}}
 
@@ -49,15 +52,22 @@ def trained_run(tone_data, tmp_path_factory):
     return out
 
 
-def test_train_evaluate_and_results(trained_run, tmp_path, capsys):
+def test_train_evaluate_and_results(trained_run, tone_data, tmp_path, capsys):
     out = trained_run
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["task"] == "speech" and metrics["split"] == "test" and metrics["count"] >= 4
     history = (out / "history.csv").read_text().splitlines()
     first, last = (float(history[i].split(",")[2]) for i in (1, -1))
     assert last < 0.5 * first  # validation CTC loss halves at least
-    assert metrics["metrics"]["cer"] <= 0.25  # measured 0.0; an untrained model outputs nothing: CER 1
+    # the run evaluates with the model's own words (its training transcripts) and open-vocabulary greedy
+    opened = metrics["metrics"]["open_vocabulary"]
+    assert opened["cer"] <= 0.25  # measured 0.0; an untrained model outputs nothing: CER 1
+    assert metrics["metrics"]["decoding"].startswith("vocabulary of ")
     results = [json.loads(line) for line in (out / "eval_results.jsonl").read_text().splitlines()]
+    train_ids = set((out / "splits" / "train.txt").read_text().split())
+    manifest = dict(line.split(",") for line in (tone_data / "manifest.csv").read_text().splitlines()[1:])
+    known = {manifest[i].lower() for i in train_ids}
+    assert all(w in known for r in results if "hypothesis" in r for w in r["hypothesis"].split())
     assert {"id", "reference", "hypothesis", "word_errors"} <= set(results[0])
     skipped = (out / "splits" / "skipped.tsv").read_text() if (out / "splits" / "skipped.tsv").is_file() else ""
     assert "broken.wav" in skipped or any("broken.wav" in r.get("id", "") and "error" in r for r in results)
@@ -208,3 +218,55 @@ def test_tune_two_trials(tone_data, tmp_path, capsys):
     assert summary["best_value"] == min(losses)
     config = resolve_config(SpeechConfig, out / "best_config.json", {})
     assert config.model.rnn_units in (16, 24) and config.model.rnn_layers == 1
+
+
+def test_training_with_speech_augmentation_and_utterance_normalization(tone_data, tmp_path):
+    """The default recipe's levers run in the input pipeline and the model: the run finishes, its
+    config records them, and the saved model has per-utterance normalisation and no training-only op."""
+    import keras
+
+    config = json.loads(json.dumps(TINY))
+    config["model"].update(normalization="utterance", freq_warp=0.1)
+    config["augment"] = {"levers": ["speed", "eq", "reverb", "telephone", "noise", "babble"], "speed_p": 1.0,
+                         "noise_p": 1.0}
+    (tmp_path / "aug.json").write_text(json.dumps(config))
+    out = tmp_path / "run"
+    assert sensorium_app.main(["train", "speech", "--config", str(tmp_path / "aug.json"), "--data",
+                               str(tone_data / "manifest.csv"), "--out", str(out), "--epochs", "2", "-q"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["augment"]["levers"] == config["augment"]["levers"] and saved["model"]["normalization"] == "utterance"
+    losses = [float(line.split(",")[1]) for line in (out / "history.csv").read_text().splitlines()[1:]]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    model = keras.saving.load_model(out / "model.keras", compile=False)
+    names = [layer.name for layer in model.layers]
+    assert "utterance_normalization" in names and "feature_normalization" not in names
+    wave = np.random.default_rng(0).normal(0, 0.1, (1, 8000)).astype("float32")
+    np.testing.assert_array_equal(model(wave, training=False), model(wave, training=False))  # no random op
+    assert sensorium_app.main(["train", "speech", "--data", str(tone_data / "manifest.csv"), "--out",
+                               str(tmp_path / "bad"), "--augment", "speed,echo", "-q"]) == 2
+
+
+def test_transcribe_vocabulary_files(trained_run, tone_data, tmp_path, capsys):
+    """--vocabulary FILE spells only its words, none decodes letter by letter, and a bad file is one
+    line and exit 1 before any audio is read."""
+    from sensorium.apps import transcribe as transcribe_app
+
+    audio = [str(tone_data / f"u{i:02d}.wav") for i in range(6)]
+    (tmp_path / "two.txt").write_text("# the only words allowed\nabc cab\n")
+    assert transcribe_app.main([*audio, "--model", str(trained_run), "--json", "--vocabulary",
+                                str(tmp_path / "two.txt")]) == 0
+    texts = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert len(texts) == 6 and all(set(t.split()) <= {"abc", "cab"} for t in texts)
+    assert transcribe_app.main([*audio, "--model", str(trained_run), "--json", "--vocabulary", "none"]) == 0
+    opened = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert opened != texts and sum(bool(t) for t in opened) >= 4
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "digits.txt").write_text("ab 42\n")
+    for name, message in [("latin1.txt", "not UTF-8"), ("empty.txt", "no words"), ("digits.txt", "alphabet"),
+                          ("missing.txt", "does not exist")]:
+        code = transcribe_app.main([audio[0], "--model", str(trained_run), "--vocabulary", str(tmp_path / name)])
+        captured = capsys.readouterr()
+        assert code == 1 and not captured.out, name
+        lines = [line for line in captured.err.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0], (name, captured.err)

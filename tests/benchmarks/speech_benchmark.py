@@ -41,13 +41,15 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=600)
     parser.add_argument("--no-pocketsphinx", action="store_true")
     parser.add_argument("--workdir", default="/tmp/sensorium-speech-benchmark")
+    parser.add_argument("--vocabulary", default=None,
+                        help="our decoding vocabulary and the peer's grammar words: a FILE, model (our model's own "
+                             "words) or none (open vocabulary; the grammar then holds the training split's words)")
     args = parser.parse_args()
 
     from sensorium.pipelines.speech.config import SpeechDataConfig
     from sensorium.pipelines.speech.data import load_speech_split
     from sensorium.pipelines.speech.evaluate import error_rates
     from sensorium.pipelines.speech.predict import load
-    from sensorium.runtime.ctc import greedy_decode
     from sensorium.runtime.speech import frames_from_info
     from sensorium.runtime.transcripts import normalize_transcript
 
@@ -57,9 +59,9 @@ def main() -> int:
     hours = sum(len(w) for w in waves) / 16000 / 3600
     print(f"data: {args.data}, {len(waves)} utterances, {hours * 60:.1f} min of audio")
     rows = {}
-    recognizer = load(args.model)
+    recognizer = load(args.model).configure(**({"vocabulary": args.vocabulary} if args.vocabulary else {}))
     hyps, rtf = _rtf(lambda w: recognizer.transcribe([w])[0], waves)
-    rows["sensorium keras"] = {**error_rates(refs, hyps), "rtf": rtf}
+    rows[f"sensorium keras ({recognizer.decoding})"] = {**error_rates(refs, hyps), "rtf": rtf}
     tflite = Path(args.tflite) if args.tflite else Path(args.model) / "exports" / "model-float32.tflite"
     if tflite.is_file():
         from ai_edge_litert.interpreter import Interpreter
@@ -72,10 +74,11 @@ def main() -> int:
             interpreter.allocate_tensors()
             interpreter.set_tensor(inp["index"], wave[None].astype(np.float32))
             interpreter.invoke()
-            return greedy_decode(interpreter.get_tensor(out["index"])[0], frames_from_info(recognizer.info, len(wave)))
+            scores = interpreter.get_tensor(out["index"])[0][: frames_from_info(recognizer.info, len(wave))]
+            return recognizer.decode([scores])[0]
 
         hyps, rtf = _rtf(run_tflite, waves)
-        rows[f"sensorium tflite ({tflite.name})"] = {**error_rates(refs, hyps), "rtf": rtf}
+        rows[f"sensorium tflite ({tflite.name}, {recognizer.decoding})"] = {**error_rates(refs, hyps), "rtf": rtf}
     if not args.no_pocketsphinx:
         try:
             from pocketsphinx import Decoder
@@ -95,10 +98,13 @@ def main() -> int:
             rows["pocketsphinx 5 (en-us, generic LM)"] = {**error_rates(refs, hyps), "rtf": rtf}
             # the fairer comparison: pocketsphinx restricted to the training vocabulary (a JSGF grammar
             # of any sequence of the words seen in training transcripts)
-            train_spec = args.data.rsplit("@", 1)[0] + "@train[:3000]"
-            train = load_speech_split(train_spec, SpeechDataConfig(data_dir=args.data_dir), seed=42,
-                                      default_split="train", model_spec=None)
-            vocabulary = sorted({w for t in train.texts for w in t.split()})
+            if recognizer.lexicon is not None:
+                vocabulary = list(recognizer.lexicon.words)
+            else:
+                train_spec = args.data.rsplit("@", 1)[0] + "@train[:3000]"
+                train = load_speech_split(train_spec, SpeechDataConfig(data_dir=args.data_dir), seed=42,
+                                          default_split="train", model_spec=None)
+                vocabulary = sorted({w for t in train.texts for w in t.split()})
             grammar = Path(args.workdir) / "vocabulary.gram"
             grammar.parent.mkdir(parents=True, exist_ok=True)
             grammar.write_text("#JSGF V1.0;\ngrammar vocabulary;\npublic <utterance> = ( "

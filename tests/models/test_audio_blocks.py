@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sensorium.models.blocks.audio import LogMelSpectrogram, SpecAugment, frames_for_samples
+from sensorium.models.blocks.audio import (
+    FrequencyWarp,
+    LogMelSpectrogram,
+    SpecAugment,
+    UtteranceNormalization,
+    frames_for_samples,
+)
 
 SR = 16000
 # librosa centres a win_length window inside each n_fft frame ((512 - 400) / 2 = 56 zeros on the
@@ -125,6 +131,8 @@ def test_float32_under_mixed_precision():
 def _front_end_model() -> keras.Model:
     waveform = keras.Input((None,), name="waveform")
     features = LogMelSpectrogram(num_mel_bins=40, upper_edge_hertz=8000.0, name="log_mel")(waveform)
+    features = UtteranceNormalization(name="utterance_normalization")(features)
+    features = FrequencyWarp(0.2, seed=1, name="frequency_warp")(features)
     features = SpecAugment(freq_mask_width=5, seed=1, name="spec_augment")(features)
     return keras.Model(waveform, keras.layers.Dense(4, name="dense")(features))
 
@@ -153,7 +161,7 @@ def test_config_and_keras_file_round_trip(tmp_path):
 
 def test_tflite_builtins_with_dynamic_length(tmp_path):
     litert = pytest.importorskip("ai_edge_litert.interpreter")
-    model = _front_end_model()  # SpecAugment included: it must vanish at inference
+    model = _front_end_model()  # FrequencyWarp and SpecAugment included: they must vanish at inference
     export_dir = str(tmp_path / "saved_model")
     model.export(export_dir, format="tf_saved_model", verbose=False)  # input signature (None, None)
     converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
@@ -262,3 +270,52 @@ def test_spec_augment_trains_with_dynamic_shapes():
     x = _features(batch=4, frames=61)
     features = keras.ops.convert_to_numpy(augment(tf.constant(x)))
     assert features.shape == x.shape and (features != x).any()
+
+
+# ------------------------------------------------------------------- UtteranceNormalization, FrequencyWarp
+
+
+def test_utterance_normalization_removes_level_and_channel():
+    log_mel, norm = LogMelSpectrogram(), UtteranceNormalization()
+    wave = _chirp_and_noise(1.0)
+    base = norm(log_mel(wave[None])).numpy()[0]
+    live = base.max(-1) > -50
+    assert abs(base[live].mean()) < 1e-3 and base[live].std() == pytest.approx(1.0, rel=0.01)
+    quiet = norm(log_mel(0.3 * wave[None])).numpy()[0]  # 10 dB quieter (far quieter, the log floor shows)
+    np.testing.assert_allclose(quiet, base, atol=0.05)  # measured: max 0.028, mean 3e-5
+    spectrum = np.fft.rfft(wave)
+    tilted = np.fft.irfft(spectrum * np.linspace(0.3, 2.0, spectrum.size), wave.size).astype(np.float32)
+    raw_shift = np.abs(log_mel(tilted[None]).numpy()[0] - log_mel(wave[None]).numpy()[0]).mean()
+    normed_shift = np.abs(norm(log_mel(tilted[None])).numpy()[0] - base).mean()
+    assert normed_shift < 0.3 * raw_shift  # a fixed EQ is mostly a per-bin offset: the mean takes it away
+
+
+def test_utterance_normalization_ignores_padding_but_the_edge():
+    log_mel, norm = LogMelSpectrogram(), UtteranceNormalization()
+    wave = _chirp_and_noise(0.5)
+    alone = norm(log_mel(wave[None])).numpy()[0]
+    padded = norm(log_mel(np.pad(wave, (0, 8000))[None])).numpy()[0]
+    # two frames straddle the end and count in the statistics: measured mean 0.022, max 0.157
+    difference = np.abs(padded[: len(alone)] - alone)
+    assert difference.mean() < 0.05 and difference.max() < 0.25
+    assert np.all(padded[len(alone) + 2 :] < -5)  # padding stays far below speech
+    silent = norm(log_mel(np.zeros((1, 4000), np.float32))).numpy()
+    assert np.all(np.isfinite(silent))
+
+
+def test_frequency_warp_moves_formants_in_training_only():
+    x = np.zeros((64, 10, 40), np.float32)
+    x[:, :, 20] = 1.0  # one "formant" at bin 20
+    layer = FrequencyWarp(0.2, seed=0)
+    np.testing.assert_array_equal(layer(x).numpy(), x)
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
+    warped = layer(x, training=True).numpy()
+    centre = (warped[:, 0] * np.arange(40)).sum(-1) / warped[:, 0].sum(-1)
+    assert centre.min() < 18.5 and centre.max() > 21.5  # moved both ways: 20 / (1 +- 0.2) is 16.7..25
+    assert np.all((centre > 15.5) & (centre < 26))
+    assert np.all(np.diff(warped[0], axis=0) == 0)  # one factor per utterance, every frame alike
+    np.testing.assert_array_equal(FrequencyWarp(0.0)(x, training=True).numpy(), x)
+    clone = FrequencyWarp.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    with pytest.raises(ValueError, match="max_warp"):
+        FrequencyWarp(0.7)

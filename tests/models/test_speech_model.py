@@ -10,10 +10,14 @@ from sensorium.runtime.transcripts import ALPHABET
 
 
 def _tiny_spec(bidirectional=True):
+    """A tiny model for tone "speech". Its normalisation is the training set's statistics: a tone
+    letter lights one mel bin, and per-utterance statistics (the default, made for broadband speech)
+    would depend on which other letters the utterance holds."""
     from sensorium.models.speech import SpeechRecognizerSpec
 
     return SpeechRecognizerSpec(num_mel_bins=32, conv_channels=(8,), rnn_units=24, rnn_layers=1,
-                                bidirectional=bidirectional, dropout=0.0, spec_augment={})
+                                bidirectional=bidirectional, dropout=0.0, spec_augment={}, freq_warp=0.0,
+                                normalization="global")
 
 
 def _batch(texts, spec, rng, tone_speech):
@@ -41,6 +45,23 @@ def test_output_frames_match_the_model():
         out = model.predict(np.zeros((1, samples), "float32"), verbose=0)
         assert out.shape == (1, output_frames(spec, samples), VOCAB_SIZE)
         np.testing.assert_allclose(np.exp(out).sum(-1), 1.0, atol=1e-4)  # log-probabilities
+
+
+def test_global_normalization_holds_the_given_statistics_and_the_vocabulary_travels():
+    from sensorium.models.blocks.metadata import read_task_metadata
+    from sensorium.models.speech import build_speech_recognizer
+
+    spec = _tiny_spec()
+    spec.normalization = "global"
+    mean, variance = np.full(32, -5.0, "float32"), np.full(32, 4.0, "float32")
+    model = build_speech_recognizer(spec, ALPHABET, feature_mean=mean, feature_variance=variance,
+                                    vocabulary=["two", "one", "two"])
+    norm = model.get_layer("feature_normalization")
+    np.testing.assert_allclose(np.ravel(norm.mean), mean)
+    assert read_task_metadata(model)["info"]["vocabulary"] == ["one", "two"]
+    spec.normalization = "cepstral"
+    with pytest.raises(ValueError, match="normalization"):
+        build_speech_recognizer(spec, ALPHABET)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Speech robustness table: WER of one or more models on several test sets, open-vocabulary greedy and
+with vocabulary decoding, from the same model outputs; real-time factor of the whole path.
+
+    python tests/benchmarks/speech_robustness.py --model assets/models/speech \\
+        --data builtin:speech@test --data DIR/reverb/manifest.csv@all ... \\
+        [--vocabulary FILE] [--data-dir DIR] [--limit N] [--json OUT]
+
+`--model` may repeat (run directories, .keras or .tflite files); each `--data` is a speech data spec
+(`--data-dir` is the TFDS data_dir of tfds: specs). The vocabulary is the model's own words unless
+`--vocabulary FILE` is given (models trained before 0.8 carry none). Make the condition sets with
+`python -m sensorium.pipelines.speech.conditions`. RTF = (model + decoding time) / audio duration,
+one utterance at a time after a warm-up, on this machine's CPU.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", action="append", required=True)
+    parser.add_argument("--data", action="append", required=True)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--vocabulary", default="model", help="FILE, model (default) or none")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--json", default=None, help="also write the table as JSON here")
+    args = parser.parse_args()
+
+    from sensorium.pipelines.speech.config import SpeechDataConfig
+    from sensorium.pipelines.speech.data import load_speech_split
+    from sensorium.pipelines.speech.evaluate import error_rates
+    from sensorium.pipelines.speech.predict import load
+
+    sets = {}
+    for spec in args.data:
+        split = load_speech_split(spec, SpeechDataConfig(data_dir=args.data_dir), seed=42, default_split="test",
+                                  model_spec=None)
+        sets[spec] = (split.waves[: args.limit], split.texts[: args.limit])
+    rows = []
+    for model in args.model:
+        recognizer = load(model).configure(vocabulary=args.vocabulary)
+        for spec, (waves, refs) in sets.items():
+            started = time.perf_counter()
+            scores = recognizer.log_probs(waves)
+            model_s = time.perf_counter() - started
+            greedy = error_rates(refs, recognizer.decode(scores, beam=1, vocabulary="none"))
+            started = time.perf_counter()
+            constrained = recognizer.decode(scores) if recognizer.lexicon is not None else None
+            decode_s = time.perf_counter() - started
+            audio_s = sum(len(w) for w in waves) / 16000
+            row = {"model": model, "data": spec, "utterances": len(waves), "greedy_wer": round(greedy["wer"], 4),
+                   "vocabulary_wer": round(error_rates(refs, constrained)["wer"], 4) if constrained else None,
+                   "decoding": recognizer.decoding, "rtf": round((model_s + decode_s) / audio_s, 5)}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    print()
+    print("| model | data | utterances | WER greedy | WER vocabulary | RTF |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        vocab = f"{100 * r['vocabulary_wer']:.1f}%" if r["vocabulary_wer"] is not None else "-"
+        print(f"| {r['model']} | {r['data']} | {r['utterances']} | {100 * r['greedy_wer']:.1f}% | {vocab} | "
+              f"{r['rtf']:.4f} |")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
