@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="spell only these words: a UTF-8 file of words (whitespace-separated, '#' comment "
                              "lines), 'model' (default: the words the model was trained on, when it carries them) "
                              "or 'none' (open vocabulary, letter by letter)")
+    parser.add_argument("--min-confidence", type=float, default=0.5, metavar="P",
+                        help="a segment whose winning characters average a probability below P is noise, not "
+                             "speech, and gives no text (default 0.5; 0: transcribe everything)")
     parser.add_argument("--max-segment", type=float, default=15.0, metavar="SECONDS",
                         help="long recordings are cut at silences into segments of at most this length (default 15)")
     parser.add_argument("--batch-size", type=int, default=16, metavar="N", help="segments per model call (default 16)")
@@ -63,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.format in ("srt", "vtt") and not args.output_dir and len(inputs) > 1:
         raise UsageError(f"--format {args.format} with several inputs needs --output-dir DIR (one file per input)")
     recognizer = load_predictor(SpeechRecognizer, args, beam=args.beam, max_segment=args.max_segment,
-                                batch_size=args.batch_size, vocabulary=args.vocabulary)
+                                batch_size=args.batch_size, vocabulary=args.vocabulary,
+                                min_confidence=args.min_confidence)
     records = recognizer.records(inputs)
     if args.output_dir:
         return emit_results(_write_files(records, Path(args.output_dir), args.format or "txt"), as_json=args.json,

@@ -33,6 +33,7 @@ MIN_SECONDS = 0.25  # shorter clips are padded with silence to this
 WINDOW_SECONDS = 600.0  # a long file is decoded 10 minutes at a time
 MAX_SECONDS = 12 * 3600.0  # longer inputs are refused
 LEXICON_BEAM = 16  # the least beam of vocabulary-constrained decoding
+MIN_CONFIDENCE = 0.5  # `ctc.speech_confidence` below this: not speech (noise), transcribed as ""
 
 
 def frames_from_info(info: dict[str, Any], num_samples: int) -> int:
@@ -58,12 +59,14 @@ class SpeechRecognizer(Predictor):
     max_segment: float = 15.0
     batch_size: int = 16
     vocabulary: Any = "model"  # "model", "none", a file path, a list of words or a Vocabulary
+    min_confidence: float = MIN_CONFIDENCE  # segments the model is less sure are speech give ""
     alphabet: str = field(init=False)
     lexicon: Vocabulary | None = field(init=False, default=None)
 
     task: ClassVar[str] = "speech"
     keras_backend: ClassVar[str] = "sensorium.pipelines.speech.predict:load"
-    options: ClassVar[dict[str, Any]] = {"beam": 1, "max_segment": 15.0, "batch_size": 16, "vocabulary": "model"}
+    options: ClassVar[dict[str, Any]] = {"beam": 1, "max_segment": 15.0, "batch_size": 16, "vocabulary": "model",
+                                         "min_confidence": MIN_CONFIDENCE}
     chunk_size: ClassVar[int] = 1  # a file is its own unit of work (it is cut into segments)
 
     def __post_init__(self) -> None:
@@ -137,6 +140,8 @@ class SpeechRecognizer(Predictor):
             raise UsageError("max_segment must be between 1 and 60 seconds")
         if int(self.batch_size) < 1:
             raise UsageError("batch_size must be at least 1")
+        if not 0.0 <= float(self.min_confidence) <= 1.0:
+            raise UsageError("min_confidence must be between 0 and 1")
         if "vocabulary" in options:
             self.lexicon = self.resolve_vocabulary(self.vocabulary)
         return self
@@ -180,16 +185,23 @@ class SpeechRecognizer(Predictor):
     def decode(self, scores: list[np.ndarray], beam: int | None = None, vocabulary: Any = None) -> list[str]:
         """Texts of per-utterance log-probabilities. With a vocabulary (`vocabulary`, else the
         configured `lexicon`): prefix beam search spelling only its words, beam at least LEXICON_BEAM.
-        Open vocabulary: greedy CTC decoding, or prefix beam search with beam > 1."""
-        from sensorium.runtime.ctc import beam_search_decode, greedy_decode, lexicon_beam_decode
+        Open vocabulary: greedy CTC decoding, or prefix beam search with beam > 1. An utterance whose
+        `speech_confidence` is below `min_confidence` is "" (0 turns the check off)."""
+        from sensorium.runtime.ctc import beam_search_decode, greedy_decode, lexicon_beam_decode, speech_confidence
 
         beam = int(beam or self.beam)
         lexicon = self.lexicon if vocabulary is None else self.resolve_vocabulary(vocabulary)
-        if lexicon is not None:
-            return [lexicon_beam_decode(lp, lexicon, beam=max(beam, LEXICON_BEAM)) for lp in scores]
-        if beam <= 1:
-            return [greedy_decode(lp, alphabet=self.alphabet) for lp in scores]
-        return [beam_search_decode(lp, beam=beam, alphabet=self.alphabet) for lp in scores]
+
+        def one(lp: np.ndarray) -> str:
+            if speech_confidence(lp) < float(self.min_confidence):
+                return ""  # noise the model half-mistakes for speech
+            if lexicon is not None:
+                return lexicon_beam_decode(lp, lexicon, beam=max(beam, LEXICON_BEAM))
+            if beam <= 1:
+                return greedy_decode(lp, alphabet=self.alphabet)
+            return beam_search_decode(lp, beam=beam, alphabet=self.alphabet)
+
+        return [one(lp) for lp in scores]
 
     # --- inputs ---------------------------------------------------------------------------------
     def is_single(self, inputs: Any) -> bool:

@@ -109,3 +109,27 @@ def test_word_bonus_trades_words_for_length():
     lp = np.log(probs / probs.sum(-1, keepdims=True))
     assert lexicon_beam_decode(lp, vocabulary, word_bonus=-2.0) == "ab"
     assert lexicon_beam_decode(lp, vocabulary, word_bonus=2.0) == "a b"
+
+
+def test_speech_confidence_and_the_noise_gate():
+    from sensorium.runtime.ctc import speech_confidence
+    from sensorium.runtime.errors import UsageError
+    from sensorium.runtime.speech import SpeechRecognizer
+
+    clear = _spell("five nine", confidence=0.9)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(50, VOCAB_SIZE))
+    logits[:, BLANK] += 0.5
+    noisy = logits - np.log(np.exp(logits).sum(-1, keepdims=True))  # characters win some frames, barely
+    assert speech_confidence(clear) > 0.85 and speech_confidence(noisy) < 0.3
+    assert speech_confidence(np.log(np.full((5, VOCAB_SIZE), 1e-6) + np.eye(VOCAB_SIZE)[[BLANK] * 5])) == 1.0
+    assert greedy_decode(noisy) != ""
+    outputs = {50: noisy, 18: clear}
+    asr = SpeechRecognizer(lambda x: outputs[len(x[0]) // 1000][None], {"frame_length": 400, "frame_step": 160,
+                                                                           "subsampling": 4}, "fake", max_batch=1)
+    waves = [np.zeros(50_000, np.float32), np.zeros(18_000, np.float32)]
+    asr.frames = lambda n: len(outputs[n // 1000])  # the fake model's own framing
+    assert asr.transcribe(waves) == ["", "five nine"]  # the default gate (0.5) drops the noise
+    assert asr.configure(min_confidence=0.0).transcribe(waves)[0] == greedy_decode(noisy)
+    with pytest.raises(UsageError, match="min_confidence"):
+        asr.configure(min_confidence=1.5)
