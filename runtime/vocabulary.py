@@ -42,8 +42,8 @@ class Vocabulary:
 
     words: tuple[str, ...]
     alphabet: str
-    children: list[dict[int, int]] = field(default_factory=lambda: [{}], repr=False)
-    is_word: list[bool] = field(default_factory=lambda: [False], repr=False)
+    children: list[dict[int, int]] = field(init=False, repr=False)  # built from `words`
+    is_word: list[bool] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         ids = {c: i + 1 for i, c in enumerate(self.alphabet)}
@@ -106,7 +106,7 @@ class Vocabulary:
                 raise InputError(f"vocabulary {p} is not a file")
             if size > MAX_FILE_BYTES:
                 raise InputError(f"vocabulary {p} is {size / 1e6:.1f} MB (at most {MAX_FILE_BYTES // 2**20} MiB)")
-            data = p.read_bytes()[: MAX_FILE_BYTES + 1]
+            data = p.read_bytes()
         except FileNotFoundError:
             raise InputError(f"vocabulary {p} does not exist") from None
         except OSError as exc:
