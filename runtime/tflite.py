@@ -255,11 +255,15 @@ class EdgeModel:
         return np.dtype(self.input["dtype"])
 
     def _quantize(self, x: np.ndarray) -> np.ndarray:
-        """Real-valued input (e.g. uint8 pixel values) -> the input tensor's dtype."""
+        """Input -> the input tensor's dtype. An array already of a quantised tensor's integer dtype is
+        taken as the quantised values themselves: the raw uint8 pixels of an image model, whose input
+        quantisation maps them into the network's range (scale 1 and zero point 0 when the network
+        takes pixel values; (p - 127) / 128 for EfficientNet-Lite int8 files). Real values (floats)
+        are quantised with the tensor's scale and zero point."""
         dtype = self.input_dtype
         scale, zero = self.input.get("quantization", (0.0, 0))
         if dtype in (np.int8, np.uint8, np.int16) and scale:
-            if x.dtype == dtype and scale == 1.0 and zero == 0:
+            if x.dtype == dtype:
                 return x
             info = np.iinfo(dtype)
             return np.clip(np.round(x.astype(np.float32) / scale + zero), info.min, info.max).astype(dtype)

@@ -109,6 +109,17 @@ class ImagePreprocessing(keras.layers.Layer):
             x = keras.ops.divide(x, np.asarray(self.std, "float32"))
         return x  # (B, H, W, channels) float32
 
+    def pixel_affine(self, input_size: tuple[int, int]) -> tuple[float, float] | None:
+        """(a, b) when this layer maps every pixel value p of an input of `input_size` (H, W) to
+        a * p + b, the same for all channels (RGB, no resize, no frame); else None. An int8 export
+        folds such a map into its input tensor's quantisation instead of quantising it as ops."""
+        if self.channels != 3 or self.padding or tuple(int(s) for s in input_size) != self.image_size:
+            return None
+        mean, std = np.unique(np.asarray(self.mean or 0.0)), np.unique(np.asarray(self.std or 1.0))
+        if len(mean) != 1 or len(std) != 1:  # per-channel statistics: not one map for the tensor
+            return None
+        return self.scale / float(std[0]), -float(mean[0]) / float(std[0])
+
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (input_shape[0], *self.image_size, self.channels)
 
@@ -209,6 +220,8 @@ class ImageAugmentation(keras.layers.Layer):
     def build(self, input_shape: tuple) -> None:
         for transform in self.transforms:
             transform.build(input_shape)
+
+    identity_at_inference = True  # exporters may leave it out of an inference graph
 
     def call(self, x, training: bool | None = None):
         # x: (B, H, W, C) float

@@ -1,0 +1,111 @@
+"""int8 fidelity: the pixel map folded into the input quantisation, and bias correction of int8 weights."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from sensorium.export.bias_correction import correct_bias, quantize_weights
+from sensorium.export.tflite import convert
+from sensorium.models.backbones.keras_apps import EmbeddedBackbone
+from sensorium.models.blocks.conv import ConvBNAct, InvertedResidual
+from sensorium.models.blocks.image_preprocessing import ImagePreprocessing
+from sensorium.runtime.tflite import EdgeModel
+
+SIZE = 16
+
+
+def _network(seed: int = 0) -> keras.Model:
+    """A tiny EfficientNet-Lite-like network: (B, 16, 16, 3) in [0, 1] -> (B, 24), with uneven weights
+    and batch-norm statistics so that int8 rounding matters."""
+    keras.utils.set_random_seed(seed)
+    images = keras.Input((SIZE, SIZE, 3), name="images")
+    x = keras.layers.Rescaling(255.0 / 128.0, offset=-127.0 / 128.0, name="to_model_range")(images)
+    x = ConvBNAct(16, 3, strides=2, activation="relu6", name="stem")(x)
+    x = InvertedResidual(16, 3, 1, 4, activation="relu6", name="block")(x)
+    x = ConvBNAct(24, 1, activation="relu6", name="head_conv")(x)
+    network = keras.Model(images, keras.layers.GlobalAveragePooling2D(name="pool")(x))
+    rng = np.random.default_rng(seed)
+    for layer in network._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0.5, 0.2, n), rng.normal(0, 0.3, n),
+                               rng.uniform(0.05, 2.0, n)])
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
+            w = layer.get_weights()
+            w[0] = rng.standard_t(2, w[0].shape).astype(np.float32) * 0.2  # heavy tails: coarse int8 steps
+            layer.set_weights(w)
+    return network
+
+
+def _classifier(mean: float | None = None, std: float | None = None) -> keras.Model:
+    pixels = keras.Input((None, None, 3), dtype="uint8", name="pixels")
+    x = ImagePreprocessing((SIZE, SIZE), channels=3, mean=mean, std=std, name="preprocessing")(pixels)
+    x = EmbeddedBackbone(_network(), name="backbone")(x)
+    return keras.Model(pixels, keras.layers.Dense(5, activation="softmax", name="head")(x))
+
+
+def _images(n: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (n, 1, 1, 3))
+    return np.clip(base + rng.normal(0, 60, (n, SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+
+
+def test_int8_takes_the_pixel_map_as_its_input_quantisation(tmp_path):
+    model = _classifier()
+    x = _images(260)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(convert(model, input_shape=(SIZE, SIZE, 3), quantize="int8",
+                             calibration=[x[i:i + 1] for i in range(200)]))
+    edge = EdgeModel(path)
+    assert edge.input["dtype"] == np.uint8
+    scale, zero = edge.input["quantization"]
+    assert zero == 127 and abs(scale - 1 / 128) < 1e-9  # (p - 127) / 128: the network's own range
+    ops = [d["op_name"] for d in edge.interpreter._get_ops_details()]
+    assert ops[:2] == ["QUANTIZE", "CONV_2D"]  # uint8 -> int8 (a shift by 128), then the stem: no
+    assert "MUL" not in ops and "ADD" not in ops[:3]  # requantised preprocessing in front of it
+    keras_probs = model.predict(x[200:], verbose=0)
+    edge_probs = np.concatenate([edge(x[i:i + 1]) for i in range(200, 260)])  # raw uint8 pixels in
+    assert np.abs(edge_probs - keras_probs).max() < 0.1
+    assert (edge_probs.argmax(1) == keras_probs.argmax(1)).mean() >= 0.9
+
+
+def test_a_pixel_map_without_an_integer_zero_point_stays_ops(tmp_path):
+    model = _classifier(mean=0.45, std=0.5)  # then the network's rescaling: (p - 178.25) / 64
+    x = _images(210)
+    path = tmp_path / "m.tflite"
+    path.write_bytes(convert(model, input_shape=(SIZE, SIZE, 3), quantize="int8",
+                             calibration=[x[i:i + 1] for i in range(200)]))
+    edge = EdgeModel(path)
+    assert edge.input["quantization"] == (1.0, 0)  # pixel values, mapped by ops inside
+    keras_probs = model.predict(x[200:], verbose=0)
+    edge_probs = np.concatenate([edge(x[i:i + 1]) for i in range(200, 210)])
+    assert np.abs(edge_probs - keras_probs).max() < 0.1
+
+
+def test_bias_correction_cancels_the_mean_shift_of_int8_weights():
+    images = np.random.default_rng(2).uniform(0, 1, (100, SIZE, SIZE, 3)).astype(np.float32)
+    reference = _network()
+    expected = reference.predict(images, verbose=0).mean(axis=0)  # (24,)
+
+    def shift(corrected: bool) -> float:
+        network = _network()
+        if corrected:
+            assert correct_bias(network, images) == 5  # stem, expand, depthwise, project, head_conv
+        for layer in network._flatten_layers(include_self=False):
+            if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)):
+                w = layer.get_weights()
+                w[0] = quantize_weights(w[0], 2 if isinstance(layer, keras.layers.DepthwiseConv2D) else -1)
+                layer.set_weights(w)
+        return float(np.abs(network.predict(images, verbose=0).mean(axis=0) - expected).mean())
+
+    before, after = shift(False), shift(True)
+    assert before > 1e-3  # the rounding does move the output
+    assert after < 0.3 * before
+
+
+def test_quantize_weights_matches_tflite_per_channel_rounding():
+    w = np.array([[1.0, -0.5], [0.25, 0.004]])  # channels on the last axis
+    q = quantize_weights(w, -1)
+    np.testing.assert_allclose(q[:, 0], np.round(w[:, 0] / (1 / 127)) / 127)
+    np.testing.assert_allclose(q[:, 1], np.round(w[:, 1] / (0.5 / 127)) * (0.5 / 127))
+    assert np.all(quantize_weights(np.zeros((3, 2)), -1) == 0)
