@@ -242,7 +242,8 @@ def _int8(saved_model: str, converter: Any, keep_float: list[str], output_name: 
     converter._experimental_calibrate_only = True  # calibration statistics only; quantised below
     calibrated = converter.convert()
     if pixel_map is not None:
-        calibrated = _set_input_range(calibrated, pixel_map[0] * (0 - pixel_map[1]), pixel_map[0] * (255 - pixel_map[1]))
+        scale, zero = pixel_map
+        calibrated = _set_input_range(calibrated, scale * (0 - zero), scale * (255 - zero))
     if deny:
         log.info("int8: %d ops of %s kept in float32", len(deny), ", ".join(keep_float))
     quantized = tflite_convert.mlir_quantize(calibrated, denylisted_nodes=deny)  # float32 in and out
