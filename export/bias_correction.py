@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 PAIRS = (("conv", "bn"), ("depthwise", "depthwise_bn"))
 MAX_IMAGES = 100
 BATCH = 25
+COV_BATCHES = 2  # receptive-field covariances of depthwise layers from the first 2 batches (50 images)
 
 
 def quantize_weights(w: np.ndarray, axis: int) -> np.ndarray:
@@ -55,9 +56,24 @@ def _targets(model: Any) -> list[tuple[Any, Any]]:
     return out
 
 
-def _input_means(model: Any, layers: Sequence[Any], images: np.ndarray) -> dict[int, np.ndarray]:
-    """Per-channel mean of each layer's input over `images` (B, ...) (all positions), float64."""
+def _patches(layer: Any, x: Any) -> np.ndarray:
+    """A depthwise layer's input (B, H, W, C) -> its receptive fields (N, kh * kw, C), float64."""
+    import tensorflow as tf
+
+    kh, kw = layer.kernel_size
+    sh, sw = layer.strides
+    p = tf.image.extract_patches(x, sizes=[1, kh, kw, 1], strides=[1, sh, sw, 1], rates=[1, *layer.dilation_rate, 1],
+                                 padding=layer.padding.upper())  # (B, H', W', kh * kw * C), (kh, kw, C) order
+    return np.asarray(p, np.float64).reshape(-1, kh * kw, x.shape[-1])
+
+
+def _input_stats(model: Any, layers: Sequence[Any], images: np.ndarray) -> dict[int, dict[str, np.ndarray]]:
+    """Per layer: the per-channel mean of its input over `images` (B, ...) ("mean", (C,)) and, for
+    depthwise layers, the covariance of each channel's receptive field ("cov", (C, kh*kw, kh*kw))."""
+    import keras
+
     sums: dict[int, list[np.ndarray]] = {}
+    moments: dict[int, list[tuple[np.ndarray, np.ndarray, int]]] = {}
     originals = []
     for layer in layers:
         call = layer.call
@@ -65,6 +81,10 @@ def _input_means(model: Any, layers: Sequence[Any], images: np.ndarray) -> dict[
         def recording(x, *args, _layer=layer, _call=call, **kwargs):
             v = np.asarray(x, np.float64)
             sums.setdefault(id(_layer), []).append(v.reshape(-1, v.shape[-1]).mean(axis=0))
+            if isinstance(_layer, keras.layers.DepthwiseConv2D) and len(moments.get(id(_layer), [])) < COV_BATCHES:
+                patches = _patches(_layer, x)  # (N, K, C)
+                moments.setdefault(id(_layer), []).append(
+                    (patches.sum(axis=0), np.einsum("nkc,nlc->ckl", patches, patches), len(patches)))
             return _call(x, *args, **kwargs)
 
         originals.append((layer, call))
@@ -75,7 +95,42 @@ def _input_means(model: Any, layers: Sequence[Any], images: np.ndarray) -> dict[
     finally:
         for layer, call in originals:
             layer.call = call
-    return {key: np.mean(values, axis=0) for key, values in sums.items()}
+    stats = {key: {"mean": np.mean(values, axis=0)} for key, values in sums.items()}
+    for key, parts in moments.items():
+        n = sum(count for _, _, count in parts)
+        first = sum(total for total, _, _ in parts) / n  # (K, C)
+        second = sum(outer for _, outer, _ in parts) / n  # (C, K, K)
+        stats[key]["cov"] = second - np.einsum("kc,lc->ckl", first, first)
+    return stats
+
+
+def round_depthwise(kernel: np.ndarray, cov: np.ndarray, sweeps: int = 4) -> np.ndarray:
+    """Int8 per-channel weights of a depthwise kernel (kh, kw, C, 1), rounded up or down per weight to
+    make the output error's variance small: for channel c with weight error d (kh*kw), d' cov[c] d
+    (the mean of the error is left to bias correction). Starts from nearest rounding and takes, per
+    channel, the single flip that lowers it most until none does (a greedy form of AdaRound's
+    objective). Returns the kernel in float, on the same per-channel scale (max|w| / 127)."""
+    kh, kw, channels, multiplier = kernel.shape
+    w = np.asarray(kernel, np.float64).reshape(kh * kw, channels * multiplier).T  # (C, K)
+    cov = np.repeat(cov, multiplier, axis=0)  # (C * m, K, K)
+    scale = np.abs(w).max(axis=1, keepdims=True) / 127.0
+    scale[scale == 0] = 1.0
+    v = w / scale
+    low, high = np.clip(np.floor(v), -127, 127), np.clip(np.ceil(v), -127, 127)
+    q = np.clip(np.round(v), -127, 127)
+    rows = np.arange(len(q))
+    for _ in range(sweeps * w.shape[1]):
+        d = (q - v) * scale  # (C, K) weight error
+        step = np.where(q == low, high - low, low - high) * scale  # the flip of each weight
+        gain = 2 * step * np.einsum("ckl,cl->ck", cov, d) + step**2 * np.einsum("ckk->ck", cov)  # change of d'cov d
+        gain[step == 0] = np.inf
+        best = gain.argmin(axis=1)
+        better = gain[rows, best] < -1e-12
+        if not better.any():
+            break
+        q[rows[better], best[better]] = np.where(q[rows[better], best[better]] == low[rows[better], best[better]],
+                                                 high[rows[better], best[better]], low[rows[better], best[better]])
+    return (q * scale).T.reshape(kernel.shape)
 
 
 def correct_bias(model: Any, images: np.ndarray) -> int:
@@ -87,17 +142,20 @@ def correct_bias(model: Any, images: np.ndarray) -> int:
     targets = _targets(model)
     if not targets:
         return 0
-    means = _input_means(model, [layer for layer, _ in targets], np.asarray(images[:MAX_IMAGES]))
+    stats = _input_stats(model, [layer for layer, _ in targets], np.asarray(images[:MAX_IMAGES]))
     corrected = 0
     for layer, bn in targets:
-        mu = means.get(id(layer))
-        if mu is None:  # not on the inference path
+        if id(layer) not in stats:  # not on the inference path
             continue
+        mu = stats[id(layer)]["mean"]
         weights = layer.get_weights()
         kernel = np.asarray(weights[0], np.float64)
         if isinstance(layer, keras.layers.DepthwiseConv2D):  # (kh, kw, C, multiplier): output channel C * m
-            error = quantize_weights(kernel, 2) - kernel
+            rounded = round_depthwise(kernel, stats[id(layer)]["cov"])
+            error = rounded - kernel
             shift = (error.sum(axis=(0, 1)) * mu[:, None]).reshape(-1)
+            weights[0] = rounded.astype(weights[0].dtype)  # on the int8 grid: the converter keeps these values
+            layer.set_weights(weights)
         elif isinstance(layer, keras.layers.Dense):  # (in, out)
             error = quantize_weights(kernel, -1) - kernel
             shift = mu @ error
@@ -107,10 +165,10 @@ def correct_bias(model: Any, images: np.ndarray) -> int:
         else:  # grouped convolutions: left as they are
             continue
         if bn is not None:  # BN subtracts its moving mean from the convolution's output
-            stats = bn.get_weights()
-            index = len(stats) - 2  # [gamma], [beta], moving mean, moving variance
-            stats[index] = (stats[index] + shift).astype(stats[index].dtype)
-            bn.set_weights(stats)
+            bn_weights = bn.get_weights()
+            index = len(bn_weights) - 2  # [gamma], [beta], moving mean, moving variance
+            bn_weights[index] = (bn_weights[index] + shift).astype(bn_weights[index].dtype)
+            bn.set_weights(bn_weights)
         else:
             weights[1] = (weights[1] - shift).astype(weights[1].dtype)
             layer.set_weights(weights)

@@ -109,3 +109,26 @@ def test_quantize_weights_matches_tflite_per_channel_rounding():
     np.testing.assert_allclose(q[:, 0], np.round(w[:, 0] / (1 / 127)) / 127)
     np.testing.assert_allclose(q[:, 1], np.round(w[:, 1] / (0.5 / 127)) * (0.5 / 127))
     assert np.all(quantize_weights(np.zeros((3, 2)), -1) == 0)
+
+
+def test_depthwise_rounding_lowers_the_output_error_variance_and_stays_on_the_int8_grid():
+    from sensorium.export.bias_correction import round_depthwise
+
+    rng = np.random.default_rng(3)
+    kernel = rng.standard_t(3, (3, 3, 6, 1))
+    mixing = rng.normal(size=(6, 9, 9))
+    cov = np.einsum("ckl,cml->ckm", mixing, mixing) + 0.5 * np.ones((6, 9, 9))  # correlated neighbours
+    rounded = round_depthwise(kernel, cov)
+    nearest = quantize_weights(kernel, 2)
+    scale = np.abs(kernel).max(axis=(0, 1, 3)) / 127  # (C,)
+    steps = rounded[..., 0] / scale
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-9)  # int8 values on each channel's scale
+    assert np.all(np.abs(steps - kernel[..., 0] / scale) < 1 + 1e-9)  # each weight rounded down or up
+    np.testing.assert_allclose(np.abs(rounded).max(axis=(0, 1, 3)), np.abs(kernel).max(axis=(0, 1, 3)))
+
+    def variance(k: np.ndarray) -> np.ndarray:
+        d = (k - kernel)[..., 0].reshape(9, 6).T  # (C, K)
+        return np.einsum("ck,ckl,cl->c", d, cov, d)
+
+    assert np.all(variance(rounded) <= variance(nearest) + 1e-12)
+    assert variance(rounded).sum() < 0.8 * variance(nearest).sum()
