@@ -10,6 +10,14 @@ shift, so that the int8 file's folded bias cancels it. It changes only a copy us
 `Q` is TFLite's int8 weight quantisation: per output channel, symmetric, scale max|w| / 127. Batch
 norm folding scales each output channel by gamma / sigma, which leaves that rounding unchanged, so the
 shift can be corrected before folding, in the moving mean.
+
+Depthwise kernels have only kh*kw weights per channel, so their rounding error is the largest. Their
+weights are rounded up or down (not to nearest) to make the variance of each channel's output error
+small on the calibration images (`round_depthwise`); the kernel is written back on the int8 grid, so
+the converter keeps exactly those values. On the bundled ImageNet model (300 parity images) top-1
+agreement of the int8 file with Keras went from 0.773 to 0.907 with bias correction and to 0.930 with
+this rounding. Rounding 1x1 convolutions and the classifier the same way measured no better (0.917);
+on these 300 low-margin images small changes move agreement by about 3 points either way.
 """
 from __future__ import annotations
 
@@ -25,7 +33,7 @@ log = logging.getLogger(__name__)
 PAIRS = (("conv", "bn"), ("depthwise", "depthwise_bn"))
 MAX_IMAGES = 100
 BATCH = 25
-COV_BATCHES = 2  # receptive-field covariances of depthwise layers from the first 2 batches (50 images)
+COV_BATCHES = 2  # receptive-field covariances from the first 2 batches (50 images)
 
 
 def quantize_weights(w: np.ndarray, axis: int) -> np.ndarray:
@@ -68,8 +76,8 @@ def _patches(layer: Any, x: Any) -> np.ndarray:
 
 
 def _input_stats(model: Any, layers: Sequence[Any], images: np.ndarray) -> dict[int, dict[str, np.ndarray]]:
-    """Per layer: the per-channel mean of its input over `images` (B, ...) ("mean", (C,)) and, for
-    depthwise layers, the covariance of each channel's receptive field ("cov", (C, kh*kw, kh*kw))."""
+    """Per layer: the per-channel mean of its input over `images` (B, ...) ("mean", (C,)) and, for a
+    depthwise layer, the covariance of each channel's receptive field ("cov", (C, kh*kw, kh*kw))."""
     import keras
 
     sums: dict[int, list[np.ndarray]] = {}
@@ -83,8 +91,8 @@ def _input_stats(model: Any, layers: Sequence[Any], images: np.ndarray) -> dict[
             sums.setdefault(id(_layer), []).append(v.reshape(-1, v.shape[-1]).mean(axis=0))
             if isinstance(_layer, keras.layers.DepthwiseConv2D) and len(moments.get(id(_layer), [])) < COV_BATCHES:
                 patches = _patches(_layer, x)  # (N, K, C)
-                moments.setdefault(id(_layer), []).append(
-                    (patches.sum(axis=0), np.einsum("nkc,nlc->ckl", patches, patches), len(patches)))
+                outer = np.einsum("nkc,nlc->ckl", patches, patches)
+                moments.setdefault(id(_layer), []).append((patches.sum(axis=0), outer, len(patches)))
             return _call(x, *args, **kwargs)
 
         originals.append((layer, call))
@@ -104,33 +112,46 @@ def _input_stats(model: Any, layers: Sequence[Any], images: np.ndarray) -> dict[
     return stats
 
 
-def round_depthwise(kernel: np.ndarray, cov: np.ndarray, sweeps: int = 4) -> np.ndarray:
-    """Int8 per-channel weights of a depthwise kernel (kh, kw, C, 1), rounded up or down per weight to
-    make the output error's variance small: for channel c with weight error d (kh*kw), d' cov[c] d
-    (the mean of the error is left to bias correction). Starts from nearest rounding and takes, per
-    channel, the single flip that lowers it most until none does (a greedy form of AdaRound's
-    objective). Returns the kernel in float, on the same per-channel scale (max|w| / 127)."""
-    kh, kw, channels, multiplier = kernel.shape
-    w = np.asarray(kernel, np.float64).reshape(kh * kw, channels * multiplier).T  # (C, K)
-    cov = np.repeat(cov, multiplier, axis=0)  # (C * m, K, K)
+def round_rows(w: np.ndarray, cov: np.ndarray, max_flips: int | None = None) -> np.ndarray:
+    """Int8 per-row weights of `w` (O, K) (one output channel per row, scale max|w| / 127), each weight
+    rounded down or up so that the output error's variance d' cov d is small, where d is the row's
+    weight error and `cov` is the input covariance, per row (O, K, K) or shared (K, K); the error's
+    mean is left to bias correction. Starts from nearest rounding; then each row takes the single flip
+    that lowers its variance most, until none does or after `max_flips` (default 4 K) rounds: a greedy
+    form of AdaRound's objective (Nagel et al., 2020). Returns the rounded weights in float, on the same scales."""
+    w = np.asarray(w, np.float64)
+    rows, k = w.shape
     scale = np.abs(w).max(axis=1, keepdims=True) / 127.0
     scale[scale == 0] = 1.0
     v = w / scale
     low, high = np.clip(np.floor(v), -127, 127), np.clip(np.ceil(v), -127, 127)
     q = np.clip(np.round(v), -127, 127)
-    rows = np.arange(len(q))
-    for _ in range(sweeps * w.shape[1]):
-        d = (q - v) * scale  # (C, K) weight error
-        step = np.where(q == low, high - low, low - high) * scale  # the flip of each weight
-        gain = 2 * step * np.einsum("ckl,cl->ck", cov, d) + step**2 * np.einsum("ckk->ck", cov)  # change of d'cov d
+    shared = cov.ndim == 2
+    diag = np.diag(cov)[None, :] if shared else np.einsum("ckk->ck", cov)  # (1 | O, K)
+    d = (q - v) * scale  # (O, K) weight error
+    grad = d @ cov if shared else np.einsum("ckl,cl->ck", cov, d)  # (O, K): cov d per row
+    index = np.arange(rows)
+    for _ in range(max_flips or 4 * k):
+        step = np.where(q == low, high - low, low - high) * scale  # each weight's flip
+        gain = 2 * step * grad + step**2 * diag  # change of d' cov d
         gain[step == 0] = np.inf
         best = gain.argmin(axis=1)
-        better = gain[rows, best] < -1e-12
-        if not better.any():
+        better = index[gain[index, best] < -1e-12]
+        if not len(better):
             break
-        q[rows[better], best[better]] = np.where(q[rows[better], best[better]] == low[rows[better], best[better]],
-                                                 high[rows[better], best[better]], low[rows[better], best[better]])
-    return (q * scale).T.reshape(kernel.shape)
+        col = best[better]
+        delta = step[better, col]  # (n,)
+        q[better, col] = np.where(q[better, col] == low[better, col], high[better, col], low[better, col])
+        grad[better] += delta[:, None] * (cov[col] if shared else cov[better, col])
+    return q * scale
+
+
+def round_depthwise(kernel: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """`round_rows` for a depthwise kernel (kh, kw, C, m) with per-channel receptive-field
+    covariances (C, kh*kw, kh*kw)."""
+    kh, kw, channels, multiplier = kernel.shape
+    rows = np.asarray(kernel, np.float64).reshape(kh * kw, channels * multiplier).T  # (C * m, K)
+    return round_rows(rows, np.repeat(cov, multiplier, axis=0)).T.reshape(kernel.shape)
 
 
 def correct_bias(model: Any, images: np.ndarray) -> int:
@@ -152,16 +173,14 @@ def correct_bias(model: Any, images: np.ndarray) -> int:
         kernel = np.asarray(weights[0], np.float64)
         if isinstance(layer, keras.layers.DepthwiseConv2D):  # (kh, kw, C, multiplier): output channel C * m
             rounded = round_depthwise(kernel, stats[id(layer)]["cov"])
-            error = rounded - kernel
-            shift = (error.sum(axis=(0, 1)) * mu[:, None]).reshape(-1)
+            shift = ((rounded - kernel).sum(axis=(0, 1)) * mu[:, None]).reshape(-1)
             weights[0] = rounded.astype(weights[0].dtype)  # on the int8 grid: the converter keeps these values
-            layer.set_weights(weights)
         elif isinstance(layer, keras.layers.Dense):  # (in, out)
-            error = quantize_weights(kernel, -1) - kernel
-            shift = mu @ error
+            rounded = quantize_weights(kernel, -1)  # (the same rounding on wide rows measured no better)
+            shift = mu @ (rounded - kernel)
         elif getattr(layer, "groups", 1) == 1:  # Conv2D (kh, kw, in, out)
-            error = quantize_weights(kernel, -1) - kernel
-            shift = np.einsum("hwio,i->o", error, mu)
+            rounded = quantize_weights(kernel, -1)
+            shift = np.einsum("hwio,i->o", rounded - kernel, mu)
         else:  # grouped convolutions: left as they are
             continue
         if bn is not None:  # BN subtracts its moving mean from the convolution's output
@@ -171,7 +190,7 @@ def correct_bias(model: Any, images: np.ndarray) -> int:
             bn.set_weights(bn_weights)
         else:
             weights[1] = (weights[1] - shift).astype(weights[1].dtype)
-            layer.set_weights(weights)
+        layer.set_weights(weights)
         corrected += 1
     log.info("int8: bias correction of %d layers on %d images", corrected, min(len(images), MAX_IMAGES))
     return corrected
