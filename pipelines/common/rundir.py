@@ -493,6 +493,9 @@ class RunDir:
         from sensorium.pipelines.common.config import config_from_dict, set_path
 
         data = self.read_config()
+        saved_defaults = getattr(config_cls, "saved_defaults", None)
+        if saved_defaults is not None:  # fields a config written by an older version lacks
+            data = saved_defaults(data)
         try:
             for key, value in (overrides or {}).items():
                 set_path(data, key, value)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sensorium.models.speech import SpeechRecognizerSpec
 from sensorium.pipelines.common.training import TrainSettings
@@ -42,6 +43,19 @@ class SpeechConfig:
     seed: int = 42
     evaluate_on: str | None = "test"  # split evaluated at the end of training (None: skip)
     beam: int = 1  # decoding beam of the final evaluation (1: greedy)
+
+    @staticmethod
+    def saved_defaults(data: dict[str, Any]) -> dict[str, Any]:
+        """A run's config.json with the defaults of the version that wrote it: a run from before 0.8 has
+        no `model.normalization`; its model normalises with training-set statistics and it trained with
+        no warping or augmentation, so it resumes, evaluates and exports that way, not with today's
+        defaults (which would build a different model around its checkpoint)."""
+        model = data.get("model")
+        if isinstance(model, dict) and "normalization" not in model:
+            data = {**data, "model": {**model, "normalization": "global", "freq_warp": model.get("freq_warp", 0.0)}}
+            if "augment" not in data:
+                data["augment"] = {"levers": []}
+        return data
 
     def validate(self) -> None:
         """Reject values no run can use (UsageError) and unusable data specs (DataError)."""

@@ -133,3 +133,26 @@ def test_atomic_writes_leave_old_file_on_failure(tmp_path):
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
     assert oct(target.stat().st_mode & 0o777) != oct(0o600)
+
+
+def test_a_speech_run_from_before_0_8_loads_with_its_own_defaults(tmp_path):
+    """A run written before per-utterance normalisation and augmentation resumes, evaluates and exports
+    as the model it is (training-set statistics, no warping, no augmentation), not with today's defaults."""
+    import json
+    from dataclasses import asdict
+
+    from sensorium.pipelines.common.rundir import RunDir
+    from sensorium.pipelines.speech.config import SpeechConfig
+
+    current = json.loads(json.dumps(asdict(SpeechConfig()), default=list))
+    old = {key: value for key, value in current.items() if key != "augment"}
+    old["model"] = {k: v for k, v in current["model"].items() if k not in ("normalization", "freq_warp")}
+    for folder, data in (("old", old), ("new", current)):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "config.json").write_text(json.dumps(data))
+    legacy = RunDir(tmp_path / "old").load_config(SpeechConfig)
+    assert (legacy.model.normalization, legacy.model.freq_warp, legacy.augment.levers) == ("global", 0.0, [])
+    today = RunDir(tmp_path / "new").load_config(SpeechConfig)
+    assert (today.model.normalization, today.model.freq_warp) == ("utterance", 0.1)
+    assert today.augment.levers == SpeechConfig().augment.levers and today.augment.levers
+    assert RunDir(tmp_path / "old").load_config(SpeechConfig, {"augment.levers": ["noise"]}).augment.levers == ["noise"]
