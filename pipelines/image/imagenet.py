@@ -133,7 +133,7 @@ the Keras model and of each shipped `.tflite` (`tests/assets/test_bundled_floors
 top-1 everywhere. `exports/parity.json` compares the exports with the Keras model on 300 held-out crops
 of those photos and Adwaita icons: float16 (shipped) agrees on 99.7%. int8 agrees on 93% (77% before
 the exporter folded the input scaling into the input quantisation and corrected the bias of int8
-weights, rounding depthwise weights to lower their error), below the 98% the exporter requires, so no
+weights, rounding depthwise and stem weights to lower their error), below the 98% the exporter requires, so no
 int8 file ships. Its flips are all on images whose first two classes are close: on the 169 parity
 images whose top-1 probability leads by 0.1 or more it agrees on every one, and Keras's top-1 is in
 its top 5 on all 300.

@@ -72,6 +72,8 @@ def main() -> int:
         value = f"{agree[chosen].mean():.3f}" if chosen.any() else "-"
         print(f"| agreement where Keras's top-1 leads by {low}-{min(high, 1.0)} ({chosen.sum()} images) | {value} |")
     print(f"| Keras's top-1 in the int8 top 5 | {in_top5:.3f} |")
+    kl = np.sum(keras_probs * (np.log(keras_probs + 1e-12) - np.log(edge_probs + 1e-12)), axis=1)
+    print(f"| KL(Keras \\|\\| int8), mean / median | {kl.mean():.4f} / {np.median(kl):.4f} |")
     print(f"| size | {len(flatbuffer):,} B ({len(float32) / len(flatbuffer):.2f}x smaller than float32, "
           f"{len(float32):,} B) |")
     print(f"| batch-1 latency, {args.threads} threads, {edge.runtime} | {1000 * np.median(times):.1f} ms median |")

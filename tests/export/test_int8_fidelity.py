@@ -132,3 +132,35 @@ def test_depthwise_rounding_lowers_the_output_error_variance_and_stays_on_the_in
 
     assert np.all(variance(rounded) <= variance(nearest) + 1e-12)
     assert variance(rounded).sum() < 0.8 * variance(nearest).sum()
+
+
+def test_a_stem_convolution_is_rounded_on_its_receptive_fields_and_larger_ones_are_not():
+    """The stem (3x3x3 = 27 weights per channel) gets the same rounding as depthwise kernels, on the
+    covariance of its whole receptive field: on smooth images its output error is much smaller than with
+    nearest rounding, and its kernel is on the int8 grid. A convolution with a wide fan-in is left to
+    nearest rounding."""
+    from sensorium.export.bias_correction import MAX_ROUNDED_FAN_IN, _small_conv
+
+    rng = np.random.default_rng(4)
+    smooth = np.repeat(np.repeat(rng.uniform(0, 1, (60, 4, 4, 3)), 4, axis=1), 4, axis=2)
+    images = np.clip(smooth + rng.normal(0, 0.02, smooth.shape), 0, 1).astype(np.float32)  # (60, 16, 16, 3)
+    network = _network()
+    stem = network.get_layer("stem").conv
+    original = np.asarray(stem.get_weights()[0], np.float64)  # (3, 3, 3, 16)
+    assert _small_conv(stem)
+    wide = keras.layers.Conv2D(8, 1)
+    wide.build((None, 4, 4, MAX_ROUNDED_FAN_IN + 1))
+    assert not _small_conv(wide)
+    correct_bias(network, images)
+    rounded = np.asarray(stem.get_weights()[0], np.float64)
+    scale = np.abs(original).max(axis=(0, 1, 2)) / 127  # (16,)
+    steps = rounded / scale
+    np.testing.assert_allclose(steps, np.round(steps), atol=1e-4)  # on each output channel's int8 grid
+    assert np.all(np.abs(steps - original / scale) < 1 + 1e-4)  # each weight rounded down or up
+
+    def error_variance(kernel: np.ndarray) -> float:
+        x = keras.layers.Rescaling(255.0 / 128.0, offset=-127.0 / 128.0)(images)
+        out = keras.ops.conv(x, (kernel - original).astype(np.float32), strides=2, padding="same")
+        return float(np.var(np.asarray(out), axis=(0, 1, 2)).sum())
+
+    assert error_variance(rounded) < 0.5 * error_variance(quantize_weights(original, -1))
