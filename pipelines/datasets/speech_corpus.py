@@ -5,6 +5,7 @@ Importing this module registers the TensorFlow Datasets builder, so a corpus bui
 
     tfds.load("sensorium_speech", data_dir=out_dir)             # the `default` config
     tfds.load("sensorium_speech/engine_holdout", data_dir=out_dir)
+    tfds.load("sensorium_speech/engine_holdout_varied", data_dir=out_dir)
 
 Utterances are random digit strings of 1-7 digits (written "4 0 7 2", read digit by digit:
 "four zero seven two"), ~30 short commands ("turn on the light") and, optionally, the lines of a
@@ -16,7 +17,8 @@ sizes of the other splits.
 
 Voices are split by the builder config (see `SpeechCorpusConfig`): in `default` the test and
 validation splits use voices never heard in training (their espeak-ng variant or accent is held
-out, and one flite voice each); `engine_holdout` trains on espeak-ng only and tests on flite only.
+out, and one flite voice each); `engine_holdout` trains on espeak-ng only and tests on flite only;
+`engine_holdout_varied` is `engine_holdout` with 95 espeak-ng voice variants in training instead of 9.
 The audio is stored as 16 kHz int16 PCM (`audio / 32768` is in [-1, 1]).
 """
 from __future__ import annotations
@@ -171,19 +173,35 @@ class CorpusOptions:
 class SpeechCorpusConfig(tfds.core.BuilderConfig):
     """A voice split: a voice (`engine:name`) matching a `test_voices` glob is a test voice, else one
     matching `validation_voices` a validation voice, else one matching `train_voices` a training
-    voice; other voices are not used."""
+    voice; other voices are not used.
+
+    `extra_train_variants` (espeak-ng variants beyond `synth.ESPEAK_VARIANTS`) are for training only:
+    each English espeak-ng voice with each of them is a training voice when it matches `train_voices`
+    and no test or validation glob, and is not used otherwise, so the held-out splits are exactly those
+    of the same config without them."""
 
     test_voices: tuple[str, ...] = ()
     validation_voices: tuple[str, ...] = ()
     train_voices: tuple[str, ...] = ("*",)
+    extra_train_variants: tuple[str, ...] = ()
 
     def split_of(self, voice: Voice) -> str | None:
         """The split that `voice` belongs to, or None when the config does not use it."""
         for split, patterns in (("test", self.test_voices), ("validation", self.validation_voices),
                                 ("train", self.train_voices)):
             if any(fnmatch.fnmatchcase(voice.id, p) for p in patterns):
-                return split
+                return split if split == "train" or not self.is_extra(voice) else None
         return None
+
+    def is_extra(self, voice: Voice) -> bool:
+        """Whether `voice` is an espeak-ng voice with one of the training-only `extra_train_variants`."""
+        variant = voice.name.partition("+")[2]
+        return (voice.engine == "espeak-ng" and variant in self.extra_train_variants
+                and variant not in synth.ESPEAK_VARIANTS)
+
+    def voices(self) -> list[Voice]:
+        """The installed voices this config draws from (`synth.available_voices`, with its extra variants)."""
+        return synth.available_voices(extra_espeak_variants=self.extra_train_variants)
 
 
 _HELD_OUT_VALIDATION = ("espeak-ng:*+m6", "espeak-ng:*+f3", "espeak-ng:en-gb-x-gbcwmd+*")
@@ -211,6 +229,21 @@ BUILDER_CONFIGS: tuple[SpeechCorpusConfig, ...] = (
         test_voices=("flite:*",),
         validation_voices=_HELD_OUT_VALIDATION,
         train_voices=("espeak-ng:*",),
+    ),
+    SpeechCorpusConfig(
+        name="engine_holdout_varied",
+        description=(
+            "Engine hold-out with varied espeak-ng voices. Validation and test as in `engine_holdout` (the "
+            "same voices and, for the same seed and sizes, the same utterances): validation the held-out "
+            "espeak-ng voices (variants m6 and f3, the accent en-gb-x-gbcwmd), test every flite voice. Train: "
+            "espeak-ng only, each English accent but en-gb-x-gbcwmd with its 9 training variants and 86 more "
+            "espeak-ng variants (`synth.ESPEAK_EXTRA_VARIANTS`: Klatt synthesis, the human-named, whisper, "
+            "robot and effect voices), heard in training only."
+        ),
+        test_voices=("flite:*",),
+        validation_voices=_HELD_OUT_VALIDATION,
+        train_voices=("espeak-ng:*",),
+        extra_train_variants=synth.ESPEAK_EXTRA_VARIANTS,
     ),
 )
 
@@ -428,7 +461,7 @@ class SensoriumSpeech(tfds.core.GeneratorBasedBuilder):
         del dl_manager
         config: SpeechCorpusConfig = self.builder_config  # type: ignore[assignment]
         options = self._options
-        voices = synth.available_voices()
+        voices = config.voices()
         plan = plan_corpus(config, voices, options)
         by_split = assign_voices(config, voices)
         meta = self.info.metadata
@@ -641,7 +674,7 @@ __all__ = [
 
 
 def build(request: Any) -> Path:
-    """`sensorium data speech [--config default|engine_holdout] [--sizes T,V,T] [--words FILE] [--seed N]
-    [--out DIR] [--force]`."""
+    """`sensorium data speech [--config default|engine_holdout|engine_holdout_varied] [--sizes T,V,T]
+    [--words FILE] [--seed N] [--out DIR] [--force]`."""
     return build_corpus(request.out or default_corpus_dir(), config=request.config, sizes=request.sizes,
                         seed=request.seed, word_file=request.words, overwrite=request.force)

@@ -36,6 +36,24 @@ DEFAULT_TIMEOUT_S = 30.0
 
 # espeak-ng voice variants used with every English espeak-ng voice ("en-us+m3"): male 1-7, female 1-4.
 ESPEAK_VARIANTS: tuple[str, ...] = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4")
+# The other espeak-ng 1.51 variants (file names under espeak-ng-data/voices/!v), for corpora that want far
+# more varied voices (`sensorium_speech/engine_holdout_varied`): Klatt synthesis (klatt-klatt5 and the
+# Klatt-based adam, benjamin, david, edward, edward2, robosoft*, UniRobot, announcer), the human-named
+# and character voices, whisper, robot and effect voices. All of them say the words: the bundled model
+# transcribes them with 0-39 % WER (whisperf the worst). Left out because they give no distinct voice:
+# `fast` and `Mr serious` (its file name has a space; espeak-ng falls back to the plain voice for
+# both: the same samples) and `caleb` and `klatt6` (the same samples as `klatt`).
+ESPEAK_EXTRA_VARIANTS: tuple[str, ...] = (
+    "m8", "f5", "klatt", "klatt2", "klatt3", "klatt4", "klatt5",
+    "adam", "Alex", "Alicia", "Andrea", "Andy", "Annie", "AnxiousAndy", "anika", "anikaRobot", "announcer",
+    "antonio", "aunty", "belinda", "benjamin", "boris", "croak", "david", "Demonic", "Denis", "Diogo", "ed",
+    "edward", "edward2", "Gene", "Gene2", "grandma", "grandpa", "gustave", "Henrique", "Hugo", "iven", "iven2",
+    "iven3", "iven4", "Jacky", "john", "kaukovalta", "Lee", "linda", "marcelo", "Marco", "Mario", "max",
+    "Michael", "michel", "miguel", "Mike", "Nguyen", "norbert", "pablo", "paul", "pedro", "quincy",
+    "RicishayMax", "RicishayMax2", "RicishayMax3", "rob", "robert", "robosoft", "robosoft2", "robosoft3",
+    "robosoft4", "robosoft5", "robosoft6", "robosoft7", "robosoft8", "sandro", "shelby", "steph", "steph2",
+    "steph3", "Storm", "travis", "Tweaky", "UniRobot", "victor", "whisper", "whisperf", "zac",
+)
 # flite's `awb_time` is a limited-domain voice that can only say clock times: never used.
 FLITE_EXCLUDED = frozenset({"awb_time"})
 ESPEAK_DEFAULT_WPM = 175
@@ -106,14 +124,16 @@ def engine_version(engine: str) -> str:
     return ""
 
 
-def available_voices(engines: tuple[str, ...] = ENGINES) -> list[Voice]:
+def available_voices(engines: tuple[str, ...] = ENGINES, *,
+                     extra_espeak_variants: tuple[str, ...] = ()) -> list[Voice]:
     """Every English voice installed here, sorted: each espeak-ng English voice (MBROLA voices,
-    which need extra packages, excluded) with each variant in ESPEAK_VARIANTS that is installed, and
-    every flite voice except the limited-domain `awb_time`. Engines that are not installed add none."""
+    which need extra packages, excluded) with each variant in ESPEAK_VARIANTS, and in
+    `extra_espeak_variants` (e.g. ESPEAK_EXTRA_VARIANTS), that is installed, and every flite voice
+    except the limited-domain `awb_time`. Engines that are not installed add none."""
     voices: list[Voice] = []
     if "espeak-ng" in engines and engine_available("espeak-ng"):
         variants = set(_espeak_variants())
-        used = [v for v in ESPEAK_VARIANTS if v in variants]
+        used = [v for v in dict.fromkeys(ESPEAK_VARIANTS + tuple(extra_espeak_variants)) if v in variants]
         for base in _espeak_english_voices():
             voices += [Voice("espeak-ng", f"{base}+{variant}") for variant in used]
     if "flite" in engines and engine_available("flite"):

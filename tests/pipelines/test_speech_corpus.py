@@ -132,6 +132,37 @@ def test_plan_is_deterministic_and_uses_word_file(corpus, tmp_path):
         corpus.read_word_file(tmp_path / "missing.txt")
 
 
+def test_engine_holdout_varied_hears_its_extra_variants_in_training_only(corpus):
+    """Pure (a made-up voice list, no synthesis): the extra espeak-ng variants go to training or
+    nowhere, and validation and test are engine_holdout's voices and utterances."""
+    configs = corpus.SensoriumSpeech.builder_configs
+    varied, holdout = configs["engine_holdout_varied"], configs["engine_holdout"]
+    assert varied.extra_train_variants == synth.ESPEAK_EXTRA_VARIANTS and not holdout.extra_train_variants
+    assert not set(synth.ESPEAK_EXTRA_VARIANTS) & set(synth.ESPEAK_VARIANTS)
+    variants = synth.ESPEAK_VARIANTS + synth.ESPEAK_EXTRA_VARIANTS
+    bases = ("en-us", "en-gb", "en-029", "en-gb-x-gbcwmd")
+    flite = [synth.Voice("flite", name) for name in ("awb", "kal", "kal16", "rms", "slt")]
+    voices = [synth.Voice("espeak-ng", f"{b}+{v}") for b in bases for v in variants] + flite
+    plain = [v for v in voices if v.name.partition("+")[2] not in synth.ESPEAK_EXTRA_VARIANTS]
+    got, ref = corpus.assign_voices(varied, voices), corpus.assign_voices(holdout, plain)
+    assert got["validation"] == ref["validation"] and got["test"] == ref["test"] == flite
+    assert set(ref["train"]) < set(got["train"])
+    assert len(got["train"]) == 3 * (len(variants) - 2)  # every accent but gbcwmd, every variant but m6, f3
+    for voice in got["train"]:
+        base, variant = voice.name.split("+")
+        assert voice.engine == "espeak-ng" and base != "en-gb-x-gbcwmd" and variant not in ("m6", "f3"), voice
+    # a held-out accent with an extra variant is not used at all (engine_holdout would validate on it)
+    gbcwmd_klatt = synth.Voice("espeak-ng", "en-gb-x-gbcwmd+klatt")
+    assert varied.split_of(gbcwmd_klatt) is None and holdout.split_of(gbcwmd_klatt) == "validation"
+    opts = corpus.CorpusOptions(sizes=corpus.SplitSizes(40, 20, 20), seed=1)
+    a, b = corpus.plan_corpus(varied, voices, opts), corpus.plan_corpus(holdout, plain, opts)
+    assert a["validation"] == b["validation"] and a["test"] == b["test"]
+    assert {u.voice for u in a["train"]} <= set(got["train"])
+    # the installed voices: the other configs draw from exactly the voices they always did
+    assert holdout.voices() == configs["default"].voices() == synth.available_voices()
+    assert set(holdout.voices()) < set(varied.voices())
+
+
 # === The built corpus ===
 def test_splits_and_counts(corpus, tiny_default):
     import tensorflow_datasets as tfds
