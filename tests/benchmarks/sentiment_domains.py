@@ -1,0 +1,154 @@
+"""Sentiment outside the training domain: our model against VADER on positive-vs-negative texts.
+
+    sensorium data sentiment-domains        # once: builtin:imdb-reviews, builtin:drug-reviews
+    python tests/benchmarks/sentiment_domains.py [--model RUN_DIR] [--boot 1000] [--json FILE]
+
+For each set (builtin:imdb-reviews, builtin:drug-reviews and, for reference, the training domain's
+builtin:tweets@test) it keeps the items labelled positive or negative and reports the macro-F1 of the
+binary decision, with a paired bootstrap 95% interval of the difference ours - VADER (the same
+resampled texts score both; `--boot` resamples, seeded):
+
+- ours: the model's choice between its positive and negative probabilities (the neutral probability
+  is left out, so a 3-way model is not penalised for a class these items cannot have; a tie goes to
+  positive). Run through the Python API (`sensorium.pipeline("sentiment", model=...)`) on the Keras
+  model of the run directory and on each exported `.tflite` (the edge runtime).
+- VADER (vaderSentiment, PyPI): positive when its compound score is >= 0, else negative.
+
+Prints a Markdown table on stdout and the JSON figures on stderr (or into `--json`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from sentiment_benchmark import macro_f1, paired_bootstrap  # noqa: E402
+
+SETS = ("builtin:imdb-reviews@test", "builtin:drug-reviews@test", "builtin:tweets@test")
+NEG, POS = 0, 1  # the binary labels
+
+
+def binary_items(spec: str, seed: int) -> tuple[list[str], np.ndarray, dict[str, int]]:
+    """(texts, labels 0 negative / 1 positive, counts per label of the whole set) of the set's
+    positive and negative items."""
+    from sensorium.pipelines.sentiment.config import TextDataConfig
+    from sensorium.pipelines.sentiment.data import load_text_split
+
+    split = load_text_split(spec, TextDataConfig(), seed=seed, default_split="test")
+    names = split.labels
+    counts = {name: int(c) for name, c in zip(names, np.bincount(split.items.labels, minlength=len(names)))}
+    pos, neg = names.index("positive"), names.index("negative")
+    keep = [i for i, y in enumerate(split.items.labels) if y in (pos, neg)]
+    texts = [split.items.texts[i] for i in keep]
+    y = np.asarray([POS if split.items.labels[i] == pos else NEG for i in keep], dtype=np.int64)
+    return texts, y, counts
+
+
+def ours_binary(predict, texts: list[str], batch: int = 256) -> tuple[np.ndarray, float]:
+    """(binary predictions, seconds): positive when p(positive) >= p(negative)."""
+    t0 = time.perf_counter()
+    records = [r for i in range(0, len(texts), batch) for r in predict(texts[i:i + batch])]
+    seconds = time.perf_counter() - t0
+    bad = [r for r in records if not r.get("ok")]
+    if bad:
+        raise SystemExit(f"the model failed on {len(bad)} texts, e.g. {bad[0].get('error')}")
+    pred = np.asarray([POS if r["scores"]["positive"] >= r["scores"]["negative"] else NEG for r in records])
+    return pred, seconds
+
+
+def vader_compound(texts: list[str]) -> tuple[np.ndarray, float]:
+    """(compound scores, seconds)."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    t0 = time.perf_counter()
+    compound = np.asarray([analyzer.polarity_scores(t)["compound"] for t in texts])
+    return compound, time.perf_counter() - t0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="run directory (default: the bundled sentiment model)")
+    parser.add_argument("--data", nargs="+", default=list(SETS), metavar="SPEC", help="the sets (default: %(default)s)")
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--no-tflite", action="store_true", help="skip the exported .tflite files")
+    parser.add_argument("--json", metavar="FILE", help="write the figures here")
+    args = parser.parse_args()
+
+    import sensorium
+    from sensorium.runtime.predictor import bundled_model
+
+    run_dir = Path(args.model) if args.model else bundled_model("sentiment")[1]
+    cfg = json.loads((run_dir / "config.json").read_text(encoding="utf-8")) if (run_dir / "config.json").is_file() \
+        else {}
+    models = {"keras": sensorium.pipeline("sentiment", model=str(run_dir), runtime="keras")}
+    if not args.no_tflite:
+        for tfl in sorted((run_dir / "exports").glob("*.tflite")):
+            models[tfl.stem] = sensorium.pipeline("sentiment", model=str(tfl), runtime="edge")
+    t_all = time.perf_counter()
+    results = []
+    for spec in args.data:
+        texts, y, counts = binary_items(spec, int(cfg.get("seed", 42)))
+        compound, vader_s = vader_compound(texts)
+        vader = np.where(compound >= 0, POS, NEG)  # the rule of the table
+        # sensitivity only: a text without sentiment words (compound 0) to the set's larger class instead
+        larger = POS if (y == POS).sum() > (y == NEG).sum() else NEG
+        vader_ties = np.where(compound > 0, POS, np.where(compound < 0, NEG, larger))
+        row = {"data": spec, "count": len(y), "positive": int((y == POS).sum()), "negative": int((y == NEG).sum()),
+               "set_counts": counts, "mean_chars": float(np.mean([len(t) for t in texts])),
+               "vader": {"macro_f1": macro_f1(y, vader, 2), "accuracy": float((vader == y).mean()),
+                         "predicted_positive": float(vader.mean()), "compound_zero": int((compound == 0).sum()),
+                         "macro_f1_zero_to_larger_class": macro_f1(y, vader_ties, 2), "seconds": vader_s}}
+        keras_pred = None
+        for name, predict in models.items():
+            pred, seconds = ours_binary(predict, texts)
+            diff, low, high = paired_bootstrap(y, pred, vader, 2, args.boot, args.seed)
+            row[name] = {"macro_f1": macro_f1(y, pred, 2), "accuracy": float((pred == y).mean()),
+                         "predicted_positive": float(pred.mean()),
+                         "difference_vs_vader": {"value": diff, "ci95": [low, high]}, "seconds": seconds}
+            if keras_pred is None:
+                keras_pred = pred
+            else:
+                row[name]["agreement_with_keras"] = float((pred == keras_pred).mean())
+        results.append(row)
+        print(f"{spec}: done", file=sys.stderr, flush=True)
+    out = {"model": str(run_dir), "bootstrap_resamples": args.boot, "seed": args.seed,
+           "rule": {"ours": "positive if p(positive) >= p(negative)", "vader": "positive if compound >= 0"},
+           "sets": results, "wall_seconds": time.perf_counter() - t_all}
+    text = json.dumps(out, indent=2)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    else:
+        print(text, file=sys.stderr)
+
+    extra = [name for name in models if name != "keras"]
+    head = ["set", "items (pos / neg)", "ours (Keras)", "VADER", "ours - VADER [95% CI]", *extra]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for row in results:
+        k, d = row["keras"], row["keras"]["difference_vs_vader"]
+        cells = [f"`{row['data']}`", f"{row['count']:,} ({row['positive']:,} / {row['negative']:,})",
+                 f"{k['macro_f1']:.3f}", f"{row['vader']['macro_f1']:.3f}",
+                 f"{100 * d['value']:+.1f} pts [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"]
+        for name in extra:
+            e = row[name]
+            cells.append(f"{e['macro_f1']:.3f} ({100 * e['difference_vs_vader']['value']:+.1f} pts "
+                         f"[{100 * e['difference_vs_vader']['ci95'][0]:+.1f}, "
+                         f"{100 * e['difference_vs_vader']['ci95'][1]:+.1f}]; agrees {100 * e['agreement_with_keras']:.1f}%)")
+        print("| " + " | ".join(cells) + " |")
+    print(f"\nmacro-F1 of the positive-vs-negative decision on the items labelled positive or negative; paired "
+          f"bootstrap, {args.boot} resamples, seed {args.seed}. Ours: p(positive) >= p(negative); VADER: compound >= 0.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
