@@ -14,7 +14,8 @@ A model that begins with a per-tensor affine map of its pixels, p -> a * (p - z)
 tensor's quantisation (scale a, zero point z) instead of quantised as ops: the first convolution then
 sees the exact pixel values, as in the reference EfficientNet-Lite int8 files. The input is still the
 raw uint8 pixels. Before calibration, the batch-norm statistics of that clone are moved to cancel the
-mean shift that int8 weights cause (`bias_correction`).
+mean shift that int8 weights cause (`bias_correction`); after it, the activation ranges are clipped
+where that lowers their quantisation error (`activation_ranges`).
 """
 from __future__ import annotations
 
@@ -224,7 +225,8 @@ def _int8(saved_model: str, converter: Any, keep_float: list[str], output_name: 
     MLIR quantiser with those nodes deny-listed (what its quantisation debugger does), then uint8 in and
     uint8 out (float32 out when a float op makes the output). With `pixel_map` (a, z) the input's
     calibrated range is set to exactly a * (0 - z) .. a * (255 - z), so that the uint8 input tensor has
-    scale a and zero point z: its values are the raw pixels."""
+    scale a and zero point z: its values are the raw pixels. On that path every other activation range
+    is clipped to its smallest quantisation error (`activation_ranges`)."""
     import tensorflow as tf
     from tensorflow.lite.python import convert as tflite_convert
     from tensorflow.lite.python import util as tflite_util
@@ -244,6 +246,11 @@ def _int8(saved_model: str, converter: Any, keep_float: list[str], output_name: 
     if pixel_map is not None:
         scale, zero = pixel_map
         calibrated = _set_input_range(calibrated, scale * (0 - zero), scale * (255 - zero))
+    if converter.representative_dataset is not None:
+        from sensorium.export.activation_ranges import clip_ranges
+
+        dataset = converter.representative_dataset  # the converter wraps the callable it was given
+        calibrated = clip_ranges(calibrated, getattr(dataset, "input_gen", dataset)())
     if deny:
         log.info("int8: %d ops of %s kept in float32", len(deny), ", ".join(keep_float))
     quantized = tflite_convert.mlir_quantize(calibrated, denylisted_nodes=deny)  # float32 in and out

@@ -164,3 +164,59 @@ def test_a_stem_convolution_is_rounded_on_its_receptive_fields_and_larger_ones_a
         return float(np.var(np.asarray(out), axis=(0, 1, 2)).sum())
 
     assert error_variance(rounded) < 0.5 * error_variance(quantize_weights(original, -1))
+
+
+def test_mse_range_clips_a_heavy_tail_and_keeps_a_range_without_one():
+    from sensorium.export.activation_ranges import mse_range
+
+    rng = np.random.default_rng(5)
+    values = rng.laplace(0, 1, 50_000)  # a long tail: a few values far out stretch the calibrated range
+    low, high = mse_range(values, float(values.min()), float(values.max()))
+    assert values.min() < low < 0 < high < values.max()
+    assert high - low < 0.95 * (values.max() - values.min())
+
+    def error(lo: float, hi: float) -> float:
+        scale = (hi - lo) / 255
+        zero = np.round(-lo / scale)
+        return float(np.mean(((np.clip(np.round(values / scale) + zero, 0, 255) - zero) * scale - values) ** 2))
+
+    assert error(low, high) < 0.95 * error(float(values.min()), float(values.max()))
+    uniform = rng.uniform(0, 6, 50_000)  # a ReLU6 output that fills its range: nothing to clip
+    assert mse_range(uniform, 0.0, 6.0) == (0.0, 6.0)
+    few = rng.normal(0, 1, 50_000)
+    few[:3] = [30.0, -25.0, 28.0]  # three far outliers: clipping them to the bulk would cost more than
+    low, high = mse_range(few, -25.0, 30.0)  # the coarser steps do
+    assert low < -20 and high > 24
+
+
+def test_int8_conversion_clips_activation_ranges_but_not_the_input(tmp_path, monkeypatch):
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from sensorium.export import activation_ranges
+
+    seen: dict[str, bytes] = {}
+    clip = activation_ranges.clip_ranges
+
+    def recording(calibrated: bytes, *args, **kwargs) -> bytes:
+        seen["before"] = calibrated
+        seen["after"] = clip(calibrated, *args, **kwargs)
+        return seen["after"]
+
+    monkeypatch.setattr(activation_ranges, "clip_ranges", recording)
+    model = _classifier()
+    x = _images(200, seed=6)
+    convert(model, input_shape=(SIZE, SIZE, 3), quantize="int8", calibration=[x[i:i + 1] for i in range(200)])
+
+    def ranges(flatbuffer: bytes) -> dict[int, tuple[float, float]]:
+        graph = flatbuffer_utils.read_model_from_bytearray(bytearray(flatbuffer)).subgraphs[0]
+        return {i: (t.quantization.min[0], t.quantization.max[0]) for i, t in enumerate(graph.tensors)
+                if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min) == 1}
+
+    before, after = ranges(seen["before"]), ranges(seen["after"])
+    assert before.keys() == after.keys() and len(before) > 5
+    graph = flatbuffer_utils.read_model_from_bytearray(bytearray(seen["before"])).subgraphs[0]
+    assert after[int(graph.inputs[0])] == before[int(graph.inputs[0])]  # the pixel map's range is exact
+    narrowed = [i for i in before if after[i][1] - after[i][0] < 0.99 * (before[i][1] - before[i][0])]
+    assert narrowed  # some tensor's tail was clipped
+    for i in before:  # never wider than calibrated (beyond taking in 0, as int8 does anyway)
+        assert min(before[i][0], 0) - 1e-6 <= after[i][0] and after[i][1] <= max(before[i][1], 0) + 1e-6
