@@ -319,7 +319,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         else:
             print(format_classification_report(m))
             if "binary_accuracy" in m:
-                print(f"positive vs negative accuracy {m['binary_accuracy']:.4f} on {m['binary_count']} "
+                f1 = f", macro-F1 {m['binary_macro_f1']:.4f}" if "binary_macro_f1" in m else ""
+                print(f"positive vs negative accuracy {m['binary_accuracy']:.4f}{f1} on {m['binary_count']} "
                       "non-neutral texts")
     if saved is not None:  # with --json, stdout holds the metrics object only
         print(f"evaluation written to {saved}", file=sys.stderr if args.json else sys.stdout)

@@ -59,6 +59,7 @@ def write_card(run: RunDir, cfg: SentimentConfig, summary: dict[str, Any], metri
             "macro F1": f"{r['macro_f1']:.4f}",
             **({"positive vs negative accuracy": f"{r['binary_accuracy']:.4f} ({r['binary_count']} non-neutral "
                                                  "texts)"} if "binary_accuracy" in r else {}),
+            **({"positive vs negative macro F1": f"{r['binary_macro_f1']:.4f}"} if "binary_macro_f1" in r else {}),
         }
         sections["Per-label results"] = {label: f"P {v['precision']:.3f} / R {v['recall']:.3f} / F1 {v['f1']:.3f} "
                                                 f"(n={v['support']})" for label, v in r["per_class"].items()}
