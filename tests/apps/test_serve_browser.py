@@ -3,7 +3,7 @@ through Debian's chromedriver, against `sensorium serve` started here on 127.0.0
 
 Against the default server (the bundled defaults: the ImageNet classifier for images) it drops the example
 photos and a digit too small for that model, records the bundled WAV file through Chromium's fake microphone
-(`--use-file-for-fake-audio-capture`, after a second of silence), types a sentence for sentiment and one for
+(`--use-file-for-fake-audio-capture`, after three seconds of silence), types a sentence for sentiment and one for
 translation (its placeholder kept and highlighted), checks that errors are shown in words, that the tabs work
 from the keyboard and that the browser logged no error (a blocked script or style would), and takes a
 screenshot of each tab. A second server, `sensorium serve --model image=digits`, classifies the bundled digit
@@ -86,15 +86,16 @@ def digits_url():
 
 @pytest.fixture(scope="module")
 def microphone(tmp_path_factory) -> Path:
-    """The bundled recording after one second of silence. The fake microphone plays its file from the
-    moment the device opens, a moment before the page's recorder starts (100-300 ms here), which would
-    clip the first word; a person, too, starts speaking once the page says "Recording..."."""
+    """The bundled recording after three seconds of silence. The fake microphone plays its file from the
+    moment the device opens, a moment before the page's recorder starts (100-300 ms here, over a second
+    on a busy machine: with one second of silence "four" was clipped to "call" in one run of three),
+    which would clip the first word; a person, too, starts speaking once the page says "Recording..."."""
     import numpy as np
     import soundfile as sf
 
     wave, rate = sf.read(EXAMPLES / "speech-four-two-seven.wav", dtype="int16")
     path = tmp_path_factory.mktemp("microphone") / "speech-four-two-seven.wav"
-    sf.write(path, np.concatenate([np.zeros(rate, np.int16), wave]), rate, subtype="PCM_16")
+    sf.write(path, np.concatenate([np.zeros(3 * rate, np.int16), wave]), rate, subtype="PCM_16")
     return path
 
 
@@ -203,7 +204,7 @@ def test_the_demo_page_in_chromium(server_url, browser, shots):
     record = driver.find_element(By.ID, "speech-record")
     record.click()
     wait_for(driver, lambda d: record.get_attribute("aria-pressed") == "true", what="recording to start")
-    time.sleep(3.2)  # 1 s of silence, the 1.3 s recording, then silence (%noloop)
+    time.sleep(5.2)  # 3 s of silence, the 1.3 s recording, then silence (%noloop)
     record.click()
     wait_for(driver, lambda d: text_of(d, "speech-text"), timeout=60, what="the transcript")
     assert "four two seven" in text_of(driver, "speech-text")
