@@ -5,6 +5,7 @@ import logging
 import math
 from typing import Any
 
+from sensorium.pipelines.common.batching import fixed_batch_size
 from sensorium.pipelines.common.optimizers import make_optimizer
 from sensorium.pipelines.common.rundir import RunDir
 from sensorium.pipelines.image.config import ImageClassificationConfig, TrainConfig
@@ -20,8 +21,9 @@ def compile_classifier(model, cfg: TrainConfig, steps_per_epoch: int, num_classe
     model.compile(
         optimizer=make_optimizer(cfg, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
-                 keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=f"top_{k}_accuracy")],
+        # weighted: the padding rows of the last training batch (weight 0) stay out of them
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                          keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=f"top_{k}_accuracy")],
     )
 
 
@@ -63,7 +65,8 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     log.info("data: %d training and %d validation images, %d classes (%s)", train_split.count,
              val_split.count, len(labels), ", ".join(labels[:10]) + (" ..." if len(labels) > 10 else ""))
 
-    steps = math.ceil(train_split.count / tcfg.batch_size)
+    replicas = strategy.num_replicas_in_sync
+    steps = math.ceil(train_split.count / fixed_batch_size(tcfg.batch_size, replicas))  # every batch full-size
     ckpt_dir = run.path / "checkpoints"
     state = read_train_state(ckpt_dir) if resume else None
 
@@ -91,8 +94,8 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
             compile_classifier(model, _phase2(tcfg), steps, len(labels))
 
     phases = (Phase(tcfg.finetune_epochs, fine_tune),) if backbone is not None else ()
-    run_state = fit_run(run, model, train_split.dataset(tcfg.batch_size, training=True, seed=cfg.seed),
-                        val_split.dataset(tcfg.batch_size), tcfg, steps, state, phases=phases)
+    train_ds = train_split.dataset(tcfg.batch_size, training=True, seed=cfg.seed, replicas=replicas)
+    run_state = fit_run(run, model, train_ds, val_split.dataset(tcfg.batch_size), tcfg, steps, state, phases=phases)
     save_inference_model(run, model, lambda: _build(cfg, labels, pretrained=False))
     summary = run_summary(run_state, tcfg, policy, strategy, train_count=train_split.count,
                           validation_count=val_split.count)
