@@ -23,10 +23,9 @@ def quiet_tensorflow() -> None:
     """Keep TensorFlow's C++ and absl chatter off the terminal (set before TensorFlow is imported)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    # TensorFlow 2.21's oneDNN CPU kernels corrupt the heap ("double free or corruption") when a
-    # small ResNet meets a partial last batch; the plain Eigen kernels do not. Set
-    # TF_ENABLE_ONEDNN_OPTS=1 yourself to opt back in.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    # TensorFlow's oneDNN CPU kernels stay on (its default; TF_ENABLE_ONEDNN_OPTS=0 turns them off): the
+    # heap corruption they caused on odd-sized batches is avoided by fixed, even-sized training batches
+    # (sensorium.pipelines.common.batching).
 
 
 class _StderrHandler(logging.StreamHandler):

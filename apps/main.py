@@ -93,7 +93,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         if not args.resume:
             env = {k: os.environ[k] for k in ("TF_ENABLE_ONEDNN_OPTS",) if k in os.environ}
-            prefix = [f"{k}={v}" for k, v in env.items() if not (k == "TF_ENABLE_ONEDNN_OPTS" and v == "0")]
+            prefix = [f"{k}={v}" for k, v in env.items() if not (k == "TF_ENABLE_ONEDNN_OPTS" and v == "1")]
             run.set_status("training", environment=env,
                            command=" ".join(shlex.quote(a) for a in [*prefix, "sensorium", *sys.argv[1:]]))
         summary = task.load("train")(config, run, resume=args.resume)

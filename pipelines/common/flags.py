@@ -69,7 +69,9 @@ COMMON_TRAIN_FLAGS: tuple[Flag, ...] = (
     Flag("--strategy", "train.strategy", str, "tf.distribute strategy: auto (every GPU of this machine), default "
          "(one device), mirrored, or multiworker (the cluster in TF_CONFIG)",
          choices=("auto", "default", "mirrored", "multiworker")),
-    Flag("--mixed-precision", "train.mixed_precision", str, "mixed float16 (auto: on a GPU only)",
+    Flag("--mixed-precision", "train.mixed_precision", str, "mixed precision: float16 on a GPU, bfloat16 on a "
+         "CPU that has it natively with oneDNN on, else float32 (auto: on a GPU, and on a CPU for tasks checked in "
+         "bfloat16)",
          choices=("auto", "on", "off")),
     Flag("--patience", "train.early_stopping_patience", int, "early-stopping patience in epochs (0: off)"),
     Flag("--data-dir", "data.data_dir", str, "TFDS data_dir", metavar="DIR"),

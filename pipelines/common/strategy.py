@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from sensorium.runtime.errors import UsageError
@@ -210,14 +211,62 @@ def keras_multiworker_fixes(strategy: Any) -> Iterator[None]:
         trainer_cls._maybe_symbolic_build, tf_trainer.reduce_per_replica = original_build, original_reduce
 
 
-def set_precision(mode: str = "auto") -> str:
-    """Set Keras' global dtype policy: `mixed_float16` on a GPU for `auto`/`on`, else float32."""
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of CPUs with native bfloat16 arithmetic
+
+
+def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bfloat16 natively: `avx512_bf16` or `amx_bf16` among the `flags` of
+    `/proc/cpuinfo` (or of the `cpuinfo` text given). False where the file cannot be read (not Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return False
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags" and set(value.split()) & set(BF16_FLAGS):
+            return True
+    return False
+
+
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN CPU kernels in this process (on by default on x86 Linux;
+    `TF_ENABLE_ONEDNN_OPTS=0` turns them off before TensorFlow is imported)."""
+    import tensorflow as tf  # noqa: F401  (the flag is read when TensorFlow loads)
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
+def choose_precision(mode: str, *, has_gpu: bool, bf16: bool, onednn: bool, cpu_bf16_default: bool = False) -> str:
+    """The Keras dtype policy for `mode` on a machine with (`has_gpu`) a GPU, (`bf16`) a CPU with native
+    bfloat16 and (`onednn`) TensorFlow's oneDNN kernels on.
+
+    `off`: float32. On a GPU, `auto` and `on`: mixed_float16. On a CPU, `on` (and `auto` for a task whose
+    quality was checked in bfloat16, `cpu_bf16_default`): mixed_bfloat16 when the CPU has it natively and
+    oneDNN is on (the Eigen kernels emulate bfloat16, slower than float32), else float32."""
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"unknown mixed precision mode {mode!r}; known: auto, on, off")
+    if mode == "off":
+        return "float32"
+    if has_gpu:
+        return "mixed_float16"
+    wanted = mode == "on" or cpu_bf16_default
+    return "mixed_bfloat16" if wanted and bf16 and onednn else "float32"
+
+
+def set_precision(mode: str = "auto", *, cpu_bf16_default: bool = False) -> str:
+    """Set Keras' global dtype policy (see `choose_precision`) and return its name. Where bfloat16 was
+    wanted but the CPU or TensorFlow's kernels lack it, one log line says float32 is used instead."""
     import keras
     import tensorflow as tf
 
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    policy = "mixed_float16" if (mode == "on" or (mode == "auto" and has_gpu)) else "float32"
-    if mode == "on" and not has_gpu:
-        log.warning("mixed precision requested without a GPU: it will run, but slower than float32")
+    bf16, onednn = cpu_has_bf16(), onednn_enabled()
+    policy = choose_precision(mode, has_gpu=has_gpu, bf16=bf16, onednn=onednn, cpu_bf16_default=cpu_bf16_default)
+    if not has_gpu and policy == "float32" and (mode == "on" or (mode == "auto" and cpu_bf16_default)):
+        why = ("oneDNN is off (TF_ENABLE_ONEDNN_OPTS=0)" if bf16 else
+               f"this CPU has no native bfloat16 ({' or '.join(BF16_FLAGS)})")
+        log.info("mixed precision: %s, training in float32", why)
     keras.mixed_precision.set_global_policy(policy)
     return policy

@@ -209,7 +209,12 @@ def test_mirrored_strategy_and_mixed_precision_save_a_float32_model(image_folder
     assert code == 0, err
     assert "MirroredStrategy" in err
     manifest = json.loads((out / "sensorium.json").read_text())
-    assert manifest["summary"]["precision_policy"] == "mixed_float16"
+    from sensorium.pipelines.common.strategy import choose_precision, cpu_has_bf16, onednn_enabled
+
+    # on a CPU: mixed bfloat16 where it is native and oneDNN on, else float32 (the tests run with oneDNN off)
+    expected = choose_precision("on", has_gpu=False, bf16=cpu_has_bf16(), onednn=onednn_enabled())
+    assert manifest["summary"]["precision_policy"] == expected
+    assert manifest["summary"]["onednn"] is onednn_enabled()
     from sensorium.pipelines.common.artifacts import load_keras
 
     model = load_keras(out / "model.keras")

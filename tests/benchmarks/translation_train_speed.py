@@ -15,7 +15,7 @@ budget arithmetic behind "trains in at most 60 minutes": steps per hour on this 
 `--jit` compiles the step with XLA. Bucketed batches have many shapes and XLA compiles each one,
 so `--jit` is only fair with `--pad-to N` (every batch padded or cut to N source and N target
 tokens; compare with the same `--pad-to` without `--jit`). oneDNN follows `TF_ENABLE_ONEDNN_OPTS`
-(off unless set to 1, as in the CLI); bfloat16 on a CPU is only fast with oneDNN on.
+(on unless set to 0, as in the CLI); bfloat16 on a CPU is only fast with oneDNN on.
 """
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # as the CLI does (see sensorium.apps.cli)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
