@@ -42,10 +42,13 @@ class ImageSplit:
     def count(self) -> int:
         return len(self.ids)
 
-    def dataset(self, batch_size: int, *, training: bool = False, seed: int = 0, replicas: int = 1):
-        """A batched tf.data.Dataset of (uint8 (B, H, W, 3), int64 (B,)). In training, shuffled
-        fixed-shape batches of `fixed_batch_size(batch_size, replicas)` rows with a float32 (B,) sample
-        weight, the last batch padded with weight 0 (see pipelines/common/batching.py)."""
+    def dataset(self, batch_size: int, *, training: bool = False, seed: int = 0, fixed: bool = False,
+                replicas: int = 1):
+        """A batched tf.data.Dataset of (uint8 (B, H, W, 3), int64 (B,)), shuffled in training. With
+        `fixed` (training only), fixed-shape batches of `fixed_batch_size(batch_size, replicas)` rows with
+        a float32 (B,) sample weight, the last batch padded with weight 0 (pipelines/common/batching.py):
+        for models whose losses and metrics take sample weights (the classifier, not the generative
+        models' own training steps)."""
         import tensorflow as tf
 
         from sensorium.pipelines.common.batching import fixed_batches
@@ -56,7 +59,8 @@ class ImageSplit:
             ds = self.stream()
         if training:
             ds = ds.shuffle(min(self.count, 20_000), seed=seed, reshuffle_each_iteration=True)
-            return fixed_batches(ds, batch_size, replicas=replicas).prefetch(tf.data.AUTOTUNE)
+            if fixed:
+                return fixed_batches(ds, batch_size, replicas=replicas).prefetch(tf.data.AUTOTUNE)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 

@@ -94,7 +94,8 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
             compile_classifier(model, _phase2(tcfg), steps, len(labels))
 
     phases = (Phase(tcfg.finetune_epochs, fine_tune),) if backbone is not None else ()
-    train_ds = train_split.dataset(tcfg.batch_size, training=True, seed=cfg.seed, replicas=replicas)
+    train_ds = train_split.dataset(tcfg.batch_size, training=True, seed=cfg.seed, fixed=True,
+                                   replicas=replicas)
     run_state = fit_run(run, model, train_ds, val_split.dataset(tcfg.batch_size), tcfg, steps, state, phases=phases)
     save_inference_model(run, model, lambda: _build(cfg, labels, pretrained=False))
     summary = run_summary(run_state, tcfg, policy, strategy, train_count=train_split.count,

@@ -82,10 +82,11 @@ def test_image_training_dataset_is_fixed_shape_and_complete():
     split = ImageSplit("t", "train", ["a", "b"], [str(i) for i in range(n)],
                       x=np.arange(n, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 3), np.uint8),
                       y=np.arange(n) % 2)
-    ds = split.dataset(5, training=True, seed=1)  # 5 -> 6 rows, 13 = 6 + 6 + 1 (+ 5 padding rows)
+    ds = split.dataset(5, training=True, seed=1, fixed=True)  # 5 -> 6 rows, 13 = 6 + 6 + 1 (+ 5 padding rows)
     assert ds.element_spec[0].shape.as_list() == [6, 4, 4, 3]
     batches = list(ds.as_numpy_iterator())
     seen = np.concatenate([b[0][b[2] > 0, 0, 0, 0] for b in batches])
     assert sorted(seen.tolist()) == list(range(n)) and len(batches) == 3
-    # evaluation keeps plain batches (forward passes only; the last one partial)
+    # evaluation, and the generative models' training, keep plain batches (the last one partial)
     assert [b[0].shape[0] for b in split.dataset(5).as_numpy_iterator()] == [5, 5, 3]
+    assert [len(b) for b in split.dataset(5, training=True).as_numpy_iterator()] == [2, 2, 2]
