@@ -115,7 +115,7 @@ def train_once(side: str, config, train_split, *, epochs: int, batch_size: int, 
                   verbose=0, callbacks=[timer])
     else:
         if side == "ours":
-            ds = train_split.dataset(batch_size, training=True, seed=config.seed)
+            ds = train_split.dataset(batch_size, training=True, seed=config.seed, fixed=True)
         else:
             ds = dataset_fn(train_split, batch_size, config.seed)
         model.fit(ds, epochs=epochs, verbose=0, shuffle=False, callbacks=[timer])
@@ -142,7 +142,7 @@ def fixed_dataset(split, batch_size: int, seed: int):
 
 def pipeline_alone(train_split, *, batch_size: int, seed: int, epochs: int = 3) -> float:
     """Images/s of ImageSplit.dataset(training=True) iterated with no model (first epoch discarded)."""
-    ds = train_split.dataset(batch_size, training=True, seed=seed)
+    ds = train_split.dataset(batch_size, training=True, seed=seed, fixed=True)
     seconds = []
     for _ in range(epochs):
         t0 = time.perf_counter()
