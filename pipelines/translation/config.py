@@ -40,6 +40,17 @@ class TranslationTrainConfig(TrainSettings):
     monitor: str = "val_loss"
     clipnorm: float = 1.0
     label_smoothing: float = 0.1
+    # Long runs (issue 26): validation chrF (greedy, on the first `eval_pairs` validation pairs) every
+    # `eval_every_steps` steps (0: at each epoch's end), with a checkpoint each time; stop when chrF gains
+    # less than `chrf_min_gain` for `chrf_patience` evaluations in a row (0: never) or after `max_hours`.
+    eval_every_steps: int = 0
+    eval_pairs: int = 200  # 0: no chrF evaluations
+    chrf_min_gain: float = 0.3
+    chrf_patience: int = 2
+    max_hours: float | None = None
+    keep_checkpoints: int = 3  # step checkpoints kept (at least 2: a corrupt one falls back to the previous)
+    average_last: int = 0  # >= 2: the model is the mean of the last K checkpoints' weights
+    init_from: str | None = None  # warm start: a translator (bundled name, run directory, .keras) of this shape
 
 
 @dataclass
@@ -70,6 +81,13 @@ class TranslationConfig:
             (0 <= m.dropout < 1, "model.dropout must be in [0, 1)"),
             (0 <= self.train.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
             (self.beam >= 1, "beam must be at least 1"),
+            (self.train.eval_every_steps >= 0 and self.train.eval_pairs >= 0,
+             "train.eval_every_steps and train.eval_pairs must be >= 0"),
+            (self.train.chrf_min_gain >= 0 and self.train.chrf_patience >= 0,
+             "train.chrf_min_gain and train.chrf_patience must be >= 0"),
+            (self.train.max_hours is None or self.train.max_hours > 0, "train.max_hours must be positive"),
+            (self.train.keep_checkpoints >= 2, "train.keep_checkpoints must be at least 2"),
+            (self.train.average_last >= 0, "train.average_last must be >= 0"),
             (self.data.extra_pairs_per_epoch is None or self.data.extra_pairs_per_epoch >= 1,
              "data.extra_pairs_per_epoch must be at least 1 (or null: all extra pairs every epoch)"),
         ]

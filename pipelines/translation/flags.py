@@ -25,4 +25,15 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
     Flag("--max-target-length", "model.max_target_length", int, "target tokens generated at most"),
     Flag("--label-smoothing", "train.label_smoothing", float, "label smoothing of the token loss"),
     Flag("--beam", "beam", int, "beam of the final evaluation (1: greedy)"),
+    Flag("--eval-every", "train.eval_every_steps", int,
+         "validation chrF and a checkpoint every N training steps (0: at each epoch's end)", metavar="N"),
+    Flag("--eval-pairs", "train.eval_pairs", int, "validation pairs decoded (greedily) for chrF (0: none)"),
+    Flag("--chrf-min-gain", "train.chrf_min_gain", float, "stop when validation chrF gains less than this ..."),
+    Flag("--chrf-patience", "train.chrf_patience", int, "... over this many evaluations in a row (0: never)"),
+    Flag("--max-hours", "train.max_hours", float, "stop training after this many hours (resumes count)"),
+    Flag("--keep-checkpoints", "train.keep_checkpoints", int, "step checkpoints kept (at least 2)"),
+    Flag("--average-last", "train.average_last", int, "the model is the mean of the last K checkpoints (K >= 2)",
+         metavar="K"),
+    Flag("--init-from", "train.init_from", str, "warm start from this translator (bundled name, run directory "
+         "or .keras) when the architecture is the same", metavar="MODEL"),
 )

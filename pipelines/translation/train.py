@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 from sensorium.pipelines.common.optimizers import make_optimizer
@@ -75,6 +76,7 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
         write_split_lists,
     )
     from sensorium.pipelines.translation.data import held_out_sources, load_extra, load_train_validation
+    from sensorium.pipelines.translation.longrun import check_same_architecture, load_newest_good, run_state_from
 
     cfg, tcfg, m = config, config.train, config.model
     policy, strategy = start_training(run, cfg)
@@ -91,7 +93,8 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
     if extra is not None:
         extra_src, extra_tgt, _ = extra.protected()
         src_txt, tgt_txt = src_txt + extra_src, tgt_txt + extra_tgt
-    tokenizers = _tokenizers(cfg, run, src_txt, tgt_txt, resume)
+    init = _init_model(cfg, run) if tcfg.init_from and not resume else None
+    tokenizers = init[1] if init is not None else _tokenizers(cfg, run, src_txt, tgt_txt, resume)
 
     loss_cls, accuracy = training_objects()
     kw = dict(max_source=m.max_source_length, max_target=m.max_target_length)
@@ -101,16 +104,30 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
     val_ds = val_split.dataset(tcfg.batch_size, tokenizers, **kw)
     steps = math.ceil(train_split.training_pairs_per_epoch(extra, per_epoch) / tcfg.batch_size)
     ckpt_dir = run.path / "checkpoints"
-    state = read_train_state(ckpt_dir) if resume else None
+    resumed = load_newest_good(ckpt_dir, strategy) if resume else None
+    if resumed is not None:
+        state = run_state_from(resumed.state, monitor=tcfg.monitor, patience=tcfg.early_stopping_patience)
+    else:
+        state = read_train_state(ckpt_dir) if resume else None
 
     def build():
         model = _build(cfg, tokenizers)
         model.compile(optimizer=make_optimizer(tcfg, steps), loss=loss_cls(tcfg.label_smoothing), metrics=[accuracy])
         return model
 
-    model = resume_or_build(strategy, ckpt_dir, state, build)
-    run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state)
+    model = resumed.model if resumed is not None else resume_or_build(strategy, ckpt_dir, state, build)
+    if init is not None:
+        check_same_architecture(model, init[0], tcfg.init_from)
+        model.set_weights(init[0].get_weights())
+        log.info("warm start from %s", tcfg.init_from)
+    longrun = _long_run(cfg, run, model, tokenizers, val_split, steps * tcfg.epochs,
+                        resumed.state if resumed is not None else None)
+    run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state, callbacks=(longrun,))
+    averaged = _average(model, ckpt_dir, tcfg.average_last)
     final = save_inference_model(run, model, lambda: _build(cfg, tokenizers))
+    stop_reason = longrun.state.stop_reason or ("early_stopping" if run_state.stopped_early else "epochs")
+    hours = longrun.hours() if hasattr(longrun, "_t0") else longrun.state.hours
+    log.info("training stopped (%s) after %.2f h", stop_reason, hours)
     summary = run_summary(
         run_state, tcfg, policy, strategy,
         train={"spec": train_split.spec, "pairs": train_split.count, "placeholder_mismatches_left_out": mismatched,
@@ -119,9 +136,87 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
         validation={"spec": val_split.spec, "pairs": val_split.count},
         vocab_size={"source": tokenizers.source.vocab_size, "target": tokenizers.target.vocab_size,
                     "shared": tokenizers.shared},
-        parameters=int(final.count_params()))
+        parameters=int(final.count_params()),
+        stop_reason=stop_reason, hours=round(hours, 4),
+        validation_chrf={"evaluations": len(longrun.state.evaluations), "best": longrun.state.best_chrf,
+                         "last": longrun.state.evaluations[-1]["chrf"] if longrun.state.evaluations else None,
+                         "pairs": min(tcfg.eval_pairs, val_split.count)},
+        **({"averaged_checkpoints": averaged} if averaged else {}),
+        **({"init_from": tcfg.init_from} if tcfg.init_from else {}))
     _report(run, cfg, run_state.history, summary)
     return summary
+
+
+def _init_model(cfg: TranslationConfig, run: RunDir) -> tuple[Any, Any]:
+    """The warm-start translator of `train.init_from` (a bundled name, run directory or .keras) and its
+    tokenizers, which the run takes over (saved into it); a one-line error for anything else."""
+    from sensorium.models.translation import training_objects
+    from sensorium.pipelines.common.artifacts import inspect_artifact, load_task_model
+    from sensorium.runtime.errors import UsageError
+    from sensorium.runtime.predictor import BUNDLED, bundled_model
+    from sensorium.runtime.tokenizer import tokenizers_from
+
+    name = str(cfg.train.init_from)
+    path = Path(name).expanduser()
+    if not path.exists() and name in BUNDLED:
+        path = bundled_model("translation", name)[1]
+    artifact = inspect_artifact(path)
+    if artifact.kind not in ("run", "keras"):
+        raise UsageError(f"--init-from {name}: give a translator's run directory or .keras file, not a "
+                         f"{artifact.kind}")
+    training_objects()
+    model, meta = load_task_model(artifact.keras_path, "translation")
+    tokenizers = tokenizers_from(str(artifact.keras_path), info=meta["info"])
+    if tokenizers.shared != cfg.model.shared_vocab:
+        raise UsageError(f"--init-from {name}: its vocabulary is {'' if tokenizers.shared else 'not '}shared "
+                         "between the languages; set --shared-vocab to match or train from scratch")
+    if tokenizers.shared:
+        tokenizers.source.save(run.path / SHARED_FILE)
+    else:
+        tokenizers.source.save(run.path / SOURCE_FILE)
+        tokenizers.target.save(run.path / TARGET_FILE)
+    return model, tokenizers
+
+
+def _long_run(cfg: TranslationConfig, run: RunDir, model: Any, tokenizers: Any, val_split: Any, total_steps: int,
+              resumed: dict[str, Any] | None) -> Any:
+    """The LongRun callback: greedy validation chrF on the first `eval_pairs` validation pairs."""
+    import numpy as np
+
+    from sensorium.pipelines.translation.longrun import CHRF_FILE, LongRun, LongRunSettings
+    from sensorium.pipelines.translation.predict import keras_functions
+    from sensorium.runtime.translation import Translator
+
+    tcfg, m = cfg.train, cfg.model
+    encode, step = keras_functions(model)
+    translator = Translator(lambda s: np.asarray(encode(s), np.float32), lambda *a: np.asarray(step(*a), np.float32),
+                            tokenizers, m.max_source_length, m.max_target_length, "validation", beam=1)
+    n = min(tcfg.eval_pairs, val_split.count)
+
+    def write(evaluations: list[dict[str, Any]]) -> None:
+        rows = "".join(f"{e['step']},{e['epoch']},{e['chrf']},{e['hours']}\n" for e in evaluations)
+        run.write_text(CHRF_FILE, "step,epoch,chrf,hours\n" + rows)
+
+    settings = LongRunSettings(tcfg.eval_every_steps, tcfg.chrf_min_gain, tcfg.chrf_patience, tcfg.max_hours,
+                               max(tcfg.keep_checkpoints, tcfg.average_last))
+    return LongRun(run.path / "checkpoints", settings, translate=lambda texts: translator.translate(texts, beam=1),
+                   sources=list(val_split.sources[:n]), references=list(val_split.targets[:n]),
+                   total_steps=total_steps, write_chrf=write, resumed=resumed)
+
+
+def _average(model: Any, ckpt_dir: Path, k: int) -> list[str]:
+    """With k >= 2, put the mean of the last k step checkpoints' weights into `model`; their names."""
+    from sensorium.pipelines.translation.longrun import average_checkpoints, list_checkpoints
+
+    if k < 2:
+        return []
+    weights, used = average_checkpoints(list_checkpoints(ckpt_dir)[-k:])
+    if len(used) < 2:
+        log.warning("no checkpoint averaging: fewer than two usable checkpoints")
+        return []
+    model.set_weights([w.astype(v.dtype) for w, v in zip(weights, model.weights)])
+    log.info("the model is the mean of %d checkpoints: %s", len(used), ", ".join(used))
+    return used
 
 
 def _report(run: RunDir, cfg: TranslationConfig, history: dict, summary: dict) -> None:

@@ -1,0 +1,180 @@
+"""Long translation runs (issue 26) on a tiny translator and a few dozen pairs: validation chrF at set
+intervals into the history files, the chrF stopping rule and the hour cap, a run killed mid-epoch that
+resumes past a corrupt checkpoint (or refuses in one line when none is usable), warm start, and
+checkpoint averaging."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sensorium.runtime.errors import ModelError, UsageError
+
+NOUNS = {"file": "Datei", "page": "Seite", "user": "Benutzer", "group": "Gruppe", "image": "Bild",
+         "folder": "Ordner", "entry": "Eintrag", "task": "Aufgabe"}
+VERBS = {"Save": "speichern", "Delete": "löschen", "Edit": "bearbeiten", "Open": "öffnen", "Copy": "kopieren",
+         "Move": "verschieben", "Print": "drucken", "Show": "anzeigen"}
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory) -> Path:
+    rows = [(f"{v} {n}", f"{NOUNS[n]} {VERBS[v]}") for v in VERBS for n in NOUNS]  # 64 pairs
+    path = tmp_path_factory.mktemp("pairs") / "pairs.tsv"
+    path.write_text("source\ttarget\n" + "".join(f"{s}\t{t}\n" for s, t in rows), encoding="utf-8")
+    return path
+
+
+def make_config(pairs: Path, **train):
+    from sensorium.pipelines.translation.config import TranslationConfig
+
+    cfg = TranslationConfig()
+    cfg.data.spec = str(pairs)
+    cfg.model.vocab_size, cfg.model.embed_dim, cfg.model.num_heads, cfg.model.ff_dim = 384, 16, 2, 32
+    cfg.model.encoder_layers = cfg.model.decoder_layers = 1
+    cfg.model.max_source_length = cfg.model.max_target_length = 16
+    cfg.train.batch_size, cfg.train.epochs, cfg.train.early_stopping_patience = 8, 2, 0
+    cfg.train.eval_pairs, cfg.train.mixed_precision, cfg.train.strategy = 6, "off", "default"
+    cfg.evaluate_on, cfg.seed = None, 3
+    for key, value in train.items():
+        setattr(cfg.train, key, value)
+    cfg.validate()
+    return cfg
+
+
+def train_run(cfg, out: Path, *, resume: bool = False) -> dict:
+    from sensorium.pipelines.common.rundir import RunDir
+    from sensorium.pipelines.translation.train import train
+
+    run = RunDir.create(out, "translation", resume=resume)
+    if not resume:
+        run.set_status("training")
+    return train(cfg, run, resume=resume)
+
+
+def manifest(out: Path) -> dict:
+    return json.loads((out / "sensorium.json").read_text())
+
+
+def steps(out: Path) -> list[int]:
+    return sorted(int(p.stem.split("-")[1]) for p in (out / "checkpoints").glob("step-*.keras"))
+
+
+def test_chrf_every_n_steps_and_the_plateau_rule(pairs, tmp_path):
+    out = tmp_path / "run"
+    cfg = make_config(pairs, eval_every_steps=2, chrf_min_gain=1000.0, chrf_patience=2, epochs=5)
+    summary = train_run(cfg, out)
+    assert summary["stop_reason"] == "chrf_plateau" and summary["hours"] > 0
+    assert manifest(out)["summary"]["stop_reason"] == "chrf_plateau"
+    vc = summary["validation_chrf"]
+    # the first evaluation sets the baseline; the next two gain less than the minimum
+    assert vc["evaluations"] == 3 and vc["pairs"] == 6 and 0 <= vc["best"] <= 100
+    rows = list(csv.DictReader((out / "validation_chrf.csv").open()))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+    assert summary["epochs"] < 5  # stopped long before the schedule's end
+    history = list(csv.DictReader((out / "history.csv").open()))
+    assert "val_chrf" in history[0]
+    kept = steps(out)
+    assert 2 <= len(kept) <= 3 and kept[-1] >= 6  # rotated: only the newest `keep_checkpoints`
+
+
+def test_hour_cap_stops_and_is_recorded(pairs, tmp_path):
+    out = tmp_path / "run"
+    summary = train_run(make_config(pairs, max_hours=1e-9, epochs=3), out)
+    assert summary["stop_reason"] == "max_hours" and summary["epochs"] == 1
+    assert manifest(out)["summary"]["hours"] >= 0
+
+
+def test_killed_mid_epoch_resumes_past_a_corrupt_checkpoint(pairs, tmp_path, monkeypatch, caplog):
+    from sensorium.pipelines.translation.longrun import LongRun
+
+    out = tmp_path / "run"
+    cfg = make_config(pairs, eval_every_steps=1, keep_checkpoints=3, epochs=2, chrf_patience=0)
+    original = LongRun.on_train_batch_end
+
+    def killed_at_step_4(self, batch, logs=None):
+        original(self, batch, logs)
+        if self.step == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(LongRun, "on_train_batch_end", killed_at_step_4)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, out)
+    monkeypatch.undo()
+    assert steps(out) == [2, 3, 4] and manifest(out)["status"] == "training"
+    newest = out / "checkpoints" / "step-000000004.keras"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated
+    before = json.loads((out / "checkpoints" / "step-000000003.json").read_text())
+    assert before["epochs_done"] == 0 and len(before["evaluations"]) == 3
+
+    caplog.set_level(logging.INFO)
+    summary = train_run(cfg, out, resume=True)
+    refused = [r.getMessage() for r in caplog.records if "refusing checkpoint" in r.getMessage()]
+    assert len(refused) == 1 and "step-000000004.keras" in refused[0] and "\n" not in refused[0]
+    assert any("resuming from checkpoint step-000000003.keras" in r.getMessage() for r in caplog.records)
+    assert summary["epochs"] == 2 and summary["stop_reason"] == "epochs"
+    rows = list(csv.DictReader((out / "validation_chrf.csv").open()))
+    assert [int(r["step"]) for r in rows][:4] == [1, 2, 3, 4]  # the evaluations before the kill survive
+    assert summary["validation_chrf"]["evaluations"] == len(rows) > 4
+    assert manifest(out)["status"] == "complete" and (out / "model.keras").is_file()
+
+
+def test_no_usable_checkpoint_is_one_line_and_exit_1(pairs, tmp_path, monkeypatch, capsys):
+    from sensorium.apps import main as sensorium_app
+    from sensorium.pipelines.common.config import config_to_dict
+    from sensorium.pipelines.translation.longrun import LongRun
+
+    out = tmp_path / "run"
+    cfg = make_config(pairs, eval_every_steps=1, epochs=1, chrf_patience=0)
+    original = LongRun.on_train_batch_end
+
+    def killed_at_step_2(self, batch, logs=None):
+        original(self, batch, logs)
+        if self.step == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(LongRun, "on_train_batch_end", killed_at_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(cfg, out)
+    monkeypatch.undo()
+    (out / "config.json").write_text(json.dumps(config_to_dict(cfg)))
+    for path in (out / "checkpoints").glob("step-*.keras"):
+        path.write_bytes(b"PK\x03\x04 garbled")
+    capsys.readouterr()
+    assert sensorium_app.main(["train", "translation", "--out", str(out), "--resume", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "no usable checkpoint" in err
+    with pytest.raises(ModelError, match="no usable checkpoint"):
+        from sensorium.pipelines.common.strategy import make_strategy
+        from sensorium.pipelines.translation.longrun import load_newest_good
+
+        load_newest_good(out / "checkpoints", make_strategy("default"))
+
+
+def test_warm_start_and_checkpoint_averaging(pairs, tmp_path):
+    import keras
+
+    from sensorium.pipelines.common.artifacts import load_keras
+
+    first = tmp_path / "first"
+    train_run(make_config(pairs, epochs=1), first)
+    out = tmp_path / "warm"
+    summary = train_run(make_config(pairs, epochs=2, eval_every_steps=3, init_from=str(first), average_last=2,
+                                   chrf_patience=0),
+                        out)
+    assert summary["init_from"] == str(first)
+    assert (out / "tokenizer.model").read_bytes() == (first / "tokenizer.model").read_bytes()
+    used = summary["averaged_checkpoints"]
+    assert len(used) == 2
+    mean = [(a + b) / 2 for a, b in zip(*(load_keras(out / "checkpoints" / n).get_weights() for n in used))]
+    final = keras.saving.load_model(out / "model.keras", safe_mode=True, compile=False).get_weights()
+    assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(mean, final))
+
+    wider = make_config(pairs, epochs=1, init_from=str(first))
+    wider.model.embed_dim = 32
+    with pytest.raises(UsageError, match="architecture differs") as info:
+        train_run(wider, tmp_path / "wider")
+    assert "\n" not in str(info.value)
