@@ -162,13 +162,12 @@ def export(model_path: str | Path, fmt: str, *, quantize: str = "none", calibrat
             row = _export_one(source, fmt, v, dests[v], calibration, data, keras_outputs, latency_runs)
         except _Rejected as rejected:  # the file was removed; the row still goes into the report
             row = rejected.row
-            log.error("%s: agreement %.4f is below %.2f; file not kept", v, row["agreement"],
-                      row["agreement_threshold"])
+            log.error("%s: %s; file not kept", v, _why_rejected(row))
         rows.append(row)
     _write_parity(dests, rows)
     failed = [r for r in rows if not r["passed"]]
     if failed:
-        names = ", ".join(f"{r['variant']} ({r['agreement']:.4f} < {r['agreement_threshold']})" for r in failed)
+        names = ", ".join(f"{r['variant']} ({_why_rejected(r)})" for r in failed)
         raise ParityError(f"parity check failed, file not kept: {names}")
     return rows
 
@@ -237,6 +236,19 @@ def _export_hub_module(source, dest: Path, x_eval, latency_runs: int, version: s
         if not row["passed"]:
             raise _Rejected(row)
     return row
+
+
+def _why_rejected(row: dict[str, Any]) -> str:
+    """Which parity criterion a row failed: agreement, or for a translator the chrF gap to Keras or the
+    placeholders it kept."""
+    if row["agreement"] < row["agreement_threshold"]:
+        return f"agreement {row['agreement']:.4f} < {row['agreement_threshold']}"
+    if "chrf_tolerance" in row and abs(row["chrf"] - row["keras_chrf"]) > row["chrf_tolerance"]:
+        return (f"chrF {row['chrf']:.2f} against Keras's {row['keras_chrf']:.2f}, more than "
+                f"{row['chrf_tolerance']} apart (agreement {row['agreement']:.4f})")
+    if "placeholders_preserved" in row:
+        return f"placeholders kept in {row['placeholders_preserved']:.1%} of the strings, fewer than Keras"
+    return f"agreement {row['agreement']:.4f} against {row['agreement_threshold']}"
 
 
 class _Rejected(Exception):

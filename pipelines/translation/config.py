@@ -44,9 +44,9 @@ class TranslationTrainConfig(TrainSettings):
     # `eval_every_steps` steps (0: at each epoch's end), with a checkpoint each time; stop when chrF gains
     # less than `chrf_min_gain` for `chrf_patience` evaluations in a row (0: never) or after `max_hours`.
     eval_every_steps: int = 0
-    eval_pairs: int = 200  # 0: no chrF evaluations
+    eval_pairs: int = 0  # 0: no chrF evaluations (a long run asks for them, e.g. 200)
     chrf_min_gain: float = 0.3
-    chrf_patience: int = 2
+    chrf_patience: int = 0  # 0: no chrF stopping rule (a long run asks for it, e.g. 2)
     max_hours: float | None = None
     keep_checkpoints: int = 3  # step checkpoints kept (at least 2: a corrupt one falls back to the previous)
     average_last: int = 0  # >= 2: the model is the mean of the last K checkpoints' weights

@@ -217,3 +217,17 @@ def test_model_outside_builtins_fails_naming_the_ops(tmp_path):
     model = keras.Model(inp, Determinant()(inp))
     with pytest.raises(ModelError, match=r"cannot express: MatrixDeterminant \(no file was written\)"):
         convert(model, input_shape=(4, 4, 3))
+
+
+def test_a_rejected_variant_names_the_criterion_it_failed():
+    """The parity error says what failed: agreement, a translator's chrF gap, or its placeholders (a
+    translator with 0.96 agreement once read 'agreement 0.9565 is below 0.90')."""
+    from sensorium.export.api import _why_rejected
+
+    row = {"agreement": 0.85, "agreement_threshold": 0.9}
+    assert _why_rejected(row) == "agreement 0.8500 < 0.9"
+    translator = {"agreement": 0.9565, "agreement_threshold": 0.9, "chrf": 90.1, "keras_chrf": 96.2,
+                  "chrf_tolerance": 1.0, "placeholders_preserved": 1.0}
+    assert _why_rejected(translator).startswith("chrF 90.10 against Keras's 96.20, more than 1.0 apart")
+    assert _why_rejected({**translator, "chrf": 95.9, "placeholders_preserved": 0.9}) == (
+        "placeholders kept in 90.0% of the strings, fewer than Keras")
