@@ -88,22 +88,27 @@ def test_hour_cap_stops_and_is_recorded(pairs, tmp_path):
     assert manifest(out)["summary"]["hours"] >= 0
 
 
-def test_killed_mid_epoch_resumes_past_a_corrupt_checkpoint(pairs, tmp_path, monkeypatch, caplog):
+def train_killed_at(cfg, out, step: int, monkeypatch) -> None:
+    """Train `cfg` into `out` until the LongRun callback has finished step `step`, then interrupt it."""
     from sensorium.pipelines.translation.longrun import LongRun
 
-    out = tmp_path / "run"
-    cfg = make_config(pairs, eval_every_steps=1, keep_checkpoints=3, epochs=2, chrf_patience=0)
     original = LongRun.on_train_batch_end
 
-    def killed_at_step_4(self, batch, logs=None):
+    def killed(self, batch, logs=None):
         original(self, batch, logs)
-        if self.step == 4:
+        if self.step == step:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(LongRun, "on_train_batch_end", killed_at_step_4)
+    monkeypatch.setattr(LongRun, "on_train_batch_end", killed)
     with pytest.raises(KeyboardInterrupt):
         train_run(cfg, out)
     monkeypatch.undo()
+
+
+def test_killed_mid_epoch_resumes_past_a_corrupt_checkpoint(pairs, tmp_path, monkeypatch, caplog):
+    out = tmp_path / "run"
+    cfg = make_config(pairs, eval_every_steps=1, keep_checkpoints=3, epochs=2, chrf_patience=0)
+    train_killed_at(cfg, out, 4, monkeypatch)
     assert steps(out) == [2, 3, 4] and manifest(out)["status"] == "training"
     newest = out / "checkpoints" / "step-000000004.keras"
     newest.write_bytes(newest.read_bytes()[:1000])  # truncated
@@ -125,21 +130,9 @@ def test_killed_mid_epoch_resumes_past_a_corrupt_checkpoint(pairs, tmp_path, mon
 def test_no_usable_checkpoint_is_one_line_and_exit_1(pairs, tmp_path, monkeypatch, capsys):
     from sensorium.apps import main as sensorium_app
     from sensorium.pipelines.common.config import config_to_dict
-    from sensorium.pipelines.translation.longrun import LongRun
-
     out = tmp_path / "run"
     cfg = make_config(pairs, eval_every_steps=1, epochs=1, chrf_patience=0)
-    original = LongRun.on_train_batch_end
-
-    def killed_at_step_2(self, batch, logs=None):
-        original(self, batch, logs)
-        if self.step == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(LongRun, "on_train_batch_end", killed_at_step_2)
-    with pytest.raises(KeyboardInterrupt):
-        train_run(cfg, out)
-    monkeypatch.undo()
+    train_killed_at(cfg, out, 2, monkeypatch)
     (out / "config.json").write_text(json.dumps(config_to_dict(cfg)))
     for path in (out / "checkpoints").glob("step-*.keras"):
         path.write_bytes(b"PK\x03\x04 garbled")
