@@ -7,6 +7,10 @@ Two encoders:
 - ``hub:HANDLE``: a pretrained TF Hub text encoder (a TF2 SavedModel that maps a batch of strings to
   sentence vectors, such as nnlm-en-dim50 or universal-sentence-encoder), wrapped by the hub backbone
   layer and fine-tuned with the head. Input: the raw strings (B,). No tokenizer of ours is involved.
+
+With ``lexicon="vader+afinn"`` (transformer encoder only) the pooled vector is joined by sentence
+features from the VADER and AFINN lexicons, computed in the model from the token ids by
+``PieceValence`` (its tables are non-trainable weights, so the saved and exported model keep them).
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
 TASK = TextClassifier.task  # the metadata names the task whose runtime predictor runs the model
 INPUT_IDS = "token_ids"
 INPUT_TEXT = "text"
+# TextClassifierSpec.lexicon values ("none", or a name that models/blocks/lexicon.py's lexicon_entries reads)
+LEXICONS = ("none", "vader+afinn")
 
 # Registered TF Hub text encoders (string batch -> sentence vector); any other handle works too.
 HUB_TEXT_ENCODERS = {
@@ -45,6 +51,12 @@ class TextClassifierSpec:
     num_layers: int = 2
     dropout: float = 0.1
     head_dropout: float = 0.2
+    # "vader+afinn": sentence features from human-rated lexicons, computed in the model from its token
+    # ids (models/blocks/lexicon.py) and joined to the pooled vector; "none" builds the plain model.
+    lexicon: str = "none"
+    # While training, zero the pooled Transformer vector of this fraction of the texts, so the head also
+    # learns to decide from the lexicon features alone (identity at inference; needs a lexicon).
+    branch_dropout: float = 0.0
 
     @property
     def uses_hub(self) -> bool:
@@ -92,6 +104,31 @@ def build_text_classifier(spec: TextClassifierSpec, labels: Sequence[str], *, vo
         x = MaskedMeanPooling(name="pool")(x, mask)  # (B, D)
         inputs = ids
         meta.update(input="token_ids", vocab_size=int(vocab_size))
+        if spec.lexicon != "none":
+            x = _with_lexicon(spec, ids, x, info or {}, int(vocab_size))  # (B, D + 32 + S)
+            meta["lexicon"] = spec.lexicon
     probs = ClassifierHead(len(labels), dropout=spec.head_dropout, name="head")(x)  # (B, C)
     out = TaskMetadata(TASK, labels=list(labels), info=meta, name="task_metadata")(probs)
     return keras.Model(inputs, out, name="text_classifier")
+
+
+def _with_lexicon(spec: TextClassifierSpec, ids: Any, pooled: Any, info: dict[str, Any], vocab_size: int) -> Any:
+    """pooled (B, D) -> concat(branch-dropped pooled (B, D), lexicon features (B, S), Dense(32, gelu) of
+    them (B, 32)); the lexicon tables are built from the tokenizer in `info["tokenizer_model"]`."""
+    import base64
+
+    import keras
+
+    from sensorium.models.blocks.lexicon import BranchDropout, PieceValence, tables_for
+    from sensorium.runtime.tokenizer import SubwordTokenizer
+
+    if not info.get("tokenizer_model"):
+        raise ValueError("the lexicon features need the tokenizer (info['tokenizer_model'])")
+    tokenizer = SubwordTokenizer(base64.b64decode(info["tokenizer_model"]), source="the model's tokenizer")
+    if tokenizer.vocab_size != vocab_size:
+        raise ValueError(f"the tokenizer has {tokenizer.vocab_size} pieces, the model {vocab_size}")
+    lex = PieceValence.from_tables(tables_for(tokenizer, spec.lexicon), name="lexicon")(ids)  # (B, S)
+    lex_hidden = keras.layers.Dense(32, activation="gelu", name="lexicon_dense")(lex)  # (B, 32)
+    if spec.branch_dropout > 0:
+        pooled = BranchDropout(spec.branch_dropout, name="branch_dropout")(pooled)  # (B, D)
+    return keras.layers.Concatenate(name="with_lexicon")([pooled, lex, lex_hidden])  # (B, D + S + 32)

@@ -1,5 +1,5 @@
 """Reusable Keras 3 layers: conv blocks, heads, image preprocessing/augmentation, audio front end,
-generative encoder/decoder blocks, task metadata.
+generative encoder/decoder blocks, sentiment-lexicon features, task metadata.
 
 Every layer is registered for serialisation under the ``sensorium`` package, so a ``.keras``
 file that uses them loads with ``keras.saving.load_model(path, safe_mode=True)`` once this
@@ -17,6 +17,7 @@ from sensorium.models.blocks.conv import (
 from sensorium.models.blocks.generative import ConvDecoder, ConvEncoder, PerImageMSE, PixelNoise, Sampling
 from sensorium.models.blocks.heads import ClassifierHead
 from sensorium.models.blocks.image_preprocessing import ImageAugmentation, ImagePreprocessing
+from sensorium.models.blocks.lexicon import BranchDropout, PieceValence
 from sensorium.models.blocks.metadata import TaskMetadata, read_task_metadata
 from sensorium.models.blocks.transformer import (
     MaskedMeanPooling,
@@ -28,6 +29,8 @@ from sensorium.models.blocks.transformer import (
 )
 
 __all__ = [
+    "BranchDropout",
+    "PieceValence",
     "ClassifierHead",
     "ConvBNAct",
     "ConvDecoder",

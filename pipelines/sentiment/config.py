@@ -34,6 +34,7 @@ class SentimentTrainConfig(TrainSettings):
     monitor: str = "val_loss"
     clipnorm: float = 1.0
     class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced labels)
+    init_from: str | None = None  # warm start: a sentiment model (bundled name, run directory, .keras)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class SentimentConfig:
 
     def validate(self) -> None:
         """Reject values no run can use (UsageError) and unusable data specs (DataError)."""
+        from sensorium.models.sentiment import LEXICONS
         from sensorium.pipelines.common.training import check_config
         from sensorium.runtime.tokenizer import MIN_VOCAB
 
@@ -61,6 +63,10 @@ class SentimentConfig:
              "model.embed_dim must be a positive multiple of model.num_heads"),
             (m.ff_dim >= 1 and m.num_layers >= 1, "model.ff_dim and model.num_layers must be >= 1"),
             (0 <= m.dropout < 1 and 0 <= m.head_dropout < 1, "model.dropout and head_dropout must be in [0, 1)"),
+            (m.lexicon in LEXICONS, f"model.lexicon must be one of {', '.join(LEXICONS)}, got {m.lexicon!r}"),
+            (m.lexicon == "none" or m.encoder == "transformer", "model.lexicon needs the transformer encoder"),
+            (0 <= m.branch_dropout < 1, "model.branch_dropout must be in [0, 1)"),
+            (m.branch_dropout == 0 or m.lexicon != "none", "model.branch_dropout needs a model.lexicon"),
         ]
         check_config(checks, self.data)
 

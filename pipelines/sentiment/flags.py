@@ -21,6 +21,12 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
     Flag("--ff-dim", "model.ff_dim", int, "feed-forward width"),
     Flag("--layers", "model.num_layers", int, "Transformer encoder layers"),
     Flag("--dropout", "model.dropout", float, "dropout inside the encoder"),
+    Flag("--lexicon", "model.lexicon", str, "sentence features from human-rated sentiment lexicons, computed "
+         "inside the model (transformer encoder)", choices=("none", "vader+afinn")),
+    Flag("--branch-dropout", "model.branch_dropout", float, "fraction of training texts whose Transformer vector "
+         "is dropped, so the head also learns from the lexicon features alone"),
     Flag("--class-weights", "train.class_weights", yes_no, "weight the loss by inverse label frequency",
          metavar="yes|no"),
+    Flag("--init-from", "train.init_from", str, "continue training a sentiment model (bundled name, run directory "
+         "or .keras) on this data: its tokenizer, labels and model settings are kept", metavar="MODEL"),
 )
