@@ -1,4 +1,4 @@
-"""`sentiment TEXT... | --file F [--model MODEL] [--json]`: label and probabilities per text."""
+"""`sentiment TEXT... | --file F [--model MODEL] [--labels binary|three] [--json]`: label and probabilities per text."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,7 @@ EPILOG = """examples:
   sentiment "I love this airline, the crew was great"
   sentiment --file reviews.txt --json         one text per line, one JSON object per text
   tail -f comments.log | sentiment --file -   a stream, labelled as lines arrive
+  sentiment --labels binary --file reviews.txt   positive or negative only (the calibrated binary head)
 """
 
 
@@ -26,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--file", action="append", default=[], metavar="FILE",
                         help="a UTF-8 file with one text per line (- reads standard input); may repeat")
     add_model_options(parser, "sentiment", "the bundled English tweet model (its .tflite)")
+    parser.add_argument("--labels", "--label-set", dest="label_set", choices=("binary", "three"), default=None,
+                        help="binary: positive or negative, from the calibrated binary head; three: negative, "
+                             "neutral, positive (default: the model's own labels); the JSON record's label_set says "
+                             "which")
     parser.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per text (label, scores)")
     add_common_options(parser)
     parser.set_defaults(func=run)
@@ -37,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.texts and not args.file:
         raise UsageError("give texts to label, or --file FILE (one text per line; - for standard input)")
-    classifier = load_predictor(TextClassifier, args)
+    classifier = load_predictor(TextClassifier, args, label_set=args.label_set)
 
     def line(r: dict) -> str:
         scores = " ".join(f"{k} {v:.3f}" for k, v in r["scores"].items())

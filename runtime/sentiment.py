@@ -3,7 +3,14 @@
 TFLite builtins have no string ops, so a sentiment `.tflite` takes int32 token ids; the SentencePiece
 model packed inside it (`tokenizer.model`) turns texts into those ids with the `sentencepiece` package,
 exactly as the SavedModel's in-graph tokenizer does. Records: `{"input", "ok", "label", "scores":
-{label: probability}}`.
+{label: probability}, "label_set"}`.
+
+Label sets (`label_set`, the CLI's `--labels`): by default the model's own labels; "three" asks for
+negative / neutral / positive, "binary" for positive vs negative from the binary head: p(positive) =
+sigmoid(scale * (log p(positive) - log p(negative)) + bias), calibrated on the validation split's
+positive and negative texts at the end of training with balanced priors (the model metadata's
+`binary_calibration`; a model without one gets scale 1, bias 0, which is p(pos) / (p(pos) + p(neg))).
+The record's "label_set" says which labels it reports.
 
 Example::
 
@@ -19,7 +26,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sensorium.runtime.errors import ModelError
+from sensorium.runtime.errors import ModelError, UsageError
 from sensorium.runtime.predictor import (
     Item,
     Predictor,
@@ -30,6 +37,39 @@ from sensorium.runtime.predictor import (
     ok_record,
     pad_rows,
 )
+
+BINARY_LABELS = ["negative", "positive"]
+THREE_LABELS = ["negative", "neutral", "positive"]
+LABEL_SETS = ("binary", "three")
+
+
+def label_set_of(labels: list[str]) -> str:
+    """What a model's own labels are: "three", "binary" or "model" (any other set)."""
+    if sorted(labels) == THREE_LABELS:
+        return "three"
+    return "binary" if sorted(labels) == BINARY_LABELS else "model"
+
+
+def binary_calibration(info: dict[str, Any]) -> tuple[float, float]:
+    """(scale, bias) of the binary head from model metadata (or a .tflite manifest's "model"); (1, 0)
+    when the model has none or it is malformed."""
+    cal = info.get("binary_calibration")
+    if cal is None and isinstance(info.get("model"), dict):
+        cal = info["model"].get("binary_calibration")
+    try:
+        scale, bias = float(cal["scale"]), float(cal["bias"])
+    except (TypeError, KeyError, ValueError):
+        return 1.0, 0.0
+    return (scale, bias) if np.isfinite(scale) and np.isfinite(bias) else (1.0, 0.0)
+
+
+def binary_probability(probs: np.ndarray, labels: list[str], scale: float = 1.0, bias: float = 0.0) -> np.ndarray:
+    """p(positive) (N,) of the binary head from class probabilities (N, C)."""
+    pos, neg = labels.index("positive"), labels.index("negative")
+    with np.errstate(divide="ignore"):
+        margin = np.log(np.maximum(probs[:, pos], 1e-12)) - np.log(np.maximum(probs[:, neg], 1e-12))  # (N,)
+    z = np.clip(scale * margin + bias, -60.0, 60.0)
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def run_on_ids(fn: Callable[[np.ndarray], np.ndarray], ids: list[list[int]], num_classes: int,
@@ -53,9 +93,26 @@ class TextClassifier(Predictor):
     tokenizer: Any = None  # SubwordTokenizer (None for a model that takes strings itself)
     max_length: int | None = None
 
+    label_set: str | None = None  # None: the model's own labels; "binary" or "three" (see the module docstring)
+
     task: ClassVar[str] = "sentiment"
     keras_backend: ClassVar[str] = "sensorium.pipelines.sentiment.predict:load"
+    options: ClassVar[dict[str, Any]] = {"label_set": None}
     chunk_size: ClassVar[int] = 256
+
+    def configure(self, **options: Any) -> TextClassifier:
+        """As `Predictor.configure`; a label set the model cannot give is a UsageError."""
+        wanted = options.get("label_set")
+        if wanted is not None:
+            if wanted not in LABEL_SETS:
+                raise UsageError(f"label_set must be binary or three, not {wanted!r}")
+            have = set(self.labels)
+            need = set(THREE_LABELS if wanted == "three" else BINARY_LABELS)
+            if not need <= have or (wanted == "three" and len(have) != 3):
+                raise UsageError(f"label_set {wanted}: this model's labels are {', '.join(self.labels)}; it cannot "
+                                 f"give {', '.join(sorted(need))}")
+        super().configure(**options)
+        return self
 
     @classmethod
     def from_tflite(cls, path: str | Path, *, num_threads: int | None = None) -> TextClassifier:
@@ -92,9 +149,20 @@ class TextClassifier(Predictor):
         """Probabilities (N, C) for `texts`, in order."""
         return self.run(list(texts)) if len(texts) else np.zeros((0, len(self.labels)), np.float32)
 
+    def predict_labelled(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
+        """(labels, probabilities (N, len(labels))) in the configured label set, for `texts` in order."""
+        probs = self.predict(texts)
+        if self.label_set == "binary":
+            p = binary_probability(probs, self.labels, *binary_calibration(self.info))  # (N,)
+            return list(BINARY_LABELS), np.stack([1.0 - p, p], axis=1).astype(np.float32)
+        if self.label_set == "three" and self.labels != THREE_LABELS:
+            return list(THREE_LABELS), probs[:, [self.labels.index(name) for name in THREE_LABELS]]
+        return list(self.labels), probs
+
     def predict_items(self, items: list[Item]) -> list[Record]:
         errors = [item.error or check_text(item.value) for item in items]
-        probs = self.predict([item.value for item, error in zip(items, errors) if error is None])
+        labels, probs = self.predict_labelled([item.value for item, error in zip(items, errors) if error is None])
+        kind = self.label_set or label_set_of(self.labels)
         out, k = [], 0
         for item, error in zip(items, errors):
             if error is not None:
@@ -102,6 +170,6 @@ class TextClassifier(Predictor):
                 continue
             p = probs[k]
             k += 1
-            out.append(ok_record(item, label=self.labels[int(np.argmax(p))],
-                                 scores={label: round(float(v), 6) for label, v in zip(self.labels, p)}))
+            out.append(ok_record(item, label=labels[int(np.argmax(p))],
+                                 scores={label: round(float(v), 6) for label, v in zip(labels, p)}, label_set=kind))
         return out

@@ -47,7 +47,8 @@ def pipeline(task: str, model: Any = None, **options: Any) -> Any:
     model: a bundled model's name (imagenet, digits, speech, sentiment, translation), a run directory, a `.keras`
     file, a SavedModel or a `.tflite`; None is the task's bundled default (its `.tflite`, run without
     TensorFlow). Options: runtime="auto"|"edge"|"keras", num_threads, and the task's own: top_k
-    (classify); beam, max_segment, batch_size (transcribe); beam, length_penalty (translate)."""
+    (classify); beam, max_segment, batch_size (transcribe); label_set="binary"|"three" (sentiment); beam,
+    length_penalty (translate)."""
     from sensorium.runtime.tasks import pipeline as _pipeline
 
     return _pipeline(task, model, **options)

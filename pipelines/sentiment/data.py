@@ -92,9 +92,11 @@ def _has_validation(spec_text: str, cfg: TextDataConfig) -> bool:
         return False
 
 
-def load_train_validation(cfg: TextDataConfig, *, seed: int) -> tuple[TextSplit, TextSplit]:
-    """The training split and the validation split (the source's own, or 10% held out of training)."""
-    train = load_text_split(cfg.spec, cfg, seed=seed, default_split="train")
+def load_train_validation(cfg: TextDataConfig, *, seed: int,
+                          label_names: list[str] | None = None) -> tuple[TextSplit, TextSplit]:
+    """The training split and the validation split (the source's own, or 10% held out of training);
+    `label_names` fixes the labels (a warm start's), else they are the training texts'."""
+    train = load_text_split(cfg.spec, cfg, seed=seed, default_split="train", label_names=label_names)
     if cfg.validation_spec:
         val = load_text_split(cfg.validation_spec, cfg, seed=seed, default_split="validation",
                               label_names=train.labels)

@@ -2,6 +2,12 @@
 
 The run directory gets `tokenizer.model` (learned on the training texts only), `labels.txt` and
 `model.keras`; the model's metadata carries the tokenizer too, so a bare `.keras` file is complete.
+At the end, the binary head is calibrated on the validation split (`calibration.py`) and recorded in
+the metadata.
+
+`train.init_from` (a bundled name, run directory or .keras) continues training a sentiment model on
+new data: the run takes over its weights, tokenizer and labels (the data's labels must be among them:
+positive/negative texts fine-tune a three-way model), and its model settings when it is a run directory.
 """
 from __future__ import annotations
 
@@ -26,12 +32,58 @@ def tokenizer_info(tokenizer: Any) -> dict[str, Any]:
             "pad_id": PAD_ID, "bos_id": BOS_ID}
 
 
-def _build(cfg: SentimentConfig, labels: list[str], tokenizer: Any):
+def _build(cfg: SentimentConfig, labels: list[str], tokenizer: Any, extra_info: dict[str, Any] | None = None):
     from sensorium.models.sentiment import build_text_classifier
 
     if cfg.model.uses_hub:
-        return build_text_classifier(cfg.model, labels)
-    return build_text_classifier(cfg.model, labels, vocab_size=tokenizer.vocab_size, info=tokenizer_info(tokenizer))
+        return build_text_classifier(cfg.model, labels, info=extra_info)
+    return build_text_classifier(cfg.model, labels, vocab_size=tokenizer.vocab_size,
+                                 info={**tokenizer_info(tokenizer), **(extra_info or {})})
+
+
+def _init_source(cfg: SentimentConfig, run: RunDir) -> Any:
+    """The warm-start model of `train.init_from`; a run directory's model settings become the config's
+    (and the run's config.json says so)."""
+    from sensorium.pipelines.common.config import config_from_dict, config_to_dict
+    from sensorium.pipelines.common.warmstart import load_init_source
+    from sensorium.runtime.errors import SensoriumError, UsageError
+
+    source = load_init_source(str(cfg.train.init_from), "sentiment", "sentiment model")
+    if source.run_dir is not None and (source.run_dir / "config.json").is_file():
+        try:
+            saved = RunDir(source.run_dir).read_config()
+            cfg.model = config_from_dict(type(cfg.model), saved["model"], f"{source.run_dir}/config.json model")
+        except (KeyError, SensoriumError) as exc:
+            raise UsageError(f"--init-from {source.name}: its config.json has no usable model section "
+                             f"({exc})") from None
+        if run.chief:
+            run.write_json("config.json", config_to_dict(cfg))
+    if source.info.get("input") == "text" and not cfg.model.uses_hub:
+        raise UsageError(f"--init-from {source.name}: it takes strings (a hub encoder); give its run directory")
+    if source.info.get("encoder") and source.info["encoder"] != cfg.model.encoder:
+        raise UsageError(f"--init-from {source.name}: its encoder is {source.info['encoder']}, this config's "
+                         f"{cfg.model.encoder}; use its run directory or its model settings")
+    return source
+
+
+def _calibrate(model: Any, val_ds: Any, val_split: Any) -> dict[str, Any] | None:
+    """The binary head's calibration on the validation split (None when it has too few polar texts)."""
+    import numpy as np
+
+    from sensorium.pipelines.sentiment.calibration import binary_accuracy, fit_binary_calibration
+
+    labels = val_split.labels
+    if "positive" not in labels or "negative" not in labels:
+        return None
+    probs = np.concatenate([np.asarray(model(x, training=False), np.float32) for x, *_ in val_ds])
+    cal = fit_binary_calibration(probs, val_split.items.labels, labels)
+    if cal is None:
+        log.info("binary head: too few positive or negative validation texts to calibrate; left uncalibrated")
+        return None
+    log.info("binary head: scale %.3f, bias %+.3f (balanced accuracy on validation %.4f, uncalibrated %.4f)",
+             cal["scale"], cal["bias"], binary_accuracy(probs, val_split.items.labels, labels, cal),
+             binary_accuracy(probs, val_split.items.labels, labels, None))
+    return cal
 
 
 def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
@@ -46,13 +98,16 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
         start_training,
         write_split_lists,
     )
+    from sensorium.pipelines.common.warmstart import warm_start
     from sensorium.pipelines.sentiment.data import class_weights, describe, load_train_validation
-    from sensorium.runtime.tokenizer import TOKENIZER_FILE, SubwordTokenizer
+    from sensorium.runtime.tokenizer import TOKENIZER_FILE, SubwordTokenizer, tokenizers_from
 
     cfg, tcfg = config, config.train
     policy, strategy = start_training(run, cfg)
 
-    train_split, val_split = load_train_validation(cfg.data, seed=cfg.seed)
+    source = _init_source(cfg, run) if tcfg.init_from else None
+    train_split, val_split = load_train_validation(cfg.data, seed=cfg.seed,
+                                                   label_names=source.labels if source is not None else None)
     if train_split.count < 2:
         raise DataError(f"{cfg.data.spec}: too few training texts ({train_split.count})")
     labels = train_split.labels
@@ -65,7 +120,10 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     tokenizer = None
     if not cfg.model.uses_hub:
         tok_path = run.path / TOKENIZER_FILE
-        if resume and tok_path.is_file():
+        if source is not None and not (resume and tok_path.is_file()):
+            tokenizer = tokenizers_from(str(source.keras_path), info=source.info).source
+            tokenizer.save(tok_path)
+        elif resume and tok_path.is_file():
             tokenizer = SubwordTokenizer.load(tok_path)
         else:
             tokenizer = SubwordTokenizer.train(train_split.items.texts, cfg.model.vocab_size)
@@ -86,11 +144,17 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
         return model
 
     model = resume_or_build(strategy, ckpt_dir, state, build)
+    if source is not None and state is None:
+        warm_start(model, source)
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state)
-    final = save_inference_model(run, model, lambda: _build(cfg, labels, tokenizer))
+    calibration = _calibrate(model, val_ds, val_split)
+    extra_info = {"binary_calibration": calibration} if calibration else None
+    final = save_inference_model(run, model, lambda: _build(cfg, labels, tokenizer, extra_info))
     summary = run_summary(run_state, tcfg, policy, strategy, train=describe(train_split),
                           validation=describe(val_split), vocab_size=tokenizer.vocab_size if tokenizer else None,
-                          parameters=int(final.count_params()))
+                          parameters=int(final.count_params()),
+                          **({"binary_calibration": calibration} if calibration else {}),
+                          **({"init_from": tcfg.init_from} if tcfg.init_from else {}))
     _report(run, cfg, run_state.history, summary)
     return summary
 

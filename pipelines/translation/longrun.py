@@ -19,7 +19,7 @@ from typing import Any
 import keras
 
 from sensorium.runtime.atomic import atomic_path, atomic_write_json
-from sensorium.runtime.errors import ModelError, UsageError
+from sensorium.runtime.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -101,18 +101,6 @@ def run_state_from(state: dict[str, Any], *, monitor: str, patience: int) -> dic
     done = state["stop_reason"] is not None or bool(patience and wait >= patience)
     return {"epoch": state["epochs_done"], "history": history, "best": best, "best_epoch": best_epoch,
             "wait": wait, "stopped_early": done}
-
-
-def check_same_architecture(model: Any, other: Any, source: str) -> None:
-    """A UsageError in one line unless `other` has `model`'s weights, shape for shape."""
-    mine, theirs = model.weights, other.weights
-    if len(mine) != len(theirs):
-        raise UsageError(f"--init-from {source}: its architecture differs ({len(theirs)} weight tensors, this "
-                         f"config builds {len(mine)}); use its model settings or train from scratch")
-    for a, b in zip(mine, theirs):
-        if tuple(a.shape) != tuple(b.shape):
-            raise UsageError(f"--init-from {source}: its architecture differs ({a.path}: {tuple(b.shape)} there, "
-                             f"{tuple(a.shape)} here); use its model settings or train from scratch")
 
 
 def average_checkpoints(paths: list[Path]) -> tuple[list[Any], list[str]]:

@@ -75,8 +75,9 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
         start_training,
         write_split_lists,
     )
+    from sensorium.pipelines.common.warmstart import warm_start
     from sensorium.pipelines.translation.data import held_out_sources, load_extra, load_train_validation
-    from sensorium.pipelines.translation.longrun import check_same_architecture, load_newest_good, run_state_from
+    from sensorium.pipelines.translation.longrun import load_newest_good, run_state_from
 
     cfg, tcfg, m = config, config.train, config.model
     policy, strategy = start_training(run, cfg)
@@ -117,9 +118,7 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
 
     model = resumed.model if resumed is not None else resume_or_build(strategy, ckpt_dir, state, build)
     if init is not None:
-        check_same_architecture(model, init[0], tcfg.init_from)
-        model.set_weights(init[0].get_weights())
-        log.info("warm start from %s", tcfg.init_from)
+        warm_start(model, init[0])
     longrun = _long_run(cfg, run, model, tokenizers, val_split, steps * tcfg.epochs,
                         resumed.state if resumed is not None else None)
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state, callbacks=(longrun,))
@@ -151,22 +150,14 @@ def _init_model(cfg: TranslationConfig, run: RunDir) -> tuple[Any, Any]:
     """The warm-start translator of `train.init_from` (a bundled name, run directory or .keras) and its
     tokenizers, which the run takes over (saved into it); a one-line error for anything else."""
     from sensorium.models.translation import training_objects
-    from sensorium.pipelines.common.artifacts import inspect_artifact, load_task_model
+    from sensorium.pipelines.common.warmstart import load_init_source
     from sensorium.runtime.errors import UsageError
-    from sensorium.runtime.predictor import BUNDLED, bundled_model
     from sensorium.runtime.tokenizer import tokenizers_from
 
     name = str(cfg.train.init_from)
-    path = Path(name).expanduser()
-    if not path.exists() and name in BUNDLED:
-        path = bundled_model("translation", name)[1]
-    artifact = inspect_artifact(path)
-    if artifact.kind not in ("run", "keras"):
-        raise UsageError(f"--init-from {name}: give a translator's run directory or .keras file, not a "
-                         f"{artifact.kind}")
     training_objects()
-    model, meta = load_task_model(artifact.keras_path, "translation")
-    tokenizers = tokenizers_from(str(artifact.keras_path), info=meta["info"])
+    source = load_init_source(name, "translation", "translator")
+    tokenizers = tokenizers_from(str(source.keras_path), info=source.info)
     if tokenizers.shared != cfg.model.shared_vocab:
         raise UsageError(f"--init-from {name}: its vocabulary is {'' if tokenizers.shared else 'not '}shared "
                          "between the languages; set --shared-vocab to match or train from scratch")
@@ -175,7 +166,7 @@ def _init_model(cfg: TranslationConfig, run: RunDir) -> tuple[Any, Any]:
     else:
         tokenizers.source.save(run.path / SOURCE_FILE)
         tokenizers.target.save(run.path / TARGET_FILE)
-    return model, tokenizers
+    return source, tokenizers
 
 
 def _long_run(cfg: TranslationConfig, run: RunDir, model: Any, tokenizers: Any, val_split: Any, total_steps: int,

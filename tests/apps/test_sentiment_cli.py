@@ -88,7 +88,8 @@ def test_sentiment_command(trained, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert code == 0 and [r["label"] for r in rows] == ["pos", "neg"]
     for row in rows:
-        assert set(row) == {"input", "ok", "label", "scores"} and row["ok"]
+        assert set(row) == {"input", "ok", "label", "scores", "label_set"} and row["ok"]
+        assert row["label_set"] == "model"  # neg/pos are not the standard label names
         assert set(row["scores"]) == {"neg", "pos"} and abs(sum(row["scores"].values()) - 1) < 1e-4
     assert sensorium_app.main(["sentiment", "--model", str(trained), "my order was great"]) == 0
     assert capsys.readouterr().out.startswith("pos\tneg 0.")

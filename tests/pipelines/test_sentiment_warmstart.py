@@ -1,0 +1,166 @@
+"""Sentiment: `--init-from` (continue training a model on a new domain's few labelled texts), the
+calibrated binary head recorded at the end of training, and `sentiment --labels binary|three`."""
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sensorium.apps import main as sensorium_app
+from sensorium.apps import sentiment as sentiment_app
+from sensorium.pipelines.sentiment.calibration import fit_binary_calibration
+from sensorium.runtime.sentiment import binary_calibration, binary_probability
+
+LABELS = ["negative", "neutral", "positive"]
+# The base domain (travel); positive texts are rare, as in the tweets.
+TRAVEL = {"positive": ["great", "lovely", "excellent", "wonderful"],
+          "negative": ["awful", "terrible", "horrible", "worst"],
+          "neutral": ["scheduled", "listed", "boarding", "posted"]}
+SUBJECTS = ["the flight", "our crew", "the lounge", "my seat"]
+# The new domain (medicine) shares no sentiment words with the base one.
+MEDICINE = {"positive": ["helped", "cured", "relieved", "soothed"],
+            "negative": ["dizzy", "nauseous", "sleepless", "itchy"]}
+DRUGS = ["this tablet", "the syrup", "that cream", "my injection"]
+TINY = ["--vocab-size", "400", "--embed-dim", "32", "--num-heads", "2", "--ff-dim", "64", "--layers", "1",
+        "--max-length", "24", "--batch-size", "16", "--seed", "3", "-q"]
+
+
+def _write(path: Path, rows: list[tuple[str, str]]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
+def _rows(words: dict[str, list[str]], subjects: list[str], counts: dict[str, int], seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = [(f"{rng.choice(subjects)} {rng.choice(words[label])}, so {rng.choice(words[label])}", label)
+            for label, n in counts.items() for _ in range(n)]
+    rng.shuffle(rows)
+    return rows
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    """A three-way model trained on the travel texts only."""
+    tmp = tmp_path_factory.mktemp("warm")
+    data = _write(tmp / "travel.csv", _rows(TRAVEL, SUBJECTS, {"negative": 400, "neutral": 250, "positive": 150}, 0))
+    out = tmp / "base"
+    assert sensorium_app.main(["train", "sentiment", "--data", str(data), "--out", str(out), "--epochs", "5",
+                               "--learning-rate", "0.003", "--class-weights", "yes", *TINY]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def medicine(tmp_path_factory) -> tuple[Path, Path]:
+    """(200 labelled medicine texts to adapt on, 200 others to test on), positive and negative only."""
+    tmp = tmp_path_factory.mktemp("medicine")
+    counts = {"negative": 100, "positive": 100}
+    return (_write(tmp / "adapt.csv", _rows(MEDICINE, DRUGS, counts, 1)),
+            _write(tmp / "test.csv", _rows(MEDICINE, DRUGS, counts, 2)))
+
+
+def _binary_accuracy(model: Path, data: Path) -> float:
+    from sensorium.pipelines.sentiment.predict import load
+
+    with open(data, encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    clf = load(model).configure(label_set="binary")
+    records = clf([r["text"] for r in rows])
+    return float(np.mean([r["label"] == row["label"] for r, row in zip(records, rows)]))
+
+
+def test_training_records_a_calibrated_binary_head(base):
+    manifest = json.loads((base / "sensorium.json").read_text())
+    cal = manifest["summary"]["binary_calibration"]
+    assert cal["priors"] == "balanced" and cal["negative"] > cal["positive"] > 0 and cal["scale"] > 0
+    from sensorium.pipelines.common.artifacts import load_task_model
+
+    _, meta = load_task_model(base / "model.keras", "sentiment")
+    assert binary_calibration(meta["info"]) == (cal["scale"], cal["bias"])
+
+
+def test_init_from_adapts_the_model_to_a_new_domain_with_200_texts(base, medicine, tmp_path):
+    adapt, test = medicine
+    before = _binary_accuracy(base, test)
+    out = tmp_path / "adapted"
+    assert sensorium_app.main(["train", "sentiment", "--init-from", str(base), "--data", str(adapt), "--out", str(out),
+                               "--epochs", "6", "--learning-rate", "0.002", "--batch-size", "16", "-q"]) == 0
+    after = _binary_accuracy(out, test)
+    assert before < 0.8 and after >= 0.95, (before, after)  # the new words were unknown; now they are learnt
+    # The run took over the base model's tokenizer, labels and settings, and says where it started.
+    assert (out / "tokenizer.model").read_bytes() == (base / "tokenizer.model").read_bytes()
+    assert (out / "labels.txt").read_text().split() == LABELS
+    config = json.loads((out / "config.json").read_text())
+    assert config["model"]["embed_dim"] == 32 and config["train"]["init_from"] == str(base)
+    assert json.loads((out / "sensorium.json").read_text())["summary"]["init_from"] == str(base)
+    # It still knows the travel words it was not shown again.
+    from sensorium.pipelines.sentiment.predict import load
+
+    record = load(out)("the flight lovely, so wonderful")
+    assert record["label"] == "positive"
+
+
+def test_init_from_refusals_are_one_line(base, medicine, tmp_path, capsys):
+    adapt, _ = medicine
+    odd = _write(tmp_path / "odd.csv", [("the syrup helped", "positive"), ("the syrup, meh", "mixed")] * 10)
+    cases = [(["--init-from", str(tmp_path / "missing")], "missing"),
+             (["--init-from", "digits"], "digits"),
+             (["--init-from", str(base), "--data", str(odd)], "mixed")]
+    for extra, needle in cases:
+        data = [] if "--data" in extra else ["--data", str(adapt)]
+        rc = sensorium_app.main(["train", "sentiment", *data, "--out", str(tmp_path / f"r{len(needle)}"),
+                                 "--epochs", "1", "-q", *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc != 0 and len(err) == 1 and needle in err[0] and "Traceback" not in err[0], err
+
+
+def test_sentiment_labels_binary_and_three(base, capsys):
+    text = "our crew excellent, so wonderful"
+    assert sentiment_app.main([text, "--model", str(base), "--labels", "binary", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["label_set"] == "binary" and set(record["scores"]) == {"negative", "positive"}
+    assert record["label"] == "positive" and abs(sum(record["scores"].values()) - 1) < 1e-5
+    assert sentiment_app.main([text, "--model", str(base), "--labels", "three", "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["label_set"] == "three" and list(record["scores"]) == LABELS
+
+
+def test_a_label_set_the_model_lacks_is_one_line(tmp_path, capsys):
+    from sensorium.runtime.sentiment import TextClassifier
+
+    clf = TextClassifier(lambda texts: np.full((len(texts), 2), 0.5, np.float32), ["neg", "pos"], "m", {})
+    with pytest.raises(Exception, match="cannot give"):
+        clf.configure(label_set="binary")
+    with pytest.raises(Exception, match="binary or three"):
+        clf.configure(label_set="five")
+    two = TextClassifier(lambda texts: np.tile([[0.2, 0.8]], (len(texts), 1)).astype(np.float32),
+                         ["negative", "positive"], "m", {})
+    with pytest.raises(Exception, match="cannot give"):
+        two.configure(label_set="three")
+    assert two.configure(label_set="binary")("fine")["label"] == "positive"
+
+
+def test_calibration_removes_a_prior_shift_and_needs_both_classes():
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 700 + [2] * 300)  # negative-heavy, like the tweets
+    margin = np.where(y == 2, 1.0, -1.0) + rng.normal(0, 1.0, len(y)) - 1.5  # a model biased to negative
+    p_pos = 1 / (1 + np.exp(-margin))
+    probs = np.stack([(1 - p_pos) * 0.9, np.full(len(y), 0.1), p_pos * 0.9], axis=1)
+    cal = fit_binary_calibration(probs, y, LABELS)
+    assert cal["negative"] == 700 and cal["positive"] == 300
+    # Class means -2.5 and -0.5, unit spread: the balanced boundary is at margin -1.5 (scale 2, bias 3).
+    assert abs(cal["bias"] / cal["scale"] - 1.5) < 0.2 and 1.5 < cal["scale"] < 2.5
+    p = binary_probability(probs, LABELS, cal["scale"], cal["bias"])
+    raw = binary_probability(probs, LABELS)
+    balanced = lambda q: np.mean([np.mean(q[y == 2] >= 0.5), np.mean(q[y == 0] < 0.5)])  # noqa: E731
+    assert balanced(p) > balanced(raw) + 0.1
+    assert fit_binary_calibration(probs[:705], y[:705], LABELS) is None  # 5 positives: too few
+    assert fit_binary_calibration(probs, y, ["a", "b", "c"]) is None
+    assert binary_calibration({"binary_calibration": {"scale": "x"}}) == (1.0, 0.0)
+    assert binary_calibration({"model": {"binary_calibration": {"scale": 2, "bias": -1}}}) == (2.0, -1.0)
