@@ -28,6 +28,7 @@ from sensorium.pipelines.common.text_graph import load_text_saved_model
 from sensorium.runtime.atomic import atomic_path
 from sensorium.runtime.errors import DataError, ModelError, UsageError
 from sensorium.runtime.sentiment import TextClassifier
+from sensorium.runtime.text_norm import normalization_of, tf_normalize, with_normalization
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class SentimentExportSource:
 
         model, meta = load_task_model(artifact.keras_path, TASK)
         info = meta["info"]
-        tokenizer = None if info.get("input") == "text" else tokenizers_from(str(artifact.path), info=info).source
+        tokenizer = None if info.get("input") == "text" else with_normalization(
+            tokenizers_from(str(artifact.path), info=info).source, normalization_of(info, str(artifact.path)))
         return cls(artifact, model, list(meta.get("labels") or []), info, tokenizer)
 
     # --- description ---------------------------------------------------------------------------
@@ -209,9 +211,10 @@ class SentimentExportSource:
                 return {OUTPUT_NAME: probs, "label": tf.gather(module.label_table, tf.argmax(probs, axis=-1))}
         else:
             module.tokenizer = tf_tokenizer(self.tokenizer)
+            normalization = normalization_of(self.info)
 
             def classify(text):
-                ids = tf_encode(module.tokenizer, text, max_length)  # (B, L) int32
+                ids = tf_encode(module.tokenizer, tf_normalize(text, normalization), max_length)  # (B, L) int32
                 probs = model(ids, training=False)
                 return {OUTPUT_NAME: probs, "label": tf.gather(module.label_table, tf.argmax(probs, axis=-1))}
         module.classify = tf.function(classify, input_signature=[tf.TensorSpec([None], tf.string, name="text")])

@@ -57,6 +57,9 @@ class TextClassifierSpec:
     # While training, zero the pooled Transformer vector of this fraction of the texts, so the head also
     # learns to decide from the lexicon features alone (identity at inference; needs a lexicon).
     branch_dropout: float = 0.0
+    # What the model does to a text before tokenising it (runtime/text_norm.py): "neutral-v1" removes
+    # links and turns @handles into "@user", so the account a text addresses cannot carry its label.
+    text_normalization: str = "none"
 
     @property
     def uses_hub(self) -> bool:
@@ -104,6 +107,8 @@ def build_text_classifier(spec: TextClassifierSpec, labels: Sequence[str], *, vo
         x = MaskedMeanPooling(name="pool")(x, mask)  # (B, D)
         inputs = ids
         meta.update(input="token_ids", vocab_size=int(vocab_size))
+        if spec.text_normalization != "none":
+            meta["text_normalization"] = spec.text_normalization
         if spec.lexicon != "none":
             x = _with_lexicon(spec, ids, x, info or {}, int(vocab_size))  # (B, D + 32 + S)
             meta["lexicon"] = spec.lexicon

@@ -117,12 +117,14 @@ class TextClassifier(Predictor):
     @classmethod
     def from_tflite(cls, path: str | Path, *, num_threads: int | None = None) -> TextClassifier:
         """A sentiment `.tflite` on this runtime: tokenizer, labels and max_length from the file."""
+        from sensorium.runtime.text_norm import normalization_of, with_normalization
         from sensorium.runtime.tflite import EdgeModel
         from sensorium.runtime.tokenizer import tokenizers_from
 
         model = EdgeModel(path, num_threads=num_threads)
         model.require_task(cls.task)
-        tokenizer = tokenizers_from(str(path), files=model.files, manifest=model.manifest).source
+        tokenizer = with_normalization(tokenizers_from(str(path), files=model.files, manifest=model.manifest).source,
+                                       normalization_of(model.manifest, str(path)))
         try:
             max_length = int(model.manifest["max_length"])
         except (KeyError, TypeError, ValueError):

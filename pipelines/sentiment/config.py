@@ -7,6 +7,7 @@ from typing import Literal
 from sensorium.models.sentiment import TextClassifierSpec
 from sensorium.pipelines.common.training import TrainSettings
 from sensorium.pipelines.tuning.space import Choice, Float, Int, SearchSpace
+from sensorium.runtime.text_norm import RULES as NORMALIZERS
 
 
 @dataclass
@@ -63,6 +64,8 @@ class SentimentConfig:
              "model.embed_dim must be a positive multiple of model.num_heads"),
             (m.ff_dim >= 1 and m.num_layers >= 1, "model.ff_dim and model.num_layers must be >= 1"),
             (0 <= m.dropout < 1 and 0 <= m.head_dropout < 1, "model.dropout and head_dropout must be in [0, 1)"),
+            (m.text_normalization in NORMALIZERS,
+             f"model.text_normalization must be one of {', '.join(NORMALIZERS)}, got {m.text_normalization!r}"),
             (m.lexicon in LEXICONS, f"model.lexicon must be one of {', '.join(LEXICONS)}, got {m.lexicon!r}"),
             (m.lexicon == "none" or m.encoder == "transformer", "model.lexicon needs the transformer encoder"),
             (0 <= m.branch_dropout < 1, "model.branch_dropout must be in [0, 1)"),

@@ -27,6 +27,9 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
          "is dropped, so the head also learns from the lexicon features alone"),
     Flag("--class-weights", "train.class_weights", yes_no, "weight the loss by inverse label frequency",
          metavar="yes|no"),
+    Flag("--text-normalization", "model.text_normalization", str, "what the model does to a text before "
+         "tokenising it: none, or neutral-v1 (links removed, @handles become @user; kept in every export)",
+         metavar="none|neutral-v1"),
     Flag("--init-from", "train.init_from", str, "continue training a sentiment model (bundled name, run directory "
          "or .keras) on this data: its tokenizer, labels and model settings are kept", metavar="MODEL"),
 )

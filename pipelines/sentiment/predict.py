@@ -11,6 +11,7 @@ import numpy as np
 
 from sensorium.pipelines.common.artifacts import Artifact, load_predictor, load_task_model
 from sensorium.runtime.sentiment import TextClassifier, run_on_ids
+from sensorium.runtime.text_norm import normalization_of, with_normalization
 from sensorium.runtime.tokenizer import tokenizers_from
 
 
@@ -30,7 +31,7 @@ def _from_keras(artifact: Artifact) -> TextClassifier:
             return np.concatenate([np.asarray(model(tf.constant(texts[i : i + 64]), training=False))
                                    for i in range(0, len(texts), 64)]) if texts else np.zeros((0, len(labels)))
         return TextClassifier(run_text, labels, str(path), info)
-    tokenizer = tokenizers_from(str(path), info=info).source
+    tokenizer = with_normalization(tokenizers_from(str(path), info=info).source, normalization_of(info, str(path)))
     max_length = int(info["max_length"])
     fn = compiled(model)
     return TextClassifier(lambda texts: run_on_ids(fn, tokenizer.encode(texts, max_length), len(labels)),

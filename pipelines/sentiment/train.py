@@ -47,6 +47,7 @@ def _init_source(cfg: SentimentConfig, run: RunDir) -> Any:
     from sensorium.pipelines.common.config import config_from_dict, config_to_dict
     from sensorium.pipelines.common.warmstart import load_init_source
     from sensorium.runtime.errors import SensoriumError, UsageError
+    from sensorium.runtime.text_norm import normalization_of
 
     source = load_init_source(str(cfg.train.init_from), "sentiment", "sentiment model")
     if source.run_dir is not None and (source.run_dir / "config.json").is_file():
@@ -58,6 +59,7 @@ def _init_source(cfg: SentimentConfig, run: RunDir) -> Any:
                              f"({exc})") from None
         if run.chief:
             run.write_json("config.json", config_to_dict(cfg))
+    cfg.model.text_normalization = normalization_of(source.info, source.name)  # the source's own, whatever given
     if source.info.get("input") == "text" and not cfg.model.uses_hub:
         raise UsageError(f"--init-from {source.name}: it takes strings (a hub encoder); give its run directory")
     if source.info.get("encoder") and source.info["encoder"] != cfg.model.encoder:
@@ -100,6 +102,7 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     )
     from sensorium.pipelines.common.warmstart import warm_start
     from sensorium.pipelines.sentiment.data import class_weights, describe, load_train_validation
+    from sensorium.runtime.text_norm import normalize, with_normalization
     from sensorium.runtime.tokenizer import TOKENIZER_FILE, SubwordTokenizer, tokenizers_from
 
     cfg, tcfg = config, config.train
@@ -126,8 +129,10 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
         elif resume and tok_path.is_file():
             tokenizer = SubwordTokenizer.load(tok_path)
         else:
-            tokenizer = SubwordTokenizer.train(train_split.items.texts, cfg.model.vocab_size)
+            tokenizer = SubwordTokenizer.train(normalize(train_split.items.texts, cfg.model.text_normalization),
+                                               cfg.model.vocab_size)
             tokenizer.save(tok_path)
+        tokenizer = with_normalization(tokenizer, cfg.model.text_normalization)
 
     weights = class_weights(train_split.items.labels, len(labels)) if tcfg.class_weights else None
     train_ds = train_split.dataset(tcfg.batch_size, tokenizer=tokenizer, max_length=cfg.model.max_length,
