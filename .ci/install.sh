@@ -66,7 +66,7 @@ step_apt() {
     return 0
   fi
   if [ "$(id -u)" -ne 0 ]; then
-    note "not running as root: skipping apt (needs: libsndfile1 ca-certificates espeak-ng flite festival festvox-kdlpc16k gettext gnupg gpgv wordnet-base librsvg2-bin, chromium chromium-driver with the dev extra, and nodejs npm if npm is missing)"
+    note "not running as root: skipping apt (needs: libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv wordnet-base librsvg2-bin, chromium chromium-driver with the dev extra, and nodejs npm if npm is missing)"
     return 0
   fi
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -74,11 +74,10 @@ step_apt() {
     return 0
   fi
 
-  # espeak-ng, flite, festival + festvox-kdlpc16k (Festival's ked voice): the speech corpus; gettext (msgfmt), gnupg, gpgv: catalogue and Debian-index tests
+  # espeak-ng, flite: the speech corpus; gettext (msgfmt), gnupg, gpgv: catalogue and Debian-index tests
   # wordnet-base: WordNet 3.0's noun database, the ImageNet class names of `sensorium data backbones`;
   # librsvg2-bin: rsvg-convert, which renders the SVG icon themes of `sensorium data icons`
-  local wanted=(libsndfile1 ca-certificates espeak-ng flite festival festvox-kdlpc16k gettext gnupg gpgv wordnet-base
-    librsvg2-bin)
+  local wanted=(libsndfile1 ca-certificates espeak-ng flite gettext gnupg gpgv wordnet-base librsvg2-bin)
   # chromium, chromium-driver: the demo page of `sensorium serve` in a real browser
   # (tests/apps/test_serve_browser.py), so only with the test tools (the dev extra): the Docker image
   # (extras: full) has no use for them, and its Ubuntu base ships Chromium as a snap only.

@@ -402,12 +402,10 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mirror", metavar="URL",
                    help="debian-de: the Debian mirror (default http://deb.debian.org/debian; a file:// URL reads a "
                         "local mirror)")
-    p.add_argument("--config", default="default",
-                   choices=("default", "engine_holdout", "engine_holdout_varied", "engine_holdout_festival"),
+    p.add_argument("--config", default="default", choices=("default", "engine_holdout", "engine_holdout_varied"),
                    help="speech: held-out voices (default), train on espeak-ng only and test on flite "
-                        "(engine_holdout), the same with 95 espeak-ng voice variants in training instead of 9 "
-                        "(engine_holdout_varied), or that with Festival's ked voice saying a fifth of the "
-                        "training utterances (engine_holdout_festival; apt-get install festival festvox-kdlpc16k)")
+                        "(engine_holdout), or the same with 95 espeak-ng voice variants in training instead of 9 "
+                        "(engine_holdout_varied)")
     p.add_argument("--sizes", metavar="TRAIN,VAL,TEST", help="speech: utterances per split (default 6000,600,600)")
     p.add_argument("--words", metavar="FILE", help="speech: a word list or sentence file (one per line) to speak too")
     p.add_argument("--seed", type=int, default=0, help="speech, ui-de: seed of the corpus plan or split")

@@ -60,8 +60,7 @@ for _entry in (
                    load="sensorium.pipelines.datasets.photos:load_photos"),
     BuiltinDataset("speech", "speech", "spoken digits, numbers and commands from espeak-ng and flite voices (a "
                    "TFDS dataset; held-out voices, or the engine hold-out with --config engine_holdout or, with far "
-                   "more espeak-ng voice variants in training, engine_holdout_varied, and with Festival's ked "
-                   "voice too, engine_holdout_festival)",
+                   "more espeak-ng voice variants in training, engine_holdout_varied)",
                    load="sensorium.pipelines.speech.sources:builtin_utterances",
                    build="sensorium.pipelines.datasets.speech_corpus:build", needs_tensorflow=True),
     BuiltinDataset("tweets", "sentiment", "38,158 human-labelled tweets (negative / neutral / positive) of the "

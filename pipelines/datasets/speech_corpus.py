@@ -1,4 +1,4 @@
-"""`sensorium_speech`: an offline spoken-word corpus synthesised with espeak-ng, flite and Festival.
+"""`sensorium_speech`: an offline spoken-word corpus synthesised with espeak-ng and flite.
 
 Importing this module registers the TensorFlow Datasets builder, so a corpus built with
 `build_corpus(out_dir)` loads like any other dataset:
@@ -6,7 +6,6 @@ Importing this module registers the TensorFlow Datasets builder, so a corpus bui
     tfds.load("sensorium_speech", data_dir=out_dir)             # the `default` config
     tfds.load("sensorium_speech/engine_holdout", data_dir=out_dir)
     tfds.load("sensorium_speech/engine_holdout_varied", data_dir=out_dir)
-    tfds.load("sensorium_speech/engine_holdout_festival", data_dir=out_dir)
 
 Utterances are random digit strings of 1-7 digits (written "4 0 7 2", read digit by digit:
 "four zero seven two"), ~30 short commands ("turn on the light") and, optionally, the lines of a
@@ -19,9 +18,7 @@ sizes of the other splits.
 Voices are split by the builder config (see `SpeechCorpusConfig`): in `default` the test and
 validation splits use voices never heard in training (their espeak-ng variant or accent is held
 out, and one flite voice each); `engine_holdout` trains on espeak-ng only and tests on flite only;
-`engine_holdout_varied` is `engine_holdout` with 95 espeak-ng voice variants in training instead of 9;
-`engine_holdout_festival` adds Festival's diphone voice ked (concatenated recordings of a speaker whom
-neither espeak-ng nor flite has) to that training set, for a fifth of the training utterances.
+`engine_holdout_varied` is `engine_holdout` with 95 espeak-ng voice variants in training instead of 9.
 The audio is stored as 16 kHz int16 PCM (`audio / 32768` is in [-1, 1]).
 """
 from __future__ import annotations
@@ -181,39 +178,12 @@ class SpeechCorpusConfig(tfds.core.BuilderConfig):
     `extra_train_variants` (espeak-ng variants beyond `synth.ESPEAK_VARIANTS`) are for training only:
     each English espeak-ng voice with each of them is a training voice when it matches `train_voices`
     and no test or validation glob, and is not used otherwise, so the held-out splits are exactly those
-    of the same config without them.
-
-    `train_shares` ((glob, share), ...) gives the training voices matching a glob that share of the
-    training utterances (drawn per utterance); the other training voices share the rest. Without it
-    every training voice is heard about equally often."""
+    of the same config without them."""
 
     test_voices: tuple[str, ...] = ()
     validation_voices: tuple[str, ...] = ()
     train_voices: tuple[str, ...] = ("*",)
     extra_train_variants: tuple[str, ...] = ()
-    train_shares: tuple[tuple[str, float], ...] = ()
-
-    def train_groups(self, pool: list[Voice]) -> list[tuple[list[Voice], float]]:
-        """The training voices in `pool` as (voices, share of the utterances) groups: one per
-        `train_shares` glob, then the voices no glob matches; groups without voices are dropped and
-        the shares of the others scaled to sum to 1. DataError when the shares are not within 0..1 or
-        a glob matches no installed voice (the corpus would silently lack what the config promises)."""
-        total = sum(share for _, share in self.train_shares)
-        if any(not 0 < share < 1 for _, share in self.train_shares) or total >= 1:
-            raise DataError(f"{self.name}: train_shares must each be within (0, 1) and sum to less than 1")
-        groups, left = [], list(pool)
-        for pattern, share in self.train_shares:
-            chosen = [v for v in left if fnmatch.fnmatchcase(v.id, pattern)]
-            left = [v for v in left if v not in chosen]
-            if not chosen:
-                engine = pattern.partition(":")[0]
-                hint = f": apt-get install {synth.APT_PACKAGE[engine]}" if engine in synth.APT_PACKAGE else ""
-                raise DataError(f"{NAME}/{self.name}: no installed training voice matches {pattern}{hint}")
-            groups.append((chosen, share))
-        groups.append((left, 1.0 - total))
-        groups = [(voices, share) for voices, share in groups if voices]
-        scale = sum(share for _, share in groups)
-        return [(voices, share / scale) for voices, share in groups]
 
     def split_of(self, voice: Voice) -> str | None:
         """The split that `voice` belongs to, or None when the config does not use it."""
@@ -247,7 +217,7 @@ BUILDER_CONFIGS: tuple[SpeechCorpusConfig, ...] = (
         ),
         test_voices=("espeak-ng:*+m7", "espeak-ng:*+f4", "espeak-ng:en-029+*", "flite:rms"),
         validation_voices=_HELD_OUT_VALIDATION + ("flite:awb",),
-        train_voices=("espeak-ng:*", "flite:*"),  # not Festival: the corpus stays what it was
+        train_voices=("*",),
     ),
     SpeechCorpusConfig(
         name="engine_holdout",
@@ -274,22 +244,6 @@ BUILDER_CONFIGS: tuple[SpeechCorpusConfig, ...] = (
         validation_voices=_HELD_OUT_VALIDATION,
         train_voices=("espeak-ng:*",),
         extra_train_variants=synth.ESPEAK_EXTRA_VARIANTS,
-    ),
-    SpeechCorpusConfig(
-        name="engine_holdout_festival",
-        description=(
-            "Engine hold-out with a recorded voice in training. Validation and test as in `engine_holdout` "
-            "(the same voices and utterances): validation the held-out espeak-ng voices, test every flite "
-            "voice. Train: the voices of `engine_holdout_varied` and Festival's ked diphone voice "
-            "(festvox-kdlpc16k: concatenated recordings of an American male speaker that flite lacks), "
-            "which says a fifth of the training utterances. Festival's kal and slt voices are recordings "
-            "of flite's speakers and are never used."
-        ),
-        test_voices=("flite:*",),
-        validation_voices=_HELD_OUT_VALIDATION,
-        train_voices=("espeak-ng:*", "festival:ked_diphone"),
-        extra_train_variants=synth.ESPEAK_EXTRA_VARIANTS,
-        train_shares=(("festival:*", 0.2),),
     ),
 )
 
@@ -373,14 +327,12 @@ def plan_corpus(config: SpeechCorpusConfig, voices: Iterable[Voice], options: Co
         rng = np.random.default_rng([options.seed, index])
         pool = by_split[split]
         n = getattr(options.sizes, split)
-        groups = config.train_groups(pool) if split == "train" and config.train_shares else [(pool, 1.0)]
-        orders: list[list[Voice]] = [[] for _ in groups]
+        order: list[Voice] = []
         utterances: list[Utterance] = []
         for i in range(n):
-            g = 0 if len(groups) == 1 else int(rng.choice(len(groups), p=[share for _, share in groups]))
-            if not orders[g]:
-                orders[g] = [groups[g][0][j] for j in rng.permutation(len(groups[g][0]))]
-            voice = orders[g].pop()
+            if not order:
+                order = [pool[j] for j in rng.permutation(len(pool))]
+            voice = order.pop()
             if user_prompts and rng.random() < options.word_fraction:
                 kind, prompt = "user", user_prompts[int(rng.integers(len(user_prompts)))]
             elif rng.random() < options.digit_fraction:
@@ -519,8 +471,7 @@ class SensoriumSpeech(tfds.core.GeneratorBasedBuilder):
             data = Path(options.word_file).read_bytes()
             meta["word_file"] = {"name": Path(options.word_file).name, "sha256": hashlib.sha256(data).hexdigest(),
                                  "prompts": len(read_word_file(options.word_file))}
-        used = {v.engine for split in SPLITS for v in by_split[split]}
-        meta["engines"] = {e: synth.engine_version(e) for e in synth.ENGINES if e in used}
+        meta["engines"] = {e: synth.engine_version(e) for e in synth.ENGINES if synth.engine_available(e)}
         meta["voices"] = {split: [v.id for v in by_split[split]] for split in SPLITS}
         meta["stats"] = {}
         return {split: self._generate_examples(split, plan[split]) for split in SPLITS}
@@ -593,8 +544,7 @@ def build_corpus(out_dir: str | os.PathLike[str], *, config: str = "default",
     if mode != tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS or not builder.is_prepared():
         for engine in synth.ENGINES:
             if not synth.engine_available(engine):
-                log.warning("%s is not installed: its voices are left out (apt-get install %s)", engine,
-                            synth.APT_PACKAGE[engine])
+                log.warning("%s is not installed: its voices are left out (apt-get install %s)", engine, engine)
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="sensorium-speech-dl-") as scratch:
             download_config = tfds.download.DownloadConfig(
@@ -724,7 +674,7 @@ __all__ = [
 
 
 def build(request: Any) -> Path:
-    """`sensorium data speech [--config default|engine_holdout|engine_holdout_varied|engine_holdout_festival]
-    [--sizes T,V,T] [--words FILE] [--seed N] [--out DIR] [--force]`."""
+    """`sensorium data speech [--config default|engine_holdout|engine_holdout_varied] [--sizes T,V,T]
+    [--words FILE] [--seed N] [--out DIR] [--force]`."""
     return build_corpus(request.out or default_corpus_dir(), config=request.config, sizes=request.sizes,
                         seed=request.seed, word_file=request.words, overwrite=request.force)

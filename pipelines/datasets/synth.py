@@ -1,11 +1,8 @@
-"""Offline speech synthesis with Debian's `espeak-ng`, `flite` and `festival`, plus the mixing helpers
-that turn their output into training audio (noise at a given SNR, resampling to 16 kHz, peak
-normalisation).
+"""Offline speech synthesis with Debian's `espeak-ng` and `flite`, plus the mixing helpers that turn
+their output into training audio (noise at a given SNR, resampling to 16 kHz, peak normalisation).
 
 A `Voice` names an engine and one of its voices: `espeak-ng:en-us+f3` (an espeak-ng English voice
-with a voice variant), `flite:slt` or `festival:ked_diphone` (a Festival voice, through its
-`text2wave`; Debian's `festvox-kdlpc16k` is the American male diphone voice ked, a speaker that flite
-does not have). `synthesize` runs the engine in a subprocess into a temporary
+with a voice variant) or `flite:slt`. `synthesize` runs the engine in a subprocess into a temporary
 WAV file and returns float32 mono samples in [-1, 1] with the engine's sample rate. Nothing here
 needs TensorFlow.
 """
@@ -29,12 +26,11 @@ from sensorium.runtime.errors import DataError
 
 log = logging.getLogger(__name__)
 
-Engine = Literal["espeak-ng", "flite", "festival"]
+Engine = Literal["espeak-ng", "flite"]
 NoiseColour = Literal["white", "pink", "brown"]
 
-ENGINES: tuple[str, ...] = ("espeak-ng", "flite", "festival")
-APT_PACKAGE = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "festival festvox-kdlpc16k"}
-EXECUTABLE = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
+ENGINES: tuple[str, ...] = ("espeak-ng", "flite")
+APT_PACKAGE = {"espeak-ng": "espeak-ng", "flite": "flite"}
 TARGET_SAMPLE_RATE = 16_000
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -60,13 +56,6 @@ ESPEAK_EXTRA_VARIANTS: tuple[str, ...] = (
 )
 # flite's `awb_time` is a limited-domain voice that can only say clock times: never used.
 FLITE_EXCLUDED = frozenset({"awb_time"})
-# A Festival voice name is a Scheme symbol that `text2wave` evaluates as (voice_NAME): only this shape,
-# and only a voice that `festival` lists as installed, is ever passed to it.
-FESTIVAL_VOICE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
-# Festival's ked voice sets Duration_Stretch 1.1 and an f0 target of mean 105 Hz, sd 15 Hz
-# (festvox/ked_diphone.scm); rate and pitch scale those.
-FESTIVAL_DEFAULT_STRETCH = 1.1
-FESTIVAL_F0_MEAN, FESTIVAL_F0_STD = 105.0, 15.0
 ESPEAK_DEFAULT_WPM = 175
 # espeak-ng's -p (0-99, default 50) moves f0 roughly exponentially: about +1 % per step.
 ESPEAK_PITCH_STEPS_PER_LN = 105.0
@@ -74,7 +63,7 @@ ESPEAK_PITCH_STEPS_PER_LN = 105.0
 
 @dataclass(frozen=True, order=True)
 class Voice:
-    """One synthetic voice: `engine` ("espeak-ng", "flite" or "festival") and the engine's voice `name`."""
+    """One synthetic voice: `engine` ("espeak-ng" or "flite") and the engine's voice `name`."""
 
     engine: str
     name: str
@@ -84,8 +73,6 @@ class Voice:
             raise DataError(f"unknown speech engine '{self.engine}' (expected one of: {', '.join(ENGINES)})")
         if not self.name or self.name.startswith("-") or any(c.isspace() for c in self.name):
             raise DataError(f"invalid {self.engine} voice name {self.name!r}")
-        if self.engine == "festival" and not FESTIVAL_VOICE_NAME.fullmatch(self.name):
-            raise DataError(f"invalid festival voice name {self.name!r} (lower-case letters, digits and _)")
 
     @property
     def id(self) -> str:
@@ -109,28 +96,21 @@ def engine_path(engine: str) -> str:
     """The engine's executable on PATH, or a one-line DataError naming the apt package to install."""
     if engine not in ENGINES:
         raise DataError(f"unknown speech engine '{engine}' (expected one of: {', '.join(ENGINES)})")
-    path = shutil.which(EXECUTABLE[engine])
+    path = shutil.which(engine)
     if path is None:
-        raise DataError(f"{engine} is not installed ({EXECUTABLE[engine]} is not on PATH): "
-                        f"apt-get install {APT_PACKAGE[engine]}")
+        raise DataError(f"{engine} is not installed (not on PATH): apt-get install {APT_PACKAGE[engine]}")
     return path
 
 
 def engine_available(engine: str) -> bool:
-    """Whether the engine's executable is on PATH (for Festival, `text2wave` and `festival`)."""
-    if engine == "festival":
-        return shutil.which("text2wave") is not None and shutil.which("festival") is not None
-    return shutil.which(EXECUTABLE.get(engine, engine)) is not None
+    """Whether the engine's executable is on PATH."""
+    return shutil.which(engine) is not None
 
 
 def engine_version(engine: str) -> str:
-    """The engine's version line ("eSpeak NG text-to-speech: 1.51", "flite-2.2-current ...",
-    "Festival Speech Synthesis System: 2.5.0:release December 2017"), or ""."""
+    """The engine's version line ("eSpeak NG text-to-speech: 1.51", "flite-2.2-current ..."), or ""."""
     try:  # flite prints its version and exits with status 1
-        exe = shutil.which("festival") if engine == "festival" else engine_path(engine)
-        if exe is None:
-            return ""
-        proc = subprocess.run([exe, "--version"], capture_output=True, text=True,
+        proc = subprocess.run([engine_path(engine), "--version"], capture_output=True, text=True,
                               timeout=DEFAULT_TIMEOUT_S, check=False)
     except (DataError, OSError, subprocess.TimeoutExpired):
         return ""
@@ -141,8 +121,6 @@ def engine_version(engine: str) -> str:
             return line.removeprefix("version:").strip()
         if engine == "espeak-ng" and line:
             return re.sub(r"\s+Data at:.*$", "", line)
-        if engine == "festival" and "Festival Speech Synthesis System" in line:  # "/usr/bin/festival: Festival ..."
-            return line[line.index("Festival Speech"):]
     return ""
 
 
@@ -150,9 +128,8 @@ def available_voices(engines: tuple[str, ...] = ENGINES, *,
                      extra_espeak_variants: tuple[str, ...] = ()) -> list[Voice]:
     """Every English voice installed here, sorted: each espeak-ng English voice (MBROLA voices,
     which need extra packages, excluded) with each variant in ESPEAK_VARIANTS, and in
-    `extra_espeak_variants` (e.g. ESPEAK_EXTRA_VARIANTS), that is installed, every flite voice
-    except the limited-domain `awb_time`, and every installed Festival voice. Engines that are not
-    installed add none."""
+    `extra_espeak_variants` (e.g. ESPEAK_EXTRA_VARIANTS), that is installed, and every flite voice
+    except the limited-domain `awb_time`. Engines that are not installed add none."""
     voices: list[Voice] = []
     if "espeak-ng" in engines and engine_available("espeak-ng"):
         variants = set(_espeak_variants())
@@ -161,8 +138,6 @@ def available_voices(engines: tuple[str, ...] = ENGINES, *,
             voices += [Voice("espeak-ng", f"{base}+{variant}") for variant in used]
     if "flite" in engines and engine_available("flite"):
         voices += [Voice("flite", name) for name in _flite_voices() if name not in FLITE_EXCLUDED]
-    if "festival" in engines and engine_available("festival"):
-        voices += [Voice("festival", name) for name in _festival_voices()]
     return sorted(set(voices))
 
 
@@ -204,18 +179,6 @@ def _flite_voices() -> tuple[str, ...]:
     return tuple(listed.split())
 
 
-@functools.cache
-def _festival_voices() -> tuple[str, ...]:
-    """The voices Festival has installed (`(voice.list)`), those with a valid name only."""
-    festival = shutil.which("festival")
-    if festival is None:
-        raise DataError(f"festival is not installed: apt-get install {APT_PACKAGE['festival']}")
-    out = _run([festival, "--pipe"], timeout=DEFAULT_TIMEOUT_S, what="festival (voice.list)",
-               stdin="(print (voice.list))\n")
-    listed = out.strip().removeprefix("(").removesuffix(")").split()
-    return tuple(name for name in listed if FESTIVAL_VOICE_NAME.fullmatch(name))
-
-
 def _run(cmd: list[str], *, timeout: float, what: str, stdin: str | None = None) -> str:
     """Run `cmd`, returning its stdout; one-line DataError on a timeout or a non-zero exit."""
     try:
@@ -236,8 +199,7 @@ def synthesize(voice: Voice | str, text: str, *, rate: float = 1.0, pitch: float
     """Speak `text` with `voice`: (float32 mono samples in [-1, 1], sample rate of the engine).
 
     `rate` scales the speaking rate (1.0 = the voice's default, 1.2 = 20 % faster) and `pitch` the
-    fundamental frequency (1.0 = default); flite's `rms` voice ignores the pitch setting. The text is
-    only ever spoken: Festival reads it from a file in its text mode, never as Scheme.
+    fundamental frequency (1.0 = default); flite's `rms` voice ignores the pitch setting.
     """
     if isinstance(voice, str):
         voice = Voice.parse(voice)
@@ -257,43 +219,20 @@ def synthesize(voice: Voice | str, text: str, *, rate: float = 1.0, pitch: float
             p = int(np.clip(round(50 + ESPEAK_PITCH_STEPS_PER_LN * math.log(pitch)), 0, 99))
             cmd = [exe, "-v", voice.name, "-s", str(wpm), "-p", str(p), "-w", wav_path, "--stdin"]
             _run(cmd, timeout=timeout, what=f"espeak-ng voice {voice.name}", stdin=text)
-        elif voice.engine == "festival":
-            if voice.name not in _festival_voices():
-                raise DataError(f"festival voice {voice.name!r} is not installed "
-                                f"(installed: {', '.join(_festival_voices()) or 'none'})")
-            _run(festival_command(exe, voice.name, wav_path, wav_path + ".txt", rate, pitch, text=text),
-                 timeout=timeout, what=f"festival voice {voice.name}")
         else:
             cmd = [exe, "-voice", voice.name, "--setf", f"duration_stretch={1.0 / rate:.4f}",
                    "--setf", f"f0_shift={pitch:.4f}", "-o", wav_path, "-t", text]
             _run(cmd, timeout=timeout, what=f"flite voice {voice.name}")
         audio, sr = read_wav(wav_path)
     finally:
-        for path in (wav_path, wav_path + ".txt"):  # the text file is Festival's input
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+        try:
+            os.unlink(wav_path)
+        except OSError:
+            pass
     if audio.size == 0:
         raise DataError(f"{voice.id} produced no audio for {text!r} (is the voice installed?)")
     log.debug("synthesised %r with %s: %.2f s at %d Hz", text, voice.id, audio.size / sr, sr)
     return audio, sr
-
-
-def festival_command(exe: str, name: str, wav_path: str, text_path: str, rate: float, pitch: float, *,
-                     text: str) -> list[str]:
-    """The `text2wave` command that says `text` (written to `text_path`) with Festival voice `name`
-    into `wav_path`: the voice selected and its duration stretch and f0 target set by -eval
-    expressions made only of the checked voice name and numbers."""
-    if not FESTIVAL_VOICE_NAME.fullmatch(name):
-        raise DataError(f"invalid festival voice name {name!r}")
-    with open(text_path, "w", encoding="utf-8") as fh:
-        fh.write(text + "\n")
-    stretch = FESTIVAL_DEFAULT_STRETCH / rate
-    params = (f"(set! int_lr_params '((target_f0_mean {FESTIVAL_F0_MEAN * pitch:.2f}) "
-              f"(target_f0_std {FESTIVAL_F0_STD * pitch:.2f}) (model_f0_mean 170) (model_f0_std 34)))")
-    return [exe, "-eval", f"(voice_{name})", "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.4f})",
-            "-eval", params, "-o", wav_path, text_path]
 
 
 def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:

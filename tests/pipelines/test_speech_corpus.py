@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import shutil
 import socket
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +60,7 @@ def _metadata(corpus, out: Path, config: str = "default") -> dict:
 def test_available_voices_are_english_and_usable():
     voices = synth.available_voices()
     engines = {v.engine for v in voices}
-    assert engines == {"espeak-ng", "flite", "festival"}  # CI installs festival with its ked voice
-    assert synth.Voice("festival", "ked_diphone") in voices
+    assert engines == {"espeak-ng", "flite"}
     flite = {v.name for v in voices if v.engine == "flite"}
     assert {"slt", "kal"} <= flite and "awb_time" not in flite
     for v in voices:
@@ -75,51 +73,15 @@ def test_available_voices_are_english_and_usable():
     assert 0 < np.abs(audio).max() <= 1.0
 
 
-@pytest.mark.parametrize("engine", ["espeak-ng", "flite", "festival"])
+@pytest.mark.parametrize("engine", ["espeak-ng", "flite"])
 def test_missing_engine_is_one_line_with_apt_hint(monkeypatch, engine):
     monkeypatch.setenv("PATH", "")
-    voice = synth.Voice(engine, {"espeak-ng": "en-us+m1", "flite": "slt", "festival": "ked_diphone"}[engine])
+    voice = synth.Voice(engine, "en-us+m1" if engine == "espeak-ng" else "slt")
     with pytest.raises(DataError) as info:
         synth.synthesize(voice, "stop")
     message = str(info.value)
     assert "\n" not in message and f"apt-get install {engine}" in message
     assert synth.available_voices() == []
-
-
-def test_festival_speaks_with_rate_and_pitch_and_never_evaluates_the_text(tmp_path):
-    """Festival's ked says the words at the asked rate and pitch; text that looks like Scheme is
-    spoken, never run; a voice name that is not a plain symbol, or not installed, is refused."""
-    if not synth.engine_available("festival"):
-        pytest.skip("needs festival: apt-get install festival festvox-kdlpc16k")
-    base, sr = synth.synthesize("festival:ked_diphone", "four zero seven two")
-    fast, _ = synth.synthesize("festival:ked_diphone", "four zero seven two", rate=1.5)
-    high, _ = synth.synthesize("festival:ked_diphone", "four zero seven two", pitch=1.4)
-    assert sr == 16000 and base.dtype == np.float32 and 0 < np.abs(base).max() <= 1.0
-    assert 0.55 < fast.size / base.size < 0.8  # 1 / 1.5 = 0.67
-    assert high.size == base.size and not np.array_equal(high, base)
-
-    def f0(audio: np.ndarray) -> float:
-        """Median autocorrelation pitch (Hz) of the loud 40 ms frames."""
-        values = []
-        for start in range(0, audio.size - 640, 320):
-            frame = audio[start:start + 640] - audio[start:start + 640].mean()
-            if np.abs(frame).max() < 0.2 * np.abs(audio).max():
-                continue
-            ac = np.correlate(frame, frame, "full")[639:]
-            lag = 50 + int(np.argmax(ac[50:320]))  # 50-320 Hz
-            values.append(sr / lag)
-        return float(np.median(values))
-
-    assert 1.2 < f0(high) / f0(base) < 1.6, (f0(high), f0(base))
-    marker = tmp_path / "ran"
-    audio, _ = synth.synthesize("festival:ked_diphone", f'(system "touch {marker}") (quit)')
-    assert audio.size > sr // 2 and not marker.exists()
-    for bad in (f'ked_diphone) (system "touch {marker}")', "Ked", "ked diphone"):
-        with pytest.raises(DataError, match="festival voice name"):
-            synth.Voice("festival", bad)
-    with pytest.raises(DataError, match="not installed.*installed: .*ked_diphone"):
-        synth.synthesize("festival:kal_diphone", "stop")
-    assert not marker.exists()
 
 
 def test_unknown_voice_is_one_line_error():
@@ -199,35 +161,6 @@ def test_engine_holdout_varied_hears_its_extra_variants_in_training_only(corpus)
     # the installed voices: the other configs draw from exactly the voices they always did
     assert holdout.voices() == configs["default"].voices() == synth.available_voices()
     assert set(holdout.voices()) < set(varied.voices())
-
-
-def test_engine_holdout_festival_gives_ked_a_fifth_of_training_only(corpus):
-    """Pure (a made-up voice list, no synthesis): Festival's ked is a training voice saying about a
-    fifth of the training utterances; Festival's kal and slt (flite's speakers) are never used;
-    validation and test are engine_holdout's voices and utterances; the default config never uses
-    a Festival voice, so installing Festival leaves every other corpus as it was."""
-    configs = corpus.SensoriumSpeech.builder_configs
-    festival, holdout = configs["engine_holdout_festival"], configs["engine_holdout"]
-    bases = ("en-us", "en-gb", "en-029", "en-gb-x-gbcwmd")
-    flite = [synth.Voice("flite", name) for name in ("awb", "kal", "rms", "slt")]
-    ked, kal, slt = (synth.Voice("festival", n) for n in ("ked_diphone", "kal_diphone", "cmu_us_slt_arctic_hts"))
-    espeak = [synth.Voice("espeak-ng", f"{b}+{v}") for b in bases for v in synth.ESPEAK_VARIANTS]
-    voices = espeak + flite + [ked, kal, slt]
-    got = corpus.assign_voices(festival, voices)
-    assert ked in got["train"] and kal not in got["train"] and slt not in got["train"]
-    assert festival.split_of(kal) is None and festival.split_of(slt) is None
-    assert all(configs[name].split_of(v) is None for name in ("default", "engine_holdout", "engine_holdout_varied")
-               for v in (ked, kal, slt))
-    opts = corpus.CorpusOptions(sizes=corpus.SplitSizes(2000, 20, 20), seed=1)
-    a, b = corpus.plan_corpus(festival, voices, opts), corpus.plan_corpus(holdout, espeak + flite, opts)
-    assert a["validation"] == b["validation"] and a["test"] == b["test"]
-    share = np.mean([u.voice == ked for u in a["train"]])
-    assert 0.17 < share < 0.23, share  # 0.2 asked; binomial sd 0.009 at 2,000 utterances
-    others = Counter(u.voice for u in a["train"] if u.voice != ked)
-    assert set(others) == set(got["train"]) - {ked} and max(others.values()) - min(others.values()) <= 1
-    # a share whose voice is not installed is one clear error, not a corpus without it
-    with pytest.raises(DataError, match="no installed training voice matches festival.*apt-get install festival"):
-        corpus.plan_corpus(festival, espeak + flite, opts)
 
 
 # === The built corpus ===
