@@ -3,9 +3,12 @@
 Each training utterance, every epoch, passes through a random chain of channels
 (`sensorium.pipelines.speech.channels`), each lever applied with its own probability:
 
-    speed -> eq -> reverb -> telephone -> noise (white/pink/brown) or babble (other training utterances)
+    vocoder -> speed -> eq -> reverb -> telephone -> noise (white/pink/brown) or babble (other training
+    utterances)
 
 Levers are named in `SpeechAugmentConfig.levers`, so an ablation switches one off by leaving it out.
+`vocoder` (LPC resynthesis with a new voice source and shifted pitch) is opt-in (`--augment
+vocoder,speed,...`) until it is measured; the others are on by default.
 Everything random is drawn from the generator it is given (the training loop seeds one per epoch).
 """
 from __future__ import annotations
@@ -17,7 +20,8 @@ import numpy as np
 
 from sensorium.pipelines.speech import channels
 
-LEVERS: tuple[str, ...] = ("speed", "eq", "reverb", "telephone", "noise", "babble")
+LEVERS: tuple[str, ...] = ("vocoder", "speed", "eq", "reverb", "telephone", "noise", "babble")
+DEFAULT_LEVERS: tuple[str, ...] = ("speed", "eq", "reverb", "telephone", "noise", "babble")
 NOISE_COLOURS = ("white", "pink", "brown")
 
 
@@ -25,7 +29,11 @@ NOISE_COLOURS = ("white", "pink", "brown")
 class SpeechAugmentConfig:
     """Which acoustic levers run in training, and how often and how hard (probabilities per utterance)."""
 
-    levers: list[str] = field(default_factory=lambda: list(LEVERS))
+    levers: list[str] = field(default_factory=lambda: list(DEFAULT_LEVERS))
+    vocoder_p: float = 0.4
+    vocoder_pitch_range: tuple[float, float] = (0.75, 1.3)  # the new source's pitch, times the estimate
+    vocoder_breath_range: tuple[float, float] = (0.0, 0.4)  # noise mixed into voiced frames
+    vocoder_order_range: tuple[int, int] = (12, 20)  # LPC order
     speed_range: tuple[float, float] = (0.85, 1.15)
     speed_p: float = 0.6
     eq_p: float = 0.5
@@ -39,11 +47,17 @@ class SpeechAugmentConfig:
 
     def checks(self) -> list[tuple[bool, str]]:
         unknown = sorted(set(self.levers) - set(LEVERS))
-        probabilities = ("speed_p", "eq_p", "reverb_p", "telephone_p", "noise_p", "babble_share")
+        probabilities = ("vocoder_p", "speed_p", "eq_p", "reverb_p", "telephone_p", "noise_p", "babble_share")
         return [
             (not unknown, f"augment.levers: unknown lever(s) {', '.join(unknown)} (known: {', '.join(LEVERS)})"),
             (all(0.0 <= getattr(self, k) <= 1.0 for k in probabilities), "augment probabilities must be in [0, 1]"),
             (0.5 <= self.speed_range[0] <= self.speed_range[1] <= 2.0, "augment.speed_range must be within 0.5..2"),
+            (0.5 <= self.vocoder_pitch_range[0] <= self.vocoder_pitch_range[1] <= 2.0,
+             "augment.vocoder_pitch_range must be within 0.5..2"),
+            (0.0 <= self.vocoder_breath_range[0] <= self.vocoder_breath_range[1] <= 1.0,
+             "augment.vocoder_breath_range must be within 0..1"),
+            (4 <= self.vocoder_order_range[0] <= self.vocoder_order_range[1] <= 40,
+             "augment.vocoder_order_range must be within 4..40"),
             (0.05 <= self.rt60_range[0] <= self.rt60_range[1] <= 3.0, "augment.rt60_range must be within 0.05..3 s"),
             (self.snr_range[0] <= self.snr_range[1], "augment.snr_range is empty"),
             (1 <= self.babble_talkers[0] <= self.babble_talkers[1], "augment.babble_talkers must be 1 <= lo <= hi"),
@@ -69,6 +83,11 @@ class Augmenter:
     def __call__(self, wave: np.ndarray, rng: np.random.Generator, min_samples: int = 0) -> np.ndarray:
         cfg, on = self.config, self.levers
         out = np.asarray(wave, np.float32)
+        if "vocoder" in on and rng.random() < cfg.vocoder_p:
+            out = channels.vocoder(out, rng, order=int(rng.integers(cfg.vocoder_order_range[0],
+                                                                    cfg.vocoder_order_range[1] + 1)),
+                                   pitch_factor=float(rng.uniform(*cfg.vocoder_pitch_range)),
+                                   breath=float(rng.uniform(*cfg.vocoder_breath_range)))
         if "speed" in on and rng.random() < cfg.speed_p:
             factor = float(rng.uniform(*cfg.speed_range))
             if out.size / factor >= min_samples:
@@ -95,4 +114,4 @@ class Augmenter:
         return channels.peak_limit(out * np.float32(rng.uniform(0.3, 1.0)))  # a level the model must not care for
 
 
-__all__ = ["Augmenter", "LEVERS", "SpeechAugmentConfig"]
+__all__ = ["DEFAULT_LEVERS", "Augmenter", "LEVERS", "SpeechAugmentConfig"]

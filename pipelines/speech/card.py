@@ -76,6 +76,8 @@ def write_card(run: RunDir, cfg: SpeechConfig, summary: dict[str, Any], metrics:
 def _levers(cfg: SpeechConfig) -> str:
     a = cfg.augment
     described = {
+        "vocoder": f"LPC vocoder resynthesis, pitch x{a.vocoder_pitch_range[0]:g}-{a.vocoder_pitch_range[1]:g} "
+                   f"(p {a.vocoder_p:g})",
         "speed": f"speed {a.speed_range[0]:g}-{a.speed_range[1]:g}x (p {a.speed_p:g})",
         "eq": f"random EQ and tilt (p {a.eq_p:g})",
         "reverb": f"synthetic rooms, RT60 {a.rt60_range[0]:g}-{a.rt60_range[1]:g} s (p {a.reverb_p:g})",

@@ -10,7 +10,11 @@ augmentation (`sensorium.pipelines.speech.augment`) and by the deterministic tes
 - `reverberate` with `room_impulse_response`: a synthetic room (exponentially decaying noise with a
   direct path and early reflections, RT60 given);
 - `telephone`: a 300-3400 Hz band, 8 kHz sampling and G.711 mu-law 8-bit coding;
-- `mix`: a noise signal added at a signal-to-noise ratio (`colored_noise`, `babble`).
+- `mix`: a noise signal added at a signal-to-noise ratio (`colored_noise`, `babble`);
+- `vocoder`: LPC analysis and resynthesis, as a parametric speech codec (LPC-10, MELP) or a
+  statistical-parametric synthesiser renders speech: the spectral envelope is kept frame by frame,
+  the voice source is replaced by pulses at the estimated pitch (optionally shifted, so pitch moves
+  without the formants) mixed with noise, and unvoiced frames by noise.
 """
 from __future__ import annotations
 
@@ -171,6 +175,72 @@ def mix(wave: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
     return (wave + scale * noise).astype(np.float32)
 
 
+def _levinson(r: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """LPC coefficients a (F, order + 1), a[:, 0] = 1, and prediction error powers (F,) from the
+    autocorrelations r (F, >= order + 1) of F frames (Levinson-Durbin, all frames at once)."""
+    frames = r.shape[0]
+    a = np.zeros((frames, order + 1))
+    a[:, 0] = 1.0
+    err = r[:, 0].astype(np.float64).copy()
+    for i in range(1, order + 1):
+        live = err > 1e-12
+        k = np.where(live, -(r[:, i] + np.einsum("fj,fj->f", a[:, 1:i], r[:, i - 1:0:-1])) / np.where(live, err, 1.0),
+                     0.0)  # (F,)
+        a[:, 1:i + 1] = a[:, 1:i + 1] + k[:, None] * np.concatenate([a[:, i - 1:0:-1], np.ones((frames, 1))], axis=1)
+        err = err * (1.0 - k * k)
+    return a, np.maximum(err, 0.0)
+
+
+def vocoder(wave: np.ndarray, rng: np.random.Generator, *, order: int = 16, pitch_factor: float = 1.0,
+            breath: float = 0.1, voicing_threshold: float = 0.35) -> np.ndarray:
+    """LPC analysis-resynthesis of `wave` (same length and RMS): per 25 ms frame (10 ms hop), an
+    all-pole envelope of `order` and a pitch estimate (autocorrelation, 60-400 Hz; voiced when its
+    normalised peak exceeds `voicing_threshold`); resynthesis drives the envelopes with a pulse train at
+    the pitch times `pitch_factor` plus `breath` of noise (voiced) or with noise (unvoiced)."""
+    from scipy.signal import lfilter
+
+    wave = _f32(wave)
+    frame, hop = 400, 160
+    if wave.size < frame or not np.any(wave):
+        return wave.copy()
+    x = wave.astype(np.float64)
+    x = np.append(x[0], x[1:] - 0.9 * x[:-1])  # pre-emphasis: a flatter spectrum for the all-pole fit
+    count = 1 + (x.size - frame) // hop
+    index = np.arange(frame)[None, :] + hop * np.arange(count)[:, None]  # (F, frame)
+    segs = x[index] * np.hanning(frame)  # (F, frame)
+    spectrum = np.fft.rfft(segs, 1024, axis=1)
+    lo, hi = RATE // 400, RATE // 60
+    r = np.fft.irfft(np.abs(spectrum) ** 2, 1024, axis=1)[:, : hi + 1]  # (F, hi + 1) autocorrelation
+    lag_window = np.exp(-0.5 * (np.arange(order + 1) * 60.0 / RATE) ** 2)  # widens the fitted formants a little
+    a, err = _levinson(r[:, : order + 1] * lag_window, order)  # (F, order + 1), (F,)
+    gains = np.sqrt(err / frame)  # (F,)
+    peaks = np.argmax(r[:, lo:hi], axis=1) + lo  # (F,) the pitch period in samples
+    voiced = (r[:, 0] > 0) & (r[np.arange(count), peaks] > voicing_threshold * np.maximum(r[:, 0], 1e-12))
+    noise = rng.standard_normal((count, hop))
+    out = np.zeros(count * hop + frame)
+    state = np.zeros(order)
+    next_pulse = 0.0
+    for f in range(count):
+        excitation = noise[f]
+        if voiced[f]:
+            period = peaks[f] / pitch_factor
+            pulses = np.zeros(hop)
+            while next_pulse < hop:
+                pulses[int(next_pulse)] = math.sqrt(period)  # unit power on average
+                next_pulse += period
+            next_pulse -= hop
+            excitation = pulses + breath * excitation
+        else:
+            next_pulse = 0.0
+        y, state = lfilter([gains[f]], a[f], excitation, zi=state)
+        out[f * hop: f * hop + hop] = y
+    out = np.nan_to_num(lfilter([1.0], [1.0, -0.9], out[: wave.size]))  # de-emphasis
+    rms_out = float(np.sqrt(np.mean(out ** 2)))
+    if rms_out > 0:
+        out *= float(np.sqrt(np.mean(wave.astype(np.float64) ** 2))) / rms_out
+    return peak_limit(out.astype(np.float32))
+
+
 def peak_limit(wave: np.ndarray, peak: float = 0.99) -> np.ndarray:
     """`wave` scaled down so that no sample exceeds `peak` (never scaled up)."""
     wave = _f32(wave)
@@ -179,4 +249,4 @@ def peak_limit(wave: np.ndarray, peak: float = 0.99) -> np.ndarray:
 
 
 __all__ = ["babble", "colored_noise", "equalize", "mix", "mu_law", "peak_limit", "reverberate",
-           "room_impulse_response", "speed", "telephone"]
+           "room_impulse_response", "speed", "telephone", "vocoder"]

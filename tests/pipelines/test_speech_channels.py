@@ -92,7 +92,8 @@ def test_equalize_colours_the_spectrum():
 
 def test_augmenter_is_reproducible_bounded_and_respects_ctc_length():
     pool = [_speechlike(0.5, seed=i) for i in range(6)]
-    config = SpeechAugmentConfig(speed_p=1.0, eq_p=1.0, reverb_p=1.0, telephone_p=1.0, noise_p=1.0)
+    config = SpeechAugmentConfig(levers=list(LEVERS), vocoder_p=1.0, speed_p=1.0, eq_p=1.0, reverb_p=1.0,
+                                 telephone_p=1.0, noise_p=1.0)
     augment = Augmenter(config, pool)
     wave = _speechlike()
     a = augment(wave, np.random.default_rng(5))
@@ -113,7 +114,40 @@ def test_augment_config_checks():
     assert all(ok for ok, _ in SpeechAugmentConfig().checks())
     problems = [msg for ok, msg in SpeechAugmentConfig(levers=["speed", "echo"], speed_p=1.5).checks() if not ok]
     assert any("echo" in m for m in problems) and any("probabilities" in m for m in problems)
-    assert set(LEVERS) == {"speed", "eq", "reverb", "telephone", "noise", "babble"}
+    assert set(LEVERS) == {"vocoder", "speed", "eq", "reverb", "telephone", "noise", "babble"}
+    assert "vocoder" not in SpeechAugmentConfig().levers  # opt-in until measured
+    bad = SpeechAugmentConfig(levers=["vocoder"], vocoder_pitch_range=(0.2, 3.0), vocoder_order_range=(2, 50))
+    assert sum("vocoder" in msg for ok, msg in bad.checks() if not ok) == 2
+
+
+def test_vocoder_keeps_the_envelope_replaces_the_source_and_can_shift_pitch():
+    wave = _speechlike(1.0)
+    out = channels.vocoder(wave, np.random.default_rng(0))
+    assert out.size == wave.size and np.all(np.isfinite(out)) and np.abs(out).max() <= 0.99
+    assert np.sqrt(np.mean(out ** 2)) == pytest.approx(np.sqrt(np.mean(wave ** 2)), rel=0.05)  # same level
+
+    def f0(x):  # the strongest periodicity between 60 and 400 Hz, by autocorrelation
+        x = x[4000:12000] - x[4000:12000].mean()
+        r = np.correlate(x, x, "full")[x.size - 1:]
+        lag = int(np.argmax(r[40:267])) + 40
+        return RATE / lag
+
+    assert f0(out) == pytest.approx(120, rel=0.05)  # voiced: pulses at the estimated pitch
+    shifted = channels.vocoder(wave, np.random.default_rng(0), pitch_factor=1.25)
+    assert f0(shifted) == pytest.approx(150, rel=0.06)  # pitch moves, length does not
+    assert shifted.size == wave.size
+
+    def envelope(x):  # coarse spectral envelope: energy share in 8 bands up to 8 kHz
+        return np.array([_band_energy(x, lo, lo + 1000) for lo in range(0, 8000, 1000)])
+
+    assert np.abs(envelope(out) - envelope(wave)).sum() < 0.25  # the envelope survives resynthesis
+    noise = np.random.default_rng(3).normal(0, 0.1, RATE).astype(np.float32)
+    np.testing.assert_array_equal(channels.vocoder(noise, np.random.default_rng(1)),
+                                  channels.vocoder(noise, np.random.default_rng(1)))  # seeded: reproducible
+    assert np.array_equal(channels.vocoder(np.zeros(RATE, np.float32), np.random.default_rng(0)),
+                          np.zeros(RATE, np.float32))  # silence stays silence
+    short = wave[:100]
+    assert np.array_equal(channels.vocoder(short, np.random.default_rng(0)), short)  # shorter than a frame
 
 
 def test_augmented_batches_follow_the_new_lengths():
