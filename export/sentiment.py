@@ -84,10 +84,16 @@ class SentimentExportSource:
 
     @property
     def quantizations(self) -> tuple[str, ...]:
-        return ("none",) if self.takes_text else ("none", "dynamic", "float16", "int8")
+        if self.takes_text:
+            return ("none",)
+        return ("none", "dynamic", "float16") if self.info.get("lexicon") else ("none", "dynamic", "float16", "int8")
 
     @property
     def unavailable(self) -> dict[str, str]:
+        if self.info.get("lexicon"):  # its sentence features divide by counts that int8 rounds to zero
+            return {"int8": "int8 (full-integer) quantisation is not offered for sentiment models with lexicon "
+                            "features (their ratios divide by counts that int8 rounds to zero); use dynamic or "
+                            "float16"}
         return {}
 
     @property
