@@ -28,7 +28,7 @@ from sensorium.pipelines.common.text_graph import load_text_saved_model
 from sensorium.runtime.atomic import atomic_path
 from sensorium.runtime.errors import DataError, ModelError, UsageError
 from sensorium.runtime.sentiment import TextClassifier
-from sensorium.runtime.text_norm import normalization_of, tf_normalize, with_normalization
+from sensorium.runtime.text_norm import normalization_of, with_normalization
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ class SentimentExportSource:
         """SavedModel taking strings (serving_default), assets: sensorium.json, labels.txt, tokenizer.model."""
         import tensorflow as tf
 
-        from sensorium.pipelines.common.text_graph import tf_encode, tf_tokenizer
+        from sensorium.pipelines.common.text_graph import tf_encode, tf_normalize, tf_tokenizer
         from sensorium.runtime.tokenizer import TOKENIZER_FILE
 
         model, max_length = self.model, self.max_length

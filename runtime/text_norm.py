@@ -2,7 +2,8 @@
 
 A model records its normaliser by name (`text_normalization` in its metadata; "none" when absent), and
 every path that feeds it applies the same one: training, the Keras and `.tflite` runtimes (here, with
-Python's `re`) and the SavedModel (in the graph, `tf.strings.regex_replace`, RE2). The patterns use
+Python's `re`) and the SavedModel (in the graph: `sensorium.pipelines.common.text_graph.tf_normalize`,
+`tf.strings.regex_replace`, RE2). The patterns use
 explicit ASCII classes, on which `re` and RE2 agree.
 
 - "neutral-v1": links are removed and @handles become "@user", so which account a text addresses (the
@@ -52,15 +53,6 @@ def normalize(texts: Sequence[str], name: str) -> list[str]:
             text = pattern.sub(replacement, text)
         out.append(text)
     return out
-
-
-def tf_normalize(texts: Any, name: str) -> Any:
-    """In-graph `normalize`: string (B,) -> string (B,)."""
-    import tensorflow as tf
-
-    for pattern, replacement in RULES[name]:
-        texts = tf.strings.regex_replace(texts, pattern, replacement)
-    return texts
 
 
 class NormalizingTokenizer:

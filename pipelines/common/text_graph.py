@@ -24,6 +24,17 @@ def tf_tokenizer(tokenizer: SubwordTokenizer) -> Any:
     return tf_text.SentencepieceTokenizer(model=tokenizer.proto, out_type=tf.int32)
 
 
+def tf_normalize(texts: Any, name: str) -> Any:
+    """In-graph `sensorium.runtime.text_norm.normalize`: string (B,) -> string (B,), the same rules in RE2."""
+    import tensorflow as tf
+
+    from sensorium.runtime.text_norm import RULES, check_normalization
+
+    for pattern, replacement in RULES[check_normalization(name)]:
+        texts = tf.strings.regex_replace(texts, pattern, replacement)
+    return texts
+
+
 def tf_encode(graph_tokenizer: Any, texts: Any, max_length: int) -> Any:
     """In-graph `SubwordTokenizer.encode`: string (B,) -> int32 (B, L) padded with PAD_ID, L <= max_length."""
     import tensorflow as tf

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from sensorium.apps import main as sensorium_app
+from sensorium.pipelines.common.text_graph import tf_normalize
 from sensorium.runtime.errors import ModelError
-from sensorium.runtime.text_norm import normalization_of, normalize, tf_normalize, with_normalization
+from sensorium.runtime.text_norm import normalization_of, normalize, with_normalization
 
 TRICKY = ["@united thanks!", "mail me: a@b.com", "@@x @_y_ @9", "see https://t.co/AbC?x=1&y=2 now",
           "HTTPS://EXAMPLE.COM/path", "www.example.org/x and http://", "@café olé", "no change here",
