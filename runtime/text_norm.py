@@ -29,7 +29,7 @@ _COMPILED = {name: tuple((re.compile(p), r) for p, r in rules) for name, rules i
 
 def check_normalization(name: Any, source: str = "model") -> str:
     """`name` if it is a known normaliser, else a one-line ModelError."""
-    if name not in RULES:
+    if not isinstance(name, str) or name not in RULES:  # a list from a hostile file must not raise TypeError
         raise ModelError(f"{source}: unknown text_normalization {name!r} (known: {', '.join(RULES)})")
     return str(name)
 

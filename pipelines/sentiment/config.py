@@ -66,6 +66,8 @@ class SentimentConfig:
             (0 <= m.dropout < 1 and 0 <= m.head_dropout < 1, "model.dropout and head_dropout must be in [0, 1)"),
             (m.text_normalization in NORMALIZERS,
              f"model.text_normalization must be one of {', '.join(NORMALIZERS)}, got {m.text_normalization!r}"),
+            (m.text_normalization == "none" or not m.uses_hub,
+             "model.text_normalization needs the transformer encoder (a hub encoder reads the raw strings)"),
             (m.lexicon in LEXICONS, f"model.lexicon must be one of {', '.join(LEXICONS)}, got {m.lexicon!r}"),
             (m.lexicon == "none" or m.encoder == "transformer", "model.lexicon needs the transformer encoder"),
             (0 <= m.branch_dropout < 1, "model.branch_dropout must be in [0, 1)"),

@@ -40,6 +40,15 @@ def test_unknown_normalisation_is_one_line():
     assert normalization_of({}) == "none"
     assert normalization_of({"model": {"text_normalization": "neutral-v1"}}) == "neutral-v1"
     assert with_normalization(None, "neutral-v1") is None
+    with pytest.raises(ModelError, match="unknown text_normalization"):
+        normalization_of({"text_normalization": ["neutral-v1"]})  # hostile metadata: one line, no TypeError
+    from sensorium.pipelines.sentiment.config import SentimentConfig
+    from sensorium.runtime.errors import UsageError
+
+    cfg = SentimentConfig()
+    cfg.model.encoder, cfg.model.text_normalization = "hub:nnlm-en-dim50", "neutral-v1"
+    with pytest.raises(UsageError, match="needs the transformer encoder"):
+        cfg.validate()
 
 
 @pytest.fixture(scope="module")
