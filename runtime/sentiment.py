@@ -66,8 +66,7 @@ def binary_calibration(info: dict[str, Any]) -> tuple[float, float]:
 def binary_probability(probs: np.ndarray, labels: list[str], scale: float = 1.0, bias: float = 0.0) -> np.ndarray:
     """p(positive) (N,) of the binary head from class probabilities (N, C)."""
     pos, neg = labels.index("positive"), labels.index("negative")
-    with np.errstate(divide="ignore"):
-        margin = np.log(np.maximum(probs[:, pos], 1e-12)) - np.log(np.maximum(probs[:, neg], 1e-12))  # (N,)
+    margin = np.log(np.maximum(probs[:, pos], 1e-12)) - np.log(np.maximum(probs[:, neg], 1e-12))  # (N,)
     z = np.clip(scale * margin + bias, -60.0, 60.0)
     return 1.0 / (1.0 + np.exp(-z))
 

@@ -74,14 +74,15 @@ def adaptation_set(n: int, seed: int, out: Path, dev: int = 0) -> tuple[Path, tu
 
 
 def scores(model: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(binary head p(positive) (N,), p(positive) >= p(negative) (N,) as 0/1)."""
+    """(binary head p(positive) (N,), p(positive) >= p(negative) (N,) as 0/1), from one prediction."""
     import sensorium
+    from sensorium.runtime.sentiment import binary_calibration, binary_probability
 
-    head = sensorium.pipeline("sentiment", model=model, runtime="keras", label_set="binary")
-    plain = sensorium.pipeline("sentiment", model=model, runtime="keras")
-    p = np.asarray([r["scores"]["positive"] for r in head(texts)])
-    argmax = np.asarray([int(r["scores"]["positive"] >= r["scores"]["negative"]) for r in plain(texts)])
-    return p, argmax
+    clf = sensorium.pipeline("sentiment", model=model, runtime="keras")
+    probs = clf.predict(texts)  # (N, C)
+    labels = clf.labels
+    argmax = (probs[:, labels.index("positive")] >= probs[:, labels.index("negative")]).astype(int)
+    return binary_probability(probs, labels, *binary_calibration(clf.info)), argmax
 
 
 def main() -> int:
