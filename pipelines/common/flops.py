@@ -8,7 +8,8 @@ has no count for `Einsum` (Keras's attention and `EinsumDense`). `graph_flops` w
 - `Einsum`, `BatchMatMulV2`/`V3` count 2 x the product of every index size (a multiply and an add
   per term); an einsum of one operand counts its input's size;
 - `While` / `StatelessWhile` count their body times the loop's trip count: the static value of its
-  `maximum_iterations` input where the graph has one, else `loop_trips` (a Keras RNN's time steps),
+  `maximum_iterations` input where the graph has one (an upper bound if its condition ends it
+  sooner), else `loop_trips` (a Keras RNN's time steps; one count for every such loop of the graph),
   else it raises. Loops whose body is a v1 `Defun` (it keeps no graph to walk) are left out.
 - `If`/`Case` count their costliest branch, function calls (`PartitionedCall`) their function's graph.
 Ops with an unknown shape raise: a count must come from fully-defined shapes (a concrete function
