@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         parser.error(f"unknown task(s) {', '.join(unknown)}; known: {', '.join(TASKS)}")
+    if args.onednn and not set(args.onednn.split(",")) <= {"on", "off"}:
+        parser.error(f"--onednn takes on, off or both (off,on), not {args.onednn!r}")
     if args.onednn:
         child = ["--tasks", args.tasks, "--precisions", args.precisions, "--steps", str(args.steps),
                  "--windows", str(args.windows), "--speech-seconds", str(args.speech_seconds),
