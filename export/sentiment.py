@@ -86,7 +86,9 @@ class SentimentExportSource:
     def quantizations(self) -> tuple[str, ...]:
         if self.takes_text:
             return ("none",)
-        return ("none", "dynamic", "float16") if self.info.get("lexicon") else ("none", "dynamic", "float16", "int8")
+        from sensorium.export.tflite import QUANTIZATIONS
+
+        return tuple(q for q in QUANTIZATIONS if q not in self.unavailable)
 
     @property
     def unavailable(self) -> dict[str, str]:

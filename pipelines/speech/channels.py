@@ -31,7 +31,7 @@ def _f32(wave: np.ndarray) -> np.ndarray:
 
 
 # The channels' FFTs run in single precision through scipy.fft: 2.8x faster than numpy's double-precision
-# FFT on a 3.5 s utterance, and augmentation runs on the same cores as training (issue 25).
+# FFT on a 3.5 s utterance (1.1-1.4x on a whole augmented batch); augmentation runs on the training cores.
 def _rfft(wave: np.ndarray, n: int | None = None) -> np.ndarray:
     """The real FFT of float32 `wave` (zero-padded or cut to `n`), complex64."""
     import scipy.fft

@@ -200,8 +200,7 @@ def measure(tasks: list[str], precisions: list[str], steps: int, windows: int, w
             keras.mixed_precision.set_global_policy(policy)
             keras.utils.set_random_seed(0)
             work = TASKS[task](**workload_args.get(task, {}))
-            x, y, w = work.batch
-            flops = training_step_flops(work.model, work.loss, (x, y, w), loop_trips=work.loop_trips)
+            flops = training_step_flops(work.model, work.loss, work.batch, loop_trips=work.loop_trips)
             seconds = step_seconds(work, steps, windows)
             rows.append({"task": task, "precision": policy, "onednn": onednn, "gflop_per_step": flops / 1e9,
                          "s_per_step": seconds, "gflop_per_s": flops / seconds / 1e9,
@@ -241,16 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.onednn and not set(args.onednn.split(",")) <= {"on", "off"}:
         parser.error(f"--onednn takes on, off or both (off,on), not {args.onednn!r}")
     if args.onednn:
-        child = ["--tasks", args.tasks, "--precisions", args.precisions, "--steps", str(args.steps),
-                 "--windows", str(args.windows), "--speech-seconds", str(args.speech_seconds),
-                 "--tokens", str(args.tokens)]
         results = []
         for setting in args.onednn.split(","):  # bfloat16 without oneDNN is emulated (slower): float32 only
             kept = precisions if setting == "on" else [p for p in precisions if p == "float32"]
             if kept:
-                argv_child = child.copy()
-                argv_child[argv_child.index("--precisions") + 1] = ",".join(kept)
-                results.append(_in_child(setting, argv_child))
+                results.append(_in_child(setting, [
+                    "--tasks", args.tasks, "--precisions", ",".join(kept), "--steps", str(args.steps),
+                    "--windows", str(args.windows), "--speech-seconds", str(args.speech_seconds),
+                    "--tokens", str(args.tokens)]))
         report = {"peaks": {k: v for r in results for k, v in r["peaks"].items()},
                   "rows": [row for r in results for row in r["rows"]], "native_bf16": results[0]["native_bf16"]}
     else:
