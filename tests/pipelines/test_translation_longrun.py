@@ -171,3 +171,19 @@ def test_warm_start_and_checkpoint_averaging(pairs, tmp_path):
     with pytest.raises(UsageError, match="architecture differs") as info:
         train_run(wider, tmp_path / "wider")
     assert "\n" not in str(info.value)
+
+
+def test_the_long_run_config_warm_starts_the_bundled_translator():
+    """assets/configs/translation-long.json resolves, asks for the long-run machinery, and keeps the bundled
+    translator's architecture, so that its warm start (`init_from`) is not refused."""
+    from sensorium.pipelines.common.config import resolve_config
+    from sensorium.pipelines.translation.config import TranslationConfig
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = resolve_config(TranslationConfig, root / "assets/configs/translation-long.json", {})
+    bundled = resolve_config(TranslationConfig, root / "assets/models/translation/config.json", {})
+    assert cfg.train.init_from == "translation"
+    assert cfg.model == bundled.model
+    assert "builtin:debian-de" in cfg.data.extra_specs and cfg.data.spec == "builtin:ui-de"
+    assert cfg.train.eval_pairs > 0 and cfg.train.chrf_patience >= 1 and cfg.train.max_hours
+    assert cfg.train.average_last >= 2 and cfg.train.keep_checkpoints >= cfg.train.average_last
