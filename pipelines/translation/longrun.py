@@ -146,16 +146,18 @@ class LongRunState:
 
 
 class LongRun(keras.callbacks.Callback):
-    """Validation chrF (greedy, on a capped sample) every `eval_every_steps` steps or epoch, a log line
-    with progress and ETA, a step checkpoint at each evaluation and each epoch's end, and the stopping
-    rule (chrF gains below `chrf_min_gain` for `chrf_patience` evaluations in a row, or `max_hours`).
+    """Validation chrF (greedy, on a capped sample) every `eval_every_steps` steps or epoch (and, with
+    `reference`, of the warm-start model before its first step: row 0), a log line with progress and
+    ETA, a step checkpoint at each evaluation and each epoch's end, and the stopping rule (chrF gains
+    below `chrf_min_gain` for `chrf_patience` evaluations in a row, or `max_hours`).
 
     Runs before the shared RunState, so the epoch's `val_chrf` reaches history.csv."""
 
     def __init__(self, ckpt_dir: Path, settings: LongRunSettings, *, translate: Any, sources: list[str],
                  references: list[str], total_steps: int, write_chrf: Any,
-                 resumed: dict[str, Any] | None = None) -> None:
+                 resumed: dict[str, Any] | None = None, reference: bool = False) -> None:
         super().__init__()
+        self.reference = reference  # a warm start: score the starting model first (not part of the rule)
         self.ckpt_dir, self.settings = Path(ckpt_dir), settings
         self.translate, self.sources, self.references = translate, sources, references
         self.total_steps, self.write_chrf = total_steps, write_chrf
@@ -175,6 +177,15 @@ class LongRun(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._t0, self._hours_before = time.monotonic(), self.state.hours
         self.step = self._session_start_step = int(self.model.optimizer.iterations.numpy())
+        if self.reference and self.step == 0 and not self.state.evaluations and self.sources:
+            from sensorium.pipelines.translation.evaluate import corpus_scores
+
+            chrf = corpus_scores(self.translate(self.sources), self.references)["chrf"]
+            self.state.evaluations.append({"step": 0, "epoch": 0, "chrf": round(chrf, 4), "hours": 0.0,
+                                           "reference": True})
+            log.info("the warm start scores validation chrF %.2f before training: the reference the run must "
+                     "beat (the stopping rule counts from the first evaluation in training)", chrf)
+            self.write_chrf(self.state.evaluations)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch = epoch

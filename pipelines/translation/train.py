@@ -120,13 +120,15 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
     if init is not None:
         warm_start(model, init[0])
     longrun = _long_run(cfg, run, model, tokenizers, val_split, steps * tcfg.epochs,
-                        resumed.state if resumed is not None else None)
+                        resumed.state if resumed is not None else None, reference=init is not None)
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state, callbacks=(longrun,))
     averaged = _average(model, ckpt_dir, tcfg.average_last)
     final = save_inference_model(run, model, lambda: _build(cfg, tokenizers))
     stop_reason = longrun.state.stop_reason or ("early_stopping" if run_state.stopped_early else "epochs")
     hours = longrun.hours() if hasattr(longrun, "_t0") else longrun.state.hours
     log.info("training stopped (%s) after %.2f h", stop_reason, hours)
+    start = [e for e in longrun.state.evaluations if e.get("reference")]  # the warm start's own chrF
+    trained = [e for e in longrun.state.evaluations if not e.get("reference")]
     summary = run_summary(
         run_state, tcfg, policy, strategy,
         train={"spec": train_split.spec, "pairs": train_split.count, "placeholder_mismatches_left_out": mismatched,
@@ -137,8 +139,9 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
                     "shared": tokenizers.shared},
         parameters=int(final.count_params()),
         stop_reason=stop_reason, hours=round(hours, 4),
-        validation_chrf={"evaluations": len(longrun.state.evaluations), "best": longrun.state.best_chrf,
-                         "last": longrun.state.evaluations[-1]["chrf"] if longrun.state.evaluations else None,
+        validation_chrf={"evaluations": len(trained), "best": longrun.state.best_chrf,
+                         "last": trained[-1]["chrf"] if trained else None,
+                         **({"start": start[0]["chrf"]} if start else {}),
                          "pairs": min(tcfg.eval_pairs, val_split.count)},
         **({"averaged_checkpoints": averaged} if averaged else {}),
         **({"init_from": tcfg.init_from} if tcfg.init_from else {}))
@@ -170,8 +173,9 @@ def _init_model(cfg: TranslationConfig, run: RunDir) -> tuple[Any, Any]:
 
 
 def _long_run(cfg: TranslationConfig, run: RunDir, model: Any, tokenizers: Any, val_split: Any, total_steps: int,
-              resumed: dict[str, Any] | None) -> Any:
-    """The LongRun callback: greedy validation chrF on the first `eval_pairs` validation pairs."""
+              resumed: dict[str, Any] | None, reference: bool = False) -> Any:
+    """The LongRun callback: greedy validation chrF on the first `eval_pairs` validation pairs (with
+    `reference`, of the warm-start model too, before training)."""
     import numpy as np
 
     from sensorium.pipelines.translation.longrun import CHRF_FILE, LongRun, LongRunSettings
@@ -192,7 +196,7 @@ def _long_run(cfg: TranslationConfig, run: RunDir, model: Any, tokenizers: Any, 
                                max(tcfg.keep_checkpoints, tcfg.average_last))
     return LongRun(run.path / "checkpoints", settings, translate=lambda texts: translator.translate(texts, beam=1),
                    sources=list(val_split.sources[:n]), references=list(val_split.targets[:n]),
-                   total_steps=total_steps, write_chrf=write, resumed=resumed)
+                   total_steps=total_steps, write_chrf=write, resumed=resumed, reference=reference)
 
 
 def _average(model: Any, ckpt_dir: Path, k: int) -> list[str]:

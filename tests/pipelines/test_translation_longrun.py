@@ -159,6 +159,13 @@ def test_warm_start_and_checkpoint_averaging(pairs, tmp_path):
                                    chrf_patience=0),
                         out)
     assert summary["init_from"] == str(first)
+    # the warm start is scored before training (row 0): a reference, outside the stopping rule's count
+    rows = list(csv.DictReader((out / "validation_chrf.csv").open()))
+    assert int(rows[0]["step"]) == 0 and [int(r["step"]) for r in rows[1:]] == list(range(3, 3 * len(rows), 3))
+    vc = summary["validation_chrf"]
+    assert vc["start"] == float(rows[0]["chrf"]) and vc["evaluations"] == len(rows) - 1
+    assert "start" not in train_run(make_config(pairs, epochs=1, eval_every_steps=3), tmp_path / "cold")[
+        "validation_chrf"]
     assert (out / "tokenizer.model").read_bytes() == (first / "tokenizer.model").read_bytes()
     used = summary["averaged_checkpoints"]
     assert len(used) == 2
