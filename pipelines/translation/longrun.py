@@ -177,10 +177,8 @@ class LongRun(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._t0, self._hours_before = time.monotonic(), self.state.hours
         self.step = self._session_start_step = int(self.model.optimizer.iterations.numpy())
-        if self.reference and self.step == 0 and not self.state.evaluations and self.sources:
-            from sensorium.pipelines.translation.evaluate import corpus_scores
-
-            chrf = corpus_scores(self.translate(self.sources), self.references)["chrf"]
+        if self.reference and self.sources:  # a warm start (never a resume): no evaluation yet
+            chrf = self._chrf()
             self.state.evaluations.append({"step": 0, "epoch": 0, "chrf": round(chrf, 4), "hours": 0.0,
                                            "reference": True})
             log.info("the warm start scores validation chrF %.2f before training: the reference the run must "
@@ -212,13 +210,17 @@ class LongRun(keras.callbacks.Callback):
         self._checkpoint(self.epochs_done)
 
     # --- the work ----------------------------------------------------------------------------
-    def _evaluate(self) -> None:
+    def _chrf(self) -> float:
+        """Greedy chrF of the model as it is now on the validation sample."""
         from sensorium.pipelines.translation.evaluate import corpus_scores
 
+        return corpus_scores(self.translate(self.sources), self.references)["chrf"]
+
+    def _evaluate(self) -> None:
         if not self.sources:
             return
         started = time.monotonic()
-        chrf = corpus_scores(self.translate(self.sources), self.references)["chrf"]
+        chrf = self._chrf()
         hours = self.hours()
         s = self.state
         gain = math.inf if s.best_chrf is None else chrf - s.best_chrf
