@@ -161,6 +161,18 @@ def drop_file(driver, element_id: str, path: Path, mime: str) -> None:
     """, element_id, path.name, mime, base64.b64encode(path.read_bytes()).decode())
 
 
+def record_once(driver) -> None:
+    """Press Record, let the fake microphone play its file (3 s of silence, the 1.3 s recording, then
+    silence: %noloop, reopened on each recording), press Stop and wait for the transcript."""
+    record = driver.find_element(By.ID, "speech-record")
+    record.click()
+    wait_for(driver, lambda d: record.get_attribute("aria-pressed") == "true", what="recording to start")
+    time.sleep(5.2)
+    record.click()
+    wait_for(driver, lambda d: record.get_attribute("aria-pressed") == "false", what="recording to stop")
+    wait_for(driver, lambda d: text_of(d, "speech-text"), timeout=60, what="the transcript")
+
+
 def test_the_demo_page_in_chromium(server_url, browser, shots):
     driver = browser
     driver.get(server_url + "/")
@@ -201,13 +213,15 @@ def test_the_demo_page_in_chromium(server_url, browser, shots):
     assert not driver.find_element(By.ID, "panel-image").is_displayed()
 
     # --- speech: the bundled WAV through the fake microphone ---------------------------------------
-    record = driver.find_element(By.ID, "speech-record")
-    record.click()
-    wait_for(driver, lambda d: record.get_attribute("aria-pressed") == "true", what="recording to start")
-    time.sleep(5.2)  # 3 s of silence, the 1.3 s recording, then silence (%noloop)
-    record.click()
-    wait_for(driver, lambda d: text_of(d, "speech-text"), timeout=60, what="the transcript")
-    assert "four two seven" in text_of(driver, "speech-text")
+    # Chromium's fake capture device drops buffers when the CPU is starved (a full test run on two cores
+    # once heard "four two six"), so a wrong transcript is recorded once more; two wrong ones fail.
+    heard = []
+    for _ in range(2):
+        record_once(driver)
+        heard.append(text_of(driver, "speech-text"))
+        if "four two seven" in heard[-1]:
+            break
+    assert "four two seven" in heard[-1], heard
     segments = driver.find_elements(By.CSS_SELECTOR, "#speech-segments tbody tr")
     assert segments and "four two seven" in segments[0].text and " s" in segments[0].text
     assert text_of(driver, "speech-status").startswith("recording.wav:")
@@ -261,6 +275,7 @@ def test_the_demo_page_in_chromium(server_url, browser, shots):
 def test_digits_on_a_digits_server(digits_url, browser):
     """`sensorium serve --model image=digits`: the page classifies the bundled 28x28 digits."""
     driver = browser
+    driver.get_log("browser")  # the log so far belongs to the other test: drained, so that only ours is checked
     driver.get(digits_url + "/")
     wait_for(driver, lambda d: "digits" in text_of(d, "model-image"), what="the model list")
     speech = driver.find_element(By.ID, "model-speech").get_attribute("textContent")  # on a hidden tab
