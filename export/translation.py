@@ -135,10 +135,11 @@ class TranslationExportSource:
 
     # --- running -------------------------------------------------------------------------------
     def _translator(self, encode: Callable, step: Callable, max_batch: int = 32) -> Any:
-        from sensorium.runtime.translation import Translator
+        from sensorium.runtime.translation import Translator, model_length_penalty
 
         return Translator(encode, step, self.tokenizers, int(self.info["max_source_length"]),
-                          int(self.info["max_target_length"]), str(self.artifact.path), max_batch=max_batch)
+                          int(self.info["max_target_length"]), str(self.artifact.path), max_batch=max_batch,
+                          tuned_length_penalty=model_length_penalty(self.info, str(self.artifact.path)))
 
     def run_keras(self, data: tuple[list[str], list[str]]) -> list[str]:
         from sensorium.pipelines.translation.predict import keras_functions

@@ -25,12 +25,24 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sensorium.runtime.errors import InputError, UsageError
+from sensorium.runtime.errors import InputError, ModelError, UsageError
 from sensorium.runtime.predictor import Item, Predictor, Record, check_text, error_record, length_batches, ok_record
 
 Encode = Callable[[np.ndarray], np.ndarray]  # source ids (B, S) int32 -> memory (B, S, D) float32
 Step = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # memory, source ids, prefixes -> log-probs (N, V)
 SIGNATURES = ("encode", "decode_step")
+
+
+def model_length_penalty(info: Any, source: str) -> float | None:
+    """The length penalty a model's metadata (`info`, a dict or None) records as its own (chosen on
+    validation when it was trained), or None; a value that is not a number in [0, 5] is a ModelError."""
+    value = info.get("length_penalty") if isinstance(info, dict) else None
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= float(value) <= 5:
+        raise ModelError(f"{source}: the model's length_penalty must be a number between 0 and 5, "
+                         f"got {str(value)[:40]!r}")
+    return float(value)
 
 
 @dataclass
@@ -47,6 +59,7 @@ class Translator(Predictor):
     length_penalty: float | None = None  # beam search's GNMT alpha (None: beam_search.DEFAULT_LENGTH_PENALTY)
     beam: int = 4
     runtime: str = "keras"
+    tuned_length_penalty: float | None = None  # the model's own alpha, chosen on validation (its metadata)
 
     task: ClassVar[str] = "translation"
     keras_backend: ClassVar[str] = "sensorium.pipelines.translation.predict:load"
@@ -81,7 +94,9 @@ class Translator(Predictor):
         except (ValueError, RuntimeError) as exc:
             reason = " ".join(str(exc).split())[:200]
             raise ModelError(f"{path}: corrupt or unsupported TFLite model ({reason})") from None
-        return cls(encode, step, tokenizers, max_source, max_target, str(path), runtime=model.runtime)
+        tuned = model_length_penalty(model.manifest.get("model"), str(path))
+        return cls(encode, step, tokenizers, max_source, max_target, str(path), runtime=model.runtime,
+                   tuned_length_penalty=tuned)
 
     def configure(self, **options: Any) -> Translator:
         super().configure(**options)
@@ -121,7 +136,8 @@ class Translator(Predictor):
         from sensorium.runtime.beam_search import DEFAULT_LENGTH_PENALTY, append_missing, beam_search, greedy_decode
         from sensorium.runtime.tokenizer import BOS_ID, EOS_ID
 
-        alpha = DEFAULT_LENGTH_PENALTY if self.length_penalty is None else float(self.length_penalty)
+        alpha = self.length_penalty if self.length_penalty is not None else self.tuned_length_penalty
+        alpha = DEFAULT_LENGTH_PENALTY if alpha is None else float(alpha)
         out: list[list[int] | None] = [None] * len(source_ids)
         for idx in length_batches([len(s) for s in source_ids], self.max_batch):
             batch = np.zeros((len(idx), max(len(source_ids[i]) for i in idx)), np.int32)  # (B, S)

@@ -48,6 +48,17 @@ def int_list(text: str) -> list[int]:
     return [int(p) for p in text.replace(" ", "").split(",") if p]
 
 
+def float_list(text: str) -> list[float]:
+    """`0.6,1,2` -> [0.6, 1.0, 2.0]."""
+    try:
+        values = [float(p) for p in text.replace(" ", "").split(",") if p]
+    except ValueError:
+        raise ValueError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise ValueError(f"expected comma-separated numbers, got {text!r}")
+    return values
+
+
 def name_list(text: str) -> list[str]:
     """`0,1,2` -> ["0", "1", "2"] (class names as the data names them)."""
     names = [p.strip() for p in text.split(",") if p.strip()]

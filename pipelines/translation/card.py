@@ -41,6 +41,11 @@ def write_card(run: RunDir, cfg: TranslationConfig, summary: dict[str, Any], met
             "weights kept": f"epoch {summary['best_epoch']} (best {t.monitor})",
         },
     }
+    if "length_penalty" in summary:
+        lp = summary["length_penalty"]
+        tried = ", ".join(f"{a}: {c:.2f}" for a, c in lp["chrf"].items())
+        sections["Training"]["length penalty"] = (f"{lp['chosen']:g}, chosen on {lp['pairs']} validation pairs at beam "
+                                                  f"{lp['beam']} (chrF by alpha: {tried})")
     if metrics is not None:
         r = metrics["metrics"]
         sections["Evaluation"] = {

@@ -51,6 +51,11 @@ class TranslationTrainConfig(TrainSettings):
     keep_checkpoints: int = 3  # step checkpoints kept (at least 2: a corrupt one falls back to the previous)
     average_last: int = 0  # >= 2: the model is the mean of the last K checkpoints' weights
     init_from: str | None = None  # warm start: a translator (bundled name, run directory, .keras) of this shape
+    # At the end of a run: beam search's length penalty chosen on the first `length_penalty_pairs`
+    # validation pairs at the run's `beam` from this grid (pipelines/translation/length_penalty.py) and
+    # recorded in the model; null: the runtime default.
+    length_penalty_grid: list[float] | None = None
+    length_penalty_pairs: int = 500
 
 
 @dataclass
@@ -88,6 +93,12 @@ class TranslationConfig:
             (self.train.max_hours is None or self.train.max_hours > 0, "train.max_hours must be positive"),
             (self.train.keep_checkpoints >= 2, "train.keep_checkpoints must be at least 2"),
             (self.train.average_last >= 0, "train.average_last must be >= 0"),
+            (self.train.length_penalty_grid is None or (
+                bool(self.train.length_penalty_grid)
+                and all(isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a <= 5
+                        for a in self.train.length_penalty_grid)),
+             "train.length_penalty_grid must be null or a non-empty list of numbers between 0 and 5"),
+            (self.train.length_penalty_pairs >= 1, "train.length_penalty_pairs must be at least 1"),
             (self.data.extra_pairs_per_epoch is None or self.data.extra_pairs_per_epoch >= 1,
              "data.extra_pairs_per_epoch must be at least 1 (or null: all extra pairs every epoch)"),
         ]

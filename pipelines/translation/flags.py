@@ -5,7 +5,7 @@ TensorFlow.
 """
 from __future__ import annotations
 
-from sensorium.pipelines.common.flags import COMMON_TRAIN_FLAGS, Flag, yes_no
+from sensorium.pipelines.common.flags import COMMON_TRAIN_FLAGS, Flag, float_list, yes_no
 
 # `sensorium train|tune translation` options (each sets one config key; see pipelines/common/flags.py)
 FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
@@ -34,6 +34,9 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
     Flag("--keep-checkpoints", "train.keep_checkpoints", int, "step checkpoints kept (at least 2)"),
     Flag("--average-last", "train.average_last", int, "the model is the mean of the last K checkpoints (K >= 2)",
          metavar="K"),
+    Flag("--length-penalty-grid", "train.length_penalty_grid", float_list, "at the end, choose beam search's "
+         "length penalty from these on validation pairs and record it in the model", metavar="A,B,..."),
+    Flag("--length-penalty-pairs", "train.length_penalty_pairs", int, "validation pairs for that choice"),
     Flag("--init-from", "train.init_from", str, "warm start from this translator (bundled name, run directory "
          "or .keras) when the architecture is the same", metavar="MODEL"),
 )

@@ -11,7 +11,7 @@ import numpy as np
 from sensorium.pipelines.common.artifacts import Artifact, load_predictor, load_task_model
 from sensorium.runtime.errors import UsageError
 from sensorium.runtime.tokenizer import tokenizers_from
-from sensorium.runtime.translation import Encode, Step, Translator
+from sensorium.runtime.translation import Encode, Step, Translator, model_length_penalty
 
 
 def load(model: Artifact | str | Path) -> Translator:
@@ -28,7 +28,8 @@ def _from_keras(artifact: Artifact) -> Translator:
     info = meta["info"]
     encode, step = keras_functions(model)
     return Translator(encode, step, tokenizers_from(str(path), info=info), int(info["max_source_length"]),
-                      int(info["max_target_length"]), str(path))
+                      int(info["max_target_length"]), str(path),
+                      tuned_length_penalty=model_length_penalty(info, str(path)))
 
 
 class SavedModelTranslator(Translator):

@@ -55,11 +55,38 @@ def _tokenizers(cfg: TranslationConfig, run: RunDir, sources: list[str], targets
     return Tokenizers(src, tgt)
 
 
-def _build(cfg: TranslationConfig, tokenizers: Any):
+def _build(cfg: TranslationConfig, tokenizers: Any, length_penalty: float | None = None):
+    """The translator network; `length_penalty` (the one chosen on validation) goes into its metadata."""
     from sensorium.models.translation import build_translator
 
+    info = tokenizer_info(tokenizers)
+    if length_penalty is not None:
+        info["length_penalty"] = float(length_penalty)
     return build_translator(cfg.model, source_vocab=tokenizers.source.vocab_size,
-                            target_vocab=tokenizers.target.vocab_size, info=tokenizer_info(tokenizers))
+                            target_vocab=tokenizers.target.vocab_size, info=info)
+
+
+def _choose_length_penalty(cfg: TranslationConfig, model: Any, tokenizers: Any, val_split: Any) -> Any:
+    """The length penalty chosen from `train.length_penalty_grid` on the first `length_penalty_pairs`
+    validation pairs at the run's beam (a LengthPenaltyChoice), or None when the run asks for none."""
+    import numpy as np
+
+    from sensorium.pipelines.translation.length_penalty import choose_length_penalty
+    from sensorium.pipelines.translation.predict import keras_functions
+    from sensorium.runtime.translation import Translator
+
+    tcfg, m = cfg.train, cfg.model
+    if not tcfg.length_penalty_grid:
+        return None
+    if cfg.beam <= 1:
+        log.info("no length penalty chosen: the run decodes greedily (beam 1), where it has no effect")
+        return None
+    encode, step = keras_functions(model)
+    translator = Translator(lambda s: np.asarray(encode(s), np.float32), lambda *a: np.asarray(step(*a), np.float32),
+                            tokenizers, m.max_source_length, m.max_target_length, "validation")
+    n = min(tcfg.length_penalty_pairs, val_split.count)
+    return choose_length_penalty(translator, list(val_split.sources[:n]), list(val_split.targets[:n]),
+                                 grid=tcfg.length_penalty_grid, beam=cfg.beam)
 
 
 def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
@@ -124,6 +151,9 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state, callbacks=(longrun,))
     averaged = _average(model, ckpt_dir, tcfg.average_last)
     final = save_inference_model(run, model, lambda: _build(cfg, tokenizers))
+    choice = _choose_length_penalty(cfg, final, tokenizers, val_split)
+    if choice is not None:  # recorded in the model's metadata, even when it is the default
+        final = save_inference_model(run, final, lambda: _build(cfg, tokenizers, length_penalty=choice.alpha))
     stop_reason = longrun.state.stop_reason or ("early_stopping" if run_state.stopped_early else "epochs")
     hours = longrun.hours() if hasattr(longrun, "_t0") else longrun.state.hours
     log.info("training stopped (%s) after %.2f h", stop_reason, hours)
@@ -144,6 +174,7 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
                          **({"start": start[0]["chrf"]} if start else {}),
                          "pairs": min(tcfg.eval_pairs, val_split.count)},
         **({"averaged_checkpoints": averaged} if averaged else {}),
+        **({"length_penalty": choice.summary()} if choice is not None else {}),
         **({"init_from": tcfg.init_from} if tcfg.init_from else {}))
     _report(run, cfg, run_state.history, summary)
     return summary

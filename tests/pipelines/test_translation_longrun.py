@@ -194,3 +194,4 @@ def test_the_long_run_config_warm_starts_the_bundled_translator():
     assert "builtin:debian-de" in cfg.data.extra_specs and cfg.data.spec == "builtin:ui-de"
     assert cfg.train.eval_pairs > 0 and cfg.train.chrf_patience >= 1 and cfg.train.max_hours
     assert cfg.train.average_last >= 2 and cfg.train.keep_checkpoints >= cfg.train.average_last
+    assert cfg.beam > 1 and cfg.train.length_penalty_grid and 2.0 in cfg.train.length_penalty_grid
