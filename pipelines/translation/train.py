@@ -66,24 +66,31 @@ def _build(cfg: TranslationConfig, tokenizers: Any, length_penalty: float | None
                             target_vocab=tokenizers.target.vocab_size, info=info)
 
 
-def _choose_length_penalty(cfg: TranslationConfig, model: Any, tokenizers: Any, val_split: Any) -> Any:
-    """The length penalty chosen from `train.length_penalty_grid` on the first `length_penalty_pairs`
-    validation pairs at the run's beam (a LengthPenaltyChoice), or None when the run asks for none."""
+def _validation_translator(cfg: TranslationConfig, model: Any, tokenizers: Any) -> Any:
+    """A runtime Translator over the Keras `model` as it is now (greedy unless told otherwise)."""
     import numpy as np
 
-    from sensorium.pipelines.translation.length_penalty import choose_length_penalty
     from sensorium.pipelines.translation.predict import keras_functions
     from sensorium.runtime.translation import Translator
 
-    tcfg, m = cfg.train, cfg.model
+    encode, step = keras_functions(model)
+    return Translator(lambda s: np.asarray(encode(s), np.float32), lambda *a: np.asarray(step(*a), np.float32),
+                      tokenizers, cfg.model.max_source_length, cfg.model.max_target_length, "validation", beam=1)
+
+
+def _choose_length_penalty(cfg: TranslationConfig, model: Any, tokenizers: Any, val_split: Any) -> Any:
+    """The length penalty chosen from `train.length_penalty_grid` on the first `length_penalty_pairs`
+    validation pairs at the run's beam (a LengthPenaltyChoice), or None when the run asks for none."""
+
+    from sensorium.pipelines.translation.length_penalty import choose_length_penalty
+
+    tcfg = cfg.train
     if not tcfg.length_penalty_grid:
         return None
     if cfg.beam <= 1:
         log.info("no length penalty chosen: the run decodes greedily (beam 1), where it has no effect")
         return None
-    encode, step = keras_functions(model)
-    translator = Translator(lambda s: np.asarray(encode(s), np.float32), lambda *a: np.asarray(step(*a), np.float32),
-                            tokenizers, m.max_source_length, m.max_target_length, "validation")
+    translator = _validation_translator(cfg, model, tokenizers)
     n = min(tcfg.length_penalty_pairs, val_split.count)
     return choose_length_penalty(translator, list(val_split.sources[:n]), list(val_split.targets[:n]),
                                  grid=tcfg.length_penalty_grid, beam=cfg.beam)
@@ -207,16 +214,11 @@ def _long_run(cfg: TranslationConfig, run: RunDir, model: Any, tokenizers: Any, 
               resumed: dict[str, Any] | None, reference: bool = False) -> Any:
     """The LongRun callback: greedy validation chrF on the first `eval_pairs` validation pairs (with
     `reference`, of the warm-start model too, before training)."""
-    import numpy as np
 
     from sensorium.pipelines.translation.longrun import CHRF_FILE, LongRun, LongRunSettings
-    from sensorium.pipelines.translation.predict import keras_functions
-    from sensorium.runtime.translation import Translator
 
-    tcfg, m = cfg.train, cfg.model
-    encode, step = keras_functions(model)
-    translator = Translator(lambda s: np.asarray(encode(s), np.float32), lambda *a: np.asarray(step(*a), np.float32),
-                            tokenizers, m.max_source_length, m.max_target_length, "validation", beam=1)
+    tcfg = cfg.train
+    translator = _validation_translator(cfg, model, tokenizers)
     n = min(tcfg.eval_pairs, val_split.count)
 
     def write(evaluations: list[dict[str, Any]]) -> None:
