@@ -164,6 +164,8 @@ def drop_file(driver, element_id: str, path: Path, mime: str) -> None:
 def record_once(driver) -> None:
     """Press Record, let the fake microphone play its file (3 s of silence, the 1.3 s recording, then
     silence: %noloop, reopened on each recording), press Stop and wait for the transcript."""
+    # a transcript shown earlier would satisfy the wait below before this recording's arrives
+    driver.execute_script("document.getElementById('speech-text').textContent = ''")
     record = driver.find_element(By.ID, "speech-record")
     record.click()
     wait_for(driver, lambda d: record.get_attribute("aria-pressed") == "true", what="recording to start")
