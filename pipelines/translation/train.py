@@ -81,7 +81,6 @@ def _validation_translator(cfg: TranslationConfig, model: Any, tokenizers: Any) 
 def _choose_length_penalty(cfg: TranslationConfig, model: Any, tokenizers: Any, val_split: Any) -> Any:
     """The length penalty chosen from `train.length_penalty_grid` on the first `length_penalty_pairs`
     validation pairs at the run's beam (a LengthPenaltyChoice), or None when the run asks for none."""
-
     from sensorium.pipelines.translation.length_penalty import choose_length_penalty
 
     tcfg = cfg.train
@@ -157,10 +156,9 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
                         resumed.state if resumed is not None else None, reference=init is not None)
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state, callbacks=(longrun,))
     averaged = _average(model, ckpt_dir, tcfg.average_last)
-    final = save_inference_model(run, model, lambda: _build(cfg, tokenizers))
-    choice = _choose_length_penalty(cfg, final, tokenizers, val_split)
-    if choice is not None:  # recorded in the model's metadata, even when it is the default
-        final = save_inference_model(run, final, lambda: _build(cfg, tokenizers, length_penalty=choice.alpha))
+    choice = _choose_length_penalty(cfg, model, tokenizers, val_split)  # on the weights that ship (averaged)
+    alpha = choice.alpha if choice is not None else None  # recorded in the model, even when it is the default
+    final = save_inference_model(run, model, lambda: _build(cfg, tokenizers, length_penalty=alpha))
     stop_reason = longrun.state.stop_reason or ("early_stopping" if run_state.stopped_early else "epochs")
     hours = longrun.hours() if hasattr(longrun, "_t0") else longrun.state.hours
     log.info("training stopped (%s) after %.2f h", stop_reason, hours)
@@ -214,7 +212,6 @@ def _long_run(cfg: TranslationConfig, run: RunDir, model: Any, tokenizers: Any, 
               resumed: dict[str, Any] | None, reference: bool = False) -> Any:
     """The LongRun callback: greedy validation chrF on the first `eval_pairs` validation pairs (with
     `reference`, of the warm-start model too, before training)."""
-
     from sensorium.pipelines.translation.longrun import CHRF_FILE, LongRun, LongRunSettings
 
     tcfg = cfg.train
