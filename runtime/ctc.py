@@ -103,24 +103,30 @@ def beam_search_decode(log_probs: np.ndarray, beam: int = 8, length: int | None 
     return decode_ids(best, alphabet)
 
 
-def _merge(beams: dict, prefix: tuple[int, ...], node: int, p_blank: float, p_char: float) -> None:
-    """Add path probabilities to `beams[prefix]` = [log p(ends in blank), log p(ends in a character), node]."""
+def _merge(beams: dict, prefix: tuple[int, ...], node: int, p_blank: float, p_char: float,
+           extra: float = 0.0, history: tuple[str, ...] = ()) -> None:
+    """Add path probabilities to `beams[prefix]` = [log p(ends in blank), log p(ends in a character),
+    trie node, word score (bonuses and language model, fixed by the prefix), language-model history]."""
     entry = beams.get(prefix)
     if entry is None:
-        beams[prefix] = [p_blank, p_char, node]
+        beams[prefix] = [p_blank, p_char, node, extra, history]
     else:
         entry[0], entry[1] = _logsumexp(entry[0], p_blank), _logsumexp(entry[1], p_char)
 
 
 def lexicon_beam_decode(log_probs: np.ndarray, vocabulary, beam: int = 16, length: int | None = None,
-                        prune: float = -10.0, word_bonus: float = 0.0) -> str:
+                        prune: float = -10.0, word_bonus: float = 0.0, language_model=None,
+                        lm_weight: float = 0.5) -> str:
     """CTC prefix beam search that spells only words of `vocabulary` (a `runtime.vocabulary.Vocabulary`
     built for the model's alphabet), words separated by single spaces.
 
     Each prefix carries its trie node: a letter may extend it only along the trie, a space only after
     a whole word. At the end, only prefixes that end on a whole word (or say nothing) count, so noise
     or silence gives "". `word_bonus` (log domain) is added per word: above 0 it favours more, shorter
-    words, below 0 fewer. Characters whose frame log-probability is below `prune` are skipped.
+    words, below 0 fewer. With a `language_model` (a `runtime.ngram.WordNgramLM`), each word also adds
+    `lm_weight` x ln P(word | the words before it), and a finished transcript ln P(</s> | its last
+    words) (shallow fusion); the empty transcript is not scored by it. Characters whose frame
+    log-probability is below `prune` are skipped.
     """
     alphabet = vocabulary.alphabet
     vocab = len(alphabet) + 1
@@ -128,38 +134,68 @@ def lexicon_beam_decode(log_probs: np.ndarray, vocabulary, beam: int = 16, lengt
     if lp.ndim != 2 or lp.shape[1] != vocab:
         raise ValueError(f"expected log-probabilities (T, {vocab}), got {lp.shape}")
     children, is_word, space = vocabulary.children, vocabulary.is_word, vocabulary.space_id
+    lm, weight = language_model, float(lm_weight)
+    start: tuple[str, ...] = ("<s>",) if lm is not None else ()
+
+    def word_score(prefix: tuple[int, ...], history: tuple[str, ...]) -> tuple[float, tuple[str, ...]]:
+        """The bonus and weighted LM score of the word that `prefix` ends with, and the new history."""
+        if lm is None:
+            return word_bonus, history
+        cut = len(prefix)
+        while cut and prefix[cut - 1] != space:
+            cut -= 1
+        word = decode_ids(prefix[cut:], alphabet)
+        return word_bonus + weight * lm.log_prob(history, word), lm.state(history, word)
+
+    def ranked_score(kv) -> float:
+        p_b, p_nb, _, extra, _ = kv[1]
+        return _logsumexp(p_b, p_nb) + extra
+
     ninf = -math.inf
-    # prefix -> [log p(ends in blank), log p(ends in a character), trie node (0: root, after a space)]
-    beams: dict[tuple[int, ...], list] = {(): [0.0, ninf, 0]}
+    beams: dict[tuple[int, ...], list] = {(): [0.0, ninf, 0, 0.0, start]}
     for t in range(len(lp)):
         frame = lp[t]
         live = [int(c) for c in np.flatnonzero(frame[1:] >= prune) + 1]
         nxt: dict[tuple[int, ...], list] = {}
-        for prefix, (p_b, p_nb, node) in beams.items():
+        for prefix, (p_b, p_nb, node, extra, history) in beams.items():
             total = _logsumexp(p_b, p_nb)
             last = prefix[-1] if prefix else -1
-            _merge(nxt, prefix, node, total + frame[BLANK],
-                   p_nb + frame[last] if prefix else ninf)  # a blank, or the last character again
+            _merge(nxt, prefix, node, total + frame[BLANK], p_nb + frame[last] if prefix else ninf,
+                   extra, history)  # a blank, or the last character again
             for c in live:
                 if c == space:
                     if not prefix or last == space or not is_word[node]:
                         continue  # a space only ends a whole word
-                    child, bonus = 0, word_bonus
+                    child = 0
+                    gain, new_history = word_score(prefix, history)
                 else:
                     child = children[node].get(c)
                     if child is None:
                         continue  # no word of the vocabulary goes on this way
-                    bonus = 0.0
-                score = (p_b if c == last else total) + frame[c] + bonus  # a repeat needs a blank between
-                _merge(nxt, prefix + (c,), child, ninf, score)
-        ranked = sorted(nxt.items(), key=lambda kv: _logsumexp(kv[1][0], kv[1][1]), reverse=True)[:beam]
-        beams = dict(ranked)
+                    gain, new_history = 0.0, history
+                extended = prefix + (c,)
+                score = (p_b if c == last else total) + frame[c]  # a repeat needs a blank between
+                if extended in nxt:
+                    _merge(nxt, extended, child, ninf, score)
+                else:
+                    _merge(nxt, extended, child, ninf, score, extra + gain, new_history)
+        beams = dict(sorted(nxt.items(), key=ranked_score, reverse=True)[:beam])
     finals = []
-    for prefix, (p_b, p_nb, node) in beams.items():
-        if not prefix or prefix[-1] == space:  # nothing said, or whole words then a space
-            finals.append((_logsumexp(p_b, p_nb), prefix[:-1]))
+    for prefix, (p_b, p_nb, node, extra, history) in beams.items():
+        acoustic = _logsumexp(p_b, p_nb)
+        if not prefix:  # nothing said
+            finals.append((acoustic, prefix))
+            continue
+        if prefix[-1] == space:  # whole words, then a space
+            words = prefix[:-1]
         elif is_word[node]:
-            finals.append((_logsumexp(p_b, p_nb) + word_bonus, prefix))
+            gain, history = word_score(prefix, history)
+            extra, words = extra + gain, prefix
+        else:
+            continue
+        if lm is not None:
+            extra += weight * lm.log_prob(history, "</s>")
+        finals.append((acoustic + extra, words))
     if not finals:
         return ""
     return decode_ids(max(finals)[1], alphabet)
