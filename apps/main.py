@@ -228,6 +228,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vocabulary", metavar="FILE|model|none",
                    help="speech: decode with the words of FILE, the model's own words (model, the default when it "
                         "has them) or none (open vocabulary)")
+    p.add_argument("--lm", metavar="FILE|model|none",
+                   help="speech: word language model for vocabulary decoding: an ARPA file, a file of example "
+                        "sentences, the model's own (model, the default when it carries one) or none")
+    p.add_argument("--lm-weight", type=float, metavar="W",
+                   help="speech: weight of the language model (default 0.5; 0 turns it off)")
     p.add_argument("--json", action="store_true", help="print the metrics.json object on stdout")
     add_common_options(p)
     p.set_defaults(func=_evaluate, needs_tensorflow=True)
@@ -260,6 +265,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         options = {"top_k": args.top_k, **({"beam": args.beam} if args.beam is not None else {})}
         if args.vocabulary:
             options["vocabulary"] = args.vocabulary
+        if args.lm:
+            options["language_model"] = args.lm
+        if args.lm_weight is not None:
+            options["lm_weight"] = args.lm_weight
         if args.runner and not args.out:
             raise UsageError("--runner needs --out DIR (a Beam pipeline writes a batch job's folder)")
         if args.runner and args.shard:
@@ -283,10 +292,14 @@ def _evaluate(args: argparse.Namespace) -> int:
                 raise ModelError(f"{args.model}: cannot tell which task this model serves (no Sensorium metadata)")
             task = TASKS.get(artifact.task)
             extra = {"beam": args.beam} if args.beam is not None and artifact.task in ("translation", "speech") else {}
-            if args.vocabulary:
+            speech_flags = (("--vocabulary", "vocabulary", args.vocabulary), ("--lm", "language_model", args.lm),
+                            ("--lm-weight", "lm_weight", args.lm_weight))
+            for flag, key, value in speech_flags:
+                if value is None:
+                    continue
                 if artifact.task != "speech":
-                    raise UsageError(f"--vocabulary is for speech models; {args.model} is a {artifact.task} model")
-                extra["vocabulary"] = args.vocabulary
+                    raise UsageError(f"{flag} is for speech models; {args.model} is a {artifact.task} model")
+                extra[key] = value
             saved = destination(artifact, args.data)  # a run's evaluations/<data>/, never its own records
             result = task.load("evaluate")(args.model, args.data, out=saved, batch_size=args.batch_size,
                                            top_k=args.top_k, **extra)
@@ -304,9 +317,11 @@ def _evaluate(args: argparse.Namespace) -> int:
                   f"{m['deletions']}, insertions {m['insertions']} in {m['reference_words']} words; "
                   f"{m['sentence_accuracy']:.1%} of utterances exactly right)")
             if m.get("decoding"):
-                opened = m.get("open_vocabulary")
-                print(f"decoding: {m['decoding']}" + (f"; open vocabulary, greedy: WER {opened['wer']:.4f}  CER "
-                                                      f"{opened['cer']:.4f}" if opened else ""))
+                opened, plain = m.get("open_vocabulary"), m.get("without_lm")
+                print(f"decoding: {m['decoding']}"
+                      + (f"; without the language model: WER {plain['wer']:.4f}" if plain else "")
+                      + (f"; open vocabulary, greedy: WER {opened['wer']:.4f}  CER {opened['cer']:.4f}"
+                         if opened else ""))
         elif "chrf" in m:
             speed = f"; {m['sentences_per_second']} sentences/s" if "sentences_per_second" in m else ""
             print(f"BLEU {m['bleu']:.2f}  chrF {m['chrf']:.2f}  (beam {m['beam']}; placeholders kept in "

@@ -1,5 +1,5 @@
-"""`transcribe AUDIO... [--model MODEL] [--beam N] [--vocabulary FILE|model|none] [--format txt|json|srt|vtt]
-[--output-dir DIR] [--json]`."""
+"""`transcribe AUDIO... [--model MODEL] [--beam N] [--vocabulary FILE|model|none] [--lm FILE|model|none]
+[--lm-weight W] [--format txt|json|srt|vtt] [--output-dir DIR] [--json]`."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,7 @@ EPILOG = """examples:
   transcribe a.flac b.ogg --json              text, duration and segments per file
   transcribe order.wav --vocabulary menu.txt  spell only the words of menu.txt
   transcribe talk.wav --vocabulary none       open vocabulary (letter by letter)
+  transcribe order.wav --lm orders.txt        prefer word sequences like the sentences of orders.txt
 """
 
 
@@ -36,6 +37,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="spell only these words: a UTF-8 file of words (whitespace-separated, '#' comment "
                              "lines), 'model' (default: the words the model was trained on, when it carries them) "
                              "or 'none' (open vocabulary, letter by letter)")
+    parser.add_argument("--lm", default="model", metavar="FILE|model|none",
+                        help="word language model for vocabulary decoding: an ARPA file (KenLM, SRILM), a UTF-8 "
+                             "file of example sentences, one per line (a trigram model is trained on it, and its "
+                             "words join the vocabulary), 'model' (default: the model's own, made from its "
+                             "training transcripts, when it carries one) or 'none'")
+    parser.add_argument("--lm-weight", type=float, default=None, metavar="W",
+                        help="weight of the language model's log-probabilities (default 0.5; 0 turns it off)")
     parser.add_argument("--min-confidence", type=float, default=0.5, metavar="P",
                         help="a segment whose winning characters average a probability below P is noise, not "
                              "speech, and gives no text (default 0.5; 0: transcribe everything)")
@@ -67,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--format {args.format} with several inputs needs --output-dir DIR (one file per input)")
     recognizer = load_predictor(SpeechRecognizer, args, beam=args.beam, max_segment=args.max_segment,
                                 batch_size=args.batch_size, vocabulary=args.vocabulary,
-                                min_confidence=args.min_confidence)
+                                min_confidence=args.min_confidence, language_model=args.lm,
+                                **({"lm_weight": args.lm_weight} if args.lm_weight is not None else {}))
     records = recognizer.records(inputs)
     if args.output_dir:
         return emit_results(_write_files(records, Path(args.output_dir), args.format or "txt"), as_json=args.json,

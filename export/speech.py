@@ -58,7 +58,8 @@ CALIBRATION_UTTERANCES = 100  # int8 calibrates on at most this many training ut
 MIN_CALIBRATION_UTTERANCES = 10
 DECODING = ("CTC greedy (argmax per frame, merge repeats, drop blanks) or CTC prefix beam search over "
             "log_probs; id 0 is the blank, id i is alphabet[i - 1]; with `vocabulary`, a prefix beam search that "
-            "spells only those words (sensorium.runtime.ctc.lexicon_beam_decode)")
+            "spells only those words (sensorium.runtime.ctc.lexicon_beam_decode), scored with `language_model` "
+            "(a word n-gram model as ARPA text, sensorium.runtime.ngram) where there is one")
 FRAMES = ("frames = (samples - frame_length) // frame_step + 1 (0 below frame_length), then "
           "ceil(frames / 2) once per factor 2 of subsampling")
 
@@ -149,6 +150,8 @@ class SpeechExportSource:
         }
         if self.info.get("vocabulary"):
             out["vocabulary"] = list(self.info["vocabulary"])  # the default lexicon of the edge decoder
+        if self.info.get("language_model"):
+            out["language_model"] = dict(self.info["language_model"])  # its word n-gram model (ARPA text)
         if fmt == "saved_model":
             out["signatures"] = {
                 "serving_default": "waveform float32 [B, None] -> log_probs float32 [B, frames, V]",

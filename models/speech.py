@@ -63,7 +63,8 @@ def output_frames(spec: SpeechRecognizerSpec, num_samples: int) -> int:
 
 
 def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_mean=None, feature_variance=None,
-                            vocabulary: list[str] | None = None, name: str = "speech_recognizer") -> keras.Model:
+                            vocabulary: list[str] | None = None, language_model: dict[str, Any] | None = None,
+                            name: str = "speech_recognizer") -> keras.Model:
     """Build ``waveform (B, samples) -> log_probs (B, T', 1 + len(alphabet))``; output id 0 is the CTC
     blank, id i the character ``alphabet[i - 1]``.
 
@@ -71,7 +72,8 @@ def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_m
     normalise the log-mel features (statistics of the training data); without them the normalisation
     layer is left to `adapt` later. The default, "utterance", needs no statistics. `vocabulary`
     (the words of the training transcripts) travels in the metadata as the model's default decoding
-    vocabulary (`sensorium.runtime.vocabulary`).
+    vocabulary (`sensorium.runtime.vocabulary`), and `language_model` (`WordNgramLM.to_dict()` of
+    the same transcripts) as its default word language model (`sensorium.runtime.ngram`).
     """
     if not spec.conv_channels:
         raise ValueError("conv_channels must name at least one convolution")
@@ -117,6 +119,8 @@ def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_m
             "subsampling": 2 ** len(spec.conv_channels), "bidirectional": spec.bidirectional}
     if vocabulary:
         info["vocabulary"] = sorted({str(w) for w in vocabulary})
+    if language_model:
+        info["language_model"] = dict(language_model)
     outputs = TaskMetadata(task=SpeechRecognizer.task, labels=None, info=info, name="log_probs")(log_probs)
     return keras.Model(waveform, outputs, name=name)
 

@@ -26,6 +26,7 @@ from sensorium.runtime.predictor import Item, Predictor, Record, error_record, l
 from sensorium.runtime.transcripts import ALPHABET
 
 if TYPE_CHECKING:
+    from sensorium.runtime.ngram import WordNgramLM
     from sensorium.runtime.vocabulary import Vocabulary
 
 RATE = 16000
@@ -34,6 +35,7 @@ WINDOW_SECONDS = 600.0  # a long file is decoded 10 minutes at a time
 MAX_SECONDS = 12 * 3600.0  # longer inputs are refused
 LEXICON_BEAM = 16  # the least beam of vocabulary-constrained decoding
 MIN_CONFIDENCE = 0.5  # `ctc.speech_confidence` below this: not speech (noise), transcribed as ""
+LM_WEIGHT = 0.5  # weight of a word language model's ln P in vocabulary decoding (shallow fusion)
 
 
 def frames_from_info(info: dict[str, Any], num_samples: int) -> int:
@@ -60,17 +62,22 @@ class SpeechRecognizer(Predictor):
     batch_size: int = 16
     vocabulary: Any = "model"  # "model", "none", a file path, a list of words or a Vocabulary
     min_confidence: float = MIN_CONFIDENCE  # segments the model is less sure are speech give ""
+    language_model: Any = "model"  # "model", "none", an ARPA or sentence file, or a WordNgramLM
+    lm_weight: float = LM_WEIGHT
     alphabet: str = field(init=False)
     lexicon: Vocabulary | None = field(init=False, default=None)
+    lm: WordNgramLM | None = field(init=False, default=None)
 
     task: ClassVar[str] = "speech"
     keras_backend: ClassVar[str] = "sensorium.pipelines.speech.predict:load"
     options: ClassVar[dict[str, Any]] = {"beam": 1, "max_segment": 15.0, "batch_size": 16, "vocabulary": "model",
-                                         "min_confidence": MIN_CONFIDENCE}
+                                         "min_confidence": MIN_CONFIDENCE, "language_model": "model",
+                                         "lm_weight": LM_WEIGHT}
     chunk_size: ClassVar[int] = 1  # a file is its own unit of work (it is cut into segments)
 
     def __post_init__(self) -> None:
         self.alphabet = str(self.info.get("alphabet", ALPHABET))
+        self.lm = self.resolve_language_model(self.language_model)
         self.lexicon = self.resolve_vocabulary(self.vocabulary)
 
     @property
@@ -95,15 +102,43 @@ class SpeechRecognizer(Predictor):
             if not words:
                 return None
             try:
-                return Vocabulary.from_words(words, self.alphabet, source=f"{self.source}: its vocabulary")
+                model_words = Vocabulary.from_words(words, self.alphabet, source=f"{self.source}: its vocabulary")
             except InputError as exc:
                 raise ModelError(str(exc)) from None
+            extra = self.lm.words if self.lm is not None else []
+            if not set(extra) - set(model_words.words):
+                return model_words
+            return Vocabulary.from_words([*model_words.words, *extra], self.alphabet, source=self.lm.source)
         if isinstance(vocabulary, (str, Path)):
             return Vocabulary.from_file(vocabulary, self.alphabet)
         if isinstance(vocabulary, (list, tuple, set, frozenset)):
             return Vocabulary.from_words(sorted(map(str, vocabulary)), self.alphabet)
         raise InputError("vocabulary must be 'model', 'none', a file or a list of words, got "
                          f"{type(vocabulary).__name__}")
+
+    def resolve_language_model(self, language_model: Any) -> WordNgramLM | None:
+        """The word n-gram model that `language_model` names: "model" (the one the model carries, or
+        none), "none"/None, an ARPA file or a text file of sentences (trained as a trigram model),
+        or a WordNgramLM. It scores words in vocabulary decoding only; with `language_model` from
+        a file and the model's own vocabulary, the language model's words may be spelled too."""
+        from sensorium.runtime.ngram import WordNgramLM
+
+        if language_model is None or (isinstance(language_model, str) and language_model.lower() == "none"):
+            return None
+        if isinstance(language_model, WordNgramLM):
+            return language_model
+        if isinstance(language_model, str) and language_model == "model":
+            stored = self.info.get("language_model")
+            if not stored:
+                return None
+            try:
+                return WordNgramLM.from_dict(stored, source=f"{self.source}: its language model")
+            except InputError as exc:
+                raise ModelError(str(exc)) from None
+        if isinstance(language_model, (str, Path)):
+            return WordNgramLM.from_file(language_model)
+        raise InputError("language_model must be 'model', 'none' or a file (ARPA, or sentences one per line), got "
+                         f"{type(language_model).__name__}")
 
     @classmethod
     def from_tflite(cls, path: str | Path, *, num_threads: int | None = None) -> SpeechRecognizer:
@@ -118,6 +153,8 @@ class SpeechRecognizer(Predictor):
             info["alphabet"] = str(manifest["alphabet"])
             if isinstance(manifest.get("vocabulary"), list):
                 info["vocabulary"] = [str(w) for w in manifest["vocabulary"]]
+            if isinstance(manifest.get("language_model"), dict):
+                info["language_model"] = manifest["language_model"]
             blank, rate = int(manifest.get("blank", 0)), int(manifest.get("sample_rate", RATE))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{path}: sensorium.json lacks the speech fields ({exc})") from None
@@ -142,7 +179,11 @@ class SpeechRecognizer(Predictor):
             raise UsageError("batch_size must be at least 1")
         if not 0.0 <= float(self.min_confidence) <= 1.0:
             raise UsageError("min_confidence must be between 0 and 1")
-        if "vocabulary" in options:
+        if not 0.0 <= float(self.lm_weight) <= 10.0:
+            raise UsageError("lm_weight must be between 0 and 10")
+        if "language_model" in options:
+            self.lm = self.resolve_language_model(self.language_model)
+        if "vocabulary" in options or "language_model" in options:
             self.lexicon = self.resolve_vocabulary(self.vocabulary)
         return self
 
@@ -175,28 +216,35 @@ class SpeechRecognizer(Predictor):
     def decoding(self) -> str:
         """How transcripts are decoded, in words (for reports and records)."""
         if self.lexicon is not None:
-            return f"vocabulary of {len(self.lexicon)} words, beam {max(int(self.beam), LEXICON_BEAM)}"
+            lm = (f", {self.lm.order}-gram language model (weight {float(self.lm_weight):g})"
+                  if self.lm is not None and float(self.lm_weight) > 0 else "")
+            return f"vocabulary of {len(self.lexicon)} words{lm}, beam {max(int(self.beam), LEXICON_BEAM)}"
         return "open vocabulary, " + ("greedy" if int(self.beam) <= 1 else f"beam {int(self.beam)}")
 
     def transcribe(self, waves: list[np.ndarray], beam: int | None = None, batch_size: int | None = None) -> list[str]:
         """Texts of 16 kHz utterances (see `decode`)."""
         return self.decode(self.log_probs(waves, batch_size), beam=beam)
 
-    def decode(self, scores: list[np.ndarray], beam: int | None = None, vocabulary: Any = None) -> list[str]:
+    def decode(self, scores: list[np.ndarray], beam: int | None = None, vocabulary: Any = None,
+               lm_weight: float | None = None) -> list[str]:
         """Texts of per-utterance log-probabilities. With a vocabulary (`vocabulary`, else the
-        configured `lexicon`): prefix beam search spelling only its words, beam at least LEXICON_BEAM.
-        Open vocabulary: greedy CTC decoding, or prefix beam search with beam > 1. An utterance whose
-        `speech_confidence` is below `min_confidence` is "" (0 turns the check off)."""
+        configured `lexicon`): prefix beam search spelling only its words, beam at least LEXICON_BEAM,
+        with the word language model (`lm`) weighted by `lm_weight` (default: the configured one; 0
+        turns it off). Open vocabulary: greedy CTC decoding, or prefix beam search with beam > 1. An
+        utterance whose `speech_confidence` is below `min_confidence` is "" (0 turns the check off)."""
         from sensorium.runtime.ctc import beam_search_decode, greedy_decode, lexicon_beam_decode, speech_confidence
 
         beam = int(beam or self.beam)
         lexicon = self.lexicon if vocabulary is None else self.resolve_vocabulary(vocabulary)
+        weight = float(self.lm_weight if lm_weight is None else lm_weight)
+        lm = self.lm if weight > 0 else None
 
         def one(lp: np.ndarray) -> str:
             if speech_confidence(lp) < float(self.min_confidence):
                 return ""  # noise the model half-mistakes for speech
             if lexicon is not None:
-                return lexicon_beam_decode(lp, lexicon, beam=max(beam, LEXICON_BEAM))
+                return lexicon_beam_decode(lp, lexicon, beam=max(beam, LEXICON_BEAM), language_model=lm,
+                                           lm_weight=weight)
             if beam <= 1:
                 return greedy_decode(lp, alphabet=self.alphabet)
             return beam_search_decode(lp, beam=beam, alphabet=self.alphabet)

@@ -50,8 +50,8 @@ class SpeechBatchTask(BatchTask):
     def load_model(self, artifact: Artifact) -> Any:
         from sensorium.pipelines.speech.predict import load
 
-        vocabulary = self.options.get("vocabulary")
-        return load(artifact).configure(**({"vocabulary": vocabulary} if vocabulary else {}))
+        keys = ("vocabulary", "language_model", "lm_weight")
+        return load(artifact).configure(**{k: self.options[k] for k in keys if self.options.get(k) is not None})
 
     def load(self, item: EvalItem) -> np.ndarray:
         """A 16 kHz float32 waveform."""
@@ -78,6 +78,7 @@ class SpeechBatchTask(BatchTask):
         metrics = error_rates([r["reference"] for r in records], [r["text"] for r in records])
         metrics["beam"] = int(self.options["beam"])
         metrics["vocabulary"] = self.options.get("vocabulary") or "model"
+        metrics["language_model"] = self.options.get("language_model") or "model"
         metrics["hours"] = round(sum(r["duration"] for r in records) / 3600, 4)
         return metrics
 

@@ -48,6 +48,8 @@ def write_card(run: RunDir, cfg: SpeechConfig, summary: dict[str, Any], metrics:
             "augmentation of the audio (training only)": _levers(cfg),
             "decoding vocabulary": "the words of its training transcripts (`transcribe` spells only these unless "
                                    "given `--vocabulary FILE` or `--vocabulary none`)",
+            "language model": "a Kneser-Ney word n-gram model of the same transcripts, weighing the words of "
+                              "vocabulary decoding (`--lm FILE|none`, `--lm-weight W`)",
         },
         "Training": {
             "optimizer": f"{cfg.train.optimizer}, peak learning rate {cfg.train.learning_rate}, {cfg.train.schedule} "
@@ -64,10 +66,13 @@ def write_card(run: RunDir, cfg: SpeechConfig, summary: dict[str, Any], metrics:
             "utterances exactly right": f"{r['sentence_accuracy']:.4f}",
             "decoding": r.get("decoding") or ("greedy" if r["beam"] <= 1 else f"beam search, width {r['beam']}"),
         }
+        if r.get("without_lm"):
+            sections["Evaluation"]["WER, vocabulary without the language model"] = f"{r['without_lm']['wer']:.4f}"
         if r.get("open_vocabulary"):
             sections["Evaluation"]["WER, open vocabulary (greedy)"] = f"{r['open_vocabulary']['wer']:.4f}"
     sections["Limitations"] = [
-        "No language model beyond the vocabulary: any sequence of known words is equally likely.",
+        "The language model knows only the training transcripts: it favours their word sequences, and a "
+        "user's own sentences need `--lm FILE`.",
         "Error rates are measured on a split of the same source as the training data.",
     ]
     write_model_card(run.card_path, title=f"Speech recogniser: {run.path.name}", task="speech", sections=sections)

@@ -32,6 +32,7 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict[str, Any]:
 
 def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path | None = None,
              batch_size: int = 16, top_k: int = 5, beam: int = 1, vocabulary: Any = "model",
+             language_model: Any = "model", lm_weight: float | None = None,
              require_complete: bool = True) -> dict[str, Any]:
     """Transcribe the split, write `metrics.json` and `eval_results.jsonl` (per utterance: id,
     reference, hypothesis, word errors) into `out`, else where `evaluation.destination` says (a finished
@@ -40,7 +41,9 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
 
     `vocabulary` ("model": the model's own words when it has them; "none": open vocabulary; a file;
     a list of words) constrains decoding; with a vocabulary the open-vocabulary greedy error rates
-    of the same model outputs are reported too (`metrics["open_vocabulary"]`)."""
+    of the same model outputs are reported too (`metrics["open_vocabulary"]`). `language_model`
+    ("model", "none", an ARPA or sentence file) and `lm_weight` score the words of vocabulary
+    decoding; where one is used, the rates without it are reported too (`metrics["without_lm"]`)."""
     import jiwer
 
     from sensorium.pipelines.common.evaluation import evaluation_setup
@@ -51,7 +54,8 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
 
     setup = evaluation_setup(model_path, TASK, SpeechConfig, SpeechDataConfig, data, out,
                              require_complete=require_complete)
-    recognizer = load(setup.artifact).configure(vocabulary=vocabulary)
+    recognizer = load(setup.artifact).configure(vocabulary=vocabulary, language_model=language_model,
+                                                **({"lm_weight": lm_weight} if lm_weight is not None else {}))
     seed, data_cfg, dest = setup.seed, setup.data_config, setup.dest
     spec = parse_spec(setup.data)
     split = load_speech_split(spec.text, data_cfg, seed=seed, default_split="test", model_spec=None)
@@ -64,6 +68,10 @@ def evaluate(model_path: str | Path, data: str | None = None, *, out: str | Path
         open_rates = error_rates(split.texts, recognizer.decode(scores, beam=1, vocabulary="none"))
         metrics["open_vocabulary"] = {"decoding": "open vocabulary, greedy", "wer": open_rates["wer"],
                                       "cer": open_rates["cer"]}
+        if recognizer.lm is not None and float(recognizer.lm_weight) > 0:
+            plain = error_rates(split.texts, recognizer.decode(scores, beam=beam, lm_weight=0.0))
+            metrics["without_lm"] = {"decoding": f"vocabulary of {len(recognizer.lexicon)} words, no language model",
+                                     "wer": plain["wer"], "cer": plain["cer"]}
     metrics["hours"] = round(split.seconds / 3600, 4)
     if split.failures:
         metrics["skipped"] = len(split.failures)

@@ -47,12 +47,14 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
     state = read_train_state(ckpt_dir) if resume else None
 
     vocabulary = words_of(train_split.texts)  # the model's default decoding vocabulary
+    language_model = transcript_language_model(train_split.texts)  # and its default word n-gram model
     stats: dict[str, Any] = {}
     if cfg.model.normalization == "global":
         stats["feature_mean"], stats["feature_variance"] = feature_statistics(train_split.waves, cfg.model)
 
     def build():
-        model = build_speech_recognizer(cfg.model, ALPHABET, vocabulary=vocabulary, **stats)
+        model = build_speech_recognizer(cfg.model, ALPHABET, vocabulary=vocabulary,
+                                        language_model=language_model, **stats)
         model.compile(optimizer=make_optimizer(tcfg, steps), loss=ctc_loss)
         return model
 
@@ -67,11 +69,31 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
         norm = model.get_layer("feature_normalization")
         stats = {"feature_mean": norm.input_mean, "feature_variance": norm.input_variance}
     save_inference_model(run, model, lambda: build_speech_recognizer(cfg.model, ALPHABET, vocabulary=vocabulary,
-                                                                      **stats))
+                                                                      language_model=language_model, **stats))
     summary = run_summary(run_state, tcfg, policy, strategy, train=describe(train_split),
                           validation=describe(val_split))
     _report(run, cfg, run_state.history, summary)
     return summary
+
+
+def transcript_language_model(texts: list[str], order: int = 3, max_ngrams: int = 200_000) -> dict[str, Any] | None:
+    """A Kneser-Ney word n-gram model of the training transcripts (`WordNgramLM.to_dict()`), at the
+    highest order up to `order` that stays within `max_ngrams` n-grams (the model's metadata carries
+    it into every export); None when even a unigram model is too large."""
+    from sensorium.runtime.errors import InputError
+    from sensorium.runtime.ngram import WordNgramLM
+
+    for k in range(order, 0, -1):
+        try:
+            lm = WordNgramLM.train(texts, order=k, source="the training transcripts")
+        except InputError as exc:  # no words at all, or too many n-grams to count at this order
+            log.warning("language model: %s", exc)
+            continue
+        if len(lm) <= max_ngrams:
+            log.info("language model: %d-gram, %d n-grams from %d transcripts", k, len(lm), len(texts))
+            return lm.to_dict()
+    log.warning("language model: left out (more than %d n-grams even as unigrams)", max_ngrams)
+    return None
 
 
 def _report(run: RunDir, cfg: SpeechConfig, history: dict, summary: dict) -> None:

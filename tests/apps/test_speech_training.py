@@ -270,3 +270,86 @@ def test_transcribe_vocabulary_files(trained_run, tone_data, tmp_path, capsys):
         assert code == 1 and not captured.out, name
         lines = [line for line in captured.err.splitlines() if line.strip()]
         assert len(lines) == 1 and message in lines[0], (name, captured.err)
+
+
+def test_the_run_carries_a_language_model_and_transcribe_takes_another(trained_run, tone_data, tmp_path, capsys):
+    """A run records a word n-gram model of its training transcripts and evaluates with it (and
+    without it, for comparison); `--lm FILE` trains one on example sentences whose words may then
+    be spelled; a bad file or weight is one line."""
+    from sensorium.apps import transcribe as transcribe_app
+    from sensorium.pipelines.common.artifacts import inspect_artifact
+
+    info = inspect_artifact(trained_run / "model.keras").info
+    assert info["language_model"]["format"] == "arpa" and "\\1-grams:" in info["language_model"]["arpa"]
+    metrics = json.loads((trained_run / "metrics.json").read_text())["metrics"]
+    assert "3-gram language model (weight 0.5)" in metrics["decoding"]
+    assert metrics["without_lm"]["wer"] >= 0.0
+
+    audio = [str(tone_data / f"u{i:02d}.wav") for i in range(6)]
+    assert transcribe_app.main([*audio, "--model", str(trained_run), "--json"]) == 0
+    default = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert transcribe_app.main([*audio, "--model", str(trained_run), "--json", "--lm", "none"]) == 0
+    plain = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert transcribe_app.main([*audio, "--model", str(trained_run), "--json", "--lm-weight", "0"]) == 0
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == plain
+    assert len(default) == len(plain) == 6
+    # a user's sentences: their words may be spelled, and a heavy weight says them wherever it can
+    from sensorium.pipelines.speech.predict import load
+
+    (tmp_path / "sentences.txt").write_text("# what this user says\n" + "cab\n" * 9 + "baaa\n")
+    recognizer = load(trained_run).configure(language_model=str(tmp_path / "sentences.txt"))
+    assert "baaa" in recognizer.lexicon and "baaa" not in load(trained_run).lexicon
+    assert transcribe_app.main([*audio, "--model", str(trained_run), "--json", "--lm", str(tmp_path / "sentences.txt"),
+                                "--lm-weight", "10"]) == 0
+    heavy = [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()]
+    assert heavy.count("cab") > default.count("cab"), (heavy, default)
+    (tmp_path / "broken.arpa").write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1\tgo\n")
+    (tmp_path / "digits.txt").write_text("ab 42\n")
+    for args, code, message in [(["--lm", str(tmp_path / "broken.arpa")], 1, "no \\end\\ line"),
+                                (["--lm", str(tmp_path / "digits.txt")], 1, "alphabet"),
+                                (["--lm", str(tmp_path / "missing.arpa")], 1, "does not exist"),
+                                (["--lm-weight", "-1"], 2, "--lm-weight must be between 0 and 10")]:
+        assert transcribe_app.main([audio[0], "--model", str(trained_run), *args]) == code, args
+        captured = capsys.readouterr()
+        lines = [line for line in captured.err.splitlines() if line.strip()]
+        assert not captured.out and len(lines) == 1 and message in lines[0], (args, captured.err)
+    assert sensorium_app.main(["evaluate", "--model", "digits", "--lm", "none",
+                               "--data", "builtin:mnist@test[:5]"]) == 2
+    assert "--lm is for speech models" in capsys.readouterr().err
+
+
+def test_recording_a_language_model_in_a_run(trained_run, tmp_path, capsys):
+    """`python -m sensorium.pipelines.speech.language_model` rewrites the run's model with a language
+    model of the user's sentences (their words join the vocabulary) or of its training transcripts;
+    the weights stay as they were."""
+    import shutil
+
+    from sensorium.pipelines.common.artifacts import inspect_artifact
+    from sensorium.pipelines.speech.language_model import main as lm_main
+    from sensorium.pipelines.speech.predict import load
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = inspect_artifact(run / "model.keras").info
+    (tmp_path / "mine.txt").write_text("abc cab\ncab cab\nbaaa abc\n")
+    assert lm_main(["--model", str(run), "--text", str(tmp_path / "mine.txt"), "--order", "2"]) == 0
+    assert "2-gram language model" in capsys.readouterr().out
+    after = inspect_artifact(run / "model.keras").info
+    assert "\\2-grams:" in after["language_model"]["arpa"] and "\\3-grams:" not in after["language_model"]["arpa"]
+    assert set(after["vocabulary"]) == set(before["vocabulary"]) | {"abc", "cab", "baaa"}
+    recognizer = load(run)
+    assert recognizer.lm.order == 2 and "baaa" in recognizer.lexicon
+    assert recognizer.lm.log_prob(("<s>", "abc"), "cab") > recognizer.lm.log_prob(("<s>", "abc"), "abc")
+    np.testing.assert_array_equal(recognizer.log_probs([np.zeros(8000, np.float32)])[0],
+                                  load(trained_run).log_probs([np.zeros(8000, np.float32)])[0])
+    # again from the run's own training transcripts: the vocabulary stays what it was
+    assert lm_main(["--model", str(run), "--order", "3"]) == 0
+    assert "@train" in capsys.readouterr().out
+    again = inspect_artifact(run / "model.keras").info
+    assert again["language_model"]["arpa"] == before["language_model"]["arpa"]
+    (tmp_path / "bad.txt").write_text("a2b\n")
+    assert lm_main(["--model", str(run), "--text", str(tmp_path / "bad.txt")]) == 1
+    assert "alphabet" in capsys.readouterr().err
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    assert lm_main(["--model", str(root / "assets/models/mnist")]) == 1  # refused before anything is written
+    assert "not 'speech'" in capsys.readouterr().err

@@ -29,6 +29,7 @@ def run_dir(tmp_path_factory, tone_speech):
     from sensorium.pipelines.common.rundir import RunDir
     from sensorium.pipelines.speech.config import SpeechConfig, SpeechDataConfig
     from sensorium.pipelines.speech.data import feature_statistics, load_speech_split, pad_batch
+    from sensorium.pipelines.speech.train import transcript_language_model
     from sensorium.runtime.transcripts import ALPHABET
 
     root = tmp_path_factory.mktemp("speech-export")
@@ -47,7 +48,8 @@ def run_dir(tmp_path_factory, tone_speech):
     train = load_speech_split(cfg.data.spec, cfg.data, seed=cfg.seed, default_split="train", model_spec=spec)
     x, y = pad_batch(train.waves, train.targets(spec))
     mean, variance = feature_statistics(train.waves, spec)
-    model = build_speech_recognizer(spec, ALPHABET, feature_mean=mean, feature_variance=variance)
+    model = build_speech_recognizer(spec, ALPHABET, feature_mean=mean, feature_variance=variance,
+                                    language_model=transcript_language_model(train.texts))  # no vocabulary: greedy
     model.compile(keras.optimizers.Adam(0.02), ctc_loss)
     model.fit(x, y, epochs=70, batch_size=16, verbose=0)
     run = RunDir.create(root / "run", "speech")
@@ -123,6 +125,7 @@ for name in ("float32", "float16", "int8"):
     edge = SpeechRecognizer.from_tflite({str(exported)!r} + f"/model-{{name}}.tflite")
     out[name] = edge.transcribe(list(waves))
     assert edge.log_probs([waves[0]])[0].shape == (edge.frames(len(waves[0])), 29)
+    assert edge.lm is not None and edge.lm.order == 3 and edge.lexicon is None  # the model's LM, read back
     # shorter than one frame: padded with silence to 0.25 s (4,000 samples); a toy model may hear a letter
     assert edge.transcribe([np.zeros(100, np.float32)]) == edge.transcribe([np.zeros(4000, np.float32)])
 assert not any(m.split(".")[0] in ("tensorflow", "keras") for m in sys.modules), "TensorFlow was imported"
@@ -164,6 +167,7 @@ def test_manifest_travels_inside(exported):
     assert meta["blank"] == 0 and meta["sample_rate"] == 16000 and meta["subsampling"] == 2
     assert meta["input"] == {**meta["input"], "name": "waveform", "dtype": "float32", "shape": [1, None]}
     assert meta["output"]["shape"] == [1, None, len(ALPHABET) + 1] and "CTC" in meta["decoding"]
+    assert meta["language_model"]["format"] == "arpa" and "\\3-grams:" in meta["language_model"]["arpa"]
     interpreter = Interpreter(model_content=flatbuffer_part(data))
     detail = interpreter.get_input_details()[0]
     assert list(detail["shape_signature"]) == [1, -1] and detail["dtype"] == np.float32  # float I/O in int8

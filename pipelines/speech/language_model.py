@@ -1,0 +1,89 @@
+"""Record a word language model in a trained speech run, weights unchanged.
+
+A speech run made since 0.9 carries a Kneser-Ney trigram model of its training transcripts
+(`sensorium.runtime.ngram`), which vocabulary decoding uses by default. This writes one into a run
+that has none (trained before), or replaces it with one made from sentences of the user's domain,
+so that the model and every later export carry it:
+
+    python -m sensorium.pipelines.speech.language_model --model RUN [--text FILE] [--order 3]
+    sensorium export --model RUN --format tflite      # the exports carry the new model
+
+Without `--text`, the transcripts are the run's own training split (its config.json's data, split
+as training split it). With `--text FILE` (UTF-8, one sentence per line, `#` comment lines; or an
+ARPA file, kept as it is), the model's vocabulary is extended by the file's words.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def record_language_model(model: str | Path, *, text: str | Path | None = None, order: int = 3) -> dict[str, Any]:
+    """Write a language model into the speech run `model` (its model.keras, atomically); returns
+    {"order", "ngrams", "words", "source"}."""
+    from sensorium.models.blocks.metadata import TaskMetadata
+    from sensorium.pipelines.common.artifacts import inspect_artifact, load_keras, require_task, run_config
+    from sensorium.pipelines.speech.config import SpeechConfig
+    from sensorium.runtime.atomic import atomic_path
+    from sensorium.runtime.errors import ModelError
+    from sensorium.runtime.ngram import WordNgramLM
+    from sensorium.runtime.vocabulary import Vocabulary
+
+    artifact = require_task(inspect_artifact(model), "speech")
+    if artifact.run is None:
+        raise ModelError(f"{model}: recording a language model needs a run directory (its model is rewritten)")
+    keras_model = load_keras(artifact.run.model_path)
+    layer = next((x for x in keras_model.layers if isinstance(x, TaskMetadata)), None)
+    if layer is None:
+        raise ModelError(f"{model}: its model has no Sensorium metadata layer")
+    alphabet = str(layer.info.get("alphabet", ""))
+    if text is not None:
+        lm = WordNgramLM.from_file(text, order=order)
+        source = str(text)
+    else:
+        from sensorium.pipelines.speech.data import load_train_validation
+
+        cfg = run_config(artifact, SpeechConfig)
+        if cfg is None:
+            raise ModelError(f"{model}: no config.json to find its training transcripts; pass --text FILE")
+        train_split, _ = load_train_validation(cfg.data, seed=cfg.seed, model_spec=cfg.model)
+        lm = WordNgramLM.train(train_split.texts, order=order, source=f"{cfg.data.spec}@train")
+        source = f"{cfg.data.spec}@train ({train_split.count} transcripts)"
+    words = sorted(set(layer.info.get("vocabulary") or []) | set(lm.words))
+    Vocabulary.from_words(words, alphabet, source=source)  # every word must be spellable: one line if not
+    layer.info = {**layer.info, "language_model": lm.to_dict(), "vocabulary": words}
+    with atomic_path(artifact.run.model_path) as tmp:
+        keras_model.save(tmp)
+    log.info("recorded a %d-gram language model (%d n-grams, %d words) from %s in %s; export the run again to "
+             "carry it into its .tflite files", lm.order, len(lm), len(lm.words), source, artifact.run.model_path)
+    return {"order": lm.order, "ngrams": len(lm), "words": len(lm.words), "source": source}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sensorium.runtime.errors import SensoriumError
+
+    parser = argparse.ArgumentParser(prog="python -m sensorium.pipelines.speech.language_model", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a speech run directory")
+    parser.add_argument("--text", help="sentences, one per line (or an ARPA file); default: the run's training "
+                                       "transcripts")
+    parser.add_argument("--order", type=int, default=3, help="n-gram order, 1 to 5 (default 3)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        result = record_language_model(args.model, text=args.text, order=args.order)
+    except SensoriumError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.model}: {result['order']}-gram language model, {result['ngrams']} n-grams, {result['words']} "
+          f"words, from {result['source']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
