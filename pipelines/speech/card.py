@@ -84,6 +84,7 @@ def _levers(cfg: SpeechConfig) -> str:
         "vocoder": f"LPC vocoder resynthesis, pitch x{a.vocoder_pitch_range[0]:g}-{a.vocoder_pitch_range[1]:g} "
                    f"(p {a.vocoder_p:g})",
         "speed": f"speed {a.speed_range[0]:g}-{a.speed_range[1]:g}x (p {a.speed_p:g})",
+        "pad": f"silence before and after, up to {a.pad_seconds[0]:g} / {a.pad_seconds[1]:g} s (p {a.pad_p:g})",
         "eq": f"random EQ and tilt (p {a.eq_p:g})",
         "reverb": f"synthetic rooms, RT60 {a.rt60_range[0]:g}-{a.rt60_range[1]:g} s (p {a.reverb_p:g})",
         "telephone": f"8 kHz telephone band with mu-law (p {a.telephone_p:g})",

@@ -4,11 +4,13 @@ with vocabulary decoding, from the same model outputs; real-time factor of the w
 
     python tests/benchmarks/speech_robustness.py --model assets/models/speech \\
         --data builtin:speech@test --data DIR/reverb/manifest.csv@all ... \\
-        [--vocabulary FILE] [--data-dir DIR] [--limit N] [--json OUT]
+        [--vocabulary FILE] [--lm FILE|model|none] [--lm-weight W] [--data-dir DIR] [--limit N] [--json OUT]
 
 `--model` may repeat (run directories, .keras or .tflite files); each `--data` is a speech data spec
 (`--data-dir` is the TFDS data_dir of tfds: specs). The vocabulary is the model's own words unless
-`--vocabulary FILE` is given (models trained before 0.8 carry none). Make the condition sets with
+`--vocabulary FILE` is given (models trained before 0.8 carry none); the word language model is the
+model's own unless `--lm` says otherwise (models trained before 0.9 carry none), and where one is
+used the vocabulary WER without it is reported too. Make the condition sets with
 `python -m sensorium.pipelines.speech.conditions`. RTF = (model + decoding time) / audio duration,
 one utterance at a time after a warm-up, on this machine's CPU.
 """
@@ -29,6 +31,8 @@ def main() -> int:
     parser.add_argument("--data", action="append", required=True)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--vocabulary", default="model", help="FILE, model (default) or none")
+    parser.add_argument("--lm", default="model", help="FILE (ARPA or sentences), model (default) or none")
+    parser.add_argument("--lm-weight", type=float, default=None)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     args = parser.parse_args()
@@ -45,7 +49,8 @@ def main() -> int:
         sets[spec] = (split.waves[: args.limit], split.texts[: args.limit])
     rows = []
     for model in args.model:
-        recognizer = load(model).configure(vocabulary=args.vocabulary)
+        recognizer = load(model).configure(vocabulary=args.vocabulary, language_model=args.lm,
+                                           **({"lm_weight": args.lm_weight} if args.lm_weight is not None else {}))
         for spec, (waves, refs) in sets.items():
             started = time.perf_counter()
             scores = recognizer.log_probs(waves)
@@ -54,19 +59,25 @@ def main() -> int:
             started = time.perf_counter()
             constrained = recognizer.decode(scores) if recognizer.lexicon is not None else None
             decode_s = time.perf_counter() - started
+            with_lm = constrained is not None and recognizer.lm is not None and recognizer.lm_weight > 0
+            plain = recognizer.decode(scores, lm_weight=0.0) if with_lm else None
             audio_s = sum(len(w) for w in waves) / 16000
             row = {"model": model, "data": spec, "utterances": len(waves), "greedy_wer": round(greedy["wer"], 4),
                    "vocabulary_wer": round(error_rates(refs, constrained)["wer"], 4) if constrained else None,
+                   "vocabulary_wer_without_lm": round(error_rates(refs, plain)["wer"], 4) if plain else None,
                    "decoding": recognizer.decoding, "rtf": round((model_s + decode_s) / audio_s, 5)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     print()
-    print("| model | data | utterances | WER greedy | WER vocabulary | RTF |")
-    print("|---|---|---|---|---|---|")
+    print("| model | data | utterances | WER greedy | WER vocabulary | WER vocabulary, no LM | RTF |")
+    print("|---|---|---|---|---|---|---|")
+
+    def pct(x):
+        return f"{100 * x:.1f}%" if x is not None else "-"
+
     for r in rows:
-        vocab = f"{100 * r['vocabulary_wer']:.1f}%" if r["vocabulary_wer"] is not None else "-"
-        print(f"| {r['model']} | {r['data']} | {r['utterances']} | {100 * r['greedy_wer']:.1f}% | {vocab} | "
-              f"{r['rtf']:.4f} |")
+        print(f"| {r['model']} | {r['data']} | {r['utterances']} | {pct(r['greedy_wer'])} | {pct(r['vocabulary_wer'])} "
+              f"| {pct(r['vocabulary_wer_without_lm'])} | {r['rtf']:.4f} |")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(rows, f, indent=2)

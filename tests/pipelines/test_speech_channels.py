@@ -114,7 +114,9 @@ def test_augment_config_checks():
     assert all(ok for ok, _ in SpeechAugmentConfig().checks())
     problems = [msg for ok, msg in SpeechAugmentConfig(levers=["speed", "echo"], speed_p=1.5).checks() if not ok]
     assert any("echo" in m for m in problems) and any("probabilities" in m for m in problems)
-    assert set(LEVERS) == {"vocoder", "speed", "eq", "reverb", "telephone", "noise", "babble"}
+    assert set(LEVERS) == {"vocoder", "speed", "pad", "eq", "reverb", "telephone", "noise", "babble"}
+    assert "pad" in SpeechAugmentConfig().levers
+    assert any("pad_seconds" in msg for ok, msg in SpeechAugmentConfig(pad_seconds=(0.5, 9.0)).checks() if not ok)
     assert "vocoder" not in SpeechAugmentConfig().levers  # opt-in until measured
     bad = SpeechAugmentConfig(levers=["vocoder"], vocoder_pitch_range=(0.2, 3.0), vocoder_order_range=(2, 50))
     assert sum("vocoder" in msg for ok, msg in bad.checks() if not ok) == 2
@@ -196,3 +198,25 @@ def test_conditions_are_deterministic_and_readable(tmp_path):
     with pytest.raises(DataError, match="unknown condition"):
         write_conditions(f"{tmp_path / 'm.csv'}@all", tmp_path / "c", ["thunder"])
     assert main(["--data", f"{tmp_path / 'm.csv'}@all", "--out", str(tmp_path / "d"), "--conditions", "thunder"]) == 1
+
+
+def test_pad_puts_silence_around_the_speech():
+    """The pad lever moves the speech within the clip: 0 to pad_seconds of silence before and after,
+    the speech itself unchanged (up to the level), seeded."""
+    wave = _speechlike(0.8)
+    augment = Augmenter(SpeechAugmentConfig(levers=["pad"], pad_p=1.0, pad_seconds=(0.5, 0.3)))
+    rng = np.random.default_rng(0)
+    leads = []
+    for _ in range(30):
+        out = augment(wave, rng)
+        loud = np.flatnonzero(np.abs(out) > 1e-6)
+        lead, tail = loud[0], out.size - 1 - loud[-1]
+        assert 0 <= lead <= 0.5 * RATE and 0 <= tail <= 0.3 * RATE + 1
+        assert out.size == wave.size + lead + tail  # the buzz is never silent: all that was added is silence
+        core = out[lead : lead + wave.size]
+        np.testing.assert_allclose(core / np.abs(core).max(), wave / np.abs(wave).max(), atol=1e-5)
+        leads.append(lead)
+    assert np.std(leads) > 0.1 * RATE  # spread over the range, not one fixed shift
+    np.testing.assert_array_equal(augment(wave, np.random.default_rng(3)), augment(wave, np.random.default_rng(3)))
+    never = Augmenter(SpeechAugmentConfig(levers=["pad"], pad_p=0.0))
+    assert never(wave, np.random.default_rng(0)).size == wave.size
