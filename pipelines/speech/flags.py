@@ -29,8 +29,9 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
     Flag("--freq-warp", "model.freq_warp", float, "vocal-tract-length perturbation in training: warp factors "
          "1 +- this (0: off)"),
     Flag("--augment", "augment.levers", levers, "acoustic augmentation levers in training, comma-separated: "
-         "speed, pad, eq, reverb, telephone, noise, babble (these by default), vocoder (opt-in: LPC resynthesis with "
-         "a new voice source); 'none' for none", metavar="LEVER,..."),
+         "speed, eq, reverb, telephone, noise, babble (these by default), vocoder (opt-in: LPC resynthesis with "
+         "a new voice source), pad (opt-in: silence before and after the speech); 'none' for none",
+         metavar="LEVER,..."),
     Flag("--max-seconds", "data.max_seconds", float, "skip training utterances longer than this"),
     Flag("--beam", "beam", int, "decoding beam of the final evaluation (1: greedy)"),
     Flag("--audio-column", "data.audio_column", str, "manifest column holding audio paths"),
