@@ -246,22 +246,10 @@ class WordNgramLM:
     def from_file(cls, path: str | os.PathLike[str], order: int = 3) -> WordNgramLM:
         """An ARPA file (it starts with `\\data\\`, after blank or comment lines), or a UTF-8 text
         file of sentences, one per line (lines starting with "#" skipped), trained at `order`."""
+        from sensorium.runtime.text_io import read_text_file
+
         p = Path(path)
-        try:
-            if not p.is_file():
-                raise InputError(f"language model {p} " + ("is not a file" if p.exists() else "does not exist"))
-            size = p.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise InputError(f"language model {p} is {size / 1e6:.1f} MB (at most {MAX_FILE_BYTES // 2**20} MiB)")
-            data = p.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read language model {p}: {exc.strerror or exc}") from None
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"language model {p} is not UTF-8 text (byte {exc.start})") from None
-        if "\x00" in text:
-            raise InputError(f"language model {p} is not a text file (it holds NUL bytes)")
+        text = read_text_file(p, "language model", MAX_FILE_BYTES)
         source = f"language model {p}"
         if "\\data\\" in text[:4096]:
             return cls.from_arpa(text, source=source)

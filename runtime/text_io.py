@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from sensorium.runtime.errors import DataError
+from sensorium.runtime.errors import DataError, InputError
 from sensorium.runtime.paths import open_input
 from sensorium.runtime.predictor import MAX_TEXT_CHARS, Item, check_text
 
@@ -58,3 +58,25 @@ def file_lines(fh: BinaryIO, source: str) -> Iterator[Item]:
         error = check_text(text)
         yield Item(text, text if error is None else f"{source}:{number}",
                    None if error is None else f"{source}:{number}: {error}")
+
+
+def read_text_file(path: str | Path, what: str, max_bytes: int) -> str:
+    """The whole of a small UTF-8 text file (a byte-order mark dropped); `what` names it in the one-line
+    InputError for a missing path, a folder, a file over `max_bytes`, bytes that are not UTF-8 or NULs."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise InputError(f"{what} {p} " + ("is not a file" if p.exists() else "does not exist"))
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise InputError(f"{what} {p} is {size / 1e6:.1f} MB (at most {max_bytes // 2**20} MiB)")
+        data = p.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} {p} is not UTF-8 text (byte {exc.start})") from None
+    if "\x00" in text:
+        raise InputError(f"{what} {p} is not a text file (it holds NUL bytes)")
+    return text

@@ -99,24 +99,10 @@ class Vocabulary:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], alphabet: str) -> Vocabulary:
         """The words of a UTF-8 text file (see the module docstring)."""
+        from sensorium.runtime.text_io import read_text_file
+
         p = Path(path)
-        try:
-            size = p.stat().st_size
-            if not p.is_file():
-                raise InputError(f"vocabulary {p} is not a file")
-            if size > MAX_FILE_BYTES:
-                raise InputError(f"vocabulary {p} is {size / 1e6:.1f} MB (at most {MAX_FILE_BYTES // 2**20} MiB)")
-            data = p.read_bytes()
-        except FileNotFoundError:
-            raise InputError(f"vocabulary {p} does not exist") from None
-        except OSError as exc:
-            raise InputError(f"cannot read vocabulary {p}: {exc.strerror or exc}") from None
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"vocabulary {p} is not UTF-8 text (byte {exc.start})") from None
-        if "\x00" in text:
-            raise InputError(f"vocabulary {p} is not a text file (it holds NUL bytes)")
+        text = read_text_file(p, "vocabulary", MAX_FILE_BYTES)
         words = (w for line in text.splitlines() if not line.lstrip().startswith("#") for w in line.split())
         return cls.from_words(words, alphabet, source=f"vocabulary {p}")
 
