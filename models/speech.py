@@ -27,8 +27,10 @@ from sensorium.models.blocks.audio import (
 )
 from sensorium.models.blocks.conv import ConvBNAct
 from sensorium.models.blocks.metadata import TaskMetadata
+from sensorium.models.blocks.recurrent import HoistedLSTM
 from sensorium.runtime.speech import SpeechRecognizer
 
+LSTM_LAYERS = {"hoisted": HoistedLSTM, "keras": keras.layers.LSTM}
 LOG_OFFSET = 1e-6  # log(mel + LOG_OFFSET): digital silence is log(LOG_OFFSET) in every bin
 
 
@@ -45,6 +47,9 @@ class SpeechRecognizerSpec:
     rnn_units: int = 192
     rnn_layers: int = 2
     bidirectional: bool = True  # False: unidirectional LSTMs, for streaming
+    # "hoisted": `HoistedLSTM`, the input projection as one matmul before the time loop (about 1.1x on
+    # the speech training step on 2 CPU cores); "keras": `keras.layers.LSTM`. Same weights and outputs.
+    lstm: str = "hoisted"
     dropout: float = 0.2
     # "utterance": per-utterance mean/variance of the log-mel features (removes speaker and channel);
     # "global": the training data's per-bin statistics (models before 0.8)
@@ -79,6 +84,8 @@ def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_m
         raise ValueError("conv_channels must name at least one convolution")
     if spec.rnn_layers < 1 or spec.rnn_units < 1:
         raise ValueError("rnn_layers and rnn_units must be >= 1")
+    if spec.lstm not in LSTM_LAYERS:
+        raise ValueError(f"lstm must be one of {', '.join(LSTM_LAYERS)}, got {spec.lstm!r}")
     waveform = keras.Input((None,), dtype="float32", name="waveform")  # (B, S)
     x = LogMelSpectrogram(sample_rate=spec.sample_rate, frame_length=spec.frame_length, frame_step=spec.frame_step,
                           fft_length=spec.fft_length, num_mel_bins=spec.num_mel_bins, log_offset=LOG_OFFSET,
@@ -105,7 +112,7 @@ def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_m
     x = keras.layers.Dense(spec.rnn_units, activation="relu", name="project")(x)  # (B, T', U)
     x = keras.layers.Dropout(spec.dropout, name="project_dropout")(x)
     for i in range(spec.rnn_layers):
-        lstm = keras.layers.LSTM(spec.rnn_units, return_sequences=True, name=f"lstm{i + 1}")
+        lstm = LSTM_LAYERS[spec.lstm](spec.rnn_units, return_sequences=True, name=f"lstm{i + 1}")
         if spec.bidirectional:
             lstm = keras.layers.Bidirectional(lstm, name=f"bilstm{i + 1}")
         x = lstm(x)  # (B, T', U or 2U)

@@ -1,5 +1,6 @@
 """Reusable Keras 3 layers: conv blocks, heads, image preprocessing/augmentation, audio front end,
-generative encoder/decoder blocks, sentiment-lexicon features, task metadata.
+generative encoder/decoder blocks, an LSTM with its input projection out of the loop,
+sentiment-lexicon features, task metadata.
 
 Every layer is registered for serialisation under the ``sensorium`` package, so a ``.keras``
 file that uses them loads with ``keras.saving.load_model(path, safe_mode=True)`` once this
@@ -19,6 +20,7 @@ from sensorium.models.blocks.heads import ClassifierHead
 from sensorium.models.blocks.image_preprocessing import ImageAugmentation, ImagePreprocessing
 from sensorium.models.blocks.lexicon import BranchDropout, PieceValence
 from sensorium.models.blocks.metadata import TaskMetadata, read_task_metadata
+from sensorium.models.blocks.recurrent import HoistedLSTM
 from sensorium.models.blocks.transformer import (
     MaskedMeanPooling,
     TokenAndPositionEmbedding,
@@ -36,6 +38,7 @@ __all__ = [
     "ConvDecoder",
     "ConvEncoder",
     "DepthwiseSeparableConv",
+    "HoistedLSTM",
     "ImageAugmentation",
     "ImagePreprocessing",
     "InvertedResidual",

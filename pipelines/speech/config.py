@@ -30,6 +30,7 @@ class SpeechTrainConfig(TrainSettings):
     batch_size: int = 32
     learning_rate: float = 1e-3
     clipnorm: float = 5.0  # gradient clipping (LSTMs under CTC)
+    threads: str = "split"  # the BiLSTM's two directions side by side (strategy.set_threads)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class SpeechConfig:
             (0 <= self.model.dropout < 1, "model.dropout must be in [0, 1)"),
             (self.beam >= 1, "beam must be at least 1"),
             (self.model.normalization in ("utterance", "global"), "model.normalization must be utterance or global"),
+            (self.model.lstm in ("hoisted", "keras"), "model.lstm must be hoisted or keras"),
             (0 <= self.model.freq_warp < 0.5, "model.freq_warp must be in [0, 0.5)"),
         ] + self.augment.checks()
         check_config(checks, self.data)

@@ -19,6 +19,9 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
     Flag("--rnn-layers", "model.rnn_layers", int, "number of LSTM layers"),
     Flag("--bidirectional", "model.bidirectional", yes_no, "bidirectional LSTMs (no: unidirectional, "
          "for streaming)", metavar="yes|no"),
+    Flag("--lstm", "model.lstm", str, "LSTM loop: hoisted (the input projection as one matmul before the "
+         "time loop; faster on CPUs) or keras (keras.layers.LSTM); same weights and outputs",
+         choices=("hoisted", "keras")),
     Flag("--conv-channels", "model.conv_channels", int_list, "channels of the stride-2 convolutions",
          metavar="C,C,..."),
     Flag("--mel-bins", "model.num_mel_bins", int, "log-mel bins"),
