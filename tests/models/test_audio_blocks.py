@@ -99,6 +99,23 @@ def test_matches_tf_signal_stft():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(y)), ref, atol=1e-3)
 
 
+@pytest.mark.parametrize("kwargs", [{}, dict(frame_length=256, frame_step=128, fft_length=256),
+                                    dict(frame_length=300, fft_length=1024, num_mel_bins=40)])
+def test_training_fft_route_matches_the_matmul_route(kwargs):
+    """Training computes the DFT with an FFT, inference (and export) with the matmul: the same numbers,
+    also for short clips (no frames) and integer PCM."""
+    layer = LogMelSpectrogram(**kwargs)
+    y = np.stack([_chirp_and_noise(0.7, seed=4), 0.001 * _chirp_and_noise(0.7, seed=5)])  # loud and faint
+    trained, served = (keras.ops.convert_to_numpy(layer(y, training=t)) for t in (True, False))
+    assert trained.shape == served.shape and trained.dtype == np.float32
+    np.testing.assert_allclose(trained, served, atol=2e-3)
+    assert np.abs(trained - served).mean() < 1e-4
+    assert layer(np.zeros((2, 100), np.float32), training=True).shape == (2, 0, layer.num_mel_bins)
+    pcm = (y * 20000).astype(np.int16)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(pcm, training=True)),
+                               keras.ops.convert_to_numpy(layer(pcm)), atol=2e-3)
+
+
 def test_shapes_dtype_and_short_input():
     layer = LogMelSpectrogram()
     symbolic = layer(keras.Input((None,)))
