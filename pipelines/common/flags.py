@@ -84,6 +84,8 @@ COMMON_TRAIN_FLAGS: tuple[Flag, ...] = (
          "CPU that has it natively with oneDNN on, else float32 (auto: on a GPU, and on a CPU for tasks checked in "
          "bfloat16)",
          choices=("auto", "on", "off")),
+    Flag("--threads", "train.threads", str, "TensorFlow's thread pools: default, split (half the cores per op, 2 "
+         "ops at a time, on a CPU; speech's default) or INTRA,INTER", metavar="default|split|I,O"),
     Flag("--patience", "train.early_stopping_patience", int, "early-stopping patience in epochs (0: off)"),
     Flag("--data-dir", "data.data_dir", str, "TFDS data_dir", metavar="DIR"),
 )

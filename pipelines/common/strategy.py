@@ -229,6 +229,48 @@ def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
     return False
 
 
+def parse_threads(setting: str) -> tuple[int, int] | str:
+    """`train.threads`: "default", "split", or "INTRA,INTER" (two integers >= 0; 0 is TensorFlow's
+    default) -> the pair, or the keyword. Anything else is a UsageError naming the setting."""
+    text = str(setting).strip()
+    if text in ("default", "split"):
+        return text
+    parts = text.split(",")
+    if len(parts) == 2 and all(p.strip().isdigit() and int(p) <= 1024 for p in parts):
+        return int(parts[0]), int(parts[1])
+    raise UsageError(f"train.threads must be default, split or INTRA,INTER (two integers 0-1024), got {setting!r}")
+
+
+def set_threads(setting: str) -> tuple[int, int]:
+    """Size TensorFlow's thread pools for training (before TensorFlow runs its first op) and return
+    (intra-op, inter-op) as set, 0 meaning TensorFlow's default (one thread per core).
+
+    "split" on a CPU-only machine gives each op half the cores and runs 2 ops at a time: a
+    bidirectional LSTM's two directions then step side by side instead of sharing each small matmul
+    between the cores (issue 25: the speech step 1.13x faster on 2 cores). With a GPU, "split" keeps
+    TensorFlow's defaults. Once TensorFlow is initialised its pools cannot change: a warning says so."""
+    import tensorflow as tf
+
+    wanted = parse_threads(setting)
+    if wanted == "default" or (wanted == "split" and tf.config.list_physical_devices("GPU")):
+        return (tf.config.threading.get_intra_op_parallelism_threads(),
+                tf.config.threading.get_inter_op_parallelism_threads())
+    if wanted == "split":
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        wanted = (max(1, cores // 2), 2)
+    intra, inter = wanted
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra)
+        tf.config.threading.set_inter_op_parallelism_threads(inter)
+    except RuntimeError:
+        log.warning("TensorFlow is already running: its thread pools stay as they are (train.threads %s not "
+                    "applied)", setting)
+    else:
+        log.info("TensorFlow threads: %d per op, %d ops at a time", intra, inter)
+    return (tf.config.threading.get_intra_op_parallelism_threads(),
+            tf.config.threading.get_inter_op_parallelism_threads())
+
+
 def onednn_enabled() -> bool:
     """Whether TensorFlow runs its oneDNN CPU kernels in this process (on by default on x86 Linux;
     `TF_ENABLE_ONEDNN_OPTS=0` turns them off before TensorFlow is imported)."""

@@ -33,6 +33,9 @@ class TrainSettings:
     # Whether `auto` trains in mixed bfloat16 on a CPU that has it natively: a task turns it on once its
     # quality in bfloat16 was measured equal to float32's (issue 25); `--mixed-precision on` always may.
     cpu_bf16_default: ClassVar[bool] = False
+    # TensorFlow's thread pools: default, split (half the cores per op, 2 ops at a time, on a CPU) or
+    # INTRA,INTER (`strategy.set_threads`)
+    threads: str = "default"
 
     def checks(self) -> list[tuple[bool, str]]:
         """(condition, message) pairs every task's `validate` raises a UsageError for when false."""
@@ -40,8 +43,19 @@ class TrainSettings:
             (self.epochs >= 1, "train.epochs must be at least 1"),
             (self.batch_size >= 1, "train.batch_size must be at least 1"),
             (self.learning_rate > 0, "train.learning_rate must be positive"),
+            *self._thread_checks(),
             *self._cluster_checks(),
         ]
+
+    def _thread_checks(self) -> list[tuple[bool, str]]:
+        from sensorium.pipelines.common.strategy import parse_threads
+        from sensorium.runtime.errors import UsageError
+
+        try:
+            parse_threads(self.threads)
+        except UsageError as exc:
+            return [(False, str(exc))]
+        return []
 
     def _cluster_checks(self) -> list[tuple[bool, str]]:
         """`multiworker` needs a usable TF_CONFIG: checked before a run directory is made."""
@@ -87,10 +101,12 @@ def start_training(run: RunDir, config: Any) -> tuple[str, Any]:
         is_multi_worker,
         make_strategy,
         set_precision,
+        set_threads,
         worker_count,
         worker_task,
     )
 
+    set_threads(config.train.threads)  # first: TensorFlow's pools are fixed once it runs
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config.train.mixed_precision,
                            cpu_bf16_default=getattr(config.train, "cpu_bf16_default", False))
@@ -246,8 +262,16 @@ def run_summary(run_state: Any, tcfg: TrainSettings, policy: str, strategy: Any,
     workers = {"workers": worker_count(strategy)} if is_multi_worker(strategy) else {}
     return {"epochs": run_state.epochs_done, "best_epoch": run_state.best_epoch,
             "best_" + tcfg.monitor: run_state.best, "stopped_early": run_state.stopped_early,
-            **extra, "precision_policy": policy, "onednn": onednn_enabled(),
+            **extra, "precision_policy": policy, "onednn": onednn_enabled(), "threads": _threads(),
             "replicas": strategy.num_replicas_in_sync, **workers}
+
+
+def _threads() -> dict[str, int]:
+    """TensorFlow's thread pools in this process (0: its default, one thread per core)."""
+    import tensorflow as tf
+
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
 def finish_run(run: RunDir, *, history: dict, summary: dict[str, Any], data_spec: str, evaluate_on: str | None,

@@ -25,9 +25,13 @@ A script, not a pytest test. From the repository root:
   real shapes (the input pipeline is out of the measure), after a warm-up.
 - `--onednn off,on` measures each setting in its own process (`TF_ENABLE_ONEDNN_OPTS` is read when
   TensorFlow loads), back to back, and adds each row's speed-up over oneDNN off in float32: the training
-  settings before issue 25 (commit f125341); oneDNN off measures float32 only (TensorFlow's own kernels
+  settings before issue 25 (commit f125341: oneDNN off, TensorFlow's default threads, and for speech
+  Keras's own LSTM loop and the matmul DFT in training); oneDNN off measures float32 only (TensorFlow's own kernels
   emulate bfloat16: 2-6x slower than float32 here). Without it oneDNN follows the environment (TensorFlow's
   default: on); the report says which.
+- `--threads` sizes TensorFlow's thread pools for the measure (`train.threads`: default, split or
+  INTRA,INTER); speech trains with `split` by default, so its row is measured with
+  `--tasks speech --threads split` (with `--onednn off,on`, the off process keeps the defaults).
 The machine may be shared: the best window of each measure is reported, and the load average next to it.
 """
 from __future__ import annotations
@@ -67,21 +71,30 @@ class Workload:
 
 
 def matmul_peak(dtype: str, n: int = 2048, repeats: int = 8, windows: int = 5) -> float:
-    """FLOP/s of a chain of n x n matmuls in `dtype` (best window)."""
+    """FLOP/s of a chain of n x n matmuls in `dtype` (best window). Where TensorFlow runs k > 1 ops at a
+    time with set pools (`--threads split`: one core per op), k independent chains run side by side, so
+    the peak is still the whole machine's."""
     import tensorflow as tf
 
+    chains = max(1, tf.config.threading.get_inter_op_parallelism_threads())
+    if tf.config.threading.get_intra_op_parallelism_threads() == 0:
+        chains = 1  # default pools: one chain already uses every core
     a = tf.random.normal((n, n), dtype=tf.float32)
     a = tf.cast(a, dtype)
 
     @tf.function
     def chain(x):
-        for _ in range(repeats):
-            x = tf.matmul(x, a) * tf.constant(1e-3, dtype)
-        return x
+        outs = []
+        for c in range(chains):
+            y = x + tf.constant(c, dtype)
+            for _ in range(repeats):
+                y = tf.matmul(y, a) * tf.constant(1e-3, dtype)
+            outs.append(y)
+        return tf.add_n(outs)
 
     chain(a).numpy()
     best = min(_timed(lambda: chain(a).numpy()) for _ in range(windows))
-    return 2 * n**3 * repeats / best
+    return 2 * n**3 * repeats * chains / best
 
 
 def _timed(fn: Callable[[], Any]) -> float:
@@ -112,16 +125,23 @@ def image_workload(batch_size: int = 64) -> Workload:
 CHARS_PER_SECOND = 14.7 / 1.2  # builtin:speech: 14.7 characters per transcript, 1.2 s per utterance
 
 
-def speech_workload(batch_size: int = 32, seconds: float = 1.2) -> Workload:
+def speech_workload(batch_size: int = 32, seconds: float = 1.2, baseline: bool = False) -> Workload:
     """The bundled recogniser's network and optimisation (assets/models/speech/config.json), 32
-    utterances of `seconds` of audio with transcripts of the corpus's rate (CHARS_PER_SECOND)."""
+    utterances of `seconds` of audio with transcripts of the corpus's rate (CHARS_PER_SECOND).
+    `baseline`: f125341's step: Keras's LSTM loop and the matmul DFT in training too."""
     from sensorium.models.speech import build_speech_recognizer, ctc_loss, output_frames
     from sensorium.pipelines.common.config import resolve_config
     from sensorium.pipelines.common.optimizers import make_optimizer
     from sensorium.pipelines.speech.config import SpeechConfig
     from sensorium.runtime.transcripts import ALPHABET
 
-    cfg = resolve_config(SpeechConfig, ROOT / "assets/models/speech/config.json", {})
+    cfg = resolve_config(SpeechConfig, ROOT / "assets/models/speech/config.json",
+                         {"model.lstm": "keras" if baseline else "hoisted"})
+    if baseline:  # f125341's front end computed the DFT as a matmul in training as well
+        from sensorium.models.blocks.audio import LogMelSpectrogram
+
+        serve = LogMelSpectrogram.call
+        LogMelSpectrogram.call = lambda self, waveform, training=None: serve(self, waveform, training=False)
     model = build_speech_recognizer(cfg.model, ALPHABET)
     model.compile(optimizer=make_optimizer(cfg.train, 200), loss=ctc_loss)
     samples = int(seconds * cfg.model.sample_rate)
@@ -199,7 +219,11 @@ def measure(tasks: list[str], precisions: list[str], steps: int, windows: int, w
     peaks = {"float32": matmul_peak("float32", windows=windows)}
     if "mixed_bfloat16" in precisions:
         peaks["mixed_bfloat16"] = matmul_peak("bfloat16", windows=windows)
+    import tensorflow as tf
+
     onednn = "on" if onednn_enabled() else "off"
+    threads = (f"{tf.config.threading.get_intra_op_parallelism_threads()},"
+               f"{tf.config.threading.get_inter_op_parallelism_threads()}")  # 0: one per core
     rows = []
     for task in tasks:
         for policy in precisions:
@@ -208,7 +232,8 @@ def measure(tasks: list[str], precisions: list[str], steps: int, windows: int, w
             work = TASKS[task](**workload_args.get(task, {}))
             flops = training_step_flops(work.model, work.loss, work.batch, loop_trips=work.loop_trips)
             seconds = step_seconds(work, steps, windows)
-            rows.append({"task": task, "precision": policy, "onednn": onednn, "gflop_per_step": flops / 1e9,
+            rows.append({"task": task, "precision": policy, "onednn": onednn, "threads": threads,
+                         "gflop_per_step": flops / 1e9,
                          "s_per_step": seconds, "gflop_per_s": flops / seconds / 1e9,
                          "peak_gflop_per_s": peaks[policy] / 1e9, "share_of_peak": flops / seconds / peaks[policy],
                          "load": os.getloadavg()[0]})
@@ -235,6 +260,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--windows", type=int, default=5)
     parser.add_argument("--speech-seconds", type=float, default=1.2)
+    parser.add_argument("--threads", default="default", help="TensorFlow's thread pools: default, split or I,O "
+                        "(with --onednn, the off process keeps the defaults)")
+    parser.add_argument("--baseline", action="store_true", help="f125341's speech step (Keras's LSTM loop, "
+                        "the matmul DFT in training); --onednn off implies it")
     parser.add_argument("--tokens", type=int, default=24, help="source and target tokens per translation pair")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = parser.parse_args(argv)
@@ -253,21 +282,28 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(_in_child(setting, [
                     "--tasks", args.tasks, "--precisions", ",".join(kept), "--steps", str(args.steps),
                     "--windows", str(args.windows), "--speech-seconds", str(args.speech_seconds),
+                    "--threads", "default" if setting == "off" else args.threads,
+                    *(["--baseline"] if setting == "off" or args.baseline else []),
                     "--tokens", str(args.tokens)]))
         report = {"peaks": {k: v for r in results for k, v in r["peaks"].items()},
                   "rows": [row for r in results for row in r["rows"]], "native_bf16": results[0]["native_bf16"]}
     else:
+        from sensorium.pipelines.common.strategy import set_threads
+
+        set_threads(args.threads)
         report = measure(tasks, precisions, args.steps, args.windows,
-                         {"speech": {"seconds": args.speech_seconds}, "translation": {"tokens": args.tokens}})
+                         {"speech": {"seconds": args.speech_seconds, "baseline": args.baseline},
+                          "translation": {"tokens": args.tokens}})
     base = {r["task"]: r["s_per_step"] for r in report["rows"] if r["precision"] == "float32" and r["onednn"] == "off"}
     print(f"native bf16: {report['native_bf16']}; cores: {os.cpu_count()}")
     print("matmul peak (2048^3): " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in report["peaks"].items()))
-    print("| task | precision | oneDNN | GFLOP/step | s/step | speed-up over oneDNN off, float32 | GFLOP/s "
-          "| share of peak | load |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| task | precision | oneDNN | threads (per op, at a time; 0: default) | GFLOP/step | s/step "
+          "| speed-up over oneDNN off, float32 | GFLOP/s | share of peak | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in report["rows"]:
         speedup = f"{base[r['task']] / r['s_per_step']:.2f}x" if r["task"] in base else "-"
-        print(f"| {r['task']} | {r['precision']} | {r['onednn']} | {r['gflop_per_step']:.2f} | {r['s_per_step']:.3f} | "
+        print(f"| {r['task']} | {r['precision']} | {r['onednn']} | {r.get('threads', '-')} | "
+              f"{r['gflop_per_step']:.2f} | {r['s_per_step']:.3f} | "
               f"{speedup} | {r['gflop_per_s']:.1f} | {100 * r['share_of_peak']:.1f}% | {r['load']:.1f} |")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))

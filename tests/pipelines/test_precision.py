@@ -3,12 +3,16 @@ line elsewhere; the run summary records the policy and whether oneDNN was on."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 
 from sensorium.pipelines.common import strategy
 from sensorium.pipelines.common.strategy import choose_precision, cpu_has_bf16
+from sensorium.runtime.errors import UsageError
 
 SAPPHIRE = "processor\t: 0\nflags\t\t: fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile\n\nprocessor\t: 1\n"
 SKYLAKE = "processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\nbugs\t\t: avx512_bf16_is_not_a_flag_here\n"
@@ -81,3 +85,52 @@ def test_run_summary_records_precision_and_onednn():
     summary = run_summary(state, TrainSettings(), "mixed_bfloat16", tf.distribute.get_strategy())
     assert summary["precision_policy"] == "mixed_bfloat16"
     assert summary["onednn"] is strategy.onednn_enabled() and isinstance(summary["onednn"], bool)
+    assert summary["threads"] == {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                                  "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+
+@pytest.mark.parametrize("text, expected", [("default", "default"), ("split", "split"), ("1,2", (1, 2)),
+                                            (" 0,4 ", (0, 4)), ("8, 2", (8, 2))])
+def test_parse_threads(text, expected):
+    assert strategy.parse_threads(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "fast", "1", "1,2,3", "-1,2", "a,b", "1.5,2", "99999,1", "1;2"])
+def test_parse_threads_refuses_in_one_line(text):
+    with pytest.raises(UsageError, match="train.threads must be default, split or INTRA,INTER") as err:
+        strategy.parse_threads(text)
+    assert "\n" not in str(err.value)
+
+
+def test_bad_threads_are_a_config_error():
+    from sensorium.pipelines.common.config import resolve_config
+    from sensorium.pipelines.speech.config import SpeechConfig
+
+    assert resolve_config(SpeechConfig, None, {}).train.threads == "split"  # speech's default
+    with pytest.raises(UsageError, match="train.threads"):
+        resolve_config(SpeechConfig, None, {"train.threads": "many"}).validate()
+
+
+@pytest.mark.parametrize("setting, expected", [("split", (1, 2)), ("3,1", (3, 1)), ("default", (0, 0))])
+def test_set_threads_before_tensorflow_runs(setting, expected):
+    """In a fresh process, with (at most) 2 cores visible: split is (1 per op, 2 at a time)."""
+    code = ("import os, sys; os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:2]); "
+            "from sensorium.pipelines.common.strategy import set_threads; "
+            f"print('THREADS', *set_threads({setting!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "-1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    line = [ln for ln in done.stdout.splitlines() if ln.startswith("THREADS")]
+    assert line == [f"THREADS {expected[0]} {expected[1]}"]
+
+
+def test_set_threads_once_tensorflow_runs_warns_and_keeps_the_pools(caplog):
+    import tensorflow as tf
+
+    tf.constant(1.0) + 1.0  # TensorFlow is running
+    before = (tf.config.threading.get_intra_op_parallelism_threads(),
+              tf.config.threading.get_inter_op_parallelism_threads())
+    wanted = (before[0] + 1, before[1] + 1)
+    with caplog.at_level("WARNING"):
+        assert strategy.set_threads(f"{wanted[0]},{wanted[1]}") == before
+    assert "thread pools stay as they are" in caplog.text
