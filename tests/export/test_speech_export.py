@@ -98,7 +98,9 @@ def test_every_variant_passes_parity(exported, test_split):
         assert row["wer"] == pytest.approx(row["keras_wer"]) and row["cer"] == pytest.approx(row["keras_cer"])
         assert row["latency_ms_median"] > 0 and row["latency_calls"] == len(items)
         sizes[variant] = row["size_bytes"]
-    assert parity["none"]["max_abs_diff"] < 1e-4 and parity["saved_model"]["max_abs_diff"] < 1e-4
+    # float32 files: rounding only (2.7e-5 and 1.4e-4 on log-probs for two training outcomes of this tiny
+    # model, Keras's LSTM and HoistedLSTM alike on the same weights); float16 is ~0.7
+    assert parity["none"]["max_abs_diff"] < 5e-4 and parity["saved_model"]["max_abs_diff"] < 1e-4
     assert parity["none"]["runtime"] == "ai-edge-litert"
     assert sizes["float16"] < 0.6 * sizes["none"] and sizes["int8"] < sizes["none"]
     for variant, name in (("none", "float32"), ("float16", "float16"), ("int8", "int8")):
