@@ -1,5 +1,5 @@
 """`transcribe AUDIO... [--model MODEL] [--beam N] [--vocabulary FILE|model|none] [--lm FILE|model|none]
-[--lm-weight W] [--format txt|json|srt|vtt] [--output-dir DIR] [--json]`."""
+[--lm-weight W] [--lead-silence S|none] [--format txt|json|srt|vtt] [--output-dir DIR] [--json]`."""
 from __future__ import annotations
 
 import argparse
@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "training transcripts, when it carries one) or 'none'")
     parser.add_argument("--lm-weight", type=float, default=None, metavar="W",
                         help="weight of the language model's log-probabilities (default 0.5; 0 turns it off)")
+    parser.add_argument("--lead-silence", default="0.08", metavar="SECONDS|none",
+                        help="leading quiet longer than this is cut before recognition (default 0.08 s; models "
+                             "learn where their training clips' speech starts); none keeps it all")
     parser.add_argument("--min-confidence", type=float, default=0.5, metavar="P",
                         help="a segment whose winning characters average a probability below P is noise, not "
                              "speech, and gives no text (default 0.5; 0: transcribe everything)")
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     recognizer = load_predictor(SpeechRecognizer, args, beam=args.beam, max_segment=args.max_segment,
                                 batch_size=args.batch_size, vocabulary=args.vocabulary,
                                 min_confidence=args.min_confidence, language_model=args.lm,
+                                lead_silence=args.lead_silence,
                                 **({"lm_weight": args.lm_weight} if args.lm_weight is not None else {}))
     records = recognizer.records(inputs)
     if args.output_dir:

@@ -47,6 +47,20 @@ def quiet_frames(energy_db: np.ndarray) -> np.ndarray:
     return energy_db < threshold
 
 
+def speech_onset(wave: np.ndarray, rate: int = 16000, *, margin: float = 0.08) -> int:
+    """The first sample to keep so that a clip starts `margin` seconds before its first frame that is
+    not quiet (`quiet_frames`); 0 when no frame is loud or the speech starts within `margin`.
+
+    Recognisers learn where speech starts in their training clips: one trained on espeak-ng (speech
+    within 10 ms of the start) lost 17 greedy WER points on flite's clips (speech 0.17 s in) until their
+    leading quiet was cut to 80 ms (issue 22)."""
+    energy = frame_energy_db(np.asarray(wave, np.float32), rate)
+    loud = np.nonzero(~quiet_frames(energy))[0]
+    if loud.size == 0:
+        return 0
+    return max(0, int(loud[0]) * int(HOP_SECONDS * rate) - int(margin * rate))
+
+
 def split_at_silences(wave: np.ndarray, rate: int = 16000, *, max_seconds: float = 15.0,
                       min_silence: float = 0.3) -> list[Segment]:
     """Segments of `wave` (see the module docstring)."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from sensorium.runtime.segment import split_at_silences
 
@@ -44,3 +45,50 @@ def test_speech_without_pauses_is_still_bounded():
     assert all(s.end - s.start <= 12 * RATE for s in segments)
     assert segments[0].start == 0 and segments[-1].end == len(wave)
     assert all(a.end == b.start for a, b in zip(segments, segments[1:]))  # contiguous, nothing lost
+
+
+def test_speech_onset_keeps_a_margin_before_the_first_loud_frame():
+    from sensorium.runtime.segment import speech_onset
+
+    rng = np.random.default_rng(3)
+    speech = _speechlike(1.0, rng)
+    floor = rng.normal(0, 3e-4, int(0.5 * RATE)).astype("float32")  # -60 dB-ish noise floor
+    wave = np.concatenate([floor, speech, floor])
+    onset = speech_onset(wave, RATE, margin=0.08)
+    assert abs(onset / RATE - (0.5 - 0.08)) <= 0.03  # 30 ms analysis windows
+    assert speech_onset(wave, RATE, margin=0.0) / RATE == pytest.approx(0.5, abs=0.03)
+    assert speech_onset(wave, RATE, margin=1.0) == 0  # the margin is longer than the lead-in
+    silent_lead = np.concatenate([np.zeros(RATE // 4, "float32"), speech])
+    assert abs(speech_onset(silent_lead, RATE, margin=0.05) / RATE - 0.20) <= 0.03
+    assert speech_onset(speech, RATE) == 0  # speech from the start
+    assert speech_onset(np.zeros(RATE, "float32"), RATE) == 0  # nothing loud: keep everything
+    assert speech_onset(floor, RATE) == 0
+    assert speech_onset(np.zeros(0, "float32"), RATE) == 0
+
+
+def test_recognizer_cuts_leading_quiet_before_the_model_and_can_keep_it():
+    from sensorium.runtime.errors import UsageError
+    from sensorium.runtime.speech import SpeechRecognizer
+
+    seen = []
+
+    def run_batch(x):  # (B, S) -> (B, T', 3): all blank
+        seen.append(x.shape[1])
+        frames = max(1, ((x.shape[1] - 400) // 160 + 1 + 3) // 4)
+        out = np.full((x.shape[0], frames, 3), -10.0, "float32")
+        out[..., 0] = 0.0
+        return out
+
+    info = {"frame_length": 400, "frame_step": 160, "subsampling": 4, "alphabet": "ab"}
+    rng = np.random.default_rng(4)
+    wave = np.concatenate([rng.normal(0, 3e-4, RATE).astype("float32"), _speechlike(1.0, rng)])  # 1 s lead-in
+    asr = SpeechRecognizer(run_batch, info, "fake", vocabulary="none", language_model="none")
+    asr.log_probs([wave])
+    assert abs(seen[-1] / RATE - (1.0 + 0.08)) <= 0.03  # 1 s of speech + 80 ms of the lead-in
+    asr.configure(lead_silence="none").log_probs([wave])
+    assert seen[-1] == len(wave)
+    asr.configure(lead_silence=0.3).log_probs([wave])
+    assert abs(seen[-1] / RATE - 1.3) <= 0.03
+    for bad in ("x", -0.1, 11, True, [1]):
+        with pytest.raises(UsageError, match="lead_silence"):
+            asr.configure(lead_silence=bad)
