@@ -44,9 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "training transcripts, when it carries one) or 'none'")
     parser.add_argument("--lm-weight", type=float, default=None, metavar="W",
                         help="weight of the language model's log-probabilities (default 0.5; 0 turns it off)")
-    parser.add_argument("--lead-silence", default="0.08", metavar="SECONDS|none",
-                        help="leading quiet longer than this is cut before recognition (default 0.08 s; models "
-                             "learn where their training clips' speech starts); none keeps it all")
+    parser.add_argument("--lead-silence", default="none", metavar="SECONDS|none",
+                        help="cut leading quiet longer than this before recognition (e.g. 0.08: models learn "
+                             "where their training clips' speech starts); none (default) keeps it all")
     parser.add_argument("--min-confidence", type=float, default=0.5, metavar="P",
                         help="a segment whose winning characters average a probability below P is noise, not "
                              "speech, and gives no text (default 0.5; 0: transcribe everything)")

@@ -34,10 +34,12 @@ MIN_SECONDS = 0.25  # shorter clips are padded with silence to this
 WINDOW_SECONDS = 600.0  # a long file is decoded 10 minutes at a time
 MAX_SECONDS = 12 * 3600.0  # longer inputs are refused
 LEXICON_BEAM = 16  # the least beam of vocabulary-constrained decoding
-# Leading quiet longer than this is cut before recognition (`segment.speech_onset`): models learn where
-# their training clips' speech starts. Engine hold-out (issue 22): flite greedy WER 67.1 -> 50.6%,
-# vocabulary 47.9 -> 33.8%; the training engine's held-out voices and builtin:speech unchanged.
-LEAD_SILENCE = 0.08
+# Leading quiet longer than `lead_silence` seconds can be cut before recognition (`segment.speech_onset`):
+# models learn where their training clips' speech starts. At 0.08 s, engine hold-out (issue 22): flite
+# greedy WER 67.1 -> 50.6%, vocabulary 47.9 -> 33.8%, the training engine's voices and builtin:speech
+# unchanged; but the bundled model's first word is fragile when speech starts that near the clip's start
+# (a browser recording of "four two seven" gave "call two seven"), so it is opt-in.
+LEAD_SILENCE = None
 MIN_CONFIDENCE = 0.5  # `ctc.speech_confidence` below this: not speech (noise), transcribed as ""
 LM_WEIGHT = 0.5  # weight of a word language model's ln P in vocabulary decoding (shallow fusion)
 
@@ -68,7 +70,7 @@ class SpeechRecognizer(Predictor):
     min_confidence: float = MIN_CONFIDENCE  # segments the model is less sure are speech give ""
     language_model: Any = "model"  # "model", "none", an ARPA or sentence file, or a WordNgramLM
     lm_weight: float = LM_WEIGHT
-    lead_silence: float | str | None = LEAD_SILENCE  # seconds of leading quiet kept before the speech; "none": all
+    lead_silence: float | str | None = LEAD_SILENCE  # seconds of leading quiet kept; None/"none": all
     alphabet: str = field(init=False)
     lexicon: Vocabulary | None = field(init=False, default=None)
     lm: WordNgramLM | None = field(init=False, default=None)

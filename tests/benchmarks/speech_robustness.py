@@ -34,7 +34,7 @@ def main() -> int:
     parser.add_argument("--vocabulary", default="model", help="FILE, model (default) or none")
     parser.add_argument("--lm", default="model", help="FILE (ARPA or sentences), model (default) or none")
     parser.add_argument("--lm-weight", type=float, default=None)
-    parser.add_argument("--lead-silence", default="0.08", help="seconds of leading quiet kept (default 0.08) or none")
+    parser.add_argument("--lead-silence", default="none", help="seconds of leading quiet kept, or none (default)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     args = parser.parse_args()

@@ -66,7 +66,7 @@ def test_speech_onset_keeps_a_margin_before_the_first_loud_frame():
     assert speech_onset(np.zeros(0, "float32"), RATE) == 0
 
 
-def test_recognizer_cuts_leading_quiet_before_the_model_and_can_keep_it():
+def test_recognizer_can_cut_leading_quiet_before_the_model():
     from sensorium.runtime.errors import UsageError
     from sensorium.runtime.speech import SpeechRecognizer
 
@@ -84,6 +84,8 @@ def test_recognizer_cuts_leading_quiet_before_the_model_and_can_keep_it():
     wave = np.concatenate([rng.normal(0, 3e-4, RATE).astype("float32"), _speechlike(1.0, rng)])  # 1 s lead-in
     asr = SpeechRecognizer(run_batch, info, "fake", vocabulary="none", language_model="none")
     asr.log_probs([wave])
+    assert seen[-1] == len(wave)  # by default everything is kept
+    asr.configure(lead_silence=0.08).log_probs([wave])
     assert abs(seen[-1] / RATE - (1.0 + 0.08)) <= 0.03  # 1 s of speech + 80 ms of the lead-in
     asr.configure(lead_silence="none").log_probs([wave])
     assert seen[-1] == len(wave)
