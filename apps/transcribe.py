@@ -1,5 +1,5 @@
 """`transcribe AUDIO... [--model MODEL] [--beam N] [--vocabulary FILE|model|none] [--lm FILE|model|none]
-[--lm-weight W] [--lead-silence S|none] [--format txt|json|srt|vtt] [--output-dir DIR] [--json]`."""
+[--lm-weight W] [--lead-silence S|none|model] [--format txt|json|srt|vtt] [--output-dir DIR] [--json]`."""
 from __future__ import annotations
 
 import argparse
@@ -44,9 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "training transcripts, when it carries one) or 'none'")
     parser.add_argument("--lm-weight", type=float, default=None, metavar="W",
                         help="weight of the language model's log-probabilities (default 0.5; 0 turns it off)")
-    parser.add_argument("--lead-silence", default="none", metavar="SECONDS|none",
+    parser.add_argument("--lead-silence", default="model", metavar="SECONDS|none|model",
                         help="cut leading quiet longer than this before recognition (e.g. 0.08: models learn "
-                             "where their training clips' speech starts); none (default) keeps it all")
+                             "where their training clips' speech starts); none keeps it all; model (default) "
+                             "cuts as the model's training clips were cut (`train speech --lead-silence`), "
+                             "or not at all")
     parser.add_argument("--min-confidence", type=float, default=0.5, metavar="P",
                         help="a segment whose winning characters average a probability below P is noise, not "
                              "speech, and gives no text (default 0.5; 0: transcribe everything)")

@@ -152,6 +152,8 @@ class SpeechExportSource:
             out["vocabulary"] = list(self.info["vocabulary"])  # the default lexicon of the edge decoder
         if self.info.get("language_model"):
             out["language_model"] = dict(self.info["language_model"])  # its word n-gram model (ARPA text)
+        if self.info.get("lead_silence") is not None:
+            out["lead_silence"] = float(self.info["lead_silence"])  # its training clips' leading quiet (s)
         if fmt == "saved_model":
             out["signatures"] = {
                 "serving_default": "waveform float32 [B, None] -> log_probs float32 [B, frames, V]",

@@ -37,9 +37,10 @@ LEXICON_BEAM = 16  # the least beam of vocabulary-constrained decoding
 # Leading quiet longer than `lead_silence` seconds can be cut before recognition (`segment.speech_onset`):
 # models learn where their training clips' speech starts. At 0.08 s, engine hold-out (issue 22): flite
 # greedy WER 67.1 -> 50.6%, vocabulary 47.9 -> 33.8%, the training engine's voices and builtin:speech
-# unchanged; but the bundled model's first word is fragile when speech starts that near the clip's start
-# (a browser recording of "four two seven" gave "call two seven"), so it is opt-in.
-LEAD_SILENCE = None
+# unchanged; but a model trained on uncut clips has a fragile first word when speech starts that near the
+# clip's start (a browser recording of "four two seven" gave "call two seven"). So the default, "model",
+# cuts as the model's training data was cut (`data.lead_silence`, recorded in its info), or not at all.
+LEAD_SILENCE = "model"
 MIN_CONFIDENCE = 0.5  # `ctc.speech_confidence` below this: not speech (noise), transcribed as ""
 LM_WEIGHT = 0.5  # weight of a word language model's ln P in vocabulary decoding (shallow fusion)
 
@@ -70,7 +71,7 @@ class SpeechRecognizer(Predictor):
     min_confidence: float = MIN_CONFIDENCE  # segments the model is less sure are speech give ""
     language_model: Any = "model"  # "model", "none", an ARPA or sentence file, or a WordNgramLM
     lm_weight: float = LM_WEIGHT
-    lead_silence: float | str | None = LEAD_SILENCE  # seconds of leading quiet kept; None/"none": all
+    lead_silence: float | str | None = LEAD_SILENCE  # seconds of leading quiet kept; "none": all; "model"
     alphabet: str = field(init=False)
     lexicon: Vocabulary | None = field(init=False, default=None)
     lm: WordNgramLM | None = field(init=False, default=None)
@@ -162,6 +163,8 @@ class SpeechRecognizer(Predictor):
                 info["vocabulary"] = [str(w) for w in manifest["vocabulary"]]
             if isinstance(manifest.get("language_model"), dict):
                 info["language_model"] = manifest["language_model"]
+            if manifest.get("lead_silence") is not None:
+                info["lead_silence"] = float(manifest["lead_silence"])
             blank, rate = int(manifest.get("blank", 0)), int(manifest.get("sample_rate", RATE))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelError(f"{path}: sensorium.json lacks the speech fields ({exc})") from None
@@ -188,7 +191,7 @@ class SpeechRecognizer(Predictor):
             raise UsageError("min_confidence must be between 0 and 1")
         if not 0.0 <= float(self.lm_weight) <= 10.0:
             raise UsageError("lm_weight must be between 0 and 10")
-        self.lead_silence = _lead_silence(self.lead_silence)
+        _lead_silence(self.lead_silence, self.info)
         if "language_model" in options:
             self.lm = self.resolve_language_model(self.language_model)
         if "vocabulary" in options or "language_model" in options:
@@ -211,7 +214,7 @@ class SpeechRecognizer(Predictor):
 
         minimum = int(MIN_SECONDS * RATE)
         waves = [np.asarray(w, np.float32) for w in waves]
-        lead = _lead_silence(self.lead_silence)
+        lead = _lead_silence(self.lead_silence, self.info)
         if lead is not None:
             waves = [w[speech_onset(w, RATE, margin=lead):] for w in waves]
         waves = [w if len(w) >= minimum else np.pad(w, (0, minimum - len(w))) for w in waves]
@@ -374,10 +377,19 @@ class SpeechRecognizer(Predictor):
         return {"text": text, "duration": round(duration, 3), "segments": segments}
 
 
-def _lead_silence(value: Any) -> float | None:
-    """`lead_silence` as seconds in [0, 10], or None for "none"/"keep" (keep all leading quiet)."""
-    from sensorium.runtime.errors import UsageError
+def _lead_silence(value: Any, info: dict[str, Any]) -> float | None:
+    """`lead_silence` as seconds in [0, 10], or None for "none"/"keep" (keep all leading quiet);
+    "model" is the model's own (`info["lead_silence"]`, how its training clips were cut), or None."""
+    from sensorium.runtime.errors import ModelError, UsageError
 
+    if isinstance(value, str) and value.strip().lower() == "model":
+        stored = info.get("lead_silence")
+        if stored is None:
+            return None
+        try:
+            return _lead_silence(stored, {})
+        except UsageError:
+            raise ModelError(f"the model's lead_silence {stored!r} is not seconds between 0 and 10") from None
     if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "keep")):
         return None
     try:
@@ -385,5 +397,5 @@ def _lead_silence(value: Any) -> float | None:
     except (TypeError, ValueError):
         seconds = float("nan")
     if not 0.0 <= seconds <= 10.0:
-        raise UsageError(f"lead_silence must be seconds between 0 and 10, or none, got {value!r}")
+        raise UsageError(f"lead_silence must be seconds between 0 and 10, none or model, got {value!r}")
     return seconds

@@ -21,6 +21,8 @@ class SpeechDataConfig:
     audio_column: str | None = None  # manifest columns (default: path/audio/file/filename/wav)
     text_column: str | None = None  # (default: transcript/text/sentence/label)
     max_seconds: float = 20.0  # longer training utterances are skipped (and listed in splits/skipped.tsv)
+    lead_silence: float | None = None  # cut every clip's leading quiet to this many seconds (None: keep it);
+    # the model records it and its recogniser cuts clips the same way (runtime.speech, "model")
 
 
 @dataclass
@@ -64,6 +66,8 @@ class SpeechConfig:
 
         checks = self.train.checks() + [
             (self.data.max_seconds > 0, "data.max_seconds must be positive"),
+            (self.data.lead_silence is None or 0.0 <= self.data.lead_silence <= 10.0,
+             "data.lead_silence must be seconds between 0 and 10 (or null)"),
             (self.model.sample_rate == 16000, "model.sample_rate must be 16000 (audio is read at 16 kHz)"),
             (self.model.rnn_layers >= 1 and self.model.rnn_units >= 1, "model.rnn_layers and rnn_units must be >= 1"),
             (bool(self.model.conv_channels), "model.conv_channels must name at least one convolution"),

@@ -128,10 +128,13 @@ def pad_batch(waves: list[np.ndarray], targets: list[np.ndarray]) -> tuple[np.nd
 
 
 def decode_utterances(items: Utterances, split: str, *, spec: SpeechRecognizerSpec | None,
-                      max_seconds: float | None) -> SpeechSplit:
+                      max_seconds: float | None, lead_silence: float | None = None) -> SpeechSplit:
     """Read every utterance's audio; unreadable, too long, or too short for its transcript (CTC
-    needs at least one output frame per label, two between repeated letters) are recorded, not fatal."""
+    needs at least one output frame per label, two between repeated letters) are recorded, not fatal.
+    With `lead_silence`, leading quiet beyond that many seconds is cut (`segment.speech_onset`), as
+    the trained model's recogniser then does at inference."""
     from sensorium.runtime.audio_io import load_audio
+    from sensorium.runtime.segment import speech_onset
 
     waves, texts, ids, failures = [], [], [], []
     for audio, text, uid in zip(items.audio, items.texts, items.ids):
@@ -142,6 +145,8 @@ def decode_utterances(items: Utterances, split: str, *, spec: SpeechRecognizerSp
                     raise DataError(f"{uid}: {len(wave) / 16000:.1f} s is longer than {max_seconds:g} s")
             else:
                 wave = load_audio(audio, max_seconds=max_seconds)
+            if lead_silence is not None:
+                wave = wave[speech_onset(wave, 16000, margin=lead_silence):]
             if spec is not None:
                 repeats = sum(1 for a, b in zip(text, text[1:]) if a == b)
                 if output_frames(spec, len(wave)) < len(text) + repeats:
@@ -166,7 +171,8 @@ def load_speech_split(spec_text: str, cfg: SpeechDataConfig, *, seed: int, defau
     """A data spec's split, decoded."""
     items, split = load_utterances(spec_text, seed=seed, default_split=default_split, data_dir=cfg.data_dir,
                                    download=cfg.download, audio_column=cfg.audio_column, text_column=cfg.text_column)
-    return decode_utterances(items, split, spec=model_spec, max_seconds=cfg.max_seconds)
+    return decode_utterances(items, split, spec=model_spec, max_seconds=cfg.max_seconds,
+                             lead_silence=cfg.lead_silence)
 
 
 def load_train_validation(cfg: SpeechDataConfig, *, seed: int, model_spec: SpeechRecognizerSpec

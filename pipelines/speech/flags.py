@@ -36,6 +36,9 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
          "a new voice source), pad (opt-in: silence before and after the speech); 'none' for none",
          metavar="LEVER,..."),
     Flag("--max-seconds", "data.max_seconds", float, "skip training utterances longer than this"),
+    Flag("--lead-silence", "data.lead_silence", float, "cut every clip's leading quiet to this many seconds "
+         "(training and validation); the model records it and `transcribe` cuts clips the same way",
+         metavar="S"),
     Flag("--beam", "beam", int, "decoding beam of the final evaluation (1: greedy)"),
     Flag("--audio-column", "data.audio_column", str, "manifest column holding audio paths"),
     Flag("--text-column", "data.text_column", str, "manifest column holding transcripts"),

@@ -53,8 +53,8 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
         stats["feature_mean"], stats["feature_variance"] = feature_statistics(train_split.waves, cfg.model)
 
     def build():
-        model = build_speech_recognizer(cfg.model, ALPHABET, vocabulary=vocabulary,
-                                        language_model=language_model, **stats)
+        model = build_speech_recognizer(cfg.model, ALPHABET, vocabulary=vocabulary, language_model=language_model,
+                                        lead_silence=cfg.data.lead_silence, **stats)
         model.compile(optimizer=make_optimizer(tcfg, steps), loss=ctc_loss)
         return model
 
@@ -69,7 +69,8 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
         norm = model.get_layer("feature_normalization")
         stats = {"feature_mean": norm.input_mean, "feature_variance": norm.input_variance}
     save_inference_model(run, model, lambda: build_speech_recognizer(cfg.model, ALPHABET, vocabulary=vocabulary,
-                                                                      language_model=language_model, **stats))
+                                                                      language_model=language_model,
+                                                                      lead_silence=cfg.data.lead_silence, **stats))
     summary = run_summary(run_state, tcfg, policy, strategy, train=describe(train_split),
                           validation=describe(val_split))
     _report(run, cfg, run_state.history, summary)

@@ -222,8 +222,11 @@ def test_tune_two_trials(tone_data, tmp_path, capsys):
 
 def test_training_with_speech_augmentation_and_utterance_normalization(tone_data, tmp_path):
     """The default recipe's levers run in the input pipeline and the model: the run finishes, its
-    config records them, and the saved model has per-utterance normalisation and no training-only op."""
+    config records them, and the saved model has per-utterance normalisation and no training-only op.
+    `--lead-silence` cuts the clips' leading quiet and the model records it."""
     import keras
+
+    from sensorium.pipelines.common.artifacts import inspect_artifact
 
     config = json.loads(json.dumps(TINY))
     config["model"].update(normalization="utterance", freq_warp=0.1)
@@ -232,9 +235,12 @@ def test_training_with_speech_augmentation_and_utterance_normalization(tone_data
     (tmp_path / "aug.json").write_text(json.dumps(config))
     out = tmp_path / "run"
     assert sensorium_app.main(["train", "speech", "--config", str(tmp_path / "aug.json"), "--data",
-                               str(tone_data / "manifest.csv"), "--out", str(out), "--epochs", "2", "-q"]) == 0
+                               str(tone_data / "manifest.csv"), "--out", str(out), "--epochs", "2",
+                               "--lead-silence", "0.05", "-q"]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["augment"]["levers"] == config["augment"]["levers"] and saved["model"]["normalization"] == "utterance"
+    assert saved["data"]["lead_silence"] == 0.05  # the clips were cut, and the model says so to its recognisers
+    assert inspect_artifact(out / "model.keras").info["lead_silence"] == 0.05
     losses = [float(line.split(",")[1]) for line in (out / "history.csv").read_text().splitlines()[1:]]
     assert len(losses) == 2 and all(np.isfinite(losses))
     model = keras.saving.load_model(out / "model.keras", compile=False)
@@ -244,6 +250,8 @@ def test_training_with_speech_augmentation_and_utterance_normalization(tone_data
     np.testing.assert_array_equal(model(wave, training=False), model(wave, training=False))  # no random op
     assert sensorium_app.main(["train", "speech", "--data", str(tone_data / "manifest.csv"), "--out",
                                str(tmp_path / "bad"), "--augment", "speed,echo", "-q"]) == 2
+    assert sensorium_app.main(["train", "speech", "--data", str(tone_data / "manifest.csv"), "--out",
+                               str(tmp_path / "bad2"), "--lead-silence", "20", "-q"]) == 2
 
 
 def test_transcribe_vocabulary_files(trained_run, tone_data, tmp_path, capsys):

@@ -4,7 +4,7 @@ with vocabulary decoding, from the same model outputs; real-time factor of the w
 
     python tests/benchmarks/speech_robustness.py --model assets/models/speech \\
         --data builtin:speech@test --data DIR/reverb/manifest.csv@all ... \\
-        [--vocabulary FILE] [--lm FILE|model|none] [--lm-weight W] [--lead-silence S|none] [--data-dir DIR]
+        [--vocabulary FILE] [--lm FILE|model|none] [--lm-weight W] [--lead-silence S|none|model] [--data-dir DIR]
         [--limit N] [--json OUT]
 
 `--model` may repeat (run directories, .keras or .tflite files); each `--data` is a speech data spec
@@ -34,7 +34,8 @@ def main() -> int:
     parser.add_argument("--vocabulary", default="model", help="FILE, model (default) or none")
     parser.add_argument("--lm", default="model", help="FILE (ARPA or sentences), model (default) or none")
     parser.add_argument("--lm-weight", type=float, default=None)
-    parser.add_argument("--lead-silence", default="none", help="seconds of leading quiet kept, or none (default)")
+    parser.add_argument("--lead-silence", default="model",
+                        help="seconds of leading quiet kept, none, or model (default: as the model was trained)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     args = parser.parse_args()
