@@ -37,9 +37,9 @@ LEXICON_BEAM = 16  # the least beam of vocabulary-constrained decoding
 # Leading quiet longer than `lead_silence` seconds can be cut before recognition (`segment.speech_onset`):
 # models learn where their training clips' speech starts. At 0.08 s, engine hold-out (issue 22): flite
 # greedy WER 67.1 -> 50.6%, vocabulary 47.9 -> 33.8%, the training engine's voices and builtin:speech
-# unchanged; but a model trained on uncut clips has a fragile first word when speech starts that near the
-# clip's start (a browser recording of "four two seven" gave "call two seven"). So the default, "model",
-# cuts as the model's training data was cut (`data.lead_silence`, recorded in its info), or not at all.
+# unchanged; but models trained on espeak-ng's unshifted clips, cut or not, have a fragile first word when
+# speech starts 20-80 ms into the clip (a browser recording of "four two seven" gave "call two seven"). So
+# the default, "model", cuts as the model's training data was cut (`data.lead_silence`, in its info), or not.
 LEAD_SILENCE = "model"
 MIN_CONFIDENCE = 0.5  # `ctc.speech_confidence` below this: not speech (noise), transcribed as ""
 LM_WEIGHT = 0.5  # weight of a word language model's ln P in vocabulary decoding (shallow fusion)

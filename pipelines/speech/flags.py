@@ -32,8 +32,8 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
     Flag("--freq-warp", "model.freq_warp", float, "vocal-tract-length perturbation in training: warp factors "
          "1 +- this (0: off)"),
     Flag("--augment", "augment.levers", levers, "acoustic augmentation levers in training, comma-separated: "
-         "speed, eq, reverb, telephone, noise, babble (these by default), vocoder (opt-in: LPC resynthesis with "
-         "a new voice source), pad (opt-in: silence before and after the speech); 'none' for none",
+         "speed, pad (up to 0.3 s of silence before the speech), eq, reverb, telephone, noise, babble (these by "
+         "default), vocoder (opt-in: LPC resynthesis with a new voice source); 'none' for none",
          metavar="LEVER,..."),
     Flag("--max-seconds", "data.max_seconds", float, "skip training utterances longer than this"),
     Flag("--lead-silence", "data.lead_silence", float, "cut every clip's leading quiet to this many seconds "

@@ -115,7 +115,7 @@ def test_augment_config_checks():
     problems = [msg for ok, msg in SpeechAugmentConfig(levers=["speed", "echo"], speed_p=1.5).checks() if not ok]
     assert any("echo" in m for m in problems) and any("probabilities" in m for m in problems)
     assert set(LEVERS) == {"vocoder", "speed", "pad", "eq", "reverb", "telephone", "noise", "babble"}
-    assert "pad" not in SpeechAugmentConfig().levers  # opt-in: it costs the training engine's held-out voices
+    assert "pad" in SpeechAugmentConfig().levers and SpeechAugmentConfig().pad_seconds[1] == 0.0  # lead only
     assert any("pad_seconds" in msg for ok, msg in SpeechAugmentConfig(pad_seconds=(0.5, 9.0)).checks() if not ok)
     assert "vocoder" not in SpeechAugmentConfig().levers  # opt-in until measured
     bad = SpeechAugmentConfig(levers=["vocoder"], vocoder_pitch_range=(0.2, 3.0), vocoder_order_range=(2, 50))
