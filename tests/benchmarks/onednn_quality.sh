@@ -8,6 +8,8 @@
 # mnist 8, sentiment 4, speech 4; empty: the full recipe). OUT_DIR/quality.txt gets one line per run
 # (exit code, wall seconds, load); each run directory's metrics.json has its test figures. Speech runs
 # float32 only (bfloat16 does not speed up its LSTM loops, tests/benchmarks/training_utilisation.py).
+# With SEEDS="1 2 ..." each seed runs oneDNN on in float32 and in mixed bfloat16 (`--seed S`; runs named
+# TASK-on-f32-sS, TASK-on-bf16-sS), to tell bfloat16's effect from a seed's.
 set -u
 out=${1:?usage: onednn_quality.sh OUT_DIR [TASK...]}; shift
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,6 +32,13 @@ for t in "${@:-mnist sentiment speech}"; do
       *) echo "unknown task $task_name (mnist, sentiment, speech)" >&2; exit 2;;
     esac
     extra=(); [ -n "$epochs" ] && extra=(--epochs "$epochs")
+    if [ -n "${SEEDS:-}" ]; then
+      for seed in $SEEDS; do
+        run "$task_name-on-f32-s$seed" 1 off "$task" "$cfg" "${extra[@]}" --seed "$seed"
+        run "$task_name-on-bf16-s$seed" 1 on "$task" "$cfg" "${extra[@]}" --seed "$seed"
+      done
+      continue
+    fi
     run "$task_name-off-f32" 0 off "$task" "$cfg" "${extra[@]}"
     run "$task_name-on-f32" 1 off "$task" "$cfg" "${extra[@]}"
     [ "$task_name" != speech ] && run "$task_name-on-bf16" 1 on "$task" "$cfg" "${extra[@]}"
