@@ -61,6 +61,11 @@ def speech_onset(wave: np.ndarray, rate: int = 16000, *, margin: float = 0.08) -
     return max(0, int(loud[0]) * int(HOP_SECONDS * rate) - int(margin * rate))
 
 
+def cut_leading_quiet(wave: np.ndarray, rate: int = 16000, *, margin: float = 0.08) -> np.ndarray:
+    """`wave` from `speech_onset` on: its leading quiet cut to `margin` seconds."""
+    return wave[speech_onset(wave, rate, margin=margin):]
+
+
 def split_at_silences(wave: np.ndarray, rate: int = 16000, *, max_seconds: float = 15.0,
                       min_silence: float = 0.3) -> list[Segment]:
     """Segments of `wave` (see the module docstring)."""

@@ -210,13 +210,13 @@ class SpeechRecognizer(Predictor):
         """Per utterance (T', V) log-probabilities, each cut to its own frames; utterances batched by
         similar length and zero-padded. Leading quiet beyond `lead_silence` seconds is cut first
         (`segment.speech_onset`); clips shorter than MIN_SECONDS are padded with silence."""
-        from sensorium.runtime.segment import speech_onset
+        from sensorium.runtime.segment import cut_leading_quiet
 
         minimum = int(MIN_SECONDS * RATE)
         waves = [np.asarray(w, np.float32) for w in waves]
         lead = _lead_silence(self.lead_silence, self.info)
         if lead is not None:
-            waves = [w[speech_onset(w, RATE, margin=lead):] for w in waves]
+            waves = [cut_leading_quiet(w, RATE, margin=lead) for w in waves]
         waves = [w if len(w) >= minimum else np.pad(w, (0, minimum - len(w))) for w in waves]
         out: list[np.ndarray | None] = [None] * len(waves)
         size = min(batch_size or self.batch_size, self.max_batch or batch_size or self.batch_size)

@@ -131,10 +131,10 @@ def decode_utterances(items: Utterances, split: str, *, spec: SpeechRecognizerSp
                       max_seconds: float | None, lead_silence: float | None = None) -> SpeechSplit:
     """Read every utterance's audio; unreadable, too long, or too short for its transcript (CTC
     needs at least one output frame per label, two between repeated letters) are recorded, not fatal.
-    With `lead_silence`, leading quiet beyond that many seconds is cut (`segment.speech_onset`), as
+    With `lead_silence`, leading quiet beyond that many seconds is cut (`segment.cut_leading_quiet`), as
     the trained model's recogniser then does at inference."""
     from sensorium.runtime.audio_io import load_audio
-    from sensorium.runtime.segment import speech_onset
+    from sensorium.runtime.segment import cut_leading_quiet
 
     waves, texts, ids, failures = [], [], [], []
     for audio, text, uid in zip(items.audio, items.texts, items.ids):
@@ -146,7 +146,7 @@ def decode_utterances(items: Utterances, split: str, *, spec: SpeechRecognizerSp
             else:
                 wave = load_audio(audio, max_seconds=max_seconds)
             if lead_silence is not None:
-                wave = wave[speech_onset(wave, 16000, margin=lead_silence):]
+                wave = cut_leading_quiet(wave, 16000, margin=lead_silence)
             if spec is not None:
                 repeats = sum(1 for a, b in zip(text, text[1:]) if a == b)
                 if output_frames(spec, len(wave)) < len(text) + repeats:

@@ -66,23 +66,29 @@ def test_speech_onset_keeps_a_margin_before_the_first_loud_frame():
     assert speech_onset(np.zeros(0, "float32"), RATE) == 0
 
 
-def test_recognizer_can_cut_leading_quiet_before_the_model():
-    from sensorium.runtime.errors import UsageError
-    from sensorium.runtime.speech import SpeechRecognizer
+INFO = {"frame_length": 400, "frame_step": 160, "subsampling": 4, "alphabet": "ab"}
 
-    seen = []
+
+def _fake_recognizer(info: dict, seen: list):
+    """A SpeechRecognizer whose model outputs blanks and records each batch's length in `seen`."""
+    from sensorium.runtime.speech import SpeechRecognizer
 
     def run_batch(x):  # (B, S) -> (B, T', 3): all blank
         seen.append(x.shape[1])
-        frames = max(1, ((x.shape[1] - 400) // 160 + 1 + 3) // 4)
-        out = np.full((x.shape[0], frames, 3), -10.0, "float32")
+        out = np.full((x.shape[0], max(1, ((x.shape[1] - 400) // 160 + 4) // 4), 3), -10.0, "float32")
         out[..., 0] = 0.0
         return out
 
-    info = {"frame_length": 400, "frame_step": 160, "subsampling": 4, "alphabet": "ab"}
+    return SpeechRecognizer(run_batch, info, "fake", vocabulary="none", language_model="none")
+
+
+def test_recognizer_can_cut_leading_quiet_before_the_model():
+    from sensorium.runtime.errors import UsageError
+
+    seen: list = []
     rng = np.random.default_rng(4)
     wave = np.concatenate([rng.normal(0, 3e-4, RATE).astype("float32"), _speechlike(1.0, rng)])  # 1 s lead-in
-    asr = SpeechRecognizer(run_batch, info, "fake", vocabulary="none", language_model="none")
+    asr = _fake_recognizer(INFO, seen)
     asr.log_probs([wave])
     assert seen[-1] == len(wave)  # by default everything is kept
     asr.configure(lead_silence=0.08).log_probs([wave])
@@ -100,30 +106,19 @@ def test_recognizer_cuts_as_the_model_was_trained_by_default():
     """The default, "model", follows the model's recorded `lead_silence` (how its training clips were
     cut), keeps everything for a model without one, and a corrupt recorded value is a ModelError."""
     from sensorium.runtime.errors import ModelError
-    from sensorium.runtime.speech import SpeechRecognizer
 
-    seen = []
-
-    def run_batch(x):  # (B, S) -> (B, T', 3): all blank
-        seen.append(x.shape[1])
-        out = np.full((x.shape[0], max(1, ((x.shape[1] - 400) // 160 + 4) // 4), 3), -10.0, "float32")
-        out[..., 0] = 0.0
-        return out
-
-    info = {"frame_length": 400, "frame_step": 160, "subsampling": 4, "alphabet": "ab"}
+    seen: list = []
     rng = np.random.default_rng(5)
     wave = np.concatenate([rng.normal(0, 3e-4, RATE).astype("float32"), _speechlike(1.0, rng)])  # 1 s lead-in
-    trained_cut = SpeechRecognizer(run_batch, {**info, "lead_silence": 0.2}, "fake", vocabulary="none",
-                                   language_model="none")
+    trained_cut = _fake_recognizer({**INFO, "lead_silence": 0.2}, seen)
     trained_cut.log_probs([wave])
     assert abs(seen[-1] / RATE - 1.2) <= 0.03
     trained_cut.configure(lead_silence="none").log_probs([wave])
     assert seen[-1] == len(wave)
     trained_cut.configure(lead_silence="model").log_probs([wave])
     assert abs(seen[-1] / RATE - 1.2) <= 0.03
-    SpeechRecognizer(run_batch, info, "fake", vocabulary="none", language_model="none").log_probs([wave])
+    _fake_recognizer(INFO, seen).log_probs([wave])
     assert seen[-1] == len(wave)
     for corrupt in ("soon", -1, 99):
         with pytest.raises(ModelError, match="lead_silence"):
-            SpeechRecognizer(run_batch, {**info, "lead_silence": corrupt}, "fake", vocabulary="none",
-                             language_model="none").configure(beam=1)
+            _fake_recognizer({**INFO, "lead_silence": corrupt}, seen).configure(beam=1)
