@@ -1,8 +1,9 @@
 """Deterministic test conditions: a speech test set passed through reverberation, a telephone channel,
-babble or pink noise, written as manifests that every speech command reads.
+babble or pink noise, or recorded by hand (quiet before and after the speech), written as manifests
+that every speech command reads.
 
     python -m sensorium.pipelines.speech.conditions --data builtin:speech@test --out DIR
-        [--conditions reverb,telephone,babble10,pink10] [--limit N]
+        [--conditions reverb,telephone,babble10,pink10,lead] [--limit N]
 
 writes `DIR/<condition>/manifest.csv` (path, transcript) and one FLAC file per utterance, then
 `sensorium evaluate --model MODEL --data DIR/<condition>/manifest.csv@all` measures a model on it.
@@ -13,7 +14,10 @@ Conditions:
 - `reverb`: a synthetic room, RT60 drawn from 0.3-0.7 s, direct-to-reverberant ratio 0 dB;
 - `telephone`: 300-3400 Hz band, 8 kHz, G.711 mu-law;
 - `babble10`: four other utterances of the set (other voices) talking at once, 10 dB below;
-- `pink10`: pink noise 10 dB below.
+- `pink10`: pink noise 10 dB below;
+- `lead`: as a recording started and stopped by hand (push to talk, a browser's record button) comes:
+  0.2-1.0 s before the speech and 0.2-0.5 s after it, with quiet room noise (pink, 40 dB below the
+  speech) throughout. Models that learned where their training clips' speech starts fail here.
 """
 from __future__ import annotations
 
@@ -62,8 +66,25 @@ def _pink10(wave: np.ndarray, index: int, pool: list[np.ndarray]) -> np.ndarray:
     return channels.mix(wave, channels.colored_noise(wave.size, _rng("pink10", index), "pink"), 10.0)
 
 
+LEAD_SECONDS = (0.2, 1.0)
+TAIL_SECONDS = (0.2, 0.5)
+ROOM_NOISE_DB = 40.0
+
+
+def _lead(wave: np.ndarray, index: int, pool: list[np.ndarray]) -> np.ndarray:
+    rng = _rng("lead", index)
+    wave = np.asarray(wave, np.float32)
+    before = int(rng.uniform(*LEAD_SECONDS) * channels.RATE)
+    after = int(rng.uniform(*TAIL_SECONDS) * channels.RATE)
+    padded = np.concatenate([np.zeros(before, np.float32), wave, np.zeros(after, np.float32)])  # (samples,)
+    speech_rms = float(np.sqrt(np.mean(wave.astype(np.float64) ** 2))) if wave.size else 0.0
+    room = channels.colored_noise(padded.size, rng, "pink") * speech_rms * 10 ** (-ROOM_NOISE_DB / 20)
+    return (padded + room).astype(np.float32)
+
+
 CONDITIONS: dict[str, Callable[[np.ndarray, int, list[np.ndarray]], np.ndarray]] = {
     "reverb": _reverb, "telephone": _telephone, "babble10": _babble10, "pink10": _pink10,
+    "lead": _lead,
 }
 
 

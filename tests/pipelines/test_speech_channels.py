@@ -184,7 +184,7 @@ def test_conditions_are_deterministic_and_readable(tmp_path):
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     first = write_conditions(f"{tmp_path / 'm.csv'}@all", tmp_path / "a")
     write_conditions(f"{tmp_path / 'm.csv'}@all", tmp_path / "b")
-    assert set(first) == {"reverb", "telephone", "babble10", "pink10"}
+    assert set(first) == {"reverb", "telephone", "babble10", "pink10", "lead"}
     for name, manifest in first.items():
         lines = manifest.read_text().splitlines()
         assert lines[0] == "path,transcript" and len(lines) == 5
@@ -195,6 +195,16 @@ def test_conditions_are_deterministic_and_readable(tmp_path):
     pink, _ = sf.read(tmp_path / "a" / "pink10" / "00000.flac", dtype="float32")
     snr = 10 * np.log10(np.mean(original ** 2) / np.mean((pink - original) ** 2))
     assert snr == pytest.approx(10.0, abs=0.3)  # 16-bit FLAC rounding aside
+    lead, _ = sf.read(tmp_path / "a" / "lead" / "00000.flac", dtype="float32")
+    extra = lead.size - original.size  # 0.2-1.0 s before, 0.2-0.5 s after
+    assert 0.4 * RATE <= extra <= 1.5 * RATE
+    loud = np.flatnonzero(np.abs(lead) > 0.1 * np.abs(original).max())
+    before, after = loud[0], lead.size - 1 - loud[-1]
+    assert 0.2 * RATE <= before <= 1.0 * RATE + 0.05 * RATE and after >= 0.2 * RATE - 0.05 * RATE
+    room = lead[: before - 160]
+    level = 10 * np.log10(np.mean(original ** 2) / np.mean(room ** 2))
+    assert level == pytest.approx(40.0, abs=3.0)  # quiet room noise, not digital silence
+    assert np.mean(room ** 2) > 0
     with pytest.raises(DataError, match="unknown condition"):
         write_conditions(f"{tmp_path / 'm.csv'}@all", tmp_path / "c", ["thunder"])
     assert main(["--data", f"{tmp_path / 'm.csv'}@all", "--out", str(tmp_path / "d"), "--conditions", "thunder"]) == 1
