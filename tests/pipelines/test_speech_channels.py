@@ -204,7 +204,6 @@ def test_conditions_are_deterministic_and_readable(tmp_path):
     room = lead[: before - 160]
     level = 10 * np.log10(np.mean(original ** 2) / np.mean(room ** 2))
     assert level == pytest.approx(40.0, abs=3.0)  # quiet room noise, not digital silence
-    assert np.mean(room ** 2) > 0
     with pytest.raises(DataError, match="unknown condition"):
         write_conditions(f"{tmp_path / 'm.csv'}@all", tmp_path / "c", ["thunder"])
     assert main(["--data", f"{tmp_path / 'm.csv'}@all", "--out", str(tmp_path / "d"), "--conditions", "thunder"]) == 1
