@@ -209,7 +209,7 @@ class SpeechRecognizer(Predictor):
     def log_probs(self, waves: list[np.ndarray], batch_size: int | None = None) -> list[np.ndarray]:
         """Per utterance (T', V) log-probabilities, each cut to its own frames; utterances batched by
         similar length and zero-padded. Leading quiet beyond `lead_silence` seconds is cut first
-        (`segment.speech_onset`); clips shorter than MIN_SECONDS are padded with silence."""
+        (`segment.cut_leading_quiet`); clips shorter than MIN_SECONDS are padded with silence."""
         from sensorium.runtime.segment import cut_leading_quiet
 
         minimum = int(MIN_SECONDS * RATE)
