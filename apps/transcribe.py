@@ -1,5 +1,6 @@
 """`transcribe AUDIO... [--model MODEL] [--beam N] [--vocabulary FILE|model|none] [--lm FILE|model|none]
-[--lm-weight W] [--lead-silence S|none|model] [--format txt|json|srt|vtt] [--output-dir DIR] [--json]`."""
+[--lm-weight W] [--lead-silence S|none|model] [--tail-silence S|none|model] [--format txt|json|srt|vtt]
+[--output-dir DIR] [--json]`."""
 from __future__ import annotations
 
 import argparse
@@ -49,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "where their training clips' speech starts); none keeps it all; model (default) "
                              "cuts as the model's training clips were cut (`train speech --lead-silence`), "
                              "or not at all")
+    parser.add_argument("--tail-silence", default="model", metavar="SECONDS|none|model",
+                        help="append silence to clips that end less than this after their speech (e.g. 0.3: "
+                             "models also learn how their training clips end); none leaves them as they are; "
+                             "model (default) tops up to the typical ending of the model's training clips, "
+                             "which `train speech` records, or leaves them as they are")
     parser.add_argument("--min-confidence", type=float, default=0.5, metavar="P",
                         help="a segment whose winning characters average a probability below P is noise, not "
                              "speech, and gives no text (default 0.5; 0: transcribe everything)")
@@ -81,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     recognizer = load_predictor(SpeechRecognizer, args, beam=args.beam, max_segment=args.max_segment,
                                 batch_size=args.batch_size, vocabulary=args.vocabulary,
                                 min_confidence=args.min_confidence, language_model=args.lm,
-                                lead_silence=args.lead_silence,
+                                lead_silence=args.lead_silence, tail_silence=args.tail_silence,
                                 **({"lm_weight": args.lm_weight} if args.lm_weight is not None else {}))
     records = recognizer.records(inputs)
     if args.output_dir:

@@ -154,6 +154,8 @@ class SpeechExportSource:
             out["language_model"] = dict(self.info["language_model"])  # its word n-gram model (ARPA text)
         if self.info.get("lead_silence") is not None:
             out["lead_silence"] = float(self.info["lead_silence"])  # its training clips' leading quiet (s)
+        if self.info.get("tail_silence") is not None:
+            out["tail_silence"] = float(self.info["tail_silence"])  # their trailing quiet, median (s)
         if fmt == "saved_model":
             out["signatures"] = {
                 "serving_default": "waveform float32 [B, None] -> log_probs float32 [B, frames, V]",

@@ -69,7 +69,8 @@ def output_frames(spec: SpeechRecognizerSpec, num_samples: int) -> int:
 
 def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_mean=None, feature_variance=None,
                             vocabulary: list[str] | None = None, language_model: dict[str, Any] | None = None,
-                            lead_silence: float | None = None, name: str = "speech_recognizer") -> keras.Model:
+                            lead_silence: float | None = None, tail_silence: float | None = None,
+                            name: str = "speech_recognizer") -> keras.Model:
     """Build ``waveform (B, samples) -> log_probs (B, T', 1 + len(alphabet))``; output id 0 is the CTC
     blank, id i the character ``alphabet[i - 1]``.
 
@@ -80,7 +81,9 @@ def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_m
     vocabulary (`sensorium.runtime.vocabulary`), and `language_model` (`WordNgramLM.to_dict()` of
     the same transcripts) as its default word language model (`sensorium.runtime.ngram`).
     `lead_silence` (seconds) records that the training clips' leading quiet was cut to that length,
-    so that recognisers cut clips the same way (`runtime.speech`, lead_silence "model").
+    so that recognisers cut clips the same way (`runtime.speech`, lead_silence "model"), and
+    `tail_silence` (seconds) the median trailing quiet of the training clips, which recognisers top
+    shorter endings up to (tail_silence "model").
     """
     if not spec.conv_channels:
         raise ValueError("conv_channels must name at least one convolution")
@@ -132,6 +135,8 @@ def build_speech_recognizer(spec: SpeechRecognizerSpec, alphabet: str, feature_m
         info["language_model"] = dict(language_model)
     if lead_silence is not None:
         info["lead_silence"] = float(lead_silence)
+    if tail_silence is not None:
+        info["tail_silence"] = float(tail_silence)
     outputs = TaskMetadata(task=SpeechRecognizer.task, labels=None, info=info, name="log_probs")(log_probs)
     return keras.Model(waveform, outputs, name=name)
 

@@ -47,6 +47,11 @@ def quiet_frames(energy_db: np.ndarray) -> np.ndarray:
     return energy_db < threshold
 
 
+def _loud_frames(wave: np.ndarray, rate: int) -> np.ndarray:
+    """Indices of the 10 ms frames of `wave` that are not quiet (`quiet_frames`)."""
+    return np.nonzero(~quiet_frames(frame_energy_db(np.asarray(wave, np.float32), rate)))[0]
+
+
 def speech_onset(wave: np.ndarray, rate: int = 16000, *, margin: float = 0.08) -> int:
     """The first sample to keep so that a clip starts `margin` seconds before its first frame that is
     not quiet (`quiet_frames`); 0 when no frame is loud or the speech starts within `margin`.
@@ -54,8 +59,7 @@ def speech_onset(wave: np.ndarray, rate: int = 16000, *, margin: float = 0.08) -
     Recognisers learn where speech starts in their training clips: on flite's clips (speech 0.17 s in),
     one trained on espeak-ng (speech within 10 ms of the start) went from 67.1% to 50.6% greedy WER
     once their leading quiet was cut to 80 ms (issue 22)."""
-    energy = frame_energy_db(np.asarray(wave, np.float32), rate)
-    loud = np.nonzero(~quiet_frames(energy))[0]
+    loud = _loud_frames(wave, rate)
     if loud.size == 0:
         return 0
     return max(0, int(loud[0]) * int(HOP_SECONDS * rate) - int(margin * rate))
@@ -64,6 +68,33 @@ def speech_onset(wave: np.ndarray, rate: int = 16000, *, margin: float = 0.08) -
 def cut_leading_quiet(wave: np.ndarray, rate: int = 16000, *, margin: float = 0.08) -> np.ndarray:
     """`wave` from `speech_onset` on: its leading quiet cut to `margin` seconds."""
     return wave[speech_onset(wave, rate, margin=margin):]
+
+
+def speech_end(wave: np.ndarray, rate: int = 16000) -> int | None:
+    """One past the last sample of the last frame that is not quiet; None when no frame is loud."""
+    loud = _loud_frames(wave, rate)
+    if loud.size == 0:
+        return None
+    return min(len(wave), int(loud[-1]) * int(HOP_SECONDS * rate) + int(WINDOW_SECONDS * rate))
+
+
+def trailing_quiet(wave: np.ndarray, rate: int = 16000) -> float | None:
+    """Seconds of `wave` after its last frame that is not quiet; None when no frame is loud."""
+    end = speech_end(wave, rate)
+    return None if end is None else (len(wave) - end) / rate
+
+
+def pad_trailing_quiet(wave: np.ndarray, rate: int = 16000, *, tail: float = 0.3) -> np.ndarray:
+    """`wave` with digital silence appended so that at least `tail` seconds follow its last frame
+    that is not quiet; unchanged when that much follows already or no frame is loud.
+
+    Recognisers learn how their training clips end as well as where they start: espeak-ng's clips end
+    on 0.26 s of quiet (median; 10%: 0.16 s), flite's on 0.10 s, and a model trained on espeak-ng drops
+    flite's last word (issue 22)."""
+    wave = np.asarray(wave, np.float32)
+    quiet = trailing_quiet(wave, rate)
+    missing = 0 if quiet is None else int(round((tail - quiet) * rate))
+    return np.pad(wave, (0, missing)) if missing > 0 else wave
 
 
 def split_at_silences(wave: np.ndarray, rate: int = 16000, *, max_seconds: float = 15.0,

@@ -166,6 +166,17 @@ def decode_utterances(items: Utterances, split: str, *, spec: SpeechRecognizerSp
     return SpeechSplit(split, waves, texts, ids, failures)
 
 
+def typical_tail(waves: list[np.ndarray], limit: int = 5000) -> float | None:
+    """The median trailing quiet (`segment.trailing_quiet`, seconds, to 10 ms) of up to `limit` clips
+    evenly spaced through `waves`; None when none has a loud frame. Models learn how their training
+    clips end, so recognisers top shorter endings up to it (`runtime.speech`, tail_silence)."""
+    from sensorium.runtime.segment import trailing_quiet
+
+    step = max(1, len(waves) // max(1, limit))
+    tails = [t for t in (trailing_quiet(w, 16000) for w in waves[::step]) if t is not None]
+    return round(float(np.median(tails)), 2) if tails else None
+
+
 def load_speech_split(spec_text: str, cfg: SpeechDataConfig, *, seed: int, default_split: str | None,
                       model_spec: SpeechRecognizerSpec | None) -> SpeechSplit:
     """A data spec's split, decoded."""

@@ -39,7 +39,7 @@ def _from_saved_model(artifact: Artifact) -> SpeechRecognizer:
     except (KeyError, OSError, ValueError) as exc:
         raise ModelError(f"{artifact.path}: unusable SavedModel ({str(exc).splitlines()[0][:200]})") from None
     keys = ("frame_length", "frame_step", "subsampling", "alphabet", "bidirectional", "vocabulary", "language_model",
-            "lead_silence")
+            "lead_silence", "tail_silence")
     info = {k: artifact.info[k] for k in keys if k in artifact.info}
     return SpeechRecognizer(lambda x: serve(waveform=tf.constant(x))["log_probs"].numpy(), info, str(artifact.path),
                             max_batch=_one_at_a_time(info), runtime="saved_model")

@@ -27,7 +27,7 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
         write_split_lists,
     )
     from sensorium.pipelines.speech.augment import Augmenter
-    from sensorium.pipelines.speech.data import describe, feature_statistics, load_train_validation
+    from sensorium.pipelines.speech.data import describe, feature_statistics, load_train_validation, typical_tail
     from sensorium.runtime.transcripts import ALPHABET
     from sensorium.runtime.vocabulary import words_of
 
@@ -48,7 +48,7 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
 
     vocabulary = words_of(train_split.texts)  # the model's default decoding vocabulary
     language_model = transcript_language_model(train_split.texts)  # and its default word n-gram model
-    stats: dict[str, Any] = {}
+    stats: dict[str, Any] = {"tail_silence": typical_tail(train_split.waves)}  # how the clips end, for recognisers
     if cfg.model.normalization == "global":
         stats["feature_mean"], stats["feature_variance"] = feature_statistics(train_split.waves, cfg.model)
 
@@ -67,7 +67,7 @@ def train(config: SpeechConfig, run: RunDir, *, resume: bool = False) -> dict[st
                         val_split.dataset(tcfg.batch_size, cfg.model), tcfg, steps, state)
     if cfg.model.normalization == "global":  # the statistics the model holds (a resumed run's own)
         norm = model.get_layer("feature_normalization")
-        stats = {"feature_mean": norm.input_mean, "feature_variance": norm.input_variance}
+        stats.update(feature_mean=norm.input_mean, feature_variance=norm.input_variance)
     save_inference_model(run, model, lambda: build_speech_recognizer(cfg.model, ALPHABET, vocabulary=vocabulary,
                                                                       language_model=language_model,
                                                                       lead_silence=cfg.data.lead_silence, **stats))

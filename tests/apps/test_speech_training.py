@@ -223,7 +223,7 @@ def test_tune_two_trials(tone_data, tmp_path, capsys):
 def test_training_with_speech_augmentation_and_utterance_normalization(tone_data, tmp_path):
     """The default recipe's levers run in the input pipeline and the model: the run finishes, its
     config records them, and the saved model has per-utterance normalisation and no training-only op.
-    `--lead-silence` cuts the clips' leading quiet and the model records it."""
+    `--lead-silence` cuts the clips' leading quiet and the model records it, and how the clips end."""
     import keras
 
     from sensorium.pipelines.common.artifacts import inspect_artifact
@@ -240,7 +240,10 @@ def test_training_with_speech_augmentation_and_utterance_normalization(tone_data
     saved = json.loads((out / "config.json").read_text())
     assert saved["augment"]["levers"] == config["augment"]["levers"] and saved["model"]["normalization"] == "utterance"
     assert saved["data"]["lead_silence"] == 0.05  # the clips were cut, and the model says so to its recognisers
-    assert inspect_artifact(out / "model.keras").info["lead_silence"] == 0.05
+    info = inspect_artifact(out / "model.keras").info
+    assert info["lead_silence"] == 0.05
+    assert info["tail_silence"] == pytest.approx(0.03, abs=0.011)  # 0.05 s of quiet after the last tone, less
+    # the 30 ms window that reaches into it: recognisers top shorter endings up to that, not to espeak-ng's 0.26 s
     losses = [float(line.split(",")[1]) for line in (out / "history.csv").read_text().splitlines()[1:]]
     assert len(losses) == 2 and all(np.isfinite(losses))
     model = keras.saving.load_model(out / "model.keras", compile=False)
@@ -316,7 +319,8 @@ def test_the_run_carries_a_language_model_and_transcribe_takes_another(trained_r
     for args, code, message in [(["--lm", str(tmp_path / "broken.arpa")], 1, "no \\end\\ line"),
                                 (["--lm", str(tmp_path / "digits.txt")], 1, "alphabet"),
                                 (["--lm", str(tmp_path / "missing.arpa")], 1, "does not exist"),
-                                (["--lm-weight", "-1"], 2, "--lm-weight must be between 0 and 10")]:
+                                (["--lm-weight", "-1"], 2, "--lm-weight must be between 0 and 10"),
+                                (["--tail-silence", "soon"], 2, "--tail-silence must be seconds between 0 and 10")]:
         assert transcribe_app.main([audio[0], "--model", str(trained_run), *args]) == code, args
         captured = capsys.readouterr()
         lines = [line for line in captured.err.splitlines() if line.strip()]

@@ -4,8 +4,8 @@ with vocabulary decoding, from the same model outputs; real-time factor of the w
 
     python tests/benchmarks/speech_robustness.py --model assets/models/speech \\
         --data builtin:speech@test --data DIR/reverb/manifest.csv@all ... \\
-        [--vocabulary FILE] [--lm FILE|model|none] [--lm-weight W] [--lead-silence S|none|model] [--data-dir DIR]
-        [--limit N] [--json OUT]
+        [--vocabulary FILE] [--lm FILE|model|none] [--lm-weight W] [--lead-silence S|none|model]
+        [--tail-silence S|none|model] [--data-dir DIR] [--limit N] [--json OUT]
 
 `--model` may repeat (run directories, .keras or .tflite files); each `--data` is a speech data spec
 (`--data-dir` is the TFDS data_dir of tfds: specs). The vocabulary is the model's own words unless
@@ -36,6 +36,8 @@ def main() -> int:
     parser.add_argument("--lm-weight", type=float, default=None)
     parser.add_argument("--lead-silence", default="model",
                         help="seconds of leading quiet kept, none, or model (default: as the model was trained)")
+    parser.add_argument("--tail-silence", default="model",
+                        help="least seconds of trailing quiet, none, or model (default: as the model records)")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     args = parser.parse_args()
@@ -53,7 +55,7 @@ def main() -> int:
     rows = []
     for model in args.model:
         recognizer = load(model).configure(vocabulary=args.vocabulary, language_model=args.lm,
-                                           lead_silence=args.lead_silence,
+                                           lead_silence=args.lead_silence, tail_silence=args.tail_silence,
                                            **({"lm_weight": args.lm_weight} if args.lm_weight is not None else {}))
         for spec, (waves, refs) in sets.items():
             started = time.perf_counter()

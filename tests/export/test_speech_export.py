@@ -175,25 +175,30 @@ def test_manifest_travels_inside(exported):
     assert list(detail["shape_signature"]) == [1, -1] and detail["dtype"] == np.float32  # float I/O in int8
 
 
-def test_a_models_lead_silence_travels_to_the_edge(exported, run_dir, tmp_path):
-    """A model trained on cut clips (`data.lead_silence`) says so in its export's manifest, and the edge
-    recogniser cuts clips the same way by default; this run's model records none, so nothing is cut."""
+def test_how_a_models_clips_start_and_end_travels_to_the_edge(exported, run_dir, tmp_path):
+    """A model trained on cut clips (`data.lead_silence`) says so in its export's manifest, and so does
+    one that records how its clips end (`tail_silence`, as `train speech` does); the edge recogniser
+    reads both to cut and top up clips the same way by default. This model records neither."""
     from sensorium.export.speech import SpeechExportSource
     from sensorium.pipelines.common.artifacts import inspect_artifact
     from sensorium.runtime.speech import SpeechRecognizer
     from sensorium.runtime.tflite import flatbuffer_part, pack, read_all
 
     source = SpeechExportSource.load(inspect_artifact(run_dir))
-    assert "lead_silence" not in source.manifest("tflite", "float16", "0")
-    cut = SpeechExportSource(source.artifact, source.model, {**source.info, "lead_silence": 0.08})
+    plain = source.manifest("tflite", "float16", "0")
+    assert "lead_silence" not in plain and "tail_silence" not in plain
+    cut = SpeechExportSource(source.artifact, source.model, {**source.info, "lead_silence": 0.08,
+                                                             "tail_silence": 0.25})
     manifest = cut.manifest("tflite", "float16", "0")
-    assert manifest["lead_silence"] == 0.08
+    assert manifest["lead_silence"] == 0.08 and manifest["tail_silence"] == 0.25
     data = (exported / "model-float16.tflite").read_bytes()
     assert "lead_silence" not in json.loads(read_all(data)["sensorium.json"])
     files = {"sensorium.json": json.dumps(manifest).encode()}
     (tmp_path / "cut.tflite").write_bytes(pack(flatbuffer_part(data), files))
-    assert SpeechRecognizer.from_tflite(tmp_path / "cut.tflite").info["lead_silence"] == 0.08
-    assert "lead_silence" not in SpeechRecognizer.from_tflite(exported / "model-float16.tflite").info
+    edge = SpeechRecognizer.from_tflite(tmp_path / "cut.tflite")
+    assert edge.info["lead_silence"] == 0.08 and edge.info["tail_silence"] == 0.25
+    info = SpeechRecognizer.from_tflite(exported / "model-float16.tflite").info
+    assert "lead_silence" not in info and "tail_silence" not in info
 
 
 def test_parity_failure_rejects_the_file(run_dir, tmp_path, capsys, monkeypatch):

@@ -66,6 +66,26 @@ def test_speech_onset_keeps_a_margin_before_the_first_loud_frame():
     assert speech_onset(np.zeros(0, "float32"), RATE) == 0
 
 
+def test_trailing_quiet_is_topped_up_to_the_tail():
+    from sensorium.runtime.segment import pad_trailing_quiet, speech_end
+
+    rng = np.random.default_rng(6)
+    speech = _speechlike(1.0, rng)
+    floor = rng.normal(0, 3e-4, int(0.1 * RATE)).astype("float32")
+    short_tail = np.concatenate([floor, speech, floor])  # ends 0.1 s after the speech
+    assert abs(speech_end(short_tail, RATE) / RATE - 1.1) <= 0.03
+    padded = pad_trailing_quiet(short_tail, RATE, tail=0.3)
+    assert np.array_equal(padded[: len(short_tail)], short_tail)  # the clip itself is untouched
+    assert not padded[len(short_tail):].any()  # digital silence after it
+    assert abs((len(padded) - speech_end(short_tail, RATE)) / RATE - 0.3) <= 0.001
+    assert len(pad_trailing_quiet(padded, RATE, tail=0.3)) == len(padded)  # topped up once is enough
+    long_tail = np.concatenate([speech, np.zeros(RATE // 2, "float32")])
+    assert len(pad_trailing_quiet(long_tail, RATE, tail=0.3)) == len(long_tail)  # 0.5 s follows already
+    assert abs(len(pad_trailing_quiet(speech, RATE, tail=0.3)) / RATE - 1.3) <= 0.001  # speech to the end
+    for quiet in (np.zeros(RATE, "float32"), floor, np.zeros(0, "float32")):  # nothing loud: as it is
+        assert speech_end(quiet, RATE) is None and len(pad_trailing_quiet(quiet, RATE, tail=0.3)) == len(quiet)
+
+
 INFO = {"frame_length": 400, "frame_step": 160, "subsampling": 4, "alphabet": "ab"}
 
 
@@ -88,7 +108,7 @@ def test_recognizer_can_cut_leading_quiet_before_the_model():
     seen: list = []
     rng = np.random.default_rng(4)
     wave = np.concatenate([rng.normal(0, 3e-4, RATE).astype("float32"), _speechlike(1.0, rng)])  # 1 s lead-in
-    asr = _fake_recognizer(INFO, seen)
+    asr = _fake_recognizer(INFO, seen).configure(tail_silence="none")
     asr.log_probs([wave])
     assert seen[-1] == len(wave)  # by default everything is kept
     asr.configure(lead_silence=0.08).log_probs([wave])
@@ -110,15 +130,42 @@ def test_recognizer_cuts_as_the_model_was_trained_by_default():
     seen: list = []
     rng = np.random.default_rng(5)
     wave = np.concatenate([rng.normal(0, 3e-4, RATE).astype("float32"), _speechlike(1.0, rng)])  # 1 s lead-in
-    trained_cut = _fake_recognizer({**INFO, "lead_silence": 0.2}, seen)
+    trained_cut = _fake_recognizer({**INFO, "lead_silence": 0.2}, seen).configure(tail_silence="none")
     trained_cut.log_probs([wave])
     assert abs(seen[-1] / RATE - 1.2) <= 0.03
     trained_cut.configure(lead_silence="none").log_probs([wave])
     assert seen[-1] == len(wave)
     trained_cut.configure(lead_silence="model").log_probs([wave])
     assert abs(seen[-1] / RATE - 1.2) <= 0.03
-    _fake_recognizer(INFO, seen).log_probs([wave])
+    _fake_recognizer(INFO, seen).configure(tail_silence="none").log_probs([wave])
     assert seen[-1] == len(wave)
     for corrupt in ("soon", -1, 99):
         with pytest.raises(ModelError, match="lead_silence"):
             _fake_recognizer({**INFO, "lead_silence": corrupt}, seen).configure(beam=1)
+
+
+def test_recognizer_tops_up_trailing_quiet_as_the_model_records():
+    """The default, "model", tops clips that end less than the model's recorded `tail_silence` (how its
+    training clips ended) after their speech up with silence, after the lead cut; a model without one
+    and "none" get clips as they come; a number is used as given; bad values are one error."""
+    from sensorium.runtime.errors import ModelError, UsageError
+
+    seen: list = []
+    rng = np.random.default_rng(7)
+    wave = np.concatenate([rng.normal(0, 3e-4, RATE).astype("float32"), _speechlike(1.0, rng)])  # ends on speech
+    asr = _fake_recognizer({**INFO, "tail_silence": 0.3}, seen)
+    asr.log_probs([wave])
+    assert abs(seen[-1] / RATE - (2.0 + 0.3)) <= 0.001
+    asr.configure(lead_silence=0.08).log_probs([wave])
+    assert abs(seen[-1] / RATE - (0.08 + 1.0 + 0.3)) <= 0.03  # cut first, then topped up
+    asr.configure(lead_silence="none", tail_silence=0.5).log_probs([wave])
+    assert abs(seen[-1] / RATE - 2.5) <= 0.001
+    asr.configure(tail_silence="none").log_probs([wave])
+    assert seen[-1] == len(wave)
+    _fake_recognizer(INFO, seen).log_probs([wave])  # records nothing: as it comes
+    assert seen[-1] == len(wave)
+    for bad in ("x", -0.1, 11, True, [1]):
+        with pytest.raises(UsageError, match="tail_silence"):
+            asr.configure(tail_silence=bad)
+    with pytest.raises(ModelError, match="tail_silence"):
+        _fake_recognizer({**INFO, "tail_silence": "long"}, seen).configure(beam=1)
