@@ -44,7 +44,7 @@ LEAD_SILENCE = "model"
 # Clips that end less than `tail_silence` seconds after their last loud frame get digital silence appended
 # (`segment.pad_trailing_quiet`): models also learn how their training clips end. Engine hold-out (issue 22),
 # the bundled recipe: espeak-ng's clips end on 0.26 s of quiet (median), flite's on 0.10 s; topped up to
-# 0.3 s, flite went from 40.0% to 31.7% greedy and from 22.8% to 16.6% with the vocabulary (mostly flite's
+# 0.25 s, flite went from 40.0% to 30.7% greedy and from 22.8% to 16.2% with the vocabulary (mostly flite's
 # last word, no longer dropped). The default, "model", tops up to the median trailing quiet of the
 # model's training clips (`info["tail_silence"]`, recorded by `train speech`), or leaves clips as they are.
 TAIL_SILENCE = "model"
