@@ -3,7 +3,7 @@ babble or pink noise, or recorded by hand (quiet before and after the speech), w
 that every speech command reads.
 
     python -m sensorium.pipelines.speech.conditions --data builtin:speech@test --out DIR
-        [--conditions reverb,telephone,babble10,pink10,lead] [--limit N]
+        [--conditions reverb,telephone,babble10,pink10,lead,trimmed] [--limit N]
 
 writes `DIR/<condition>/manifest.csv` (path, transcript) and one FLAC file per utterance, then
 `sensorium evaluate --model MODEL --data DIR/<condition>/manifest.csv@all` measures a model on it.
@@ -18,6 +18,8 @@ Conditions:
 - `lead`: as a recording started and stopped by hand (push to talk, a browser's record button) comes:
   0.2-1.0 s before the speech and 0.2-0.5 s after it, with quiet room noise (pink, 40 dB below the
   speech) throughout. Models that learned where their training clips' speech starts fail here.
+- `trimmed`: as a voice-activity detector or an editor cuts clips: the quiet after the speech cut to
+  0-50 ms. Models that learned how their training clips end drop the last word here.
 """
 from __future__ import annotations
 
@@ -82,9 +84,21 @@ def _lead(wave: np.ndarray, index: int, pool: list[np.ndarray]) -> np.ndarray:
     return (padded + room).astype(np.float32)
 
 
+TRIMMED_SECONDS = (0.0, 0.05)
+
+
+def _trimmed(wave: np.ndarray, index: int, pool: list[np.ndarray]) -> np.ndarray:
+    from sensorium.runtime.segment import speech_end
+
+    wave = np.asarray(wave, np.float32)
+    end = speech_end(wave, channels.RATE)
+    keep = int(_rng("trimmed", index).uniform(*TRIMMED_SECONDS) * channels.RATE)
+    return wave if end is None else wave[: min(wave.size, end + keep)]
+
+
 CONDITIONS: dict[str, Callable[[np.ndarray, int, list[np.ndarray]], np.ndarray]] = {
     "reverb": _reverb, "telephone": _telephone, "babble10": _babble10, "pink10": _pink10,
-    "lead": _lead,
+    "lead": _lead, "trimmed": _trimmed,
 }
 
 

@@ -26,42 +26,29 @@ log = logging.getLogger(__name__)
 def record_language_model(model: str | Path, *, text: str | Path | None = None, order: int = 3) -> dict[str, Any]:
     """Write a language model into the speech run `model` (its model.keras, atomically); returns
     {"order", "ngrams", "words", "source"}."""
-    from sensorium.models.blocks.metadata import TaskMetadata
-    from sensorium.pipelines.common.artifacts import inspect_artifact, load_keras, require_task, run_config
-    from sensorium.pipelines.speech.config import SpeechConfig
-    from sensorium.runtime.atomic import atomic_path
-    from sensorium.runtime.errors import ModelError
+    from sensorium.pipelines.speech.rewrite import rewrite_run_info, training_split
     from sensorium.runtime.ngram import WordNgramLM
     from sensorium.runtime.vocabulary import Vocabulary
 
-    artifact = require_task(inspect_artifact(model), "speech")
-    if artifact.run is None:
-        raise ModelError(f"{model}: recording a language model needs a run directory (its model is rewritten)")
-    keras_model = load_keras(artifact.run.model_path)
-    layer = next((x for x in keras_model.layers if isinstance(x, TaskMetadata)), None)
-    if layer is None:
-        raise ModelError(f"{model}: its model has no Sensorium metadata layer")
-    alphabet = str(layer.info.get("alphabet", ""))
-    if text is not None:
-        lm = WordNgramLM.from_file(text, order=order)
-        source = str(text)
-    else:
-        from sensorium.pipelines.speech.data import load_train_validation
+    found: dict[str, Any] = {}
 
-        cfg = run_config(artifact, SpeechConfig)
-        if cfg is None:
-            raise ModelError(f"{model}: no config.json to find its training transcripts; pass --text FILE")
-        train_split, _ = load_train_validation(cfg.data, seed=cfg.seed, model_spec=cfg.model)
-        lm = WordNgramLM.train(train_split.texts, order=order, source=f"{cfg.data.spec}@train")
-        source = f"{cfg.data.spec}@train ({train_split.count} transcripts)"
-    words = sorted(set(layer.info.get("vocabulary") or []) | set(lm.words))
-    Vocabulary.from_words(words, alphabet, source=source)  # every word must be spellable: one line if not
-    layer.info = {**layer.info, "language_model": lm.to_dict(), "vocabulary": words}
-    with atomic_path(artifact.run.model_path) as tmp:
-        keras_model.save(tmp)
+    def update(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
+        if text is not None:
+            lm = WordNgramLM.from_file(text, order=order)
+            source = str(text)
+        else:
+            train_split, cfg = training_split(artifact, model, "pass --text FILE")
+            lm = WordNgramLM.train(train_split.texts, order=order, source=f"{cfg.data.spec}@train")
+            source = f"{cfg.data.spec}@train ({train_split.count} transcripts)"
+        words = sorted(set(info.get("vocabulary") or []) | set(lm.words))
+        Vocabulary.from_words(words, str(info.get("alphabet", "")), source=source)  # every word spellable: one line
+        found.update(order=lm.order, ngrams=len(lm), words=len(lm.words), source=source)
+        return {**info, "language_model": lm.to_dict(), "vocabulary": words}
+
+    path = rewrite_run_info(model, "a language model", update)
     log.info("recorded a %d-gram language model (%d n-grams, %d words) from %s in %s; export the run again to "
-             "carry it into its .tflite files", lm.order, len(lm), len(lm.words), source, artifact.run.model_path)
-    return {"order": lm.order, "ngrams": len(lm), "words": len(lm.words), "source": source}
+             "carry it into its .tflite files", found["order"], found["ngrams"], found["words"], found["source"], path)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

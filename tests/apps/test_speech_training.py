@@ -365,3 +365,41 @@ def test_recording_a_language_model_in_a_run(trained_run, tmp_path, capsys):
     root = __import__("pathlib").Path(__file__).resolve().parents[2]
     assert lm_main(["--model", str(root / "assets/models/mnist")]) == 1  # refused before anything is written
     assert "not 'speech'" in capsys.readouterr().err
+
+
+def test_recording_how_a_runs_clips_end(trained_run, tmp_path, capsys):
+    """`python -m sensorium.pipelines.speech.tail_silence` writes `tail_silence` into a run (one trained
+    before the record has none): the median ending of its training clips (the tone clips' 0.03 s), or
+    the seconds given; recognition then tops clips up to it, the weights stay as they were, and bad
+    input is one line."""
+    import shutil
+
+    from sensorium.pipelines.common.artifacts import inspect_artifact
+    from sensorium.pipelines.speech.predict import load
+    from sensorium.pipelines.speech.tail_silence import main as tail_main
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    assert tail_main(["--model", str(run), "--seconds", "0.4"]) == 0
+    assert "tail_silence 0.40 s" in capsys.readouterr().out
+    assert inspect_artifact(run / "model.keras").info["tail_silence"] == 0.4
+    seen = []
+    recognizer = load(run)
+    run_batch = recognizer.run_batch
+    recognizer.run_batch = lambda x: (seen.append(x.shape[1]), run_batch(x))[1]
+    tone = np.sin(2 * np.pi * 500 * np.arange(8000) / 16000).astype(np.float32)  # 0.5 s, loud to the end
+    recognizer.log_probs([tone])
+    assert seen == [8000 + 6400]  # topped up to 0.4 s
+    np.testing.assert_array_equal(recognizer.configure(tail_silence="none").log_probs([tone])[0],
+                                  load(trained_run).configure(tail_silence="none").log_probs([tone])[0])
+    assert tail_main(["--model", str(run)]) == 0  # from the run's own training clips
+    assert "tail_silence 0.03 s" in capsys.readouterr().out
+    assert inspect_artifact(run / "model.keras").info["tail_silence"] == pytest.approx(0.03)
+    assert tail_main(["--model", str(run), "--seconds", "11"]) == 2
+    assert "--seconds must be between 0 and 10" in capsys.readouterr().err
+    (run / "config.json").unlink()
+    assert tail_main(["--model", str(run)]) == 1
+    assert "pass --seconds S" in capsys.readouterr().err
+    root = __import__("pathlib").Path(__file__).resolve().parents[2]
+    assert tail_main(["--model", str(root / "assets/models/mnist")]) == 1
+    assert "not 'speech'" in capsys.readouterr().err

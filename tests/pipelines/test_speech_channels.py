@@ -7,6 +7,8 @@ import pytest
 
 from sensorium.pipelines.speech import channels
 from sensorium.pipelines.speech.augment import LEVERS, Augmenter, SpeechAugmentConfig
+from sensorium.pipelines.speech.conditions import CONDITIONS
+from sensorium.runtime.segment import speech_end, trailing_quiet
 
 RATE = 16000
 
@@ -184,7 +186,7 @@ def test_conditions_are_deterministic_and_readable(tmp_path):
     (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
     first = write_conditions(f"{tmp_path / 'm.csv'}@all", tmp_path / "a")
     write_conditions(f"{tmp_path / 'm.csv'}@all", tmp_path / "b")
-    assert set(first) == {"reverb", "telephone", "babble10", "pink10", "lead"}
+    assert set(first) == {"reverb", "telephone", "babble10", "pink10", "lead", "trimmed"}
     for name, manifest in first.items():
         lines = manifest.read_text().splitlines()
         assert lines[0] == "path,transcript" and len(lines) == 5
@@ -204,6 +206,14 @@ def test_conditions_are_deterministic_and_readable(tmp_path):
     room = lead[: before - 160]
     level = 10 * np.log10(np.mean(original ** 2) / np.mean(room ** 2))
     assert level == pytest.approx(40.0, abs=3.0)  # quiet room noise, not digital silence
+    for i in range(4):
+        source, _ = sf.read(tmp_path / f"u{i}.wav", dtype="float32")
+        trimmed, _ = sf.read(tmp_path / "a" / "trimmed" / f"{i:05d}.flac", dtype="float32")
+        np.testing.assert_allclose(trimmed, source[: trimmed.size], atol=1e-4)  # the clip's start, unchanged
+        assert trimmed.size >= speech_end(source, RATE) and trailing_quiet(trimmed, RATE) <= 0.05 + 1e-3
+    ending = np.concatenate([_speechlike(0.6), np.zeros(int(0.4 * RATE), np.float32)])  # 0.4 s of quiet after
+    kept = [CONDITIONS["trimmed"](ending, i, []).size - speech_end(ending, RATE) for i in range(8)]
+    assert all(0 <= k <= 0.05 * RATE for k in kept) and len(set(kept)) > 1  # 0-50 ms of it, drawn per utterance
     with pytest.raises(DataError, match="unknown condition"):
         write_conditions(f"{tmp_path / 'm.csv'}@all", tmp_path / "c", ["thunder"])
     assert main(["--data", f"{tmp_path / 'm.csv'}@all", "--out", str(tmp_path / "d"), "--conditions", "thunder"]) == 1

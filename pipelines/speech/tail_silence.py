@@ -1,0 +1,69 @@
+"""Record how a trained speech run's training clips end (`tail_silence`), weights unchanged.
+
+A speech run made since 0.10 records the median trailing quiet of its training clips, and recognition
+tops shorter endings up to it (`sensorium.runtime.speech`, tail_silence "model"). This writes the record
+into a run trained before, from its own training split (read as its config.json says, leading quiet
+cut as in training), or sets it to the seconds given:
+
+    python -m sensorium.pipelines.speech.tail_silence --model RUN [--seconds S]
+    sensorium export --model RUN --format tflite      # the exports carry the record
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def record_tail_silence(model: str | Path, *, seconds: float | None = None) -> float:
+    """Write `tail_silence` into the speech run `model` (its model.keras, atomically): `seconds`, or the
+    median trailing quiet of its training clips (`data.typical_tail`); returns the value written."""
+    from sensorium.pipelines.speech.data import typical_tail
+    from sensorium.pipelines.speech.rewrite import rewrite_run_info, training_split
+    from sensorium.runtime.errors import DataError, UsageError
+
+    if seconds is not None and not 0.0 <= seconds <= 10.0:
+        raise UsageError(f"--seconds must be between 0 and 10, got {seconds:g}")
+    found: dict[str, float] = {}
+
+    def update(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
+        value = seconds
+        if value is None:
+            train_split, _ = training_split(artifact, model, "pass --seconds S")
+            value = typical_tail(train_split.waves)
+            if value is None:
+                raise DataError(f"{model}: no training clip has speech loud enough to find its end")
+        found["seconds"] = float(value)
+        return {**info, "tail_silence": float(value)}
+
+    path = rewrite_run_info(model, "tail_silence", update)
+    log.info("recorded tail_silence %.2f s in %s; export the run again to carry it into its .tflite files",
+             found["seconds"], path)
+    return found["seconds"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sensorium.runtime.errors import SensoriumError, UsageError
+
+    parser = argparse.ArgumentParser(prog="python -m sensorium.pipelines.speech.tail_silence", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a speech run directory")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="the value to record (default: the median ending of the run's training clips)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        seconds = record_tail_silence(args.model, seconds=args.seconds)
+    except SensoriumError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+    print(f"{args.model}: tail_silence {seconds:.2f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
