@@ -1,9 +1,9 @@
 """Record how a trained speech run's training clips end (`tail_silence`), weights unchanged.
 
-A speech run made since 0.10 records the median trailing quiet of its training clips, and recognition
-tops shorter endings up to it (`sensorium.runtime.speech`, tail_silence "model"). This writes the record
-into a run trained before, from its own training split (read as its config.json says, leading quiet
-cut as in training), or sets it to the seconds given:
+`train speech` records the median trailing quiet of a run's training clips, and recognition tops
+shorter endings up to it (`sensorium.runtime.speech`, tail_silence "model"). This writes the record
+into a run trained before runs recorded it, from its own training split (read as its config.json
+says, leading quiet cut as in training), or sets it to the seconds given:
 
     python -m sensorium.pipelines.speech.tail_silence --model RUN [--seconds S]
     sensorium export --model RUN --format tflite      # the exports carry the record
