@@ -1,7 +1,8 @@
 """Rewrite what a trained speech run's model records (its metadata layer's info), weights unchanged.
 
-Used by the modules that add a record to a run trained before the record existed
-(`language_model`, `tail_silence`); `sensorium export` then carries it into the run's exports.
+Used by the modules that add or replace a record in a trained run (one trained before the record
+existed, or a user's own): `language_model`, `tail_silence`; `sensorium export` then carries it into the
+run's exports.
 """
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ def rewrite_run_info(model: str | Path, what: str, update: Callable[[dict[str, A
     return artifact.run.model_path
 
 
-def training_split(artifact: Any, model: str | Path, hint: str) -> Any:
-    """The run's training split (`SpeechSplit`), read as its config.json says; a ModelError naming
-    `hint` (what to pass instead) when the run has no config."""
+def training_split(artifact: Any, model: str | Path, hint: str) -> tuple[Any, Any]:
+    """(the run's training split (`SpeechSplit`), read as its config.json says, and that config); a
+    ModelError naming `hint` (what to pass instead) when the run has no config."""
     from sensorium.pipelines.common.artifacts import run_config
     from sensorium.pipelines.speech.config import SpeechConfig
     from sensorium.pipelines.speech.data import load_train_validation
