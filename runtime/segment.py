@@ -84,7 +84,7 @@ def trailing_quiet(wave: np.ndarray, rate: int = 16000) -> float | None:
     return None if end is None else (len(wave) - end) / rate
 
 
-def pad_trailing_quiet(wave: np.ndarray, rate: int = 16000, *, tail: float = 0.3) -> np.ndarray:
+def pad_trailing_quiet(wave: np.ndarray, rate: int = 16000, *, tail: float) -> np.ndarray:
     """`wave` with digital silence appended so that at least `tail` seconds follow its last frame
     that is not quiet; unchanged when that much follows already or no frame is loud.
 

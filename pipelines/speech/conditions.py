@@ -35,6 +35,7 @@ import numpy as np
 
 from sensorium.pipelines.speech import channels
 from sensorium.runtime.errors import DataError
+from sensorium.runtime.segment import speech_end
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,6 @@ TRIMMED_SECONDS = (0.0, 0.05)
 
 
 def _trimmed(wave: np.ndarray, index: int, pool: list[np.ndarray]) -> np.ndarray:
-    from sensorium.runtime.segment import speech_end
-
     wave = np.asarray(wave, np.float32)
     end = speech_end(wave, channels.RATE)
     keep = int(_rng("trimmed", index).uniform(*TRIMMED_SECONDS) * channels.RATE)
