@@ -360,7 +360,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                        description=f"Export a trained model. Formats: {describe_formats()}.")
     p.add_argument("--model", required=True, metavar="RUN_DIR", help="run directory (or .keras file) to export")
     p.add_argument("--format", required=True, metavar="FORMAT", help=f"one of: {', '.join(EXPORTERS.names())}")
-    p.add_argument("--quantize", default="none", choices=("none", "dynamic", "float16", "int8", "all"),
+    p.add_argument("--quantize", default="none", choices=("none", "dynamic", "float16", "int8", "int8-weights", "all"),
                    help="TFLite quantisation (default none = float32; all = every variant)")
     p.add_argument("--calibration-data", metavar="SPEC",
                    help="int8 calibration images: a data spec or an (N, H, W, 3) uint8 .npy (default: the run's "

@@ -68,9 +68,9 @@ class ArraySourceFlow:
 
     @property
     def quantizations(self) -> tuple[str, ...]:
-        from sensorium.export.tflite import QUANTIZATIONS
+        from sensorium.export.tflite import QUANTIZATIONS, WEIGHT_ONLY
 
-        return QUANTIZATIONS
+        return (*QUANTIZATIONS, WEIGHT_ONLY)
 
     def evaluation_data(self, spec: str | None) -> tuple[Any, Any]:
         """(inputs, labels or None): `spec` or the run's data @test."""
@@ -138,7 +138,8 @@ def export(model_path: str | Path, fmt: str, *, quantize: str = "none", calibrat
     """Export one format (and for TFLite one or all quantisation modes); returns the parity rows.
 
     `quantize="all"` means every mode the format and the model's task support (speech: none, float16,
-    int8). Parity data defaults to the run's data @test, int8 calibration data to its @train.
+    int8; images also int8-weights). Parity data defaults to the run's data @test, int8 (and
+    int8-weights) calibration data to its @train.
     """
     exporter = EXPORTERS.get(fmt)
     variants = list(exporter.quantizations) if quantize == "all" else [quantize]
@@ -155,7 +156,7 @@ def export(model_path: str | Path, fmt: str, *, quantize: str = "none", calibrat
             raise UsageError(f"{dest} exists; pass --overwrite to replace it")
     data = source.evaluation_data(parity_data)
     keras_outputs = source.run_keras(data)
-    calibration = source.calibration_data(calibration_data) if "int8" in variants else None
+    calibration = source.calibration_data(calibration_data) if {"int8", "int8-weights"} & set(variants) else None
     rows = []
     for v in variants:
         try:

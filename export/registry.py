@@ -22,7 +22,7 @@ EXPORTERS.register("hub-module", ExportFormat(
     "trainable variables) for --backbone hub:PATH and tensorflow_hub.load", ("none",)))
 EXPORTERS.register("tflite", ExportFormat(
     "tflite", "TFLite flatbuffer, builtin ops only, labels and sensorium.json packed inside",
-    ("none", "dynamic", "float16", "int8")))
+    ("none", "dynamic", "float16", "int8", "int8-weights")))
 
 
 def describe_formats() -> str:

@@ -32,7 +32,10 @@ from sensorium.runtime.errors import ModelError, native_stderr_silenced
 log = logging.getLogger(__name__)
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
-FILE_SUFFIX = {"none": "float32", "dynamic": "dynamic", "float16": "float16", "int8": "int8"}
+# Weight-only int8 (image models): int8 kernels, float32 compute (`weight_storage`), bias-corrected like int8
+WEIGHT_ONLY = "int8-weights"
+FILE_SUFFIX = {"none": "float32", "dynamic": "dynamic", "float16": "float16", "int8": "int8",
+               WEIGHT_ONLY: "int8-weights"}
 MIN_CALIBRATION = 200
 # An int8 classifier with more classes than this computes its softmax in float32 and outputs float32
 # probabilities: a uint8 output's 1/256 steps tie the top classes of a 1000-class model on most photos.
@@ -121,14 +124,17 @@ def convert(model: Any, *, input_shape: tuple[int, ...], quantize: str = "none",
             calibration: Iterable[np.ndarray] | None = None, output_name: str = "probabilities") -> bytes:
     """Convert `model` (input uint8 (B, *input_shape)) to a `.tflite` flatbuffer.
 
-    `calibration` yields single samples (1, *input_shape) for int8 (at least MIN_CALIBRATION of them).
+    `calibration` yields single samples (1, *input_shape) for int8 (at least MIN_CALIBRATION of them)
+    and for WEIGHT_ONLY (its bias correction; without samples, plain rounding).
     Raises ModelError naming the ops when the model cannot be expressed in TFLite builtins.
     """
     import keras
     import tensorflow as tf
 
+    if quantize == WEIGHT_ONLY:
+        return _weight_only(model, input_shape, list(calibration or []), output_name)
     if quantize not in QUANTIZATIONS:
-        raise ValueError(f"unknown quantization {quantize!r}; known: {', '.join(QUANTIZATIONS)}")
+        raise ValueError(f"unknown quantization {quantize!r}; known: {', '.join(QUANTIZATIONS)}, {WEIGHT_ONLY}")
     int8 = quantize == "int8"
     source = _float_input_clone(model) if int8 else model
     dtype = tf.float32 if int8 else tf.as_dtype(model.inputs[0].dtype)
@@ -172,6 +178,26 @@ def convert(model: Any, *, input_shape: tuple[int, ...], quantize: str = "none",
         keep_float.append(output_name)  # the softmax: 1/256 steps cannot rank a thousand classes
     return convert_archive(archive, quantize, configure=full_integer if int8 else None, keep_float=keep_float,
                            output_name=output_name, pixel_map=pixel_map)
+
+
+def _weight_only(model: Any, input_shape: tuple[int, ...], samples: list[np.ndarray], output_name: str) -> bytes:
+    """WEIGHT_ONLY: a clone of `model` whose batch-norm statistics are moved to cancel the mean shift of
+    int8 weights and whose depthwise and stem kernels are rounded to lower their error, both measured on
+    the calibration `samples` (`bias_correction`, as for int8), converted as float32 with its kernels
+    then stored as per-channel int8 (`weight_storage`)."""
+    import keras
+
+    from sensorium.export.bias_correction import MAX_IMAGES, correct_bias
+    from sensorium.export.weight_storage import int8_weight_storage
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    if samples:
+        correct_bias(clone, np.concatenate(samples[:MAX_IMAGES]))
+    flatbuffer = convert(clone, input_shape=input_shape, quantize="none", output_name=output_name)
+    stored, count = int8_weight_storage(flatbuffer)
+    log.info("%s: %d kernels stored as int8", WEIGHT_ONLY, count)
+    return stored
 
 
 def _tensor_names(flatbuffer: bytes) -> tuple[list[str], list[str]]:

@@ -34,11 +34,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 log = logging.getLogger("int8_sensitivity")
 RANGE_IMAGES = 32  # as export.activation_ranges.MAX_INPUTS
@@ -216,14 +217,9 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from sensorium.export.image import ImageExportSource
-    from sensorium.pipelines.common.artifacts import inspect_artifact
-    from sensorium.pipelines.image.imagenet import write_check_images
+    from int8_agreement import load_check_set
 
-    out = Path(args.out or tempfile.mkdtemp(prefix="int8-sensitivity-"))
-    source = ImageExportSource.load(inspect_artifact(args.model))
-    calibration_path, parity_path = write_check_images(out, source.image_size)
-    calibration, parity = np.load(calibration_path), np.load(parity_path)
+    source, _, calibration, parity = load_check_set(args.model, args.out, "int8-sensitivity-")
     reference = source.model.predict(parity, batch_size=32, verbose=0)
     sim = Int8Simulation(source.model, calibration)
 

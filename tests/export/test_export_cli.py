@@ -49,13 +49,14 @@ def test_every_variant_round_trips_with_parity(exported, run_dir):
     from sensorium.runtime.tflite import EdgeModel
 
     parity = json.loads((exported / "parity.json").read_text())["variants"]
-    assert set(parity) == {"none", "dynamic", "float16", "int8", "saved_model"}
+    assert set(parity) == {"none", "dynamic", "float16", "int8", "int8-weights", "saved_model"}
     model = keras.saving.load_model(run_dir / "model.keras", safe_mode=True)
     x, y = ImageExportSource.load(inspect_artifact(run_dir)).load_images(None, "test")  # the run's @test split
     assert x.shape == (179, 16, 16, 3) and len(y) == 179
     want = model(x, training=False).numpy()
     sizes = {}
-    for variant, name in (("none", "float32"), ("dynamic", "dynamic"), ("float16", "float16"), ("int8", "int8")):
+    for variant, name in (("none", "float32"), ("dynamic", "dynamic"), ("float16", "float16"), ("int8", "int8"),
+                          ("int8-weights", "int8-weights")):
         path = exported / f"model-{name}.tflite"
         edge = EdgeModel(path)
         got = np.concatenate([edge(x[i : i + 16]) for i in range(0, len(x), 16)])
@@ -65,12 +66,36 @@ def test_every_variant_round_trips_with_parity(exported, run_dir):
         assert abs(row["accuracy"] - float((got.argmax(1) == y).mean())) < 1e-9
         assert agreement >= (0.99 if variant in ("none", "float16") else 0.98)
         assert abs(row["agreement"] - agreement) < 1e-9  # the report is what running the file gives
-        tol = {"none": 1e-5, "float16": 2e-2, "dynamic": 5e-2, "int8": 1e-1}[variant]
+        tol = {"none": 1e-5, "float16": 2e-2, "dynamic": 5e-2, "int8": 1e-1, "int8-weights": 5e-2}[variant]
         assert np.abs(got - want).max() <= tol, variant
         assert row["size_bytes"] == path.stat().st_size
         sizes[variant] = row["size_bytes"]
         assert edge.input["dtype"] == np.uint8  # every variant takes raw uint8 pixels
     assert sizes["int8"] < sizes["none"] / 2.5 and sizes["float16"] < sizes["none"]
+    assert sizes["int8-weights"] < sizes["none"] / 2.5
+
+
+def test_weight_only_int8_stores_int8_kernels_and_computes_in_float(exported):
+    """int8-weights: every convolution and dense kernel is an int8 tensor read by a DEQUANTIZE op, and
+    no activation is quantised (the input and output are as in the float32 file)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from sensorium.runtime.tflite import EdgeModel, flatbuffer_part
+
+    data = flatbuffer_part((exported / "model-int8-weights.tflite").read_bytes())
+    interpreter = Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    ops = interpreter._get_ops_details()
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    weighted = [op for op in ops if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")]
+    dequantized = {op["outputs"][0]: op["inputs"][0] for op in ops if op["op_name"] == "DEQUANTIZE"}
+    assert weighted and all(op["inputs"][1] in dequantized for op in weighted)
+    for op in weighted:
+        int8 = details[dequantized[op["inputs"][1]]]
+        assert int8["dtype"] == np.int8 and len(int8["quantization_parameters"]["scales"]) > 1  # per channel
+        assert details[op["outputs"][0]]["dtype"] == np.float32
+    edge = EdgeModel(exported / "model-int8-weights.tflite")
+    assert edge.input["dtype"] == np.uint8
 
 
 def test_associated_files_travel_inside(exported):
