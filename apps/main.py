@@ -363,8 +363,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantize", default="none", choices=("none", "dynamic", "float16", "int8", "int8-weights", "all"),
                    help="TFLite quantisation (default none = float32; all = every variant)")
     p.add_argument("--calibration-data", metavar="SPEC",
-                   help="int8 calibration images: a data spec or an (N, H, W, 3) uint8 .npy (default: the run's "
-                        "training data)")
+                   help="int8 and int8-weights calibration images: a data spec or an (N, H, W, 3) uint8 .npy "
+                        "(default: the run's training data)")
     p.add_argument("--parity-data", metavar="SPEC", help="data for the parity check (default: the run's data @test)")
     p.add_argument("--out", metavar="PATH", help="output file or folder (default: RUN_DIR/exports/)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")

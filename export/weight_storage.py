@@ -4,7 +4,7 @@ Each constant float32 filter of a CONV_2D, DEPTHWISE_CONV_2D or FULLY_CONNECTED 
 tensor (per output channel, symmetric, scale max|w| / 127: the rounding TFLite gives int8 weights)
 with a DEQUANTIZE op in front of the op, so the file holds int8 weights (about a quarter of the
 float32 size) and computes in float32: no activation is quantised. The interpreter dequantises the
-constant weights once, when it prepares the model.
+constant weights once, when it prepares the model, so in memory they take float32's room.
 """
 from __future__ import annotations
 
