@@ -45,12 +45,13 @@ MAX_ROUNDED_FAN_IN = 64  # a full convolution with at most this many weights per
 
 
 def quantize_weights(w: np.ndarray, axis: int) -> np.ndarray:
-    """`w` rounded as TFLite's int8 per-channel weights (channels on `axis`), back in float."""
-    moved = np.moveaxis(np.asarray(w, np.float64), axis, -1)
-    scale = np.abs(moved).reshape(-1, moved.shape[-1]).max(axis=0) / 127.0
-    scale[scale == 0] = 1.0
-    q = np.clip(np.round(moved / scale), -127, 127) * scale
-    return np.moveaxis(q, -1, axis)
+    """`w` rounded as TFLite's int8 per-channel weights (channels on `axis`), back in float (float64)."""
+    from sensorium.export.weight_storage import int8_per_channel
+
+    codes, scale = int8_per_channel(w, axis)
+    shape = [1] * codes.ndim
+    shape[axis] = -1
+    return codes.astype(np.float64) * scale.reshape(shape)
 
 
 def _targets(model: Any) -> list[tuple[Any, Any]]:

@@ -13,6 +13,16 @@ import numpy as np
 DEQUANTIZE_VERSION = 4  # the DEQUANTIZE version that reads per-channel int8
 
 
+def int8_per_channel(w: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """TFLite's int8 weights of `w`: (int8 codes, shaped as `w`; float64 scales (channels,)), per channel
+    on `axis`, symmetric, scale max|w| / 127 (1 for a channel of zeros)."""
+    moved = np.moveaxis(np.asarray(w, np.float64), axis, -1)
+    scale = np.abs(moved).reshape(-1, moved.shape[-1]).max(axis=0) / 127.0
+    scale[scale == 0] = 1.0
+    codes = np.clip(np.round(moved / scale), -127, 127).astype(np.int8)
+    return np.moveaxis(codes, -1, axis), scale
+
+
 def int8_weight_storage(flatbuffer: bytes) -> tuple[bytes, int]:
     """(the `.tflite` with its float32 kernels stored as per-channel int8, the number of kernels stored)."""
     from tensorflow.lite.python import schema_py_generated as schema
@@ -58,10 +68,7 @@ def _int8_filter(model, graph, index: int, *, depthwise: bool) -> int | None:
         return None
     w = np.frombuffer(bytes(bytearray(buffer.data)), np.float32).reshape(tensor.shape)
     axis = 3 if depthwise else 0  # the output channel
-    scale = np.abs(np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)).max(axis=1) / 127.0  # (channels,)
-    scale[scale == 0] = 1.0
-    shape = [-1 if i == axis else 1 for i in range(w.ndim)]
-    q = np.clip(np.round(w / scale.reshape(shape)), -127, 127).astype(np.int8)
+    q, scale = int8_per_channel(w, axis)  # (as w) int8, (channels,)
     data = schema.BufferT()
     data.data = np.frombuffer(q.tobytes(), np.uint8)
     model.buffers.append(data)

@@ -22,8 +22,7 @@ is refused in one line.
 Read the per-tensor list as a ranking, not a budget: the errors do not add up (on the bundled model
 the tensors' one-at-a-time costs sum to about twice the cost of all of them together), and leaving
 the costliest ones unquantised in the simulation (`Int8Simulation.only` and `ranges` are the handles)
-moved agreement by less than the 300 images' noise. `Int8Simulation` is also the forward pass that
-quantisation-aware fine-tuning would train through.
+moved agreement by less than the 300 images' noise.
 """
 from __future__ import annotations
 
@@ -62,6 +61,7 @@ class Int8Simulation:
         correct_bias(self.model, calibration[:MAX_IMAGES])
         self.weights = self.activations = False
         self.only: Any = None
+        self._rounded: dict[int, np.ndarray] = {}  # id(layer) -> its int8-rounded kernel
         self.names: dict[Any, str] = {}
         self.ranges: dict[Any, tuple[float, float]] = {}
         self._recording: dict[Any, list[tuple[float, float, np.ndarray]]] | None = None
@@ -90,15 +90,14 @@ class Int8Simulation:
                             np.zeros_like(mean, np.float32), np.full_like(var, 1 - bn.epsilon, np.float32)])
 
     def _kernel(self, layer: Any, axis: int) -> Any:
-        import tensorflow as tf
+        """The layer's kernel, or with `weights` on, rounded as TFLite's int8 weights (computed once)."""
+        from sensorium.export.bias_correction import quantize_weights
 
-        k = layer.kernel
         if not self.weights:
-            return k
-        reduce = [i for i in range(len(k.shape)) if i != axis % len(k.shape)]
-        top = tf.reduce_max(tf.abs(k), axis=reduce, keepdims=True)
-        scale = tf.where(top > 0, top / 127.0, 1.0)  # TFLite: per channel, symmetric, max|w| / 127
-        return tf.clip_by_value(tf.round(k / scale), -127, 127) * scale
+            return layer.kernel
+        if id(layer) not in self._rounded:
+            self._rounded[id(layer)] = quantize_weights(np.asarray(layer.kernel), axis).astype(np.float32)
+        return self._rounded[id(layer)]
 
     def _site(self, x: Any, key: Any) -> Any:
         import tensorflow as tf
