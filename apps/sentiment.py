@@ -1,4 +1,5 @@
-"""`sentiment TEXT... | --file F [--model MODEL] [--labels binary|three] [--json]`: label and probabilities per text."""
+"""`sentiment TEXT... | --file F [--model MODEL] [--labels binary|three] [--long-text sentences|truncate]
+[--json]`: label and probabilities per text."""
 from __future__ import annotations
 
 import argparse
@@ -19,6 +20,7 @@ EPILOG = """examples:
   sentiment --file reviews.txt --json         one text per line, one JSON object per text
   tail -f comments.log | sentiment --file -   a stream, labelled as lines arrive
   sentiment --labels binary --file reviews.txt   positive or negative only (the calibrated binary head)
+  sentiment --long-text truncate --file r.txt    read long texts whole, cut to the window (as before)
 """
 
 
@@ -31,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="binary: positive or negative, from the calibrated binary head; three: negative, "
                              "neutral, positive (default: the model's own labels); the JSON record's label_set says "
                              "which")
+    parser.add_argument("--long-text", choices=("sentences", "truncate"), default=None,
+                        help="sentences (default): a text longer than the model's training texts is read sentence "
+                             "by sentence and their probabilities pooled; truncate: read whole, cut to the model's "
+                             "window")
     parser.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per text (label, scores)")
     add_common_options(parser)
     parser.set_defaults(func=run)
@@ -42,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.texts and not args.file:
         raise UsageError("give texts to label, or --file FILE (one text per line; - for standard input)")
-    classifier = load_predictor(TextClassifier, args, label_set=args.label_set)
+    classifier = load_predictor(TextClassifier, args, label_set=args.label_set, long_text=args.long_text)
 
     def line(r: dict) -> str:
         scores = " ".join(f"{k} {v:.3f}" for k, v in r["scores"].items())

@@ -190,7 +190,7 @@ class SentimentExportSource:
     def tflite_runner(self, path: str | Path) -> tuple[Callable[[Any], np.ndarray], str]:
         from sensorium.runtime.sentiment import TextClassifier
 
-        edge = TextClassifier.from_tflite(path)
+        edge = TextClassifier.from_tflite(path).configure(long_text="truncate")  # whole texts, as keras_fn reads them
         return (lambda texts: edge.predict(list(texts))), edge.runtime
 
     def parity(self, variant: str, run: Callable[[Any], np.ndarray], data: tuple[np.ndarray, Any],

@@ -12,6 +12,12 @@ positive and negative texts at the end of training with balanced priors (the mod
 `binary_calibration`; a model without one gets scale 1, bias 0, which is p(pos) / (p(pos) + p(neg))).
 The record's "label_set" says which labels it reports.
 
+Long texts (`long_text`, the CLI's `--long-text`): "sentences" (the default) reads a text longer than
+the model's training texts sentence by sentence and pools the sentences' probabilities
+(`sensorium.runtime.text_windows`); "truncate" reads every text whole, cut to the model's window. The
+length is the model metadata's `long_text_pieces` (recorded at training; a model without it splits only
+texts that its window would cut). A model that takes strings itself (a hub encoder) reads texts whole.
+
 Example::
 
     clf = TextClassifier.load()                # the bundled tweet model, its .tflite
@@ -41,6 +47,7 @@ from sensorium.runtime.predictor import (
 BINARY_LABELS = ["negative", "positive"]
 THREE_LABELS = ["negative", "neutral", "positive"]
 LABEL_SETS = ("binary", "three")
+LONG_TEXT = ("sentences", "truncate")
 
 
 def label_set_of(labels: list[str]) -> str:
@@ -61,6 +68,18 @@ def binary_calibration(info: dict[str, Any]) -> tuple[float, float]:
     except (TypeError, KeyError, ValueError):
         return 1.0, 0.0
     return (scale, bias) if np.isfinite(scale) and np.isfinite(bias) else (1.0, 0.0)
+
+
+def long_text_pieces(info: dict[str, Any], max_length: int | None) -> int | None:
+    """How many pieces a text may have before it is read sentence by sentence: the model metadata's
+    `long_text_pieces` (or a .tflite manifest's "model"), else what the window holds (`max_length` - 1:
+    [BOS] takes one); None when neither is known or the recorded value is malformed and no window is."""
+    value = info.get("long_text_pieces")
+    if value is None and isinstance(info.get("model"), dict):
+        value = info["model"].get("long_text_pieces")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return max_length - 1 if max_length and max_length > 1 else None
 
 
 def binary_probability(probs: np.ndarray, labels: list[str], scale: float = 1.0, bias: float = 0.0) -> np.ndarray:
@@ -93,14 +112,17 @@ class TextClassifier(Predictor):
     max_length: int | None = None
 
     label_set: str | None = None  # None: the model's own labels; "binary" or "three" (see the module docstring)
+    long_text: str = "sentences"  # or "truncate" (see the module docstring)
 
     task: ClassVar[str] = "sentiment"
     keras_backend: ClassVar[str] = "sensorium.pipelines.sentiment.predict:load"
-    options: ClassVar[dict[str, Any]] = {"label_set": None}
+    options: ClassVar[dict[str, Any]] = {"label_set": None, "long_text": "sentences"}
     chunk_size: ClassVar[int] = 256
 
     def configure(self, **options: Any) -> TextClassifier:
         """As `Predictor.configure`; a label set the model cannot give is a UsageError."""
+        if options.get("long_text") is not None and options["long_text"] not in LONG_TEXT:
+            raise UsageError(f"long_text must be sentences or truncate, not {options['long_text']!r}")
         wanted = options.get("label_set")
         if wanted is not None:
             if wanted not in LABEL_SETS:
@@ -147,8 +169,19 @@ class TextClassifier(Predictor):
         return self.tokenizer.encode(list(texts), int(self.max_length or 0))
 
     def predict(self, texts: list[str]) -> np.ndarray:
-        """Probabilities (N, C) for `texts`, in order."""
-        return self.run(list(texts)) if len(texts) else np.zeros((0, len(self.labels)), np.float32)
+        """Probabilities (N, C) for `texts`, in order (long texts as `long_text` says)."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.labels)), np.float32)
+        limit = long_text_pieces(self.info, self.max_length)
+        if self.long_text == "truncate" or self.tokenizer is None or limit is None:
+            return self.run(texts)
+        from sensorium.runtime.text_windows import plan, pool
+
+        rows, owner = plan(texts, [len(p) for p in self.tokenizer.encode_pieces(texts)], limit)
+        if len(rows) == len(texts):
+            return self.run(texts)
+        return pool(self.run(rows), owner, len(texts))
 
     def predict_labelled(self, texts: list[str]) -> tuple[list[str], np.ndarray]:
         """(labels, probabilities (N, len(labels))) in the configured label set, for `texts` in order."""

@@ -6,10 +6,18 @@ the model's positive-vs-negative log-odds, fitted with balanced priors on held-o
 Balanced priors (each class weighs half) keep the training corpus's label mix (the tweets are 70%
 negative among the polar ones) out of the binary decision. The runtime applies it
 (`sensorium.runtime.sentiment.binary_probability`); the fitted values ride in the model's metadata.
+`train sentiment` fits it at the end of training; for a run trained before, this fits it on the run's
+own validation split (read as its config.json says) and records it, weights unchanged:
+
+    python -m sensorium.pipelines.sentiment.calibration --model RUN
+    sensorium export --model RUN --format tflite      # the exports carry the record
 """
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,3 +74,59 @@ def binary_accuracy(probs: np.ndarray, labels: np.ndarray, label_names: list[str
     p = binary_probability(np.asarray(probs)[keep], label_names, cal["scale"], cal["bias"])
     y = labels[keep] == pos
     return float(np.mean([np.mean(p[y] >= 0.5), np.mean(p[~y] < 0.5)]))
+
+
+def record_binary_calibration(model: str | Path) -> dict[str, Any]:
+    """Fit the binary head on the sentiment run `model`'s validation split, read by the run's own
+    classifier (long texts as it reads them), and write it into the run's model.keras (atomically);
+    returns the calibration written."""
+    from sensorium.pipelines.common.artifacts import run_config
+    from sensorium.pipelines.common.run_info import rewrite_run_info
+    from sensorium.pipelines.sentiment.config import SentimentConfig
+    from sensorium.pipelines.sentiment.data import load_train_validation
+    from sensorium.pipelines.sentiment.predict import load
+    from sensorium.runtime.errors import DataError, ModelError
+
+    found: dict[str, Any] = {}
+
+    def update(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
+        cfg = run_config(artifact, SentimentConfig)
+        if cfg is None:
+            raise ModelError(f"{model}: no config.json to find its validation texts")
+        classifier = load(artifact)
+        _, val_split = load_train_validation(cfg.data, seed=cfg.seed, label_names=classifier.labels)
+        probs = classifier.predict(val_split.items.texts)  # (N, C)
+        cal = fit_binary_calibration(probs, val_split.items.labels, classifier.labels)
+        if cal is None:
+            raise DataError(f"{model}: its validation split has too few positive or negative texts "
+                            f"(at least {MIN_PER_CLASS} of each) or its labels lack them")
+        log.info("binary head: scale %.3f, bias %+.3f (balanced accuracy on validation %.4f, uncalibrated %.4f)",
+                 cal["scale"], cal["bias"], binary_accuracy(probs, val_split.items.labels, classifier.labels, cal),
+                 binary_accuracy(probs, val_split.items.labels, classifier.labels, None))
+        found.update(cal)
+        return {**info, "binary_calibration": cal}
+
+    path = rewrite_run_info(model, "sentiment", "binary_calibration", update)
+    log.info("recorded binary_calibration in %s; export the run again to carry it into its .tflite files", path)
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sensorium.runtime.errors import SensoriumError, UsageError
+
+    parser = argparse.ArgumentParser(prog="python -m sensorium.pipelines.sentiment.calibration",
+                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a sentiment run directory")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        cal = record_binary_calibration(args.model)
+    except SensoriumError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+    print(f"{args.model}: binary_calibration scale {cal['scale']:.3f} bias {cal['bias']:+.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,7 +12,7 @@ import numpy as np
 from sensorium.pipelines.common.artifacts import Artifact, load_predictor, load_task_model
 from sensorium.runtime.sentiment import TextClassifier, run_on_ids
 from sensorium.runtime.text_norm import normalization_of, with_normalization
-from sensorium.runtime.tokenizer import tokenizers_from
+from sensorium.runtime.tokenizer import TOKENIZER_FILE, SubwordTokenizer, tokenizers_from
 
 
 def load(model: Artifact | str | Path) -> TextClassifier:
@@ -45,12 +45,20 @@ def _from_saved_model(artifact: Artifact) -> TextClassifier:
 
     serve = load_text_saved_model(artifact.path)
     labels = list(artifact.labels or [])
+    info = dict(artifact.info)
 
     def run(texts: list[str]) -> np.ndarray:
         parts = [serve(text=tf.constant(texts[i : i + 64]))["probabilities"].numpy()
                  for i in range(0, len(texts), 64)]
         return np.concatenate(parts) if parts else np.zeros((0, len(labels)), np.float32)
-    return TextClassifier(run, labels, str(artifact.path), dict(artifact.info), runtime="saved_model")
+    # the graph tokenises; the Python copy of its tokenizer (an asset) only measures texts for long_text
+    tokenizer, max_length = None, None
+    if (Path(artifact.path) / "assets" / TOKENIZER_FILE).is_file() and isinstance(info.get("max_length"), int):
+        tokenizer = with_normalization(SubwordTokenizer.load(Path(artifact.path) / "assets" / TOKENIZER_FILE),
+                                       normalization_of(info, str(artifact.path)))
+        max_length = int(info["max_length"])
+    return TextClassifier(run, labels, str(artifact.path), info, runtime="saved_model", tokenizer=tokenizer,
+                          max_length=max_length)
 
 
 def compiled(model: Any) -> Callable[[np.ndarray], np.ndarray]:

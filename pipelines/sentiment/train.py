@@ -153,7 +153,8 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
         warm_start(model, source)
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state)
     calibration = _calibrate(model, val_ds, val_split)
-    extra_info = {"binary_calibration": calibration} if calibration else None
+    extra_info = {**({"binary_calibration": calibration} if calibration else {}),
+                  **_long_text_record(tokenizer, train_split.items.texts)} or None
     final = save_inference_model(run, model, lambda: _build(cfg, labels, tokenizer, extra_info))
     summary = run_summary(run_state, tcfg, policy, strategy, train=describe(train_split),
                           validation=describe(val_split), vocab_size=tokenizer.vocab_size if tokenizer else None,
@@ -162,6 +163,18 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
                           **({"init_from": tcfg.init_from} if tcfg.init_from else {}))
     _report(run, cfg, run_state.history, summary)
     return summary
+
+
+def _long_text_record(tokenizer: Any, texts: list[str]) -> dict[str, int]:
+    """{"long_text_pieces": the training texts' 99th-percentile length} for the runtime's reading of long
+    texts (`sensorium.runtime.text_windows`); nothing for a model that takes strings itself."""
+    from sensorium.pipelines.sentiment.long_text import typical_pieces
+
+    pieces = typical_pieces(tokenizer, texts) if tokenizer is not None else None
+    if pieces is not None:
+        log.info("long texts: over %d pieces (99th percentile of the training texts) are read sentence by sentence",
+                 pieces)
+    return {"long_text_pieces": pieces} if pieces is not None else {}
 
 
 def _report(run: RunDir, cfg: SentimentConfig, history: dict, summary: dict) -> None:

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 def record_language_model(model: str | Path, *, text: str | Path | None = None, order: int = 3) -> dict[str, Any]:
     """Write a language model into the speech run `model` (its model.keras, atomically); returns
     {"order", "ngrams", "words", "source"}."""
-    from sensorium.pipelines.speech.rewrite import rewrite_run_info, training_split
+    from sensorium.pipelines.common.run_info import rewrite_run_info
+    from sensorium.pipelines.speech.rewrite import training_split
     from sensorium.runtime.ngram import WordNgramLM
     from sensorium.runtime.vocabulary import Vocabulary
 
@@ -45,7 +46,7 @@ def record_language_model(model: str | Path, *, text: str | Path | None = None, 
         found.update(order=lm.order, ngrams=len(lm), words=len(lm.words), source=source)
         return {**info, "language_model": lm.to_dict(), "vocabulary": words}
 
-    path = rewrite_run_info(model, "a language model", update)
+    path = rewrite_run_info(model, "speech", "a language model", update)
     log.info("recorded a %d-gram language model (%d n-grams, %d words) from %s in %s; export the run again to "
              "carry it into its .tflite files", found["order"], found["ngrams"], found["words"], found["source"], path)
     return found

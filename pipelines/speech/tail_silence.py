@@ -22,8 +22,9 @@ log = logging.getLogger(__name__)
 def record_tail_silence(model: str | Path, *, seconds: float | None = None) -> float:
     """Write `tail_silence` into the speech run `model` (its model.keras, atomically): `seconds`, or the
     median trailing quiet of its training clips (`data.typical_tail`); returns the value written."""
+    from sensorium.pipelines.common.run_info import rewrite_run_info
     from sensorium.pipelines.speech.data import typical_tail
-    from sensorium.pipelines.speech.rewrite import rewrite_run_info, training_split
+    from sensorium.pipelines.speech.rewrite import training_split
     from sensorium.runtime.errors import DataError, UsageError
 
     if seconds is not None and not 0.0 <= seconds <= 10.0:
@@ -40,7 +41,7 @@ def record_tail_silence(model: str | Path, *, seconds: float | None = None) -> f
         found["seconds"] = float(value)
         return {**info, "tail_silence": float(value)}
 
-    path = rewrite_run_info(model, "tail_silence", update)
+    path = rewrite_run_info(model, "speech", "tail_silence", update)
     log.info("recorded tail_silence %.2f s in %s; export the run again to carry it into its .tflite files",
              found["seconds"], path)
     return found["seconds"]

@@ -155,14 +155,25 @@ def test_export_parity_and_edge_runner(trained, capsys, varied_texts):
     graph_ids = tf_encode(graph, tf.constant(texts), edge.max_length).numpy()
     for text, ids, row_ids in zip(texts, edge.encode(texts), graph_ids):
         assert list(row_ids[: len(ids)]) == ids and not row_ids[len(ids):].any(), text[:30]
-    # ... and the same probabilities, each text alone or in padded batches.
+    # ... and the same probabilities, each text alone or in padded batches (read whole, as the graph reads them).
     good = [t for t in texts if t.strip()]
     want = load_text_saved_model(saved)(text=tf.constant(good))["probabilities"].numpy()
+    edge.configure(long_text="truncate")
     np.testing.assert_allclose(edge.predict(good), want, atol=1e-4)
     np.testing.assert_allclose(np.concatenate([edge.predict([t]) for t in good]), want, atol=1e-4)
-    np.testing.assert_allclose(load(trained).predict(good), want, atol=1e-4)
+    np.testing.assert_allclose(load(trained).configure(long_text="truncate").predict(good), want, atol=1e-4)
     # a bare .keras file is complete: its tokenizer rides in its metadata
-    np.testing.assert_allclose(load(trained / "model.keras").predict(good), want, atol=1e-4)
+    np.testing.assert_allclose(load(trained / "model.keras").configure(long_text="truncate").predict(good), want,
+                               atol=1e-4)
+    # long texts are read sentence by sentence alike by every runtime, the record carried by each export
+    recorded = edge.info["model"]["long_text_pieces"]
+    assert recorded == json.loads((saved / "assets" / "sensorium.json").read_text())["model"]["long_text_pieces"]
+    reviews = [_long_review(random.Random(seed)) for seed in range(3)] + good
+    edge.configure(long_text="sentences")
+    by_sentence = edge.predict(reviews)
+    np.testing.assert_allclose(load(saved).predict(reviews), by_sentence, atol=1e-4)
+    np.testing.assert_allclose(load(trained).predict(reviews), by_sentence, atol=1e-4)
+    assert by_sentence[:3].argmax(1).tolist() == [0, 0, 0] and not np.allclose(by_sentence[3:], want, atol=1e-4)
     assert edge.labels == ["neg", "pos"] and edge.info["tokenizer"]["bos_id"] == 2
 
     # evaluate reads the task from the .tflite itself and scores it on a data spec
@@ -265,3 +276,55 @@ def test_tune_two_trials(reviews, tmp_path, capsys):
     assert code == 0 and summary["finished"] == 2 and summary["objective"] == "val_accuracy"
     config = resolve_config(SentimentConfig, out / "best_config.json", {})
     assert config.model.embed_dim == 32 and config.train.batch_size in (32, 64) and config.evaluate_on == "test"
+
+
+def _long_review(rng: random.Random) -> str:
+    """4 positive sentences, then 12 negative ones: the window of the tiny model (31 pieces) holds
+    little more than the positive start."""
+    return " ".join(_sentence(rng, POSITIVE) + "." for _ in range(4)) + " " + \
+        " ".join(_sentence(rng, NEGATIVE) + "." for _ in range(12))
+
+
+def test_long_texts_are_read_sentence_by_sentence(trained, reviews, capsys):
+    from sensorium.pipelines.common.artifacts import load_task_model
+    from sensorium.runtime.tokenizer import SubwordTokenizer
+
+    _, meta = load_task_model(trained / "model.keras", "sentiment")
+    recorded = meta["info"]["long_text_pieces"]  # the 99th percentile of the training texts' pieces
+    tokenizer = SubwordTokenizer.load(trained / "tokenizer.model")
+    with open(reviews, newline="", encoding="utf-8") as fh:
+        lengths = [len(p) for p in tokenizer.encode_pieces([row["review"] for row in csv.DictReader(fh)])]
+    assert np.median(lengths) <= recorded <= max(lengths)
+
+    review = _long_review(random.Random(5))
+    assert len(tokenizer.encode_pieces([review])[0]) > 4 * recorded
+    assert sentiment_app.main(["--model", str(trained), "--json", review]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["label"] == "neg"  # most of its sentences are negative
+    assert sentiment_app.main(["--model", str(trained), "--json", "--long-text", "truncate", review]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == "pos"  # cut to the window: the positive start
+    with pytest.raises(SystemExit) as exc:
+        sentiment_app.main(["--model", str(trained), "--long-text", "pages", review])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
+
+
+def test_recording_long_text_in_an_older_run(trained, tmp_path, capsys):
+    import shutil
+
+    from sensorium.pipelines.common.artifacts import load_task_model
+    from sensorium.pipelines.sentiment import long_text
+
+    run = shutil.copytree(trained, tmp_path / "run", ignore=shutil.ignore_patterns("exports", "eval-*"))
+    _, meta = load_task_model(run / "model.keras", "sentiment")
+    trained_value = meta["info"]["long_text_pieces"]
+    assert long_text.main(["--model", str(run), "--pieces", "7"]) == 0
+    assert load_task_model(run / "model.keras", "sentiment")[1]["info"]["long_text_pieces"] == 7
+    assert long_text.main(["--model", str(run)]) == 0  # from its training split, as training recorded it
+    assert load_task_model(run / "model.keras", "sentiment")[1]["info"]["long_text_pieces"] == trained_value
+    capsys.readouterr()
+    for argv, code, needle in ((["--model", str(run), "--pieces", "0"], 2, "--pieces must be between"),
+                               (["--model", str(run / "model.keras")], 1, "needs a run directory"),
+                               (["--model", str(tmp_path / "missing")], 1, "missing")):
+        assert long_text.main(argv) == code
+        err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0], err

@@ -1,7 +1,8 @@
 """Sentiment outside the training domain: our model against VADER on positive-vs-negative texts.
 
     sensorium data sentiment-domains        # once: builtin:imdb-reviews, builtin:drug-reviews
-    python tests/benchmarks/sentiment_domains.py [--model RUN_DIR] [--boot 1000] [--json FILE]
+    python tests/benchmarks/sentiment_domains.py [--model RUN_DIR] [--labels three|binary]
+                                                 [--long-text sentences|truncate] [--boot 1000] [--json FILE]
 
 For each set (builtin:imdb-reviews, builtin:drug-reviews and, for reference, the training domain's
 builtin:tweets@test) it keeps the items labelled positive or negative and reports the macro-F1 of the
@@ -10,7 +11,9 @@ resampled texts score both; `--boot` resamples, seeded):
 
 - ours: the model's choice between its positive and negative probabilities (the neutral probability
   is left out, so a 3-way model is not penalised for a class these items cannot have; a tie goes to
-  positive). Run through the Python API (`sensorium.pipeline("sentiment", model=...)`) on the Keras
+  positive); with `--labels binary`, the calibrated binary head's (p(positive) >= 0.5). Long texts are
+  read as `--long-text` says (the runtime's default: sentence by sentence past the model's training
+  length). Run through the Python API (`sensorium.pipeline("sentiment", model=...)`) on the Keras
   model of the run directory and on each exported `.tflite` (the edge runtime).
 - VADER (vaderSentiment, PyPI): positive when its compound score is >= 0, else negative.
 
@@ -79,6 +82,11 @@ def main() -> int:
     parser.add_argument("--data", nargs="+", default=list(SETS), metavar="SPEC", help="the sets (default: %(default)s)")
     parser.add_argument("--boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--labels", choices=("three", "binary"), default="three",
+                        help="three: p(positive) >= p(negative) of the model's labels; binary: the calibrated binary "
+                             "head (default: %(default)s)")
+    parser.add_argument("--long-text", choices=("sentences", "truncate"), default="sentences",
+                        help="how long texts are read (default: %(default)s)")
     parser.add_argument("--no-tflite", action="store_true", help="skip the exported .tflite files")
     parser.add_argument("--json", metavar="FILE", help="write the figures here")
     args = parser.parse_args()
@@ -89,10 +97,11 @@ def main() -> int:
     run_dir = Path(args.model) if args.model else bundled_model("sentiment")[1]
     cfg = json.loads((run_dir / "config.json").read_text(encoding="utf-8")) if (run_dir / "config.json").is_file() \
         else {}
-    models = {"keras": sensorium.pipeline("sentiment", model=str(run_dir), runtime="keras")}
+    options = {"label_set": "binary" if args.labels == "binary" else None, "long_text": args.long_text}
+    models = {"keras": sensorium.pipeline("sentiment", model=str(run_dir), runtime="keras", **options)}
     if not args.no_tflite:
         for tfl in sorted((run_dir / "exports").glob("*.tflite")):
-            models[tfl.stem] = sensorium.pipeline("sentiment", model=str(tfl), runtime="edge")
+            models[tfl.stem] = sensorium.pipeline("sentiment", model=str(tfl), runtime="edge", **options)
     t_all = time.perf_counter()
     results = []
     for spec in args.data:
@@ -120,8 +129,10 @@ def main() -> int:
                 row[name]["agreement_with_keras"] = float((pred == keras_pred).mean())
         results.append(row)
         print(f"{spec}: done", file=sys.stderr, flush=True)
-    out = {"model": str(run_dir), "bootstrap_resamples": args.boot, "seed": args.seed,
-           "rule": {"ours": "positive if p(positive) >= p(negative)", "vader": "positive if compound >= 0"},
+    rule = "positive if the binary head's p(positive) >= 0.5" if args.labels == "binary" \
+        else "positive if p(positive) >= p(negative)"
+    out = {"model": str(run_dir), "bootstrap_resamples": args.boot, "seed": args.seed, "labels": args.labels,
+           "long_text": args.long_text, "rule": {"ours": rule, "vader": "positive if compound >= 0"},
            "sets": results, "wall_seconds": time.perf_counter() - t_all}
     text = json.dumps(out, indent=2)
     if args.json:
@@ -145,7 +156,8 @@ def main() -> int:
                          f"{100 * e['difference_vs_vader']['ci95'][1]:+.1f}]; agrees {100 * e['agreement_with_keras']:.1f}%)")
         print("| " + " | ".join(cells) + " |")
     print(f"\nmacro-F1 of the positive-vs-negative decision on the items labelled positive or negative; paired "
-          f"bootstrap, {args.boot} resamples, seed {args.seed}. Ours: p(positive) >= p(negative); VADER: compound >= 0.")
+          f"bootstrap, {args.boot} resamples, seed {args.seed}. Ours: {rule} (long texts: {args.long_text}); "
+          "VADER: compound >= 0.")
     return 0
 
 

@@ -1,5 +1,6 @@
 """Sentiment: `--init-from` (continue training a model on a new domain's few labelled texts), the
-calibrated binary head recorded at the end of training, and `sentiment --labels binary|three`."""
+calibrated binary head recorded at the end of training (or afterwards, in an older run), and
+`sentiment --labels binary|three`."""
 from __future__ import annotations
 
 import csv
@@ -83,6 +84,28 @@ def test_training_records_a_calibrated_binary_head(base):
 
     _, meta = load_task_model(base / "model.keras", "sentiment")
     assert binary_calibration(meta["info"]) == (cal["scale"], cal["bias"])
+
+
+def test_recording_the_binary_head_in_an_older_run(base, tmp_path, capsys):
+    import shutil
+
+    from sensorium.pipelines.common.artifacts import load_task_model
+    from sensorium.pipelines.common.run_info import rewrite_run_info
+    from sensorium.pipelines.sentiment import calibration
+
+    run = shutil.copytree(base, tmp_path / "run", ignore=shutil.ignore_patterns("exports"))
+    trained = json.loads((base / "sensorium.json").read_text())["summary"]["binary_calibration"]
+    rewrite_run_info(run, "sentiment", "test", lambda info, _: {k: v for k, v in info.items()
+                                                               if k != "binary_calibration"})
+    assert binary_calibration(load_task_model(run / "model.keras", "sentiment")[1]["info"]) == (1.0, 0.0)
+    assert calibration.main(["--model", str(run)]) == 0
+    scale, bias = binary_calibration(load_task_model(run / "model.keras", "sentiment")[1]["info"])
+    # the same fit as at the end of training (the validation texts are short: read whole, as there)
+    assert scale == pytest.approx(trained["scale"], abs=1e-3) and bias == pytest.approx(trained["bias"], abs=1e-3)
+    capsys.readouterr()
+    assert calibration.main(["--model", str(run / "model.keras")]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "needs a run directory" in err[0], err
 
 
 def test_init_from_adapts_the_model_to_a_new_domain_with_200_texts(base, medicine, tmp_path):

@@ -1,0 +1,94 @@
+"""How long a sentiment model's training texts were (`long_text_pieces`), recorded for reading long texts.
+
+`train sentiment` records the 99th percentile of its training texts' subword-piece counts, and the
+classifier reads a longer text sentence by sentence (`sensorium.runtime.text_windows`). This writes
+the record into a run trained before runs recorded it, from its own training split (read as its
+config.json says, with its own tokenizer), or sets it to the count given:
+
+    python -m sensorium.pipelines.sentiment.long_text --model RUN [--pieces N]
+    sensorium export --model RUN --format tflite      # the exports carry the record
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+PERCENTILE = 99.0
+MAX_PIECES = 1_000_000  # a record beyond this is not a length (texts are refused over 1,000,000 characters)
+
+
+def typical_pieces(tokenizer: Any, texts: Sequence[str]) -> int | None:
+    """The 99th percentile of the texts' piece counts, rounded up (at least 1); None without texts."""
+    if not texts:
+        return None
+    lengths = np.asarray([len(p) for p in tokenizer.encode_pieces(list(texts))], np.float64)
+    return max(1, int(math.ceil(np.percentile(lengths, PERCENTILE))))
+
+
+def record_long_text(model: str | Path, *, pieces: int | None = None) -> int:
+    """Write `long_text_pieces` into the sentiment run `model` (its model.keras, atomically): `pieces`,
+    or `typical_pieces` of its training texts; returns the value written."""
+    from sensorium.pipelines.common.artifacts import run_config
+    from sensorium.pipelines.common.run_info import rewrite_run_info
+    from sensorium.pipelines.sentiment.config import SentimentConfig
+    from sensorium.pipelines.sentiment.data import load_train_validation
+    from sensorium.runtime.errors import DataError, ModelError, UsageError
+    from sensorium.runtime.text_norm import normalization_of, with_normalization
+    from sensorium.runtime.tokenizer import tokenizers_from
+
+    if pieces is not None and not 1 <= pieces <= MAX_PIECES:
+        raise UsageError(f"--pieces must be between 1 and {MAX_PIECES:,}, got {pieces}")
+    found: dict[str, int] = {}
+
+    def update(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
+        if info.get("input") == "text":
+            raise ModelError(f"{model}: this model takes strings itself (a hub encoder); it reads every text whole")
+        value = pieces
+        if value is None:
+            cfg = run_config(artifact, SentimentConfig)
+            if cfg is None:
+                raise ModelError(f"{model}: no config.json to find its training data; pass --pieces N")
+            train_split, _ = load_train_validation(cfg.data, seed=cfg.seed)
+            tokenizer = with_normalization(tokenizers_from(str(artifact.run.model_path), info=info).source,
+                                           normalization_of(info, str(model)))
+            value = typical_pieces(tokenizer, train_split.items.texts)
+            if value is None:
+                raise DataError(f"{model}: its training split has no texts")
+        found["pieces"] = int(value)
+        return {**info, "long_text_pieces": int(value)}
+
+    path = rewrite_run_info(model, "sentiment", "long_text_pieces", update)
+    log.info("recorded long_text_pieces %d in %s; export the run again to carry it into its .tflite files",
+             found["pieces"], path)
+    return found["pieces"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sensorium.runtime.errors import SensoriumError, UsageError
+
+    parser = argparse.ArgumentParser(prog="python -m sensorium.pipelines.sentiment.long_text", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="a sentiment run directory")
+    parser.add_argument("--pieces", type=int, default=None,
+                        help="the value to record (default: the 99th percentile of the run's training texts)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        pieces = record_long_text(args.model, pieces=args.pieces)
+    except SensoriumError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+    print(f"{args.model}: long_text_pieces {pieces}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
