@@ -6,9 +6,14 @@ existed, or a user's own): speech's `language_model` and `tail_silence`, sentime
 """
 from __future__ import annotations
 
+import argparse
+import logging
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def rewrite_run_info(model: str | Path, task: str, what: str,
@@ -31,3 +36,49 @@ def rewrite_run_info(model: str | Path, task: str, what: str,
     with atomic_path(artifact.run.model_path) as tmp:
         keras_model.save(tmp)
     return artifact.run.model_path
+
+
+def record_value(model: str | Path, task: str, key: str, value: Any,
+                 compute: Callable[[dict[str, Any], Any], Any]) -> Any:
+    """Write `key` into the `task` run `model`'s metadata info (`rewrite_run_info`): `value`, or when it is
+    None `compute(info, artifact)` (from the run's own data); logs and returns the value written."""
+    found: dict[str, Any] = {}
+
+    def update(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
+        found["value"] = value if value is not None else compute(info, artifact)
+        return {**info, key: found["value"]}
+
+    path = rewrite_run_info(model, task, key, update)
+    log.info("recorded %s %s in %s; export the run again to carry it into its .tflite files", key, found["value"],
+             path)
+    return found["value"]
+
+
+def value_option(flag: str, kind: type, help_text: str) -> Callable[[argparse.ArgumentParser], None]:
+    """`options` for `recorder_main`: one optional value to record instead of computing it."""
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(flag, type=kind, default=None, help=help_text)
+
+    return options
+
+
+def recorder_main(argv: list[str] | None, *, module: str, doc: str | None, task: str,
+                  options: Callable[[argparse.ArgumentParser], None],
+                  record: Callable[[argparse.Namespace], str]) -> int:
+    """The command line of a recording module, `python -m MODULE --model RUN [options]`: prints the line
+    `record(args)` returns and exits 0, or prints one error line and exits 2 (a usage error) or 1."""
+    from sensorium.runtime.errors import SensoriumError, UsageError
+
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help=f"a {task} run directory")
+    options(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        line = record(args)
+    except SensoriumError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, UsageError) else 1
+    print(line)
+    return 0

@@ -81,15 +81,13 @@ def record_binary_calibration(model: str | Path) -> dict[str, Any]:
     classifier (long texts as it reads them), and write it into the run's model.keras (atomically);
     returns the calibration written."""
     from sensorium.pipelines.common.artifacts import run_config
-    from sensorium.pipelines.common.run_info import rewrite_run_info
+    from sensorium.pipelines.common.run_info import record_value
     from sensorium.pipelines.sentiment.config import SentimentConfig
     from sensorium.pipelines.sentiment.data import load_train_validation
     from sensorium.pipelines.sentiment.predict import load
     from sensorium.runtime.errors import DataError, ModelError
 
-    found: dict[str, Any] = {}
-
-    def update(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
+    def compute(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
         cfg = run_config(artifact, SentimentConfig)
         if cfg is None:
             raise ModelError(f"{model}: no config.json to find its validation texts")
@@ -103,29 +101,20 @@ def record_binary_calibration(model: str | Path) -> dict[str, Any]:
         log.info("binary head: scale %.3f, bias %+.3f (balanced accuracy on validation %.4f, uncalibrated %.4f)",
                  cal["scale"], cal["bias"], binary_accuracy(probs, val_split.items.labels, classifier.labels, cal),
                  binary_accuracy(probs, val_split.items.labels, classifier.labels, None))
-        found.update(cal)
-        return {**info, "binary_calibration": cal}
+        return cal
 
-    path = rewrite_run_info(model, "sentiment", "binary_calibration", update)
-    log.info("recorded binary_calibration in %s; export the run again to carry it into its .tflite files", path)
-    return found
+    return dict(record_value(model, "sentiment", "binary_calibration", None, compute))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sensorium.runtime.errors import SensoriumError, UsageError
+    from sensorium.pipelines.common.run_info import recorder_main
 
-    parser = argparse.ArgumentParser(prog="python -m sensorium.pipelines.sentiment.calibration",
-                                     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a sentiment run directory")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+    def record(args: argparse.Namespace) -> str:
         cal = record_binary_calibration(args.model)
-    except SensoriumError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, UsageError) else 1
-    print(f"{args.model}: binary_calibration scale {cal['scale']:.3f} bias {cal['bias']:+.3f}")
-    return 0
+        return f"{args.model}: binary_calibration scale {cal['scale']:.3f} bias {cal['bias']:+.3f}"
+
+    return recorder_main(argv, module="sensorium.pipelines.sentiment.calibration", doc=__doc__, task="sentiment",
+                         options=lambda parser: None, record=record)
 
 
 if __name__ == "__main__":

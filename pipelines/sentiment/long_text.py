@@ -37,7 +37,7 @@ def record_long_text(model: str | Path, *, pieces: int | None = None) -> int:
     """Write `long_text_pieces` into the sentiment run `model` (its model.keras, atomically): `pieces`,
     or `typical_pieces` of its training texts; returns the value written."""
     from sensorium.pipelines.common.artifacts import run_config
-    from sensorium.pipelines.common.run_info import rewrite_run_info
+    from sensorium.pipelines.common.run_info import record_value
     from sensorium.pipelines.sentiment.config import SentimentConfig
     from sensorium.pipelines.sentiment.data import load_train_validation
     from sensorium.runtime.errors import DataError, ModelError, UsageError
@@ -46,48 +46,35 @@ def record_long_text(model: str | Path, *, pieces: int | None = None) -> int:
 
     if pieces is not None and not 1 <= pieces <= MAX_PIECES:
         raise UsageError(f"--pieces must be between 1 and {MAX_PIECES:,}, got {pieces}")
-    found: dict[str, int] = {}
 
-    def update(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
+    def compute(info: dict[str, Any], artifact: Any) -> int:
         if info.get("input") == "text":
             raise ModelError(f"{model}: this model takes strings itself (a hub encoder); it reads every text whole")
-        value = pieces
+        cfg = run_config(artifact, SentimentConfig)
+        if cfg is None:
+            raise ModelError(f"{model}: no config.json to find its training data; pass --pieces N")
+        train_split, _ = load_train_validation(cfg.data, seed=cfg.seed)
+        tokenizer = with_normalization(tokenizers_from(str(artifact.run.model_path), info=info).source,
+                                       normalization_of(info, str(model)))
+        value = typical_pieces(tokenizer, train_split.items.texts)
         if value is None:
-            cfg = run_config(artifact, SentimentConfig)
-            if cfg is None:
-                raise ModelError(f"{model}: no config.json to find its training data; pass --pieces N")
-            train_split, _ = load_train_validation(cfg.data, seed=cfg.seed)
-            tokenizer = with_normalization(tokenizers_from(str(artifact.run.model_path), info=info).source,
-                                           normalization_of(info, str(model)))
-            value = typical_pieces(tokenizer, train_split.items.texts)
-            if value is None:
-                raise DataError(f"{model}: its training split has no texts")
-        found["pieces"] = int(value)
-        return {**info, "long_text_pieces": int(value)}
+            raise DataError(f"{model}: its training split has no texts")
+        return value
 
-    path = rewrite_run_info(model, "sentiment", "long_text_pieces", update)
-    log.info("recorded long_text_pieces %d in %s; export the run again to carry it into its .tflite files",
-             found["pieces"], path)
-    return found["pieces"]
+    return int(record_value(model, "sentiment", "long_text_pieces", pieces, compute))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sensorium.runtime.errors import SensoriumError, UsageError
+    from sensorium.pipelines.common.run_info import recorder_main, value_option
 
-    parser = argparse.ArgumentParser(prog="python -m sensorium.pipelines.sentiment.long_text", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a sentiment run directory")
-    parser.add_argument("--pieces", type=int, default=None,
-                        help="the value to record (default: the 99th percentile of the run's training texts)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        pieces = record_long_text(args.model, pieces=args.pieces)
-    except SensoriumError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, UsageError) else 1
-    print(f"{args.model}: long_text_pieces {pieces}")
-    return 0
+    options = value_option("--pieces", int, "the value to record (default: the 99th percentile of the run's "
+                                            "training texts)")
+
+    def record(args: argparse.Namespace) -> str:
+        return f"{args.model}: long_text_pieces {record_long_text(args.model, pieces=args.pieces)}"
+
+    return recorder_main(argv, module="sensorium.pipelines.sentiment.long_text", doc=__doc__, task="sentiment",
+                         options=options, record=record)
 
 
 if __name__ == "__main__":

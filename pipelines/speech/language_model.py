@@ -53,24 +53,21 @@ def record_language_model(model: str | Path, *, text: str | Path | None = None, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sensorium.runtime.errors import SensoriumError
+    from sensorium.pipelines.common.run_info import recorder_main
 
-    parser = argparse.ArgumentParser(prog="python -m sensorium.pipelines.speech.language_model", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a speech run directory")
-    parser.add_argument("--text", help="sentences, one per line (or an ARPA file); default: the run's training "
-                                       "transcripts")
-    parser.add_argument("--order", type=int, default=3, help="n-gram order, 1 to 5 (default 3)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--text", help="sentences, one per line (or an ARPA file); default: the run's training "
+                                           "transcripts")
+        parser.add_argument("--order", type=int, default=3, help="n-gram order, 1 to 5 (default 3)")
+
+    def record(args: argparse.Namespace) -> str:
         result = record_language_model(args.model, text=args.text, order=args.order)
-    except SensoriumError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{args.model}: {result['order']}-gram language model, {result['ngrams']} n-grams, {result['words']} "
-          f"words, from {result['source']}")
-    return 0
+        return (f"{args.model}: {result['order']}-gram language model, {result['ngrams']} n-grams, "
+                f"{result['words']} words, from {result['source']}")
+
+    return recorder_main(argv, module="sensorium.pipelines.speech.language_model", doc=__doc__, task="speech",
+                         options=options, record=record)
+
 
 
 if __name__ == "__main__":

@@ -22,48 +22,35 @@ log = logging.getLogger(__name__)
 def record_tail_silence(model: str | Path, *, seconds: float | None = None) -> float:
     """Write `tail_silence` into the speech run `model` (its model.keras, atomically): `seconds`, or the
     median trailing quiet of its training clips (`data.typical_tail`); returns the value written."""
-    from sensorium.pipelines.common.run_info import rewrite_run_info
+    from sensorium.pipelines.common.run_info import record_value
     from sensorium.pipelines.speech.data import typical_tail
     from sensorium.pipelines.speech.rewrite import training_split
     from sensorium.runtime.errors import DataError, UsageError
 
     if seconds is not None and not 0.0 <= seconds <= 10.0:
         raise UsageError(f"--seconds must be between 0 and 10, got {seconds:g}")
-    found: dict[str, float] = {}
 
-    def update(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
-        value = seconds
+    def compute(info: dict[str, Any], artifact: Any) -> float:
+        train_split, _ = training_split(artifact, model, "pass --seconds S")
+        value = typical_tail(train_split.waves)
         if value is None:
-            train_split, _ = training_split(artifact, model, "pass --seconds S")
-            value = typical_tail(train_split.waves)
-            if value is None:
-                raise DataError(f"{model}: no training clip has speech loud enough to find its end")
-        found["seconds"] = float(value)
-        return {**info, "tail_silence": float(value)}
+            raise DataError(f"{model}: no training clip has speech loud enough to find its end")
+        return float(value)
 
-    path = rewrite_run_info(model, "speech", "tail_silence", update)
-    log.info("recorded tail_silence %.2f s in %s; export the run again to carry it into its .tflite files",
-             found["seconds"], path)
-    return found["seconds"]
+    return float(record_value(model, "speech", "tail_silence", None if seconds is None else float(seconds), compute))
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sensorium.runtime.errors import SensoriumError, UsageError
+    from sensorium.pipelines.common.run_info import recorder_main, value_option
 
-    parser = argparse.ArgumentParser(prog="python -m sensorium.pipelines.speech.tail_silence", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a speech run directory")
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="the value to record (default: the median ending of the run's training clips)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        seconds = record_tail_silence(args.model, seconds=args.seconds)
-    except SensoriumError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, UsageError) else 1
-    print(f"{args.model}: tail_silence {seconds:.2f} s")
-    return 0
+    options = value_option("--seconds", float, "the value to record (default: the median ending of the run's "
+                                               "training clips)")
+
+    def record(args: argparse.Namespace) -> str:
+        return f"{args.model}: tail_silence {record_tail_silence(args.model, seconds=args.seconds):.2f} s"
+
+    return recorder_main(argv, module="sensorium.pipelines.speech.tail_silence", doc=__doc__, task="speech",
+                         options=options, record=record)
 
 
 if __name__ == "__main__":
