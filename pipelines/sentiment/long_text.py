@@ -1,7 +1,8 @@
 """How long a sentiment model's training texts were (`long_text_pieces`), recorded for reading long texts.
 
-`train sentiment` records the 99th percentile of its training texts' subword-piece counts, and the
-classifier reads a longer text sentence by sentence (`sensorium.runtime.text_windows`). This writes
+`train sentiment` records the 99th percentile of its training texts' subword-piece counts (at most
+what its window held), and the classifier reads a longer text sentence by sentence
+(`sensorium.runtime.text_windows`). This writes
 the record into a run trained before runs recorded it, from its own training split (read as its
 config.json says, with its own tokenizer), or sets it to the count given:
 
@@ -25,12 +26,14 @@ PERCENTILE = 99.0
 MAX_PIECES = 1_000_000  # a record beyond this is not a length (texts are refused over 1,000,000 characters)
 
 
-def typical_pieces(tokenizer: Any, texts: Sequence[str]) -> int | None:
-    """The 99th percentile of the texts' piece counts, rounded up (at least 1); None without texts."""
+def typical_pieces(tokenizer: Any, texts: Sequence[str], max_length: int) -> int | None:
+    """The 99th percentile of the texts' piece counts, rounded up, and at most what the model's window
+    held in training (`max_length` - 1 after [BOS]: a model trained on longer texts saw only their
+    starts); at least 1; None without texts."""
     if not texts:
         return None
     lengths = np.asarray([len(p) for p in tokenizer.encode_pieces(list(texts))], np.float64)
-    return max(1, int(math.ceil(np.percentile(lengths, PERCENTILE))))
+    return max(1, min(int(math.ceil(np.percentile(lengths, PERCENTILE))), max_length - 1))
 
 
 def record_long_text(model: str | Path, *, pieces: int | None = None) -> int:
@@ -56,7 +59,7 @@ def record_long_text(model: str | Path, *, pieces: int | None = None) -> int:
         train_split, _ = load_train_validation(cfg.data, seed=cfg.seed)
         tokenizer = with_normalization(tokenizers_from(str(artifact.run.model_path), info=info).source,
                                        normalization_of(info, str(model)))
-        value = typical_pieces(tokenizer, train_split.items.texts)
+        value = typical_pieces(tokenizer, train_split.items.texts, int(info["max_length"]))
         if value is None:
             raise DataError(f"{model}: its training split has no texts")
         return value

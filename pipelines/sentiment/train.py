@@ -154,7 +154,7 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state)
     calibration = _calibrate(model, val_ds, val_split)
     extra_info = {**({"binary_calibration": calibration} if calibration else {}),
-                  **_long_text_record(tokenizer, train_split.items.texts)} or None
+                  **_long_text_record(tokenizer, train_split.items.texts, cfg.model.max_length)} or None
     final = save_inference_model(run, model, lambda: _build(cfg, labels, tokenizer, extra_info))
     summary = run_summary(run_state, tcfg, policy, strategy, train=describe(train_split),
                           validation=describe(val_split), vocab_size=tokenizer.vocab_size if tokenizer else None,
@@ -165,15 +165,16 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     return summary
 
 
-def _long_text_record(tokenizer: Any, texts: list[str]) -> dict[str, int]:
-    """{"long_text_pieces": the training texts' 99th-percentile length} for the runtime's reading of long
-    texts (`sensorium.runtime.text_windows`); nothing for a model that takes strings itself."""
+def _long_text_record(tokenizer: Any, texts: list[str], max_length: int) -> dict[str, int]:
+    """{"long_text_pieces": the training texts' 99th-percentile length, at most the window's} for the
+    runtime's reading of long texts (`sensorium.runtime.text_windows`); nothing for a model that takes
+    strings itself."""
     from sensorium.pipelines.sentiment.long_text import typical_pieces
 
-    pieces = typical_pieces(tokenizer, texts) if tokenizer is not None else None
+    pieces = typical_pieces(tokenizer, texts, max_length) if tokenizer is not None else None
     if pieces is not None:
-        log.info("long texts: over %d pieces (99th percentile of the training texts) are read sentence by sentence",
-                 pieces)
+        log.info("long texts: over %d pieces (the training texts' 99th percentile, at most the window) are read "
+                 "sentence by sentence", pieces)
     return {"long_text_pieces": pieces} if pieces is not None else {}
 
 

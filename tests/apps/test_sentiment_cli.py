@@ -328,3 +328,16 @@ def test_recording_long_text_in_an_older_run(trained, tmp_path, capsys):
         assert long_text.main(argv) == code
         err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
         assert len(err) == 1 and needle in err[0] and "Traceback" not in err[0], err
+
+
+def test_the_recorded_length_is_the_99th_percentile_within_the_window():
+    from sensorium.pipelines.sentiment.long_text import typical_pieces
+
+    class Words:
+        def encode_pieces(self, texts):
+            return [t.split() for t in texts]
+
+    texts = ["w " * n for n in range(1, 201)]  # 1..200 pieces
+    assert typical_pieces(Words(), texts, max_length=1000) == 199  # the 99th percentile of 1..200 is 198.01
+    assert typical_pieces(Words(), texts, max_length=128) == 127  # a model saw at most its window
+    assert typical_pieces(Words(), [], max_length=128) is None
