@@ -1,4 +1,4 @@
-"""`translate TEXT... | --file F [--model MODEL] [--beam N] [--length-penalty A] [--json]`."""
+"""`translate TEXT... | --file F [--model MODEL] [--beam N] [--length-penalty A] [--split sentences|none] [--json]`."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,7 @@ EPILOG = """examples:
   translate "Delete %(name)s?"                English to German with the bundled model
   translate --file messages.txt --beam 1      greedy decoding, one text per line
   translate --model runs/ui-de "Save {count} files" --json
+  translate --split none "One. Two."        the whole text at once (cut at the model's window)
 """
 
 
@@ -30,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--length-penalty", type=float, default=None, metavar="A",
                         help="beam search's length normalisation: scores divided by ((5 + length) / 6) ** A "
                              "(higher favours longer translations; default 2.0)")
+    parser.add_argument("--split", choices=("sentences", "none"), default=None,
+                        help="sentences (default): a text of several sentences is translated a sentence at a time "
+                             "and rejoined; none: each text whole, cut to the model's window")
     parser.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per text")
     add_common_options(parser)
     parser.set_defaults(func=run)
@@ -41,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.texts and not args.file:
         raise UsageError("give texts to translate, or --file FILE (one text per line; - for standard input)")
-    translator = load_predictor(Translator, args, beam=args.beam, length_penalty=args.length_penalty)
+    translator = load_predictor(Translator, args, beam=args.beam, length_penalty=args.length_penalty,
+                                split=args.split)
     return emit_results(translator.records(text_inputs(args)), as_json=args.json,
                         line=lambda r: r["translation"])
 

@@ -139,7 +139,8 @@ class TranslationExportSource:
 
         return Translator(encode, step, self.tokenizers, int(self.info["max_source_length"]),
                           int(self.info["max_target_length"]), str(self.artifact.path), max_batch=max_batch,
-                          tuned_length_penalty=model_length_penalty(self.info, str(self.artifact.path)))
+                          tuned_length_penalty=model_length_penalty(self.info, str(self.artifact.path)),
+                          split="none")  # parity on whole texts, as the SavedModel's graph reads them
 
     def run_keras(self, data: tuple[list[str], list[str]]) -> list[str]:
         from sensorium.pipelines.translation.predict import keras_functions
@@ -154,7 +155,7 @@ class TranslationExportSource:
     def tflite_runner(self, path: str | Path) -> tuple[Callable[[list[str]], list[str]], str]:
         from sensorium.runtime.translation import Translator
 
-        edge = Translator.from_tflite(path)  # its own packed tokenizers and lengths
+        edge = Translator.from_tflite(path).configure(split="none")  # its own packed tokenizers and lengths
         return (lambda texts: edge.translate(texts, beam=1)), edge.runtime
 
     def parity(self, variant: str, run: Callable[[list[str]], list[str]], data: tuple[list[str], list[str]],

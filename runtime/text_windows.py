@@ -1,4 +1,5 @@
-"""Long texts read sentence by sentence (numpy and `re` only).
+"""Long texts read sentence by sentence (numpy and `re` only): classifiers pool their sentences'
+probabilities, translators join their sentences' translations.
 
 A text classifier trained on short texts (tweets) reads a long one (a review, an e-mail) badly: cut to
 its window it loses the rest, and even inside the window a length it never saw in training pulls its
@@ -13,6 +14,10 @@ Sentences end at ".", "!", "?" or "…" followed by white space, at a line break
 tag (scraped reviews carry them). The patterns match in linear time, so hostile input cannot make them
 backtrack; a text of more than `MAX_PARTS` sentences is read as `MAX_PARTS` runs of consecutive
 sentences, so a huge text costs at most that many classifier rows.
+
+A translator translates a source of several sentences a sentence at a time (as it was trained: on UI
+strings, mostly one sentence each) and joins the translations with the separators the source had
+(`split_sentences`, `join`); so no source is cut at the window unless one sentence outruns it.
 """
 from __future__ import annotations
 
@@ -25,14 +30,42 @@ MAX_PARTS = 128  # classifier rows per text at most
 _BOUNDARY = re.compile(r"(?<=[.!?\u2026])\s+|[\r\n]+|<br\s*/?>", re.IGNORECASE)
 
 
+def segments(text: str) -> tuple[list[str], list[str]]:
+    """(the text's sentences, stripped, and the separators between them): sentence 0, separator 0,
+    sentence 1, ... spell the text again, less any white space or boundary before the first sentence
+    or after the last. A separator is everything between two sentences (boundaries and white space),
+    as written; a text without a sentence (empty, or nothing but boundaries) is ([text], [])."""
+    parts: list[str] = []
+    seps: list[str] = []
+    pending: list[str] = []  # what lies between the last sentence and the next
+
+    def add(chunk: str) -> None:
+        core = chunk.strip()
+        if not core:
+            pending.append(chunk)
+            return
+        start = chunk.index(core)
+        if parts:
+            seps.append("".join(pending) + chunk[:start])
+        parts.append(core)
+        pending[:] = [chunk[start + len(core):]]
+
+    pos = 0
+    for match in _BOUNDARY.finditer(text):
+        add(text[pos:match.start()])
+        pending.append(match.group(0))
+        pos = match.end()
+    add(text[pos:])
+    return (parts, seps) if parts else ([text], [])
+
+
 def sentences(text: str, max_parts: int = MAX_PARTS) -> list[str]:
-    """The text's non-empty sentences, stripped; at most `max_parts` of them (consecutive sentences
-    joined into that many runs of near-equal count when there are more). A text without a boundary is
-    itself."""
-    parts = [p.strip() for p in _BOUNDARY.split(text)]
-    parts = [p for p in parts if p]
-    if not parts:
+    """The text's sentences, stripped; at most `max_parts` of them (consecutive sentences joined into
+    that many runs of near-equal count when there are more). A text of one sentence is itself."""
+    found, seps = segments(text)
+    if not seps:
         return [text]
+    parts = [p.strip() for p in found]
     if len(parts) > max_parts:
         bounds = np.linspace(0, len(parts), max_parts + 1).round().astype(int)
         parts = [" ".join(parts[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
@@ -52,6 +85,39 @@ def plan(texts: Sequence[str], lengths: Sequence[int], limit: int,
         rows.extend(parts)
         owner.extend([i] * len(parts))
     return rows, np.asarray(owner, np.int64)
+
+
+def split_sentences(texts: Sequence[str], max_parts: int = MAX_PARTS) -> tuple[list[str], list[list[str]]]:
+    """For a model that writes text (a translator): (what it reads, the separators of each text). A text
+    of several sentences is read a sentence at a time, its first `max_parts` - 1 sentences alone and
+    the rest as one part (cut by the model's window, as a whole text is); any other text whole."""
+    rows: list[str] = []
+    separators: list[list[str]] = []
+    for text in texts:
+        parts, seps = segments(text)
+        if len(parts) > max_parts:
+            rest = parts[max_parts - 1]
+            for sep, part in zip(seps[max_parts - 1:], parts[max_parts:]):
+                rest += sep + part
+            parts, seps = parts[:max_parts - 1] + [rest], seps[:max_parts - 1]
+        rows.extend(parts if seps else [text])
+        separators.append(seps)
+    return rows, separators
+
+
+def join(outputs: Sequence[str], separators: list[list[str]]) -> list[str]:
+    """Each text's outputs (one per part, in order) joined with its separators as written."""
+    out: list[str] = []
+    k = 0
+    for seps in separators:
+        text = outputs[k]
+        for sep, part in zip(seps, outputs[k + 1:k + 1 + len(seps)]):
+            text += sep + part
+        k += len(seps) + 1
+        out.append(text)
+    if k != len(outputs):
+        raise ValueError(f"{len(outputs)} outputs for {k} parts")
+    return out
 
 
 def pool(probs: np.ndarray, owner: np.ndarray, count: int) -> np.ndarray:

@@ -45,6 +45,9 @@ def model_length_penalty(info: Any, source: str) -> float | None:
     return float(value)
 
 
+SPLITS = ("sentences", "none")
+
+
 @dataclass
 class Translator(Predictor):
     """`translate(texts, beam)` -> translations. `encode`/`step` run the model; the rest is shared."""
@@ -60,10 +63,11 @@ class Translator(Predictor):
     beam: int = 4
     runtime: str = "keras"
     tuned_length_penalty: float | None = None  # the model's own alpha, chosen on validation (its metadata)
+    split: str = "sentences"  # or "none": see translate()
 
     task: ClassVar[str] = "translation"
     keras_backend: ClassVar[str] = "sensorium.pipelines.translation.predict:load"
-    options: ClassVar[dict[str, Any]] = {"beam": 4, "length_penalty": None}
+    options: ClassVar[dict[str, Any]] = {"beam": 4, "length_penalty": None, "split": "sentences"}
     chunk_size: ClassVar[int] = 64
 
     @classmethod
@@ -104,6 +108,8 @@ class Translator(Predictor):
             raise UsageError("beam must be between 1 and 64")
         if self.length_penalty is not None and not 0 <= float(self.length_penalty) <= 5:
             raise UsageError("length_penalty must be between 0 and 5")
+        if self.split not in SPLITS:
+            raise UsageError(f"split must be sentences or none, not {self.split!r}")
         return self
 
     # --- the shared loop ------------------------------------------------------------------------
@@ -161,14 +167,19 @@ class Translator(Predictor):
         return out  # type: ignore[return-value]
 
     def translate(self, texts: list[str], beam: int | None = None) -> list[str]:
-        """Translations of `texts`, in order (beam 1: greedy; default: this translator's `beam`)."""
+        """Translations of `texts`, in order (beam 1: greedy; default: this translator's `beam`). With `split`
+        "sentences" (the default) a source of several sentences is translated a sentence at a time
+        (`sensorium.runtime.text_windows`); "none" reads each source whole, cut to the window."""
         from sensorium.runtime.placeholders import restore
+        from sensorium.runtime.text_windows import join, split_sentences
 
         if not texts:
             return []
-        ids, originals, constraints = self.prepare(list(texts))
+        texts = list(texts)
+        rows, separators = split_sentences(texts) if self.split == "sentences" else (texts, [[] for _ in texts])
+        ids, originals, constraints = self.prepare(rows)
         decoded = self.decode_ids(ids, constraints, int(beam or self.beam))
-        return [restore(self.tokenizers.target.decode(d), o) for d, o in zip(decoded, originals)]
+        return join([restore(self.tokenizers.target.decode(d), o) for d, o in zip(decoded, originals)], separators)
 
     def predict_items(self, items: list[Item]) -> list[Record]:
         errors = [item.error or check_text(item.value) for item in items]

@@ -112,6 +112,9 @@ def test_odd_and_bad_inputs(trained, tmp_path, capsys):
     assert translate_app.main(["--model", str(trained), "--beam", "0", "x"]) == 2
     assert translate_app.main(["--model", str(trained), "--length-penalty", "-1", "x"]) == 2
     assert "--length-penalty must be between 0 and 5" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        translate_app.main(["--model", str(trained), "--split", "words", "x"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 def test_length_penalty_reaches_beam_search(trained, monkeypatch, capsys):
@@ -157,6 +160,15 @@ def test_export_edge_and_saved_model_parity(trained, capsys):
     serve = load_text_saved_model(trained / "exports" / "saved_model")
     got = [t.decode() for t in serve(text=tf.constant(HARD))["translation"].numpy()]
     assert got == keras_tr.translate(HARD, beam=1)  # placeholder protection inside the graph too
+    # a text of several sentences: the runtimes translate it a sentence at a time (the SavedModel's
+    # graph reads it whole, as every runtime does with split "none")
+    several = ["Save folder %(name)s. Delete the image {0}!", "Open file\nCopy %s"]
+    whole = [t.decode() for t in serve(text=tf.constant(several))["translation"].numpy()]
+    assert keras_tr.configure(split="none").translate(several, beam=1) == whole
+    keras_tr.configure(split="sentences")
+    parts = keras_tr.translate(["Save folder %(name)s.", "Delete the image {0}!", "Open file", "Copy %s"], beam=1)
+    want = [f"{parts[0]} {parts[1]}", f"{parts[2]}\n{parts[3]}"]
+    assert keras_tr.translate(several, beam=1) == want == edge.translate(several, beam=1)
 
 
 def test_graph_protection_matches_python(varied_texts):

@@ -9,7 +9,7 @@ import pytest
 
 from sensorium.runtime.errors import UsageError
 from sensorium.runtime.sentiment import TextClassifier, long_text_pieces
-from sensorium.runtime.text_windows import MAX_PARTS, plan, pool, sentences
+from sensorium.runtime.text_windows import MAX_PARTS, join, plan, pool, segments, sentences, split_sentences
 
 
 def test_sentences_split_at_ends_line_breaks_and_br_tags():
@@ -34,6 +34,27 @@ def test_many_sentences_become_max_parts_runs_in_order():
     parts = sentences(text, max_parts=10)
     assert len(parts) == 10
     assert " ".join(parts).split() == [f"s{i}." for i in range(1000)]  # every sentence once, in order
+
+
+def test_segments_spell_the_text_again_with_their_separators():
+    text = "  Open the file. Then save it!\n\nDone<br/> ok  "
+    parts, seps = segments(text)
+    assert parts == ["Open the file.", "Then save it!", "Done", "ok"] and seps == [" ", "\n\n", "<br/> "]
+    assert join(parts, [seps]) == [text.strip()]
+    assert segments("") == ([""], []) and segments(" <br> \n ") == ([" <br> \n "], [])
+
+
+def test_split_sentences_and_join_round_trip_and_cap_the_parts():
+    texts = ["One. Two!  Three?", "single sentence", "a\nb", ""]
+    rows, separators = split_sentences(texts)
+    assert rows == ["One.", "Two!", "Three?", "single sentence", "a", "b", ""]
+    assert join([r.upper() for r in rows], separators) == ["ONE. TWO!  THREE?", "SINGLE SENTENCE", "A\nB", ""]
+    many = " ".join(f"s{i}." for i in range(10))
+    rows, separators = split_sentences([many], max_parts=4)
+    assert rows == ["s0.", "s1.", "s2.", " ".join(f"s{i}." for i in range(3, 10))]  # the rest as one part
+    assert join(rows, separators) == [many]
+    with pytest.raises(ValueError, match="outputs"):
+        join(["x"], [[" "]])
 
 
 def test_plan_splits_only_long_texts_of_several_sentences():
