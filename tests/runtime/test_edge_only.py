@@ -128,4 +128,5 @@ print(" ".join(sorted(m for m in sys.modules if m == "sensorium" or m.startswith
 """)
     modules = proc.stdout.split()
     assert not [m for m in modules if m.split(".")[1:2] in (["models"], ["pipelines"], ["export"])], modules
-    assert len(modules) <= 12, modules
+    assert "sensorium.runtime.text_windows" in modules  # sources are translated a sentence at a time
+    assert len(modules) <= 13, modules
