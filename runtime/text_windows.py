@@ -31,10 +31,11 @@ _BOUNDARY = re.compile(r"(?<=[.!?\u2026])\s+|[\r\n]+|<br\s*/?>", re.IGNORECASE)
 
 
 def segments(text: str) -> tuple[list[str], list[str]]:
-    """(the text's sentences, stripped, and the separators between them): sentence 0, separator 0,
-    sentence 1, ... spell the text again, less any white space or boundary before the first sentence
-    or after the last. A separator is everything between two sentences (boundaries and white space),
-    as written; a text without a sentence (empty, or nothing but boundaries) is ([text], [])."""
+    """(the text's sentences, stripped; the separators around them, one more than the sentences):
+    separator 0, sentence 0, separator 1, ..., sentence k-1, separator k spell the text again. A
+    separator is everything between two sentences (boundaries, tags and white space) as written, the
+    first what comes before the first sentence, the last what follows the last; a text without a
+    sentence (empty, or nothing but boundaries) is one part, itself: ([text], ["", ""])."""
     parts: list[str] = []
     seps: list[str] = []
     pending: list[str] = []  # what lies between the last sentence and the next
@@ -45,8 +46,7 @@ def segments(text: str) -> tuple[list[str], list[str]]:
             pending.append(chunk)
             return
         start = chunk.index(core)
-        if parts:
-            seps.append("".join(pending) + chunk[:start])
+        seps.append("".join(pending) + chunk[:start])
         parts.append(core)
         pending[:] = [chunk[start + len(core):]]
 
@@ -56,16 +56,17 @@ def segments(text: str) -> tuple[list[str], list[str]]:
         pending.append(match.group(0))
         pos = match.end()
     add(text[pos:])
-    return (parts, seps) if parts else ([text], [])
+    if not parts:
+        return [text], ["", ""]
+    return parts, seps + ["".join(pending)]
 
 
 def sentences(text: str, max_parts: int = MAX_PARTS) -> list[str]:
     """The text's sentences, stripped; at most `max_parts` of them (consecutive sentences joined into
     that many runs of near-equal count when there are more). A text of one sentence is itself."""
-    found, seps = segments(text)
-    if not seps:
+    parts, _ = segments(text)
+    if len(parts) < 2:
         return [text]
-    parts = [p.strip() for p in found]
     if len(parts) > max_parts:
         bounds = np.linspace(0, len(parts), max_parts + 1).round().astype(int)
         parts = [" ".join(parts[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
@@ -90,31 +91,41 @@ def plan(texts: Sequence[str], lengths: Sequence[int], limit: int,
 def split_sentences(texts: Sequence[str], max_parts: int = MAX_PARTS) -> tuple[list[str], list[list[str]]]:
     """For a model that writes text (a translator): (what it reads, the separators of each text). A text
     of several sentences is read a sentence at a time, its first `max_parts` - 1 sentences alone and
-    the rest as one part (cut by the model's window, as a whole text is); any other text whole."""
+    the rest as one part (cut by the model's window, as a whole text is), with its separators (see
+    `segments`); any other text is read whole, with no separators."""
     rows: list[str] = []
     separators: list[list[str]] = []
     for text in texts:
         parts, seps = segments(text)
+        if len(parts) < 2:
+            rows.append(text)
+            separators.append([])
+            continue
         if len(parts) > max_parts:
             rest = parts[max_parts - 1]
-            for sep, part in zip(seps[max_parts - 1:], parts[max_parts:]):
+            for sep, part in zip(seps[max_parts:-1], parts[max_parts:]):
                 rest += sep + part
-            parts, seps = parts[:max_parts - 1] + [rest], seps[:max_parts - 1]
-        rows.extend(parts if seps else [text])
+            parts, seps = parts[:max_parts - 1] + [rest], seps[:max_parts] + [seps[-1]]
+        rows.extend(parts)
         separators.append(seps)
     return rows, separators
 
 
 def join(outputs: Sequence[str], separators: list[list[str]]) -> list[str]:
-    """Each text's outputs (one per part, in order) joined with its separators as written."""
+    """Each text's outputs (one per part, in order) between its separators as written (a text read whole
+    has none: its one output)."""
     out: list[str] = []
     k = 0
     for seps in separators:
-        text = outputs[k]
-        for sep, part in zip(seps, outputs[k + 1:k + 1 + len(seps)]):
-            text += sep + part
-        k += len(seps) + 1
-        out.append(text)
+        n = max(len(seps) - 1, 1)
+        got = list(outputs[k:k + n])
+        if len(got) < n:
+            raise ValueError(f"{len(outputs)} outputs for more parts")
+        if not seps:
+            out.append(got[0])
+        else:
+            out.append(seps[0] + "".join(part + sep for part, sep in zip(got, seps[1:])))
+        k += n
     if k != len(outputs):
         raise ValueError(f"{len(outputs)} outputs for {k} parts")
     return out

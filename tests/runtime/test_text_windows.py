@@ -37,24 +37,28 @@ def test_many_sentences_become_max_parts_runs_in_order():
 
 
 def test_segments_spell_the_text_again_with_their_separators():
-    text = "  Open the file. Then save it!\n\nDone<br/> ok  "
+    text = "<br>  Open the file. Then save it!\n\nDone<br/> ok  "
     parts, seps = segments(text)
-    assert parts == ["Open the file.", "Then save it!", "Done", "ok"] and seps == [" ", "\n\n", "<br/> "]
-    assert join(parts, [seps]) == [text.strip()]
-    assert segments("") == ([""], []) and segments(" <br> \n ") == ([" <br> \n "], [])
+    assert parts == ["Open the file.", "Then save it!", "Done", "ok"]
+    assert seps == ["<br>  ", " ", "\n\n", "<br/> ", "  "]
+    assert join(parts, [seps]) == [text]
+    assert segments("") == ([""], ["", ""]) and segments(" <br> \n ") == ([" <br> \n "], ["", ""])
 
 
 def test_split_sentences_and_join_round_trip_and_cap_the_parts():
-    texts = ["One. Two!  Three?", "single sentence", "a\nb", ""]
+    texts = ["One. Two!  Three?", "single sentence", "a\nb", "", "<br>Lead. Tail.<br>"]
     rows, separators = split_sentences(texts)
-    assert rows == ["One.", "Two!", "Three?", "single sentence", "a", "b", ""]
-    assert join([r.upper() for r in rows], separators) == ["ONE. TWO!  THREE?", "SINGLE SENTENCE", "A\nB", ""]
+    assert rows == ["One.", "Two!", "Three?", "single sentence", "a", "b", "", "Lead.", "Tail."]
+    assert join([r.upper() for r in rows], separators) == ["ONE. TWO!  THREE?", "SINGLE SENTENCE", "A\nB", "",
+                                                           "<br>LEAD. TAIL.<br>"]  # tags kept where they were
     many = " ".join(f"s{i}." for i in range(10))
     rows, separators = split_sentences([many], max_parts=4)
     assert rows == ["s0.", "s1.", "s2.", " ".join(f"s{i}." for i in range(3, 10))]  # the rest as one part
     assert join(rows, separators) == [many]
     with pytest.raises(ValueError, match="outputs"):
-        join(["x"], [[" "]])
+        join(["x"], [["", " ", ""]])
+    with pytest.raises(ValueError, match="outputs"):
+        join(["x", "y"], [[]])
 
 
 def test_plan_splits_only_long_texts_of_several_sentences():
