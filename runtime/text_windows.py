@@ -5,10 +5,10 @@ A text classifier trained on short texts (tweets) reads a long one (a review, an
 its window it loses the rest, and even inside the window a length it never saw in training pulls its
 decision (the bundled tweet model calls long texts negative, as its long training tweets mostly are).
 So a text whose subword pieces outnumber the model's training texts (`long_text_pieces`, the 99th
-percentile recorded at training) is split into its sentences, each sentence is classified on its own,
-and the text's probabilities are the normalised geometric mean of its sentences' (the mean of their
-log-probabilities): for the binary head that is the mean of the sentences' positive-vs-negative
-log-odds. Shorter texts, and texts of one sentence, are read whole as before.
+percentile recorded at training, at most the window) is split into its sentences, each sentence is
+classified on its own, and the text's probabilities are the normalised geometric mean of its
+sentences' (the mean of their log-probabilities): for the binary head that is the mean of the
+sentences' positive-vs-negative log-odds. Shorter texts, and texts of one sentence, are read whole as before.
 
 Sentences end at ".", "!", "?" or "…" followed by white space, at a line break, or at an HTML `<br>`
 tag (scraped reviews carry them). The patterns match in linear time, so hostile input cannot make them
@@ -22,7 +22,7 @@ strings, mostly one sentence each) and joins the translations with the separator
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -30,12 +30,24 @@ MAX_PARTS = 128  # classifier rows per text at most
 _BOUNDARY = re.compile(r"(?<=[.!?\u2026])\s+|[\r\n]+|<br\s*/?>", re.IGNORECASE)
 
 
-def segments(text: str) -> tuple[list[str], list[str]]:
+def _inside(spans: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether [start, end) cuts into one of the sorted, disjoint `spans` without covering it whole."""
+    import bisect
+
+    i = bisect.bisect_right(spans, (start, float("inf"))) - 1  # the last span starting at or before `start`
+    for a, b in spans[max(i, 0):i + 2]:
+        if a < end and start < b and not (start <= a and b <= end):
+            return True
+    return False
+
+
+def segments(text: str, keep: Sequence[tuple[int, int]] = ()) -> tuple[list[str], list[str]]:
     """(the text's sentences, stripped; the separators around them, one more than the sentences):
     separator 0, sentence 0, separator 1, ..., sentence k-1, separator k spell the text again. A
     separator is everything between two sentences (boundaries, tags and white space) as written, the
     first what comes before the first sentence, the last what follows the last; a text without a
-    sentence (empty, or nothing but boundaries) is one part, itself: ([text], ["", ""])."""
+    sentence (empty, or nothing but boundaries) is one part, itself: ([text], ["", ""]). No boundary
+    cuts into a span of `keep` (sorted, disjoint (start, end) pairs: a tag, a placeholder)."""
     parts: list[str] = []
     seps: list[str] = []
     pending: list[str] = []  # what lies between the last sentence and the next
@@ -52,6 +64,8 @@ def segments(text: str) -> tuple[list[str], list[str]]:
 
     pos = 0
     for match in _BOUNDARY.finditer(text):
+        if keep and _inside(keep, *match.span()):
+            continue
         add(text[pos:match.start()])
         pending.append(match.group(0))
         pos = match.end()
@@ -82,21 +96,23 @@ def plan(texts: Sequence[str], lengths: Sequence[int], limit: int,
     owner: list[int] = []
     for i, (text, n) in enumerate(zip(texts, lengths)):
         parts = sentences(text, max_parts) if n > limit else [text]
-        parts = parts if len(parts) > 1 else [text]
         rows.extend(parts)
         owner.extend([i] * len(parts))
     return rows, np.asarray(owner, np.int64)
 
 
-def split_sentences(texts: Sequence[str], max_parts: int = MAX_PARTS) -> tuple[list[str], list[list[str]]]:
+def split_sentences(texts: Sequence[str], max_parts: int = MAX_PARTS,
+                    keep: Callable[[str], Sequence[tuple[int, int]]] | None = None,
+                    ) -> tuple[list[str], list[list[str]]]:
     """For a model that writes text (a translator): (what it reads, the separators of each text). A text
     of several sentences is read a sentence at a time, its first `max_parts` - 1 sentences alone and
     the rest as one part (cut by the model's window, as a whole text is), with its separators (see
-    `segments`); any other text is read whole, with no separators."""
+    `segments`; `keep(text)` gives the spans no boundary may cut); any other text is read whole, with
+    no separators."""
     rows: list[str] = []
     separators: list[list[str]] = []
     for text in texts:
-        parts, seps = segments(text)
+        parts, seps = segments(text, keep(text) if keep is not None else ())
         if len(parts) < 2:
             rows.append(text)
             separators.append([])

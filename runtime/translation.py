@@ -18,6 +18,7 @@ Example::
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,34 @@ def model_length_penalty(info: Any, source: str) -> float | None:
 
 
 SPLITS = ("sentences", "none")
+_BRACES = re.compile(r"[{}]")
+
+
+def unsplittable(text: str) -> list[tuple[int, int]]:
+    """Sorted, disjoint spans of `text` that a sentence split must not cut: its placeholders and tags
+    (a `title="Saved. Close"` attribute), and whatever lies inside braces (an ICU plural's
+    `{count, plural, one {# file. Open it}}`; an unclosed brace runs to the end). Linear time."""
+    from sensorium.runtime.placeholders import PLACEHOLDER_PATTERN
+
+    spans = [m.span() for m in PLACEHOLDER_PATTERN.finditer(text)]
+    depth, start = 0, 0
+    for m in _BRACES.finditer(text):
+        if m.group(0) == "{":
+            depth, start = depth + 1, (m.start() if depth == 0 else start)
+        elif depth:
+            depth -= 1
+            if depth == 0:
+                spans.append((start, m.end()))
+    if depth:
+        spans.append((start, len(text)))
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for a, b in spans:
+        if merged and a < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 @dataclass
@@ -176,7 +205,8 @@ class Translator(Predictor):
         if not texts:
             return []
         texts = list(texts)
-        rows, separators = split_sentences(texts) if self.split == "sentences" else (texts, [[] for _ in texts])
+        rows, separators = split_sentences(texts, keep=unsplittable) if self.split == "sentences" \
+            else (texts, [[] for _ in texts])
         ids, originals, constraints = self.prepare(rows)
         decoded = self.decode_ids(ids, constraints, int(beam or self.beam))
         return join([restore(self.tokenizers.target.decode(d), o) for d, o in zip(decoded, originals)], separators)

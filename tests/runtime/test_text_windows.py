@@ -150,3 +150,22 @@ def test_a_model_without_a_tokenizer_reads_texts_whole():
     clf = TextClassifier(run, ["negative", "positive"], "stub", {"long_text_pieces": 1})
     clf.predict([LONG])
     assert calls == [[LONG]]
+
+
+def test_no_split_inside_a_tag_a_placeholder_or_braces():
+    from sensorium.runtime.translation import unsplittable
+
+    text = 'See <a title="Saved. Close it">the file</a>. {count, plural, one {# file. Open it} other {# files}} Done.'
+    spans = unsplittable(text)
+    rows, separators = split_sentences([text], keep=unsplittable)
+    assert rows == ['See <a title="Saved. Close it">the file</a>.',
+                    "{count, plural, one {# file. Open it} other {# files}} Done."]
+    assert join(rows, separators) == [text]
+    assert all(b <= c for (_, b), (c, _) in zip(spans, spans[1:]))  # sorted and disjoint
+    # <br> is itself a tag and a boundary: it still splits, and is kept as written
+    assert split_sentences(["One<br/>Two"], keep=unsplittable)[0] == ["One", "Two"]
+    assert unsplittable("an { unclosed. brace") == [(3, 20)]
+    t0 = time.perf_counter()
+    for hostile in ("{" * 1_000_000, "{}. " * 250_000, "<a " * 300_000, ". " * 500_000):
+        split_sentences([hostile], keep=unsplittable)
+    assert time.perf_counter() - t0 < 20.0  # linear in each input (about 1 s each here)
