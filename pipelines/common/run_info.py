@@ -1,8 +1,8 @@
 """Rewrite what a trained run's model records (its metadata layer's info), weights unchanged.
 
 Used by the modules that add or replace a record in a trained run (one trained before the record
-existed, or a user's own): speech's `language_model` and `tail_silence`, sentiment's `long_text`;
-`sensorium export` then carries it into the run's exports.
+existed, or a user's own): speech's `language_model` and `tail_silence`, sentiment's `long_text` and
+`calibration`; `sensorium export` then carries it into the run's exports.
 """
 from __future__ import annotations
 
