@@ -21,6 +21,7 @@ strings, mostly one sentence each) and joins the translations with the separator
 """
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Callable, Sequence
 
@@ -32,8 +33,6 @@ _BOUNDARY = re.compile(r"(?<=[.!?\u2026])\s+|[\r\n]+|<br\s*/?>", re.IGNORECASE)
 
 def _inside(spans: Sequence[tuple[int, int]], start: int, end: int) -> bool:
     """Whether [start, end) cuts into one of the sorted, disjoint `spans` without covering it whole."""
-    import bisect
-
     i = bisect.bisect_right(spans, (start, float("inf"))) - 1  # the last span starting at or before `start`
     for a, b in spans[max(i, 0):i + 2]:
         if a < end and start < b and not (start <= a and b <= end):
@@ -112,6 +111,10 @@ def split_sentences(texts: Sequence[str], max_parts: int = MAX_PARTS,
     rows: list[str] = []
     separators: list[list[str]] = []
     for text in texts:
+        if not _BOUNDARY.search(text):  # one sentence: no spans to find (the common UI string)
+            rows.append(text)
+            separators.append([])
+            continue
         parts, seps = segments(text, keep(text) if keep is not None else ())
         if len(parts) < 2:
             rows.append(text)
