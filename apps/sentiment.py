@@ -1,5 +1,5 @@
 """`sentiment TEXT... | --file F [--model MODEL] [--labels binary|three] [--long-text sentences|truncate]
-[--json]`: label and probabilities per text."""
+[--fusion lexicon|none] [--json]`: label and probabilities per text."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sentences (default): a text longer than the model's training texts is read sentence "
                              "by sentence and their probabilities pooled; truncate: read whole, cut to the model's "
                              "window")
+    parser.add_argument("--fusion", choices=("lexicon", "none"), default=None,
+                        help="lexicon (default): the binary head adds VADER's calibrated opinion where the model "
+                             "records one (the bundled model does); none: the model's own head alone")
     parser.add_argument("--json", action="store_true", help="JSON Lines on stdout, one object per text (label, scores)")
     add_common_options(parser)
     parser.set_defaults(func=run)
@@ -48,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.texts and not args.file:
         raise UsageError("give texts to label, or --file FILE (one text per line; - for standard input)")
-    classifier = load_predictor(TextClassifier, args, label_set=args.label_set, long_text=args.long_text)
+    classifier = load_predictor(TextClassifier, args, label_set=args.label_set, long_text=args.long_text,
+                                fusion=args.fusion)
 
     def line(r: dict) -> str:
         scores = " ".join(f"{k} {v:.3f}" for k, v in r["scores"].items())

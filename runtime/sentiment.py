@@ -10,7 +10,10 @@ negative / neutral / positive, "binary" for positive vs negative from the binary
 sigmoid(scale * (log p(positive) - log p(negative)) + bias), calibrated on the validation split's
 positive and negative texts at the end of training with balanced priors (the model metadata's
 `binary_calibration`; a model without one gets scale 1, bias 0, which is p(pos) / (p(pos) + p(neg))).
-The record's "label_set" says which labels it reports.
+The record's "label_set" says which labels it reports. A model whose metadata records `lexicon_fusion`
+adds VADER's calibrated opinion to the binary head's (`sensorium.runtime.lexicon_fusion`; `fusion`,
+the CLI's `--fusion`: "lexicon", the default, or "none"); its binary records then say `"fusion":
+"lexicon"`.
 
 Long texts (`long_text`, the CLI's `--long-text`): "sentences" (the default) reads a text longer than
 the model's training texts sentence by sentence and pools the sentences' probabilities
@@ -33,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sensorium.runtime.errors import ModelError, UsageError
+from sensorium.runtime.lexicon_fusion import FUSION, lexicon_fusion, lexicon_logits, lexicon_ready
 from sensorium.runtime.predictor import (
     Item,
     Predictor,
@@ -82,11 +86,14 @@ def long_text_pieces(info: dict[str, Any], max_length: int | None) -> int | None
     return max_length - 1 if max_length and max_length > 1 else None
 
 
-def binary_probability(probs: np.ndarray, labels: list[str], scale: float = 1.0, bias: float = 0.0) -> np.ndarray:
-    """p(positive) (N,) of the binary head from class probabilities (N, C)."""
+def binary_probability(probs: np.ndarray, labels: list[str], scale: float = 1.0, bias: float = 0.0,
+                       extra: np.ndarray | None = None) -> np.ndarray:
+    """p(positive) (N,) of the binary head from class probabilities (N, C); `extra` (N,) adds another
+    expert's calibrated log-odds (the lexicon's)."""
     pos, neg = labels.index("positive"), labels.index("negative")
     margin = np.log(np.maximum(probs[:, pos], 1e-12)) - np.log(np.maximum(probs[:, neg], 1e-12))  # (N,)
-    z = np.clip(scale * margin + bias, -60.0, 60.0)
+    z = scale * margin + bias + (0.0 if extra is None else np.asarray(extra, np.float64))
+    z = np.clip(z, -60.0, 60.0)
     return 1.0 / (1.0 + np.exp(-z))
 
 
@@ -113,16 +120,19 @@ class TextClassifier(Predictor):
 
     label_set: str | None = None  # None: the model's own labels; "binary" or "three" (see the module docstring)
     long_text: str = "sentences"  # or "truncate" (see the module docstring)
+    fusion: str = "lexicon"  # the binary head adds the lexicon expert where the model records it, or "none"
 
     task: ClassVar[str] = "sentiment"
     keras_backend: ClassVar[str] = "sensorium.pipelines.sentiment.predict:load"
-    options: ClassVar[dict[str, Any]] = {"label_set": None, "long_text": "sentences"}
+    options: ClassVar[dict[str, Any]] = {"label_set": None, "long_text": "sentences", "fusion": "lexicon"}
     chunk_size: ClassVar[int] = 256
 
     def configure(self, **options: Any) -> TextClassifier:
         """As `Predictor.configure`; a label set the model cannot give is a UsageError."""
         if options.get("long_text") is not None and options["long_text"] not in LONG_TEXT:
             raise UsageError(f"long_text must be sentences or truncate, not {options['long_text']!r}")
+        if options.get("fusion") is not None and options["fusion"] not in FUSION:
+            raise UsageError(f"fusion must be lexicon or none, not {options['fusion']!r}")
         wanted = options.get("label_set")
         if wanted is not None:
             if wanted not in LABEL_SETS:
@@ -133,6 +143,8 @@ class TextClassifier(Predictor):
                 raise UsageError(f"label_set {wanted}: this model's labels are {', '.join(self.labels)}; it cannot "
                                  f"give {', '.join(sorted(need))}")
         super().configure(**options)
+        if self.label_set == "binary" and self.fused() is not None:
+            lexicon_ready()  # a missing vaderSentiment is one line now, not an error on every text
         return self
 
     @classmethod
@@ -187,16 +199,23 @@ class TextClassifier(Predictor):
         """(labels, probabilities (N, len(labels))) in the configured label set, for `texts` in order."""
         probs = self.predict(texts)
         if self.label_set == "binary":
-            p = binary_probability(probs, self.labels, *binary_calibration(self.info))  # (N,)
+            fused = self.fused()
+            extra = None if fused is None else lexicon_logits(list(texts), *fused)
+            p = binary_probability(probs, self.labels, *binary_calibration(self.info), extra=extra)  # (N,)
             return list(BINARY_LABELS), np.stack([1.0 - p, p], axis=1).astype(np.float32)
         if self.label_set == "three" and self.labels != THREE_LABELS:
             return list(THREE_LABELS), probs[:, [self.labels.index(name) for name in THREE_LABELS]]
         return list(self.labels), probs
 
+    def fused(self) -> tuple[float, float] | None:
+        """The lexicon expert's (scale, bias) when the binary head adds it (recorded, and not turned off)."""
+        return None if self.fusion == "none" else lexicon_fusion(self.info)
+
     def predict_items(self, items: list[Item]) -> list[Record]:
         errors = [item.error or check_text(item.value) for item in items]
         labels, probs = self.predict_labelled([item.value for item, error in zip(items, errors) if error is None])
         kind = self.label_set or label_set_of(self.labels)
+        extra = {"fusion": "lexicon" if self.fused() else "none"} if self.label_set == "binary" else {}
         out, k = [], 0
         for item, error in zip(items, errors):
             if error is not None:
@@ -205,5 +224,6 @@ class TextClassifier(Predictor):
             p = probs[k]
             k += 1
             out.append(ok_record(item, label=labels[int(np.argmax(p))],
-                                 scores={label: round(float(v), 6) for label, v in zip(labels, p)}, label_set=kind))
+                                 scores={label: round(float(v), 6) for label, v in zip(labels, p)}, label_set=kind,
+                                 **extra))
         return out

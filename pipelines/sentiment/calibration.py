@@ -9,8 +9,12 @@ negative among the polar ones) out of the binary decision. The runtime applies i
 `train sentiment` fits it at the end of training; for a run trained before, this fits it on the run's
 own validation split (read as its config.json says) and records it, weights unchanged:
 
-    python -m sensorium.pipelines.sentiment.calibration --model RUN
+    python -m sensorium.pipelines.sentiment.calibration --model RUN [--fusion lexicon|none]
     sensorium export --model RUN --format tflite      # the exports carry the record
+
+With `--fusion lexicon` (the default; `train sentiment` does the same) it also fits the lexicon expert
+that the binary head adds (`sensorium.runtime.lexicon_fusion`) on the same texts and records it as
+`lexicon_fusion`.
 """
 from __future__ import annotations
 
@@ -29,40 +33,77 @@ log = logging.getLogger(__name__)
 MIN_PER_CLASS = 10  # fewer polar texts of either class: no calibration (scale 1, bias 0)
 
 
-def fit_binary_calibration(probs: np.ndarray, labels: np.ndarray, label_names: list[str], *,
-                           l2: float = 1e-2, iterations: int = 50) -> dict[str, Any] | None:
-    """{"scale", "bias", "negative", "positive"} fitted on the texts labelled positive or negative
-    (probs (N, C), labels (N,) indices into `label_names`); None when the names lack either label or
-    either class has fewer than MIN_PER_CLASS texts."""
-    if "positive" not in label_names or "negative" not in label_names:
-        return None
-    pos, neg = label_names.index("positive"), label_names.index("negative")
-    keep = (labels == pos) | (labels == neg)
-    y = (labels[keep] == pos).astype(np.float64)  # (M,)
-    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-    if min(n_pos, n_neg) < MIN_PER_CLASS:
-        return None
-    p = np.asarray(probs, np.float64)[keep]
-    margin = np.log(np.maximum(p[:, pos], 1e-12)) - np.log(np.maximum(p[:, neg], 1e-12))  # (M,)
-    x = np.stack([margin, np.ones_like(margin)], axis=1)  # (M, 2)
+def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-2,
+                          iterations: int = 50) -> tuple[float, float] | None:
+    """(scale, bias) of p(y=1) = sigmoid(scale * x + bias) fitted on x (M,), y (M,) 0/1 with balanced
+    priors (each class weighs half) and an L2 pull towards (1, 0); None when it does not converge to a
+    positive scale."""
+    y = np.asarray(y, np.float64)
+    n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
+    xx = np.stack([np.asarray(x, np.float64), np.ones(len(y))], axis=1)  # (M, 2)
     w = np.where(y == 1, 0.5 / n_pos, 0.5 / n_neg)  # balanced: each class sums to 1/2
     theta = np.array([1.0, 0.0])
-    prior = np.array([1.0, 0.0])  # the L2 penalty pulls towards the uncalibrated head
+    prior = np.array([1.0, 0.0])  # the L2 penalty pulls towards the uncalibrated score
     for _ in range(iterations):  # Newton's method on the weighted log-loss
-        z = np.clip(x @ theta, -60, 60)
+        z = np.clip(xx @ theta, -60, 60)
         q = 1.0 / (1.0 + np.exp(-z))
-        grad = x.T @ (w * (q - y)) + l2 * (theta - prior)
-        hess = (x * (w * q * (1 - q))[:, None]).T @ x + l2 * np.eye(2)
+        grad = xx.T @ (w * (q - y)) + l2 * (theta - prior)
+        hess = (xx * (w * q * (1 - q))[:, None]).T @ xx + l2 * np.eye(2)
         step = np.linalg.solve(hess, grad)
         theta -= step
         if np.abs(step).max() < 1e-10:
             break
     scale, bias = float(theta[0]), float(theta[1])
     if not (np.isfinite(scale) and np.isfinite(bias)) or scale <= 0:
-        log.warning("binary head: the calibration did not converge (scale %s, bias %s); left uncalibrated", scale, bias)
         return None
-    return {"scale": round(scale, 6), "bias": round(bias, 6), "negative": n_neg, "positive": n_pos,
-            "priors": "balanced"}
+    return scale, bias
+
+
+def _polar(labels: np.ndarray, label_names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mask of the positive and negative texts (N,), 1 for positive (M,)); None when the names lack either
+    label or either class has fewer than MIN_PER_CLASS texts."""
+    if "positive" not in label_names or "negative" not in label_names:
+        return None
+    pos, neg = label_names.index("positive"), label_names.index("negative")
+    keep = (labels == pos) | (labels == neg)
+    y = (labels[keep] == pos).astype(np.float64)
+    return (keep, y) if min(int(y.sum()), int(len(y) - y.sum())) >= MIN_PER_CLASS else None
+
+
+def _fitted(what: str, fit: tuple[float, float] | None, y: np.ndarray, **extra: Any) -> dict[str, Any] | None:
+    if fit is None:
+        log.warning("%s: the calibration did not converge to a positive scale; left out", what)
+        return None
+    return {**extra, "scale": round(fit[0], 6), "bias": round(fit[1], 6), "negative": int(len(y) - y.sum()),
+            "positive": int(y.sum()), "priors": "balanced"}
+
+
+def fit_binary_calibration(probs: np.ndarray, labels: np.ndarray, label_names: list[str], *,
+                           l2: float = 1e-2, iterations: int = 50) -> dict[str, Any] | None:
+    """{"scale", "bias", "negative", "positive"} fitted on the texts labelled positive or negative
+    (probs (N, C), labels (N,) indices into `label_names`); None when the names lack either label or
+    either class has fewer than MIN_PER_CLASS texts."""
+    polar = _polar(labels, label_names)
+    if polar is None:
+        return None
+    keep, y = polar
+    p = np.asarray(probs, np.float64)[keep]
+    pos, neg = label_names.index("positive"), label_names.index("negative")
+    margin = np.log(np.maximum(p[:, pos], 1e-12)) - np.log(np.maximum(p[:, neg], 1e-12))  # (M,)
+    return _fitted("binary head", fit_balanced_logistic(margin, y, l2=l2, iterations=iterations), y)
+
+
+def fit_lexicon_fusion(texts: list[str], labels: np.ndarray, label_names: list[str]) -> dict[str, Any] | None:
+    """The lexicon expert's calibration (`sensorium.runtime.lexicon_fusion`), fitted alone on the
+    positive and negative `texts`; None as `fit_binary_calibration`."""
+    from sensorium.runtime.lexicon_fusion import LEXICON, compound_scores, lexicon_evidence
+
+    polar = _polar(labels, label_names)
+    if polar is None:
+        return None
+    keep, y = polar
+    evidence = lexicon_evidence(compound_scores([t for t, k in zip(texts, keep) if k]))  # (M,)
+    return _fitted("lexicon expert", fit_balanced_logistic(evidence, y), y, lexicon=LEXICON)
 
 
 def binary_accuracy(probs: np.ndarray, labels: np.ndarray, label_names: list[str],
@@ -106,15 +147,48 @@ def record_binary_calibration(model: str | Path) -> dict[str, Any]:
     return dict(record_value(model, "sentiment", "binary_calibration", None, compute))
 
 
+def record_lexicon_fusion(model: str | Path) -> dict[str, Any]:
+    """Fit the lexicon expert on the sentiment run `model`'s validation split and write it into the run's
+    model.keras as `lexicon_fusion` (atomically); returns the record written."""
+    from sensorium.pipelines.common.artifacts import run_config
+    from sensorium.pipelines.common.run_info import record_value
+    from sensorium.pipelines.sentiment.config import SentimentConfig
+    from sensorium.pipelines.sentiment.data import load_train_validation
+    from sensorium.runtime.errors import DataError, ModelError
+
+    def compute(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
+        cfg = run_config(artifact, SentimentConfig)
+        if cfg is None:
+            raise ModelError(f"{model}: no config.json to find its validation texts")
+        _, val_split = load_train_validation(cfg.data, seed=cfg.seed, label_names=artifact.labels or None)
+        fusion = fit_lexicon_fusion(val_split.items.texts, val_split.items.labels, val_split.labels)
+        if fusion is None:
+            raise DataError(f"{model}: its validation split has too few positive or negative texts "
+                            f"(at least {MIN_PER_CLASS} of each) or its labels lack them")
+        log.info("lexicon expert: scale %.3f, bias %+.3f", fusion["scale"], fusion["bias"])
+        return fusion
+
+    return dict(record_value(model, "sentiment", "lexicon_fusion", None, compute))
+
+
 def main(argv: list[str] | None = None) -> int:
     from sensorium.pipelines.common.run_info import recorder_main
 
     def record(args: argparse.Namespace) -> str:
         cal = record_binary_calibration(args.model)
-        return f"{args.model}: binary_calibration scale {cal['scale']:.3f} bias {cal['bias']:+.3f}"
+        line = f"{args.model}: binary_calibration scale {cal['scale']:.3f} bias {cal['bias']:+.3f}"
+        if args.fusion == "lexicon":
+            fusion = record_lexicon_fusion(args.model)
+            line += f"; lexicon_fusion scale {fusion['scale']:.3f} bias {fusion['bias']:+.3f}"
+        return line
 
     return recorder_main(argv, module="sensorium.pipelines.sentiment.calibration", doc=__doc__, task="sentiment",
-                         options=lambda parser: None, record=record)
+                         options=_options, record=record)
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fusion", choices=("lexicon", "none"), default="lexicon",
+                        help="lexicon (default): also fit and record the lexicon expert of the binary head")
 
 
 if __name__ == "__main__":

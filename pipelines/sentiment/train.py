@@ -88,6 +88,22 @@ def _calibrate(model: Any, val_ds: Any, val_split: Any) -> dict[str, Any] | None
     return cal
 
 
+def _fit_fusion(val_split: Any) -> dict[str, Any] | None:
+    """The lexicon expert of the binary head, fitted on the validation split (`lexicon_fusion`); None
+    without vaderSentiment (logged) or with too few polar texts."""
+    from sensorium.pipelines.sentiment.calibration import fit_lexicon_fusion
+    from sensorium.runtime.errors import MissingExtraError
+
+    try:
+        fusion = fit_lexicon_fusion(val_split.items.texts, val_split.items.labels, val_split.labels)
+    except MissingExtraError as exc:
+        log.warning("binary head: no lexicon expert recorded (%s)", exc)
+        return None
+    if fusion is not None:
+        log.info("lexicon expert: scale %.3f, bias %+.3f (added to the binary head)", fusion["scale"], fusion["bias"])
+    return fusion
+
+
 def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
 
@@ -153,13 +169,16 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
         warm_start(model, source)
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state)
     calibration = _calibrate(model, val_ds, val_split)
+    fusion = _fit_fusion(val_split) if calibration else None
     extra_info = {**({"binary_calibration": calibration} if calibration else {}),
+                  **({"lexicon_fusion": fusion} if fusion else {}),
                   **_long_text_record(tokenizer, train_split.items.texts, cfg.model.max_length)} or None
     final = save_inference_model(run, model, lambda: _build(cfg, labels, tokenizer, extra_info))
     summary = run_summary(run_state, tcfg, policy, strategy, train=describe(train_split),
                           validation=describe(val_split), vocab_size=tokenizer.vocab_size if tokenizer else None,
                           parameters=int(final.count_params()),
                           **({"binary_calibration": calibration} if calibration else {}),
+                          **({"lexicon_fusion": fusion} if fusion else {}),
                           **({"init_from": tcfg.init_from} if tcfg.init_from else {}))
     _report(run, cfg, run_state.history, summary)
     return summary

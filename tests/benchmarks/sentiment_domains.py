@@ -2,7 +2,8 @@
 
     sensorium data sentiment-domains        # once: builtin:imdb-reviews, builtin:drug-reviews
     python tests/benchmarks/sentiment_domains.py [--model RUN_DIR] [--labels three|binary]
-                                                 [--long-text sentences|truncate] [--boot 1000] [--json FILE]
+                                                 [--long-text sentences|truncate] [--fusion lexicon|none]
+                                                 [--boot 1000] [--json FILE]
 
 For each set (builtin:imdb-reviews, builtin:drug-reviews and, for reference, the training domain's
 builtin:tweets@test) it keeps the items labelled positive or negative and reports the macro-F1 of the
@@ -11,7 +12,8 @@ resampled texts score both; `--boot` resamples, seeded):
 
 - ours: the model's choice between its positive and negative probabilities (the neutral probability
   is left out, so a 3-way model is not penalised for a class these items cannot have; a tie goes to
-  positive); with `--labels binary`, the calibrated binary head's (p(positive) >= 0.5). Long texts are
+  positive); with `--labels binary`, the calibrated binary head's (p(positive) >= 0.5), with the lexicon
+  expert added where the model records one (`--fusion none`: the head alone). Long texts are
   read as `--long-text` says (the runtime's default: sentence by sentence past the model's training
   length). Run through the Python API (`sensorium.pipeline("sentiment", model=...)`) on the Keras
   model of the run directory and on each exported `.tflite` (the edge runtime).
@@ -87,6 +89,8 @@ def main() -> int:
                              "head (default: %(default)s)")
     parser.add_argument("--long-text", choices=("sentences", "truncate"), default="sentences",
                         help="how long texts are read (default: %(default)s)")
+    parser.add_argument("--fusion", choices=("lexicon", "none"), default="lexicon",
+                        help="binary: add the lexicon expert where the model records one (default), or not")
     parser.add_argument("--no-tflite", action="store_true", help="skip the exported .tflite files")
     parser.add_argument("--json", metavar="FILE", help="write the figures here")
     args = parser.parse_args()
@@ -97,7 +101,8 @@ def main() -> int:
     run_dir = Path(args.model) if args.model else bundled_model("sentiment")[1]
     cfg = json.loads((run_dir / "config.json").read_text(encoding="utf-8")) if (run_dir / "config.json").is_file() \
         else {}
-    options = {"label_set": "binary" if args.labels == "binary" else None, "long_text": args.long_text}
+    options = {"label_set": "binary" if args.labels == "binary" else None, "long_text": args.long_text,
+               "fusion": args.fusion}
     models = {"keras": sensorium.pipeline("sentiment", model=str(run_dir), runtime="keras", **options)}
     if not args.no_tflite:
         for tfl in sorted((run_dir / "exports").glob("*.tflite")):
@@ -129,10 +134,12 @@ def main() -> int:
                 row[name]["agreement_with_keras"] = float((pred == keras_pred).mean())
         results.append(row)
         print(f"{spec}: done", file=sys.stderr, flush=True)
-    rule = "positive if the binary head's p(positive) >= 0.5" if args.labels == "binary" \
-        else "positive if p(positive) >= p(negative)"
+    fused = args.labels == "binary" and models["keras"].fused() is not None
+    rule = ("positive if the binary head's p(positive) >= 0.5" + (" (fused with the lexicon expert)" if fused else "")
+            if args.labels == "binary" else "positive if p(positive) >= p(negative)")
     out = {"model": str(run_dir), "bootstrap_resamples": args.boot, "seed": args.seed, "labels": args.labels,
-           "long_text": args.long_text, "rule": {"ours": rule, "vader": "positive if compound >= 0"},
+           "long_text": args.long_text, "fusion": "lexicon" if fused else "none",
+           "rule": {"ours": rule, "vader": "positive if compound >= 0"},
            "sets": results, "wall_seconds": time.perf_counter() - t_all}
     text = json.dumps(out, indent=2)
     if args.json:

@@ -13,7 +13,8 @@ import pytest
 
 from sensorium.apps import main as sensorium_app
 from sensorium.apps import sentiment as sentiment_app
-from sensorium.pipelines.sentiment.calibration import fit_binary_calibration
+from sensorium.pipelines.sentiment.calibration import fit_binary_calibration, fit_lexicon_fusion
+from sensorium.runtime.lexicon_fusion import lexicon_fusion
 from sensorium.runtime.sentiment import binary_calibration, binary_probability
 
 LABELS = ["negative", "neutral", "positive"]
@@ -66,12 +67,13 @@ def medicine(tmp_path_factory) -> tuple[Path, Path]:
             _write(tmp / "test.csv", _rows(MEDICINE, DRUGS, counts, 2)))
 
 
-def _binary_accuracy(model: Path, data: Path) -> float:
+def _binary_accuracy(model: Path, data: Path, fusion: str = "none") -> float:
+    """Accuracy of the binary head on `data` (the model's own head unless `fusion` says otherwise)."""
     from sensorium.pipelines.sentiment.predict import load
 
     with open(data, encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    clf = load(model).configure(label_set="binary")
+    clf = load(model).configure(label_set="binary", fusion=fusion)
     records = clf([r["text"] for r in rows])
     return float(np.mean([r["label"] == row["label"] for r, row in zip(records, rows)]))
 
@@ -84,6 +86,17 @@ def test_training_records_a_calibrated_binary_head(base):
 
     _, meta = load_task_model(base / "model.keras", "sentiment")
     assert binary_calibration(meta["info"]) == (cal["scale"], cal["bias"])
+    # ... and VADER's calibrated opinion beside it, fitted on the same validation texts
+    fusion = manifest["summary"]["lexicon_fusion"]
+    assert fusion["lexicon"] == "vader-3.3.2" and fusion["priors"] == "balanced" and fusion["scale"] > 0
+    assert lexicon_fusion(meta["info"]) == (fusion["scale"], fusion["bias"])
+
+
+def test_the_lexicon_expert_knows_words_the_model_never_saw(base, medicine):
+    _, test = medicine
+    alone, fused = _binary_accuracy(base, test), _binary_accuracy(base, test, fusion="lexicon")
+    # VADER rates 4 of the 8 medicine words (relieved, soothed, dizzy, itchy); the travel model knows none
+    assert fused >= alone + 0.1 and fused >= 0.75, (alone, fused)
 
 
 def test_recording_the_binary_head_in_an_older_run(base, tmp_path, capsys):
@@ -95,13 +108,20 @@ def test_recording_the_binary_head_in_an_older_run(base, tmp_path, capsys):
 
     run = shutil.copytree(base, tmp_path / "run", ignore=shutil.ignore_patterns("exports"))
     trained = json.loads((base / "sensorium.json").read_text())["summary"]["binary_calibration"]
+    fused = json.loads((base / "sensorium.json").read_text())["summary"]["lexicon_fusion"]
     rewrite_run_info(run, "sentiment", "test", lambda info, _: {k: v for k, v in info.items()
-                                                               if k != "binary_calibration"})
-    assert binary_calibration(load_task_model(run / "model.keras", "sentiment")[1]["info"]) == (1.0, 0.0)
-    assert calibration.main(["--model", str(run)]) == 0
-    scale, bias = binary_calibration(load_task_model(run / "model.keras", "sentiment")[1]["info"])
+                                                               if k not in ("binary_calibration", "lexicon_fusion")})
+    info = load_task_model(run / "model.keras", "sentiment")[1]["info"]
+    assert binary_calibration(info) == (1.0, 0.0) and lexicon_fusion(info) is None
+    assert calibration.main(["--model", str(run), "--fusion", "none"]) == 0
+    info = load_task_model(run / "model.keras", "sentiment")[1]["info"]
+    scale, bias = binary_calibration(info)
     # the same fit as at the end of training (the validation texts are short: read whole, as there)
     assert scale == pytest.approx(trained["scale"], abs=1e-3) and bias == pytest.approx(trained["bias"], abs=1e-3)
+    assert lexicon_fusion(info) is None  # --fusion none: the head alone
+    assert calibration.main(["--model", str(run)]) == 0
+    scale, bias = lexicon_fusion(load_task_model(run / "model.keras", "sentiment")[1]["info"])
+    assert scale == pytest.approx(fused["scale"], abs=1e-6) and bias == pytest.approx(fused["bias"], abs=1e-6)
     capsys.readouterr()
     assert calibration.main(["--model", str(run / "model.keras")]) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
@@ -149,9 +169,17 @@ def test_sentiment_labels_binary_and_three(base, capsys):
     record = json.loads(capsys.readouterr().out)
     assert record["label_set"] == "binary" and set(record["scores"]) == {"negative", "positive"}
     assert record["label"] == "positive" and abs(sum(record["scores"].values()) - 1) < 1e-5
+    assert record["fusion"] == "lexicon"  # the run records the lexicon expert
+    assert sentiment_app.main([text, "--model", str(base), "--labels", "binary", "--fusion", "none", "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["fusion"] == "none" and alone["label"] == "positive"
+    assert alone["scores"]["positive"] != record["scores"]["positive"]
     assert sentiment_app.main([text, "--model", str(base), "--labels", "three", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
-    assert record["label_set"] == "three" and list(record["scores"]) == LABELS
+    assert record["label_set"] == "three" and list(record["scores"]) == LABELS and "fusion" not in record
+    with pytest.raises(SystemExit) as exc:
+        sentiment_app.main([text, "--model", str(base), "--fusion", "vader"])
+    assert exc.value.code == 2 and "invalid choice" in capsys.readouterr().err
 
 
 def test_a_label_set_the_model_lacks_is_one_line(tmp_path, capsys):
@@ -186,4 +214,8 @@ def test_calibration_removes_a_prior_shift_and_needs_both_classes():
     assert fit_binary_calibration(probs[:705], y[:705], LABELS) is None  # 5 positives: too few
     assert fit_binary_calibration(probs, y, ["a", "b", "c"]) is None
     assert binary_calibration({"binary_calibration": {"scale": "x"}}) == (1.0, 0.0)
+    texts = ["wonderful", "awful"] * 20
+    fusion = fit_lexicon_fusion(texts, np.array([2, 0] * 20), LABELS)
+    assert fusion["lexicon"] == "vader-3.3.2" and fusion["scale"] > 0 and fusion["positive"] == 20
+    assert fit_lexicon_fusion(texts[:12], np.array([2, 0] * 6), LABELS) is None  # 6 of each: too few
     assert binary_calibration({"model": {"binary_calibration": {"scale": 2, "bias": -1}}}) == (2.0, -1.0)

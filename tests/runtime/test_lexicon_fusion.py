@@ -1,0 +1,83 @@
+"""The binary head's lexicon expert (`sensorium.runtime.lexicon_fusion`): the record it reads, VADER's
+calibrated opinion, how the classifier adds it, and the one line a missing vaderSentiment gives."""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from sensorium.runtime import lexicon_fusion
+from sensorium.runtime.errors import MissingExtraError, UsageError
+from sensorium.runtime.lexicon_fusion import LEXICON, compound_scores, lexicon_evidence, lexicon_logits
+from sensorium.runtime.sentiment import TextClassifier
+
+LABELS = ["negative", "neutral", "positive"]
+RECORD = {"lexicon": LEXICON, "scale": 1.2, "bias": -0.2}
+
+
+@pytest.mark.parametrize(("info", "expected"), [
+    ({"lexicon_fusion": RECORD}, (1.2, -0.2)),
+    ({"model": {"lexicon_fusion": RECORD}}, (1.2, -0.2)),  # a .tflite manifest
+    ({}, None),
+    ({"lexicon_fusion": {**RECORD, "lexicon": "vader-9"}}, None),  # another lexicon: not ours to apply
+    ({"lexicon_fusion": {**RECORD, "scale": "x"}}, None),
+    ({"lexicon_fusion": {**RECORD, "scale": -1.0}}, None),
+    ({"lexicon_fusion": {**RECORD, "bias": float("nan")}}, None),
+    ({"lexicon_fusion": {"scale": 1.0, "bias": 0.0}}, None),
+    ({"lexicon_fusion": "on"}, None),
+])
+def test_the_record(info, expected):
+    assert lexicon_fusion.lexicon_fusion(info) == expected
+
+
+def test_vaders_opinion_is_bounded_and_signed():
+    compound = compound_scores(["What a wonderful, lovely day!", "Awful. Terrible. The worst.", "the table"])
+    assert compound[0] > 0.5 and compound[1] < -0.5 and compound[2] == 0.0
+    evidence = lexicon_evidence(np.array([-1.0, -0.5, 0.0, 0.5, 1.0]))
+    assert np.all(np.isfinite(evidence)) and np.all(np.diff(evidence) > 0) and evidence[2] == 0.0
+    assert evidence[-1] == pytest.approx(np.arctanh(0.999))  # a saturated score counts, but finitely
+    logits = lexicon_logits(["the table", "great"], 2.0, -0.25)
+    assert logits[0] == pytest.approx(-0.25) and logits[1] > 0  # no sentiment words: the bias alone
+
+
+def _leaning_negative(info: dict) -> TextClassifier:
+    """A stub model that calls every text mildly negative (log-odds log(0.3 / 0.5)), whatever it says."""
+    probs = np.array([[0.5, 0.2, 0.3]], np.float32)
+    return TextClassifier(lambda texts: np.tile(probs, (len(texts), 1)), list(LABELS), "stub", info)
+
+
+def test_the_lexicon_expert_can_overrule_a_model_that_does_not_know_the_words():
+    info = {"binary_calibration": {"scale": 1.0, "bias": 0.0}, "lexicon_fusion": RECORD}
+    texts = ["This cream is wonderful, it relieved everything", "Dizzy and itchy, awful stuff", "the syrup"]
+    fused = _leaning_negative(info).configure(label_set="binary")(texts)
+    assert [r["label"] for r in fused] == ["positive", "negative", "negative"]
+    assert all(r["fusion"] == "lexicon" and r["label_set"] == "binary" for r in fused)
+    # p(positive) = sigmoid(log(0.3 / 0.5) + 1.2 * atanh(compound) - 0.2): the neutral text (compound 0)
+    # keeps the model's lean, shifted by the expert's bias
+    assert fused[2]["scores"]["positive"] == pytest.approx(1 / (1 + np.exp(-(np.log(0.6) - 0.2))), abs=1e-5)
+    alone = _leaning_negative(info).configure(label_set="binary", fusion="none")(texts)
+    assert [r["label"] for r in alone] == ["negative"] * 3 and all(r["fusion"] == "none" for r in alone)
+    unrecorded = _leaning_negative({}).configure(label_set="binary")(texts)  # a model without the record
+    assert [r["label"] for r in unrecorded] == ["negative"] * 3 and unrecorded[0]["fusion"] == "none"
+    three = _leaning_negative(info)(texts)  # the model's own labels: never fused, no fusion field
+    assert [r["label"] for r in three] == ["negative"] * 3 and "fusion" not in three[0]
+
+
+def test_a_bad_fusion_option_is_a_usage_error():
+    with pytest.raises(UsageError, match="fusion must be lexicon or none"):
+        _leaning_negative({}).configure(fusion="maybe")
+
+
+def test_without_vadersentiment_the_binary_head_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vaderSentiment", None)
+    monkeypatch.setitem(sys.modules, "vaderSentiment.vaderSentiment", None)
+    lexicon_fusion._analyzer.cache_clear()
+    try:
+        clf = _leaning_negative({"lexicon_fusion": RECORD})
+        assert clf(["fine"])[0]["ok"]  # the three labels need no lexicon
+        with pytest.raises(MissingExtraError, match=r"pip install vaderSentiment==3\.3\.2"):
+            clf.configure(label_set="binary")  # said when the head is asked for, before any text
+        assert clf.configure(label_set="binary", fusion="none")(["fine"])[0]["ok"]  # the model's own head
+    finally:
+        lexicon_fusion._analyzer.cache_clear()
