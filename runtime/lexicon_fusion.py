@@ -8,7 +8,8 @@ the naive-Bayes combination of two opinions (each calibrated alone, with balance
           + lex_scale * atanh(clip(compound, +-0.999)) + lex_bias        VADER (lexicon_fusion)
 
 `compound` is VADER's normalised score in [-1, 1] (vaderSentiment 3.3.2, MIT: its lexicon of 7,500
-human-rated words and its rules for negation, intensifiers, "but", capitals and punctuation). Its
+human-rated words and its rules for negation, intensifiers, "but", capitals and punctuation). Those
+rules take time quadratic in a text's length, so a long text is scored in bounded runs (`compound_scores`). Its
 calibration is fitted on the model's validation split at the end of training and rides in the model
 metadata as `lexicon_fusion` {"lexicon": "vader-3.3.2", "scale", "bias"}; a model without that record
 is not fused. The two are not fitted jointly: on the training corpus's own texts a joint fit learns to
@@ -17,6 +18,7 @@ trust the model, and that does not transfer to other domains.
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,9 @@ from sensorium.runtime.errors import MissingExtraError
 LEXICON = "vader-3.3.2"
 FUSION = ("lexicon", "none")  # the `fusion` option: fuse when the model records it, or never
 COMPOUND_CAP = 0.999  # atanh(+-0.999) = +-3.8: a saturated compound is strong, not infinite
+VADER_ALPHA = 15.0  # VADER's normalisation: compound = x / sqrt(x^2 + alpha)
+CHUNK_CHARS = 1_000  # VADER reads a longer text a run of this size at a time ...
+MAX_CHARS = 20_000  # ... and no more of it than this (an emoji run of 1,000 characters takes ~0.1 s)
 
 
 def lexicon_fusion(info: dict[str, Any]) -> tuple[float, float] | None:
@@ -58,10 +63,41 @@ def lexicon_ready() -> None:
     _analyzer()
 
 
+def _parts(text: str) -> list[str]:
+    """The text in runs of at most CHUNK_CHARS characters, cut at a space where one is in the run's second
+    half; at most MAX_CHARS characters in all (VADER's rules take time quadratic in a run's length)."""
+    text = text[:MAX_CHARS]
+    parts, start = [], 0
+    while start < len(text):
+        end = min(start + CHUNK_CHARS, len(text))
+        if end < len(text):
+            cut = text.rfind(" ", start + CHUNK_CHARS // 2, end)
+            end = cut + 1 if cut > start else end
+        parts.append(text[start:end])
+        start = end
+    return parts
+
+
+def _raw(compound: float) -> float:
+    """The sum of valences that VADER normalised to `compound` (= x / sqrt(x^2 + 15)), clipped finite."""
+    c = min(max(compound, -0.9999), 0.9999)
+    return c * math.sqrt(VADER_ALPHA / (1.0 - c * c))
+
+
 def compound_scores(texts: list[str]) -> np.ndarray:
-    """VADER's compound score (N,) in [-1, 1] per text (0 for a text without sentiment words)."""
+    """VADER's compound score (N,) in [-1, 1] per text (0 for a text without sentiment words). A text over
+    CHUNK_CHARS is scored a run at a time and the runs' valence sums are added before normalising, so
+    the time grows linearly with its length (and stops at MAX_CHARS)."""
     analyzer = _analyzer()
-    return np.asarray([analyzer.polarity_scores(t)["compound"] for t in texts], np.float64)
+    out = np.zeros(len(texts), np.float64)
+    for i, text in enumerate(texts):
+        parts = _parts(text) if len(text) > CHUNK_CHARS else [text]
+        if len(parts) == 1:
+            out[i] = analyzer.polarity_scores(parts[0])["compound"]
+        else:
+            total = sum(_raw(analyzer.polarity_scores(p)["compound"]) for p in parts)
+            out[i] = total / math.sqrt(total * total + VADER_ALPHA)
+    return out
 
 
 def lexicon_evidence(compound: np.ndarray) -> np.ndarray:

@@ -81,3 +81,18 @@ def test_without_vadersentiment_the_binary_head_says_what_to_install(monkeypatch
         assert clf.configure(label_set="binary", fusion="none")(["fine"])[0]["ok"]  # the model's own head
     finally:
         lexicon_fusion._analyzer.cache_clear()
+
+
+def test_a_long_or_hostile_text_is_scored_in_bounded_runs():
+    from sensorium.runtime.lexicon_fusion import CHUNK_CHARS, MAX_CHARS, _parts
+
+    review = "The film was great. " * 40 + "But the ending was awful and boring. " * 20  # 1,540 characters
+    parts = _parts(review)
+    assert len(parts) == 2 and "".join(parts) == review and all(p.endswith(" ") for p in parts[:-1])
+    whole = lexicon_fusion._analyzer().polarity_scores(review)["compound"]
+    assert compound_scores([review])[0] == pytest.approx(whole, abs=0.01)  # runs add up to the whole
+    for hostile in ("\U0001F600" * 1_000_000, "good but bad " * 80_000, "a" * 1_000_000):
+        parts = _parts(hostile)
+        assert sum(map(len, parts)) == MAX_CHARS and max(map(len, parts)) <= CHUNK_CHARS
+    scores = compound_scores(["good but bad " * 80_000, "\U0001F600 " * 20_000])
+    assert np.all(np.isfinite(scores)) and np.all(np.abs(scores) <= 1)
