@@ -30,7 +30,7 @@ FUSION = ("lexicon", "none")  # the `fusion` option: fuse when the model records
 COMPOUND_CAP = 0.999  # atanh(+-0.999) = +-3.8: a saturated compound is strong, not infinite
 VADER_ALPHA = 15.0  # VADER's normalisation: compound = x / sqrt(x^2 + alpha)
 CHUNK_CHARS = 1_000  # VADER reads a longer text a run of this size at a time ...
-MAX_CHARS = 20_000  # ... and no more of it than this (an emoji run of 1,000 characters takes ~0.1 s)
+MAX_CHARS = 20_000  # ... and no more of it than this (1,000 characters of emoji take up to ~0.3 s)
 
 
 def lexicon_fusion(info: dict[str, Any]) -> tuple[float, float] | None:
