@@ -127,28 +127,40 @@ def binary_accuracy(probs: np.ndarray, labels: np.ndarray, label_names: list[str
     return float(np.mean([np.mean(p[y] >= 0.5), np.mean(p[~y] < 0.5)]))
 
 
+def _validation_split(model: str | Path, artifact: Any, labels: list[str] | None) -> Any:
+    """The sentiment run's validation split, read as its config.json says (ModelError without one)."""
+    from sensorium.pipelines.common.artifacts import run_config
+    from sensorium.pipelines.sentiment.config import SentimentConfig
+    from sensorium.pipelines.sentiment.data import load_train_validation
+    from sensorium.runtime.errors import ModelError
+
+    cfg = run_config(artifact, SentimentConfig)
+    if cfg is None:
+        raise ModelError(f"{model}: no config.json to find its validation texts")
+    return load_train_validation(cfg.data, seed=cfg.seed, label_names=labels)[1]
+
+
+def _too_few(model: str | Path) -> Exception:
+    from sensorium.runtime.errors import DataError
+
+    return DataError(f"{model}: its validation split has too few positive or negative texts "
+                     f"(at least {MIN_PER_CLASS} of each) or its labels lack them")
+
+
 def record_binary_calibration(model: str | Path) -> dict[str, Any]:
     """Fit the binary head on the sentiment run `model`'s validation split, read by the run's own
     classifier (long texts as it reads them), and write it into the run's model.keras (atomically);
     returns the calibration written."""
-    from sensorium.pipelines.common.artifacts import run_config
     from sensorium.pipelines.common.run_info import record_value
-    from sensorium.pipelines.sentiment.config import SentimentConfig
-    from sensorium.pipelines.sentiment.data import load_train_validation
     from sensorium.pipelines.sentiment.predict import load
-    from sensorium.runtime.errors import DataError, ModelError
 
     def compute(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
-        cfg = run_config(artifact, SentimentConfig)
-        if cfg is None:
-            raise ModelError(f"{model}: no config.json to find its validation texts")
         classifier = load(artifact)
-        _, val_split = load_train_validation(cfg.data, seed=cfg.seed, label_names=classifier.labels)
+        val_split = _validation_split(model, artifact, classifier.labels)
         probs = classifier.predict(val_split.items.texts)  # (N, C)
         cal = fit_binary_calibration(probs, val_split.items.labels, classifier.labels)
         if cal is None:
-            raise DataError(f"{model}: its validation split has too few positive or negative texts "
-                            f"(at least {MIN_PER_CLASS} of each) or its labels lack them")
+            raise _too_few(model)
         log.info("binary head: scale %.3f, bias %+.3f (balanced accuracy on validation %.4f, uncalibrated %.4f)",
                  cal["scale"], cal["bias"], binary_accuracy(probs, val_split.items.labels, classifier.labels, cal),
                  binary_accuracy(probs, val_split.items.labels, classifier.labels, None))
@@ -160,21 +172,13 @@ def record_binary_calibration(model: str | Path) -> dict[str, Any]:
 def record_lexicon_fusion(model: str | Path) -> dict[str, Any]:
     """Fit the lexicon expert on the sentiment run `model`'s validation split and write it into the run's
     model.keras as `lexicon_fusion` (atomically); returns the record written."""
-    from sensorium.pipelines.common.artifacts import run_config
     from sensorium.pipelines.common.run_info import record_value
-    from sensorium.pipelines.sentiment.config import SentimentConfig
-    from sensorium.pipelines.sentiment.data import load_train_validation
-    from sensorium.runtime.errors import DataError, ModelError
 
     def compute(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
-        cfg = run_config(artifact, SentimentConfig)
-        if cfg is None:
-            raise ModelError(f"{model}: no config.json to find its validation texts")
-        _, val_split = load_train_validation(cfg.data, seed=cfg.seed, label_names=artifact.labels or None)
+        val_split = _validation_split(model, artifact, artifact.labels or None)
         fusion = fit_lexicon_fusion(val_split.items.texts, val_split.items.labels, val_split.labels)
         if fusion is None:
-            raise DataError(f"{model}: its validation split has too few positive or negative texts "
-                            f"(at least {MIN_PER_CLASS} of each) or its labels lack them")
+            raise _too_few(model)
         log.info("lexicon expert: scale %.3f, bias %+.3f", fusion["scale"], fusion["bias"])
         return fusion
 

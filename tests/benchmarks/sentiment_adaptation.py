@@ -85,11 +85,11 @@ def scores(model: str, texts: list[str]) -> dict[str, np.ndarray]:
     probs = clf.predict(texts)  # (N, C)
     labels = clf.labels
     argmax = (probs[:, labels.index("positive")] >= probs[:, labels.index("negative")]).astype(int)
-    head = binary_probability(probs, labels, *binary_calibration(clf.info))
+    cal = binary_calibration(clf.info)
+    head = binary_probability(probs, labels, *cal)
     fused = clf.fused()
-    extra = None if fused is None else lexicon_logits(texts, *fused)
-    return {"binary_head": (binary_probability(probs, labels, *binary_calibration(clf.info), extra=extra) >= 0.5)
-            .astype(int), "head_alone": (head >= 0.5).astype(int), "argmax": argmax}
+    both = head if fused is None else binary_probability(probs, labels, *cal, extra=lexicon_logits(texts, *fused))
+    return {"binary_head": (both >= 0.5).astype(int), "head_alone": (head >= 0.5).astype(int), "argmax": argmax}
 
 
 def main() -> int:
