@@ -137,3 +137,51 @@ def _with_lexicon(spec: TextClassifierSpec, ids: Any, pooled: Any, info: dict[st
     if spec.branch_dropout > 0:
         pooled = BranchDropout(spec.branch_dropout, name="branch_dropout")(pooled)  # (B, D)
     return keras.layers.Concatenate(name="with_lexicon")([pooled, lex, lex_hidden])  # (B, D + S + 32)
+
+
+def classification_loss(label_smoothing: float = 0.0) -> Any:
+    """The training loss of class probabilities (B, C) against integer labels (B,): Keras' sparse
+    cross-entropy, or with `label_smoothing` > 0 the registered `SmoothedSparseCrossentropy`, whose
+    target keeps 1 - label_smoothing on the label and spreads label_smoothing evenly over the C classes."""
+    if not label_smoothing:
+        return "sparse_categorical_crossentropy"
+    return smoothed_loss_class()(label_smoothing)
+
+
+_SMOOTHED: type | None = None
+
+
+def smoothed_loss_class() -> type:
+    """`SmoothedSparseCrossentropy`, registered for saving and loading (a checkpoint compiled with it
+    names it)."""
+    global _SMOOTHED
+    if _SMOOTHED is not None:
+        return _SMOOTHED
+    import keras
+
+    @keras.saving.register_keras_serializable(package="sensorium", name="SmoothedSparseCrossentropy")
+    class SmoothedSparseCrossentropy(keras.losses.Loss):
+        """Cross-entropy of probabilities y_pred (B, C) with a smoothed one-hot target of y_true (B,) or (B, 1):
+        -((1 - e) log p[y] + e / C * sum_c log p[c]) per text (B,); Keras reduces it with the sample weights."""
+
+        def __init__(self, label_smoothing: float = 0.1, name: str = "smoothed_sparse_crossentropy",
+                     **kwargs: Any) -> None:
+            super().__init__(name=name, **kwargs)
+            if not 0.0 <= float(label_smoothing) < 1.0:
+                raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+            self.label_smoothing = float(label_smoothing)
+
+        def call(self, y_true, y_pred):
+            from keras import ops
+
+            logp = ops.log(ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0))  # (B, C)
+            y_true = ops.reshape(ops.cast(y_true, "int32"), (-1, 1))  # (B, 1)
+            nll = -ops.take_along_axis(logp, y_true, axis=-1)[:, 0]  # (B,)
+            uniform = -ops.mean(logp, axis=-1)  # (B,): cross-entropy with the uniform target
+            return (1.0 - self.label_smoothing) * nll + self.label_smoothing * uniform
+
+        def get_config(self) -> dict[str, Any]:
+            return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+    _SMOOTHED = SmoothedSparseCrossentropy
+    return _SMOOTHED

@@ -43,7 +43,8 @@ def write_card(run: RunDir, cfg: SentimentConfig, summary: dict[str, Any], metri
         },
         "Training": {
             "optimizer": f"{t.optimizer}, peak learning rate {t.learning_rate}, {t.schedule} schedule, "
-                         f"clipnorm {t.clipnorm}" + (", inverse-frequency class weights" if t.class_weights else ""),
+                         f"clipnorm {t.clipnorm}" + (", inverse-frequency class weights" if t.class_weights else "")
+                         + (f", label smoothing {t.label_smoothing}" if t.label_smoothing else ""),
             "batch size": t.batch_size,
             "epochs run": summary["epochs"],
             "weights kept": (f"epoch {summary['best_epoch']}, best {t.monitor} (early stopping, patience "

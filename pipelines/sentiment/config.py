@@ -35,6 +35,7 @@ class SentimentTrainConfig(TrainSettings):
     monitor: str = "val_loss"
     clipnorm: float = 1.0
     class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced labels)
+    label_smoothing: float = 0.0  # share of each text's target spread evenly over the classes
     init_from: str | None = None  # warm start: a sentiment model (bundled name, run directory, .keras)
 
 
@@ -72,6 +73,7 @@ class SentimentConfig:
             (m.lexicon == "none" or m.encoder == "transformer", "model.lexicon needs the transformer encoder"),
             (0 <= m.branch_dropout < 1, "model.branch_dropout must be in [0, 1)"),
             (m.branch_dropout == 0 or m.lexicon != "none", "model.branch_dropout needs a model.lexicon"),
+            (0 <= self.train.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
         ]
         check_config(checks, self.data)
 

@@ -27,6 +27,8 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
          "is dropped, so the head also learns from the lexicon features alone"),
     Flag("--class-weights", "train.class_weights", yes_no, "weight the loss by inverse label frequency",
          metavar="yes|no"),
+    Flag("--label-smoothing", "train.label_smoothing", float, "share of each text's target spread evenly over "
+         "the labels (0 = plain cross-entropy)"),
     Flag("--text-normalization", "model.text_normalization", str, "what the model does to a text before "
          "tokenising it: none, or neutral-v1 (links removed, @handles become @user; kept in every export)",
          metavar="none|neutral-v1"),

@@ -117,6 +117,7 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
         start_training,
         write_split_lists,
     )
+    from sensorium.models.sentiment import classification_loss
     from sensorium.pipelines.common.warmstart import warm_start
     from sensorium.pipelines.sentiment.data import class_weights, describe, load_train_validation
     from sensorium.runtime.lexicon_fusion import lexicon_fusion
@@ -161,10 +162,11 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     ckpt_dir = run.path / "checkpoints"
     state = read_train_state(ckpt_dir) if resume else None
 
+    loss = classification_loss(tcfg.label_smoothing)  # registered before a checkpoint compiled with it loads
+
     def build():
         model = _build(cfg, labels, tokenizer)
-        model.compile(optimizer=make_optimizer(tcfg, steps), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(optimizer=make_optimizer(tcfg, steps), loss=loss, metrics=["accuracy"])
         return model
 
     model = resume_or_build(strategy, ckpt_dir, state, build)
