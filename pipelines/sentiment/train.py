@@ -108,6 +108,7 @@ def _fit_fusion(val_split: Any, prior: tuple[float, float]) -> dict[str, Any] | 
 def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
     """Train into `run` (already created by the caller with status `training`); returns a summary."""
 
+    from sensorium.models.sentiment import classification_loss
     from sensorium.pipelines.common.callbacks import read_train_state
     from sensorium.pipelines.common.training import (
         fit_run,
@@ -117,7 +118,6 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
         start_training,
         write_split_lists,
     )
-    from sensorium.models.sentiment import classification_loss
     from sensorium.pipelines.common.warmstart import warm_start
     from sensorium.pipelines.sentiment.data import class_weights, describe, load_train_validation
     from sensorium.runtime.lexicon_fusion import lexicon_fusion
