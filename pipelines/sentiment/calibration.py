@@ -39,30 +39,52 @@ PRIOR_TEXTS = 10.0
 
 
 def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, prior: tuple[float, float] = (1.0, 0.0),
-                          prior_texts: float = PRIOR_TEXTS, iterations: int = 50) -> tuple[float, float] | None:
+                          prior_texts: float = PRIOR_TEXTS, iterations: int = 100) -> tuple[float, float] | None:
     """(scale, bias) of p(y=1) = sigmoid(scale * x + bias) fitted on x (M,), y (M,) 0/1 with balanced
     priors (each class weighs half) and an L2 pull towards `prior` ((1, 0): the uncalibrated score; a
     warm start's: its source model's) of strength `prior_texts` / M (the log-loss is a mean), so that a
     few texts move it little and thousands move it freely; None when it does not converge to a positive
-    scale."""
+    scale.
+
+    Newton's method with a backtracking line search: every step lowers the (strictly convex) objective.
+    Plain Newton steps overshoot when the scores are large (a model trained with heavy dropout, margins of
+    +-12) and can cycle between two points thousands of times too large."""
     y = np.asarray(y, np.float64)
     n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
     l2 = prior_texts / max(len(y), 1)
     xx = np.stack([np.asarray(x, np.float64), np.ones(len(y))], axis=1)  # (M, 2)
     w = np.where(y == 1, 0.5 / n_pos, 0.5 / n_neg)  # balanced: each class sums to 1/2
     prior = np.asarray(prior, np.float64)
-    theta = prior.copy()
-    for _ in range(iterations):  # Newton's method on the weighted log-loss
-        z = np.clip(xx @ theta, -60, 60)
-        q = 1.0 / (1.0 + np.exp(-z))
+
+    def objective(t: np.ndarray) -> float:
+        z = xx @ t  # (M,)
+        return float(np.sum(w * (np.logaddexp(0.0, z) - y * z)) + 0.5 * l2 * np.sum((t - prior) ** 2))
+
+    theta, value, converged = prior.copy(), objective(prior), False
+    for _ in range(iterations):
+        q = 1.0 / (1.0 + np.exp(-np.clip(xx @ theta, -60, 60)))
         grad = xx.T @ (w * (q - y)) + l2 * (theta - prior)
+        if np.abs(grad).max() < 1e-9:
+            converged = True
+            break
         hess = (xx * (w * q * (1 - q))[:, None]).T @ xx + l2 * np.eye(2)
         step = np.linalg.solve(hess, grad)
-        theta -= step
-        if np.abs(step).max() < 1e-10:
+        rate = 1.0
+        while rate > 1e-10:  # backtracking (Armijo): the full step unless it fails to lower the objective
+            candidate = theta - rate * step
+            new = objective(candidate)
+            if new <= value - 1e-4 * rate * float(grad @ step):
+                break
+            rate *= 0.5
+        else:
+            converged = True  # no step lowers it further: at the minimum up to rounding
+            break
+        theta, value = candidate, new
+        if np.abs(rate * step).max() < 1e-10:
+            converged = True
             break
     scale, bias = float(theta[0]), float(theta[1])
-    if not (np.isfinite(scale) and np.isfinite(bias)) or scale <= 0:
+    if not converged or not (np.isfinite(scale) and np.isfinite(bias)) or scale <= 0:
         return None
     return scale, bias
 

@@ -224,8 +224,34 @@ def test_calibration_removes_a_prior_shift_and_needs_both_classes():
     free = fit_balanced_logistic(x, y20, prior_texts=1e-6)
     pulled = fit_balanced_logistic(x, y20, prior=(0.8, 0.3))
     assert free[0] > 20 and 0.8 < pulled[0] < 5 and abs(pulled[1]) < 1, (free, pulled)
+    # Wide margins (a model trained with heavy dropout scores +-12): plain Newton steps cycled between
+    # scales near -100 and +900 on these; the line search reaches the minimum.
+    rng = np.random.default_rng(1)
+    x = rng.normal(-3.7, 5.8, 2000)
+    y2 = (rng.random(2000) < 1 / (1 + np.exp(-(0.45 * x + 0.8)))).astype(float)
+    scale, bias = fit_balanced_logistic(x, y2)
+    assert 0.35 < scale < 0.55 and 0.8 < bias < 1.6, (scale, bias)
     texts = ["wonderful", "awful"] * 20
     fusion = fit_lexicon_fusion(texts, np.array([2, 0] * 20), LABELS)
     assert fusion["lexicon"] == "vader-3.3.2" and fusion["scale"] > 0 and fusion["positive"] == 20
     assert fit_lexicon_fusion(texts[:12], np.array([2, 0] * 6), LABELS) is None  # 6 of each: too few
     assert binary_calibration({"model": {"binary_calibration": {"scale": 2, "bias": -1}}}) == (2.0, -1.0)
+
+
+def test_label_smoothing_trains_resumes_and_is_recorded(tmp_path, interrupt_training):
+    """`--label-smoothing`: the run's config and card record it, a checkpoint compiled with the smoothed loss
+    resumes, and the model still learns the travel texts."""
+    data = _write(tmp_path / "travel.csv", _rows(TRAVEL, SUBJECTS, {"negative": 200, "neutral": 120, "positive": 80}, 5))
+    out = tmp_path / "smooth"
+    interrupt_training(1)
+    args = ["train", "sentiment", "--data", str(data), "--out", str(out), "--epochs", "3", "--learning-rate",
+            "0.003", "--label-smoothing", "0.1", *TINY]
+    assert sensorium_app.main(args) == 130
+    interrupt_training(None)
+    assert sensorium_app.main(["train", "sentiment", "--out", str(out), "--resume", "-q"]) == 0
+    manifest = json.loads((out / "sensorium.json").read_text())
+    assert manifest["status"] == "complete" and manifest["resumed"] == 1
+    assert json.loads((out / "config.json").read_text())["train"]["label_smoothing"] == 0.1
+    assert "label smoothing 0.1" in (out / "model_card.md").read_text()
+    assert json.loads((out / "metrics.json").read_text())["metrics"]["accuracy"] >= 0.9
+    assert sensorium_app.main([*args[:-len(TINY)], "--label-smoothing", "1.5", *TINY[:-1]]) == 2
