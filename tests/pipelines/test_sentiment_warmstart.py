@@ -241,7 +241,8 @@ def test_calibration_removes_a_prior_shift_and_needs_both_classes():
 def test_label_smoothing_trains_resumes_and_is_recorded(tmp_path, interrupt_training):
     """`--label-smoothing`: the run's config and card record it, a checkpoint compiled with the smoothed loss
     resumes, and the model still learns the travel texts."""
-    data = _write(tmp_path / "travel.csv", _rows(TRAVEL, SUBJECTS, {"negative": 200, "neutral": 120, "positive": 80}, 5))
+    counts = {"negative": 200, "neutral": 120, "positive": 80}
+    data = _write(tmp_path / "travel.csv", _rows(TRAVEL, SUBJECTS, counts, 5))
     out = tmp_path / "smooth"
     interrupt_training(1)
     args = ["train", "sentiment", "--data", str(data), "--out", str(out), "--epochs", "3", "--learning-rate",
