@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shlex
 import sys
@@ -16,6 +17,8 @@ from sensorium.apps import translate as translate_app
 from sensorium.apps.cli import add_common_options, add_version_option, emit_json, parse_and_run, quiet_tensorflow
 from sensorium.runtime.errors import UsageError
 from sensorium.runtime.tasks import TASKS, Task
+
+log = logging.getLogger(__name__)
 
 EPILOG = """examples:
   sensorium classify photo.jpg                                   label an image with the bundled model
@@ -77,6 +80,7 @@ def _train(args: argparse.Namespace) -> int:
     require_tensorflow(f"train {task.name}")
     config_cls = task.load("config")
     overrides = _overrides(args)
+    saved_epochs: Any = None  # a resumed run's planned epochs, before --epochs
     if args.resume:
         if args.config or set(overrides) - {"train.epochs"}:
             raise UsageError("--resume continues with the run's own config.json; only --epochs may change")
@@ -85,6 +89,7 @@ def _train(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume: {run.path} is not a run directory to resume")
         if not run.config_path.is_file():
             raise UsageError(f"--resume: {run.path} has no config.json (it never started); train it anew")
+        saved_epochs = run.read_config().get("train", {}).get("epochs")
         config = run.load_config(config_cls, overrides)
     else:
         config = resolve_config(config_cls, args.config, overrides)
@@ -96,6 +101,10 @@ def _train(args: argparse.Namespace) -> int:
             prefix = [f"{k}={v}" for k, v in env.items() if not (k == "TF_ENABLE_ONEDNN_OPTS" and v == "1")]
             run.set_status("training", environment=env,
                            command=" ".join(shlex.quote(a) for a in [*prefix, "sensorium", *sys.argv[1:]]))
+        elif isinstance(saved_epochs, int) and saved_epochs != config.train.epochs:
+            run.record_epochs_change(saved_epochs, config.train.epochs)
+            log.info("--epochs: the run now ends after %d epochs (it was %d); an optimizer restored from a "
+                     "checkpoint keeps its learning-rate schedule", config.train.epochs, saved_epochs)
         summary = task.load("train")(config, run, resume=args.resume)
     except KeyboardInterrupt:
         if not run.settle_replacement():

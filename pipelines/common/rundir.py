@@ -421,6 +421,16 @@ class RunDir:
         if status != "training":
             self.settle_replacement()
 
+    def record_epochs_change(self, old: int, new: int) -> None:
+        """Record, in the manifest's `epochs_changed` list, that a resume moved the run's end from `old`
+        to `new` epochs (an optimizer restored from a checkpoint keeps the learning-rate schedule it was
+        compiled with, so the record says what that schedule was planned for)."""
+        data = self.read_manifest()
+        changes = data.get("epochs_changed")
+        changes = changes if isinstance(changes, list) else []
+        data["epochs_changed"] = [*changes, {"from": old, "to": new, "at": _now()}]
+        self._write_manifest(data)
+
     @property
     def task(self) -> str:
         return self.read_manifest()["task"]

@@ -25,7 +25,7 @@ def write_card(run: RunDir, cfg: TranslationConfig, summary: dict[str, Any], met
                           "left out (placeholders differ between the sides)":
                               summary["train"]["placeholder_mismatches_left_out"],
                           "validation pairs": summary["validation"]["pairs"], "seed": cfg.seed},
-        "Reproduce": f"```\n{command}\n```\nThe resolved configuration is `config.json`.",
+        "Reproduce": f"```\n{command}\n```\n{_resumes(manifest)}The resolved configuration is `config.json`.",
         "Model": {
             "architecture": f"Transformer encoder-decoder, {m.encoder_layers}+{m.decoder_layers} layers, width "
                             f"{m.embed_dim}, {m.num_heads} heads, feed-forward {m.ff_dim}, dropout {m.dropout}",
@@ -41,6 +41,7 @@ def write_card(run: RunDir, cfg: TranslationConfig, summary: dict[str, Any], met
             "weights kept": f"epoch {summary['best_epoch']} (best {t.monitor})",
         },
     }
+    _long_run_rows(sections, summary)
     if "length_penalty" in summary:
         lp = summary["length_penalty"]
         tried = ", ".join(f"{a}: {c:.2f}" for a, c in lp["chrf"].items())
@@ -59,3 +60,36 @@ def write_card(run: RunDir, cfg: TranslationConfig, summary: dict[str, Any], met
         "UI strings are short and terse; long or conversational text is out of domain.",
     ]
     write_model_card(run.card_path, title=f"Translator: {run.path.name}", task="translation", sections=sections)
+
+
+def _resumes(manifest: dict[str, Any]) -> str:
+    """A sentence for a run whose end a resume moved (`--resume --epochs N`), else ''."""
+    changes = [c for c in manifest.get("epochs_changed") or [] if isinstance(c, dict)]
+    if not changes:
+        return ""
+    steps = ", then ".join(f"`--resume --epochs {c.get('to')}`" for c in changes)
+    return (f"It was resumed with {steps}: it stopped after {changes[-1].get('to')} epochs, on the learning-rate "
+            f"schedule of the {changes[0].get('from')} it was started with (an optimizer restored from a checkpoint "
+            "keeps its schedule). ")
+
+
+def _long_run_rows(sections: dict[str, Any], summary: dict[str, Any]) -> None:
+    """The rows of a long run (issue 26): extra data, warm start, the stopping rule, averaged weights."""
+    train = summary["train"]
+    if "extra_spec" in train:
+        sections["Training data"]["extra training pairs"] = (
+            f"{train['extra_spec']}: a fresh sample of {train['extra_pairs_per_epoch']:,} of its "
+            f"{train['extra_pairs']:,} pairs each epoch")
+    rows = sections["Training"]
+    if summary.get("init_from"):
+        rows["warm start"] = f"from {summary['init_from']} (its weights and tokenizer)"
+    vc = summary.get("validation_chrf") or {}
+    if vc.get("evaluations"):
+        start = f"{vc['start']:.2f} at the start, " if "start" in vc else ""
+        rows["validation chrF"] = (f"{start}best {vc['best']:.2f}, last {vc['last']:.2f} over {vc['evaluations']} "
+                                   f"evaluations (greedy, first {vc['pairs']} validation pairs)")
+    if summary.get("stop_reason") is not None:
+        rows["stopped"] = f"{summary['stop_reason']} after {summary.get('hours', 0.0):.2f} h"
+    if summary.get("averaged_checkpoints"):
+        used = summary["averaged_checkpoints"]
+        rows["weights kept"] = f"the mean of the last {len(used)} checkpoints ({', '.join(used)})"

@@ -147,6 +147,29 @@ def test_no_usable_checkpoint_is_one_line_and_exit_1(pairs, tmp_path, monkeypatc
         load_newest_good(out / "checkpoints", make_strategy("default"))
 
 
+def test_resume_with_fewer_epochs_ends_there_and_the_card_says_so(pairs, tmp_path, monkeypatch, capsys):
+    """`--resume --epochs N` ends the run after N epochs; the manifest and the card record the change and the
+    schedule the restored optimizer keeps (the one the run was compiled with)."""
+    from sensorium.apps import main as sensorium_app
+    from sensorium.pipelines.common.config import config_to_dict
+
+    out = tmp_path / "run"
+    cfg = make_config(pairs, eval_every_steps=2, epochs=4, chrf_patience=0, average_last=2)
+    train_killed_at(cfg, out, 3, monkeypatch)
+    (out / "config.json").write_text(json.dumps(config_to_dict(cfg)))
+    assert sensorium_app.main(["train", "translation", "--out", str(out), "--resume", "--epochs", "2", "-q"]) == 0
+    data = manifest(out)
+    assert data["status"] == "complete" and data["summary"]["epochs"] == 2
+    assert [(c["from"], c["to"]) for c in data["epochs_changed"]] == [(4, 2)]
+    assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 2
+    card = (out / "model_card.md").read_text()
+    assert ("resumed with `--resume --epochs 2`: it stopped after 2 epochs, on the learning-rate schedule of "
+            "the 4") in card
+    assert "| stopped | epochs after " in card and "| weights kept | the mean of the last 2 checkpoints (step-" in card
+    assert sensorium_app.main(["train", "translation", "--out", str(out), "--resume", "--epochs", "3", "-q"]) == 2
+    assert "already complete" in capsys.readouterr().err
+
+
 def test_warm_start_and_checkpoint_averaging(pairs, tmp_path):
     import keras
 
@@ -172,6 +195,10 @@ def test_warm_start_and_checkpoint_averaging(pairs, tmp_path):
     mean = [(a + b) / 2 for a, b in zip(*(load_keras(out / "checkpoints" / n).get_weights() for n in used))]
     final = keras.saving.load_model(out / "model.keras", safe_mode=True, compile=False).get_weights()
     assert all(np.allclose(a, b, atol=1e-6) for a, b in zip(mean, final))
+    card = (out / "model_card.md").read_text()
+    assert f"| warm start | from {first} (its weights and tokenizer) |" in card
+    assert f"| weights kept | the mean of the last 2 checkpoints ({used[0]}, {used[1]}) |" in card
+    assert f"validation chrF | {vc['start']:.2f} at the start, best {vc['best']:.2f}" in card
 
     wider = make_config(pairs, epochs=1, init_from=str(first))
     wider.model.embed_dim = 32
