@@ -154,13 +154,14 @@ class LongRun(keras.callbacks.Callback):
     Runs before the shared RunState, so the epoch's `val_chrf` reaches history.csv."""
 
     def __init__(self, ckpt_dir: Path, settings: LongRunSettings, *, translate: Any, sources: list[str],
-                 references: list[str], total_steps: int, write_chrf: Any,
+                 references: list[str], steps_per_epoch: int, epochs: int, write_chrf: Any,
                  resumed: dict[str, Any] | None = None, reference: bool = False) -> None:
         super().__init__()
         self.reference = reference  # a warm start: score the starting model first (not part of the rule)
         self.ckpt_dir, self.settings = Path(ckpt_dir), settings
         self.translate, self.sources, self.references = translate, sources, references
-        self.total_steps, self.write_chrf = total_steps, write_chrf
+        self.steps_per_epoch, self.epochs, self.write_chrf = steps_per_epoch, epochs, write_chrf
+        self.total_steps = steps_per_epoch * epochs  # set from the first epoch this session runs
         r = resumed or {}
         self.state = LongRunState(list(r.get("evaluations", [])), r.get("best_chrf"), r.get("stale", 0),
                                   float(r.get("hours", 0.0)), r.get("stop_reason"))
@@ -169,6 +170,7 @@ class LongRun(keras.callbacks.Callback):
         self.step = 0
         self.epoch = 0
         self._last_chrf: float | None = None
+        self._first_epoch: int | None = None
 
     # --- time --------------------------------------------------------------------------------
     def hours(self) -> float:
@@ -186,6 +188,9 @@ class LongRun(keras.callbacks.Callback):
             self.write_chrf(self.state.evaluations)
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self._first_epoch is None:  # a resume runs a killed epoch again, whole, from its mid-epoch weights
+            self._first_epoch = epoch
+            self.total_steps = self._session_start_step + self.steps_per_epoch * (self.epochs - epoch)
         self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:

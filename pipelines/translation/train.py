@@ -152,7 +152,7 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
     model = resumed.model if resumed is not None else resume_or_build(strategy, ckpt_dir, state, build)
     if init is not None:
         warm_start(model, init[0])
-    longrun = _long_run(cfg, run, model, tokenizers, val_split, steps * tcfg.epochs,
+    longrun = _long_run(cfg, run, model, tokenizers, val_split, steps,
                         resumed.state if resumed is not None else None, reference=init is not None)
     run_state = fit_run(run, model, train_ds, val_ds, tcfg, steps, state, callbacks=(longrun,))
     averaged = _average(model, ckpt_dir, tcfg.average_last)
@@ -208,7 +208,7 @@ def _init_model(cfg: TranslationConfig, run: RunDir) -> tuple[Any, Any]:
     return source, tokenizers
 
 
-def _long_run(cfg: TranslationConfig, run: RunDir, model: Any, tokenizers: Any, val_split: Any, total_steps: int,
+def _long_run(cfg: TranslationConfig, run: RunDir, model: Any, tokenizers: Any, val_split: Any, steps: int,
               resumed: dict[str, Any] | None, reference: bool = False) -> Any:
     """The LongRun callback: greedy validation chrF on the first `eval_pairs` validation pairs (with
     `reference`, of the warm-start model too, before training)."""
@@ -226,7 +226,7 @@ def _long_run(cfg: TranslationConfig, run: RunDir, model: Any, tokenizers: Any, 
                                max(tcfg.keep_checkpoints, tcfg.average_last))
     return LongRun(run.path / "checkpoints", settings, translate=lambda texts: translator.translate(texts, beam=1),
                    sources=list(val_split.sources[:n]), references=list(val_split.targets[:n]),
-                   total_steps=total_steps, write_chrf=write, resumed=resumed, reference=reference)
+                   steps_per_epoch=steps, epochs=tcfg.epochs, write_chrf=write, resumed=resumed, reference=reference)
 
 
 def _average(model: Any, ckpt_dir: Path, k: int) -> list[str]:

@@ -108,19 +108,25 @@ def train_killed_at(cfg, out, step: int, monkeypatch) -> None:
 def test_killed_mid_epoch_resumes_past_a_corrupt_checkpoint(pairs, tmp_path, monkeypatch, caplog):
     out = tmp_path / "run"
     cfg = make_config(pairs, eval_every_steps=1, keep_checkpoints=3, epochs=2, chrf_patience=0)
+    caplog.set_level(logging.INFO)
     train_killed_at(cfg, out, 4, monkeypatch)
+    planned = int(next(r.getMessage() for r in caplog.records if "validation chrF" in r.getMessage()).split()[1]
+                  .split("/")[1])  # "step 1/T ...": steps per epoch x 2
+    caplog.clear()
     assert steps(out) == [2, 3, 4] and manifest(out)["status"] == "training"
     newest = out / "checkpoints" / "step-000000004.keras"
     newest.write_bytes(newest.read_bytes()[:1000])  # truncated
     before = json.loads((out / "checkpoints" / "step-000000003.json").read_text())
     assert before["epochs_done"] == 0 and len(before["evaluations"]) == 3
 
-    caplog.set_level(logging.INFO)
     summary = train_run(cfg, out, resume=True)
     refused = [r.getMessage() for r in caplog.records if "refusing checkpoint" in r.getMessage()]
     assert len(refused) == 1 and "step-000000004.keras" in refused[0] and "\n" not in refused[0]
     assert any("resuming from checkpoint step-000000003.keras" in r.getMessage() for r in caplog.records)
     assert summary["epochs"] == 2 and summary["stop_reason"] == "epochs"
+    # progress counts the killed epoch's second pass, whole, from the step the resume starts at
+    resumed = [r.getMessage() for r in caplog.records if "validation chrF" in r.getMessage()][0]
+    assert resumed.startswith(f"step 4/{3 + planned} "), (resumed, planned)
     rows = list(csv.DictReader((out / "validation_chrf.csv").open()))
     assert [int(r["step"]) for r in rows][:4] == [1, 2, 3, 4]  # the evaluations before the kill survive
     assert summary["validation_chrf"]["evaluations"] == len(rows) > 4
