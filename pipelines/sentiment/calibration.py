@@ -56,13 +56,15 @@ def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, prior: tuple[float, f
     w = np.where(y == 1, 0.5 / n_pos, 0.5 / n_neg)  # balanced: each class sums to 1/2
     prior = np.asarray(prior, np.float64)
 
-    def objective(t: np.ndarray) -> float:
-        z = xx @ t  # (M,)
-        return float(np.sum(w * (np.logaddexp(0.0, z) - y * z)) + 0.5 * l2 * np.sum((t - prior) ** 2))
+    def objective(t: np.ndarray) -> tuple[float, np.ndarray]:
+        """The objective at t, and the scores z = xx @ t (M,) it read (the next Newton step's too)."""
+        z = xx @ t
+        return float(np.sum(w * (np.logaddexp(0.0, z) - y * z)) + 0.5 * l2 * np.sum((t - prior) ** 2)), z
 
-    theta, value, converged = prior.copy(), objective(prior), False
+    theta, converged = prior.copy(), False
+    value, z = objective(theta)
     for _ in range(iterations):
-        q = 1.0 / (1.0 + np.exp(-np.clip(xx @ theta, -60, 60)))
+        q = 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
         grad = xx.T @ (w * (q - y)) + l2 * (theta - prior)
         if np.abs(grad).max() < 1e-9:
             converged = True
@@ -72,14 +74,14 @@ def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, prior: tuple[float, f
         rate = 1.0
         while rate > 1e-10:  # backtracking (Armijo): the full step unless it fails to lower the objective
             candidate = theta - rate * step
-            new = objective(candidate)
+            new, z_new = objective(candidate)
             if new <= value - 1e-4 * rate * float(grad @ step):
                 break
             rate *= 0.5
         else:
             converged = True  # no step lowers it further: at the minimum up to rounding
             break
-        theta, value = candidate, new
+        theta, value, z = candidate, new, z_new
         if np.abs(rate * step).max() < 1e-10:
             converged = True
             break
