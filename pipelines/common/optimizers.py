@@ -25,3 +25,18 @@ def make_optimizer(cfg: Any, steps_per_epoch: int):
     if cfg.optimizer == "adamw":
         return keras.optimizers.AdamW(lr, weight_decay=cfg.weight_decay, **clip)
     return keras.optimizers.SGD(lr, momentum=cfg.momentum, nesterov=True, **clip)
+
+
+def planned_steps(optimizer: Any) -> int | None:
+    """The number of steps the optimizer's learning-rate schedule was planned for (warm-up plus decay), or
+    None for a constant rate. A restored optimizer keeps the plan it was compiled with, whatever the
+    config says now, so this is what a run's card reports."""
+    import keras
+
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if not isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return None
+    config = schedule.get_config()
+    if "decay_steps" not in config:
+        return None
+    return int(config["decay_steps"]) + int(config.get("warmup_steps") or 0)

@@ -25,7 +25,7 @@ def write_card(run: RunDir, cfg: TranslationConfig, summary: dict[str, Any], met
                           "left out (placeholders differ between the sides)":
                               summary["train"]["placeholder_mismatches_left_out"],
                           "validation pairs": summary["validation"]["pairs"], "seed": cfg.seed},
-        "Reproduce": f"```\n{command}\n```\n{_resumes(manifest)}The resolved configuration is `config.json`.",
+        "Reproduce": f"```\n{command}\n```\n{_resumes(manifest, summary)}The resolved configuration is `config.json`.",
         "Model": {
             "architecture": f"Transformer encoder-decoder, {m.encoder_layers}+{m.decoder_layers} layers, width "
                             f"{m.embed_dim}, {m.num_heads} heads, feed-forward {m.ff_dim}, dropout {m.dropout}",
@@ -62,15 +62,21 @@ def write_card(run: RunDir, cfg: TranslationConfig, summary: dict[str, Any], met
     write_model_card(run.card_path, title=f"Translator: {run.path.name}", task="translation", sections=sections)
 
 
-def _resumes(manifest: dict[str, Any]) -> str:
-    """A sentence for a run whose end a resume moved (`--resume --epochs N`), else ''."""
+def _resumes(manifest: dict[str, Any], summary: dict[str, Any]) -> str:
+    """A sentence for a run whose end a resume moved (`--resume --epochs N`), else ''. The schedule it names
+    is the one the optimizer ran on: planned when the optimizer was built, which is at the first checkpoint's
+    session (a resume before any checkpoint builds it anew, for the epochs it is given)."""
     changes = [c for c in manifest.get("epochs_changed") or [] if isinstance(c, dict)]
     if not changes:
         return ""
     steps = ", then ".join(f"`--resume --epochs {c.get('to')}`" for c in changes)
-    return (f"It was resumed with {steps}: it stopped after {changes[-1].get('to')} epochs, on the learning-rate "
-            f"schedule of the {changes[0].get('from')} it was started with (an optimizer restored from a checkpoint "
-            "keeps its schedule). ")
+    sentence = f"It was resumed with {steps}: it stopped after {changes[-1].get('to')} epochs"
+    planned, per_epoch = summary.get("schedule_steps"), summary.get("steps_per_epoch")
+    if isinstance(planned, int) and isinstance(per_epoch, int) and per_epoch > 0:
+        sentence += (f", on a learning-rate schedule planned for {planned:,} steps ({planned / per_epoch:.3g} epochs "
+                     f"of {per_epoch:,} steps; an optimizer restored from a checkpoint keeps the plan it was "
+                     "compiled with)")
+    return sentence + ". "
 
 
 def _long_run_rows(sections: dict[str, Any], summary: dict[str, Any]) -> None:

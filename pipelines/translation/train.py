@@ -108,6 +108,7 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
         start_training,
         write_split_lists,
     )
+    from sensorium.pipelines.common.optimizers import planned_steps
     from sensorium.pipelines.common.warmstart import warm_start
     from sensorium.pipelines.translation.data import held_out_sources, load_extra, load_train_validation
     from sensorium.pipelines.translation.longrun import load_newest_good, run_state_from
@@ -150,6 +151,7 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
         return model
 
     model = resumed.model if resumed is not None else resume_or_build(strategy, ckpt_dir, state, build)
+    schedule_steps = planned_steps(model.optimizer)  # a restored optimizer keeps the plan it was compiled with
     if init is not None:
         warm_start(model, init[0])
     longrun = _long_run(cfg, run, model, tokenizers, val_split, steps,
@@ -172,7 +174,8 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
         validation={"spec": val_split.spec, "pairs": val_split.count},
         vocab_size={"source": tokenizers.source.vocab_size, "target": tokenizers.target.vocab_size,
                     "shared": tokenizers.shared},
-        parameters=int(final.count_params()),
+        parameters=int(final.count_params()), steps_per_epoch=steps,
+        **({"schedule_steps": schedule_steps} if schedule_steps is not None else {}),
         stop_reason=stop_reason, hours=round(hours, 4),
         validation_chrf={"evaluations": len(trained), "best": longrun.state.best_chrf,
                          "last": trained[-1]["chrf"] if trained else None,

@@ -168,13 +168,34 @@ def test_resume_with_fewer_epochs_ends_there_and_the_card_says_so(pairs, tmp_pat
     assert data["status"] == "complete" and data["summary"]["epochs"] == 2
     assert [(c["from"], c["to"]) for c in data["epochs_changed"]] == [(4, 2)]
     assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 2
+    per_epoch = data["summary"]["steps_per_epoch"]
+    assert data["summary"]["schedule_steps"] == 4 * per_epoch  # the restored optimizer's plan, not the new end
     card = (out / "model_card.md").read_text()
-    assert ("resumed with `--resume --epochs 2`: it stopped after 2 epochs, on the learning-rate schedule of "
-            "the 4") in card
+    assert (f"resumed with `--resume --epochs 2`: it stopped after 2 epochs, on a learning-rate schedule planned "
+            f"for {4 * per_epoch:,} steps (4 epochs of {per_epoch:,} steps;") in card
     assert "| stopped | epochs after " in card and "| weights kept | the mean of the last 2 checkpoints (step-" in card
     assert sensorium_app.main(["train", "translation", "--out", str(out), "--resume", "--epochs", "3", "-q"]) == 2
     assert "already complete" in capsys.readouterr().err
 
+
+
+def test_resume_with_new_epochs_before_any_checkpoint_plans_the_schedule_anew(pairs, tmp_path, monkeypatch):
+    """Killed before its first checkpoint, a run resumed with `--epochs N` builds its optimizer anew: its
+    schedule is planned for N epochs, and the card says so (not the epochs it was started with)."""
+    from sensorium.apps import main as sensorium_app
+    from sensorium.pipelines.common.config import config_to_dict
+
+    out = tmp_path / "run"
+    cfg = make_config(pairs, eval_every_steps=1000, epochs=4, chrf_patience=0)
+    train_killed_at(cfg, out, 1, monkeypatch)
+    assert steps(out) == []
+    (out / "config.json").write_text(json.dumps(config_to_dict(cfg)))
+    assert sensorium_app.main(["train", "translation", "--out", str(out), "--resume", "--epochs", "2", "-q"]) == 0
+    data = manifest(out)
+    per_epoch = data["summary"]["steps_per_epoch"]
+    assert [(c["from"], c["to"]) for c in data["epochs_changed"]] == [(4, 2)]
+    assert data["summary"]["epochs"] == 2 and data["summary"]["schedule_steps"] == 2 * per_epoch
+    assert f"planned for {2 * per_epoch:,} steps (2 epochs of" in (out / "model_card.md").read_text()
 
 def test_warm_start_and_checkpoint_averaging(pairs, tmp_path):
     import keras
