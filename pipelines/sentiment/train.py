@@ -81,7 +81,7 @@ def _calibrate(model: Any, val_ds: Any, val_split: Any, prior: tuple[float, floa
     probs = np.concatenate([np.asarray(model(x, training=False), np.float32) for x, *_ in val_ds])
     cal = fit_binary_calibration(probs, val_split.items.labels, labels, prior=prior)
     if cal is None:
-        log.info("binary head: too few positive or negative validation texts to calibrate; left uncalibrated")
+        log.info("binary head: too few positive or negative validation texts to fit its calibration")
         return None
     log.info("binary head: scale %.3f, bias %+.3f (balanced accuracy on validation %.4f, uncalibrated %.4f)",
              cal["scale"], cal["bias"], binary_accuracy(probs, val_split.items.labels, labels, cal),
@@ -103,6 +103,25 @@ def _fit_fusion(val_split: Any, prior: tuple[float, float]) -> dict[str, Any] | 
     if fusion is not None:
         log.info("lexicon expert: scale %.3f, bias %+.3f (added to the binary head)", fusion["scale"], fusion["bias"])
     return fusion
+
+
+def _kept_from(source: Any, labels: list[str]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(binary head, lexicon expert) of a warm start whose validation split could not fit them (too few
+    positive or negative texts: a user's small or lopsided set): its source's, which is what a fit pulled
+    towards them returns with no texts; (None, None) when the source has no binary head to keep."""
+    from sensorium.runtime.lexicon_fusion import LEXICON, lexicon_fusion
+    from sensorium.runtime.sentiment import binary_calibration
+
+    if "binary_calibration" not in source.info or not {"positive", "negative"} <= set(labels):
+        return None, None
+    scale, bias = binary_calibration(source.info)
+    calibration = {"scale": scale, "bias": bias, "priors": "balanced", "kept_from": source.name}
+    expert = lexicon_fusion(source.info)
+    fusion = ({"lexicon": LEXICON, "scale": expert[0], "bias": expert[1], "kept_from": source.name}
+              if expert is not None else None)
+    log.info("binary head: kept %s's calibration%s (scale %.3f, bias %+.3f)", source.name,
+             " and lexicon expert" if fusion else "", scale, bias)
+    return calibration, fusion
 
 
 def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
@@ -177,6 +196,10 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     info = source.info if source is not None else {}
     calibration = _calibrate(model, val_ds, val_split, binary_calibration(info))
     fusion = _fit_fusion(val_split, lexicon_fusion(info) or (1.0, 0.0)) if calibration else None
+    if calibration is None and source is not None:
+        calibration, fusion = _kept_from(source, val_split.labels)
+    if calibration is None:
+        log.info("binary head: left uncalibrated (scale 1, bias 0)")
     extra_info = {**({"binary_calibration": calibration} if calibration else {}),
                   **({"lexicon_fusion": fusion} if fusion else {}),
                   **_long_text_record(tokenizer, train_split.items.texts, cfg.model.max_length)} or None

@@ -153,6 +153,27 @@ def test_init_from_adapts_the_model_to_a_new_domain_with_200_texts(base, medicin
     assert record["label"] == "positive"
 
 
+def test_init_from_a_set_too_small_to_calibrate_keeps_the_sources_binary_head(base, tmp_path):
+    """A user's few, lopsided texts leave too few of one class in validation to fit the binary head: the
+    adapted run keeps its source's calibration and lexicon expert (what a pull towards them gives with no
+    texts) instead of dropping both."""
+    from sensorium.pipelines.common.artifacts import load_task_model
+
+    few = _write(tmp_path / "few.csv", _rows(MEDICINE, DRUGS, {"negative": 8, "positive": 52}, 4))
+    out = tmp_path / "adapted"
+    assert sensorium_app.main(["train", "sentiment", "--init-from", str(base), "--data", str(few), "--out", str(out),
+                               "--epochs", "1", "--batch-size", "16", "-q"]) == 0
+    source = json.loads((base / "sensorium.json").read_text())["summary"]
+    summary = json.loads((out / "sensorium.json").read_text())["summary"]
+    assert summary["validation"]["count"] < 20  # at most a handful of negatives: no fit
+    cal, fusion = summary["binary_calibration"], summary["lexicon_fusion"]
+    assert cal["kept_from"] == str(base) == fusion["kept_from"]
+    assert (cal["scale"], cal["bias"]) == (source["binary_calibration"]["scale"], source["binary_calibration"]["bias"])
+    info = load_task_model(out / "model.keras", "sentiment")[1]["info"]
+    assert binary_calibration(info) == (cal["scale"], cal["bias"])
+    assert lexicon_fusion(info) == (source["lexicon_fusion"]["scale"], source["lexicon_fusion"]["bias"])
+
+
 def test_init_from_refusals_are_one_line(base, medicine, tmp_path, capsys):
     adapt, _ = medicine
     odd = _write(tmp_path / "odd.csv", [("the syrup helped", "positive"), ("the syrup, meh", "mixed")] * 10)
