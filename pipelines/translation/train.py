@@ -100,6 +100,7 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
 
     from sensorium.models.translation import training_objects
     from sensorium.pipelines.common.callbacks import read_train_state
+    from sensorium.pipelines.common.optimizers import planned_steps
     from sensorium.pipelines.common.training import (
         fit_run,
         resume_or_build,
@@ -108,7 +109,6 @@ def train(config: TranslationConfig, run: RunDir, *, resume: bool = False) -> di
         start_training,
         write_split_lists,
     )
-    from sensorium.pipelines.common.optimizers import planned_steps
     from sensorium.pipelines.common.warmstart import warm_start
     from sensorium.pipelines.translation.data import held_out_sources, load_extra, load_train_validation
     from sensorium.pipelines.translation.longrun import load_newest_good, run_state_from
