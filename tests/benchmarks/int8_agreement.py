@@ -3,7 +3,7 @@
 far Keras's top class leads the second, with size and batch-1 latency.
 
     python tests/benchmarks/int8_agreement.py --model assets/models/imagenet [--out DIR] [--threads 2]
-        [--weights-only]
+        [--weights-only] [--images DIR]
 
 The calibration and parity images are those of the ImageNet card (`write_check_images`: disjoint sets of
 300 crops of the packaged photos and Adwaita icons, at the model's size), written to DIR (default: a
@@ -15,6 +15,16 @@ agreement; `sensorium export` keeps a file only when it passes parity. Prints a 
 DIR/model-int8-weights.tflite): the same bias correction and weight rounding, converted as float32, then
 every convolution and dense kernel stored as per-channel int8 behind a DEQUANTIZE op
 (`export/weight_storage.py`), so weights are int8 on disk and activations stay float.
+
+`--images DIR` measures agreement on every image under DIR (recursively; at least 32 px a side) instead of
+the parity images: each is laid on white (transparent pixels too), padded to a square and resized to the
+model's size. Calibration stays the card's. The photo cut-outs of Tux Paint's stamps are such a set:
+
+    apt-get download tuxpaint-stamps-default && dpkg-deb -x tuxpaint-stamps-default_*.deb stamps
+    mkdir photos && cd stamps/usr/share/tuxpaint/stamps && cp -r --parents animals food plants vehicles \
+        household clothes hobbies military town/monuments space sports ../../../../../photos && cd -
+    find photos -path '*/cartoon/*' -delete
+    python tests/benchmarks/int8_agreement.py --images photos
 """
 from __future__ import annotations
 
@@ -48,12 +58,35 @@ def load_check_set(model: str, out: str | None, prefix: str) -> tuple[Any, Path,
     return source, folder, np.load(calibration_path), np.load(parity_path)
 
 
+def folder_images(folder: Path, size: int) -> np.ndarray:
+    """(N, size, size, 3) uint8: every image under `folder` of at least 32 px a side, sorted by path, laid
+    on white, padded to a square and resized."""
+    from PIL import Image
+
+    from sensorium.runtime.image_io import is_image_path
+
+    images = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and is_image_path(p)):
+        with Image.open(path) as im:
+            im = im.convert("RGBA")
+        if min(im.size) < 32:
+            continue
+        side = max(im.size)
+        square = Image.new("RGBA", (side, side), (255, 255, 255, 255))
+        square.paste(im, ((side - im.size[0]) // 2, (side - im.size[1]) // 2), im)
+        images.append(np.asarray(square.convert("RGB").resize((size, size), Image.BILINEAR)))
+    if not images:
+        raise SystemExit(f"{folder}: no images of at least 32 px a side")
+    return np.stack(images)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="assets/models/imagenet", help="run directory or .keras file")
     parser.add_argument("--out", help="folder for the images and the int8 file (default: temporary)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--weights-only", action="store_true", help="measure a weight-only int8 file instead")
+    parser.add_argument("--images", type=Path, help="measure on the images under this folder instead")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -61,6 +94,8 @@ def main() -> int:
     from sensorium.runtime.tflite import EdgeModel
 
     source, out, calibration, parity = load_check_set(args.model, args.out, "int8-agreement-")
+    if args.images:
+        parity = folder_images(args.images, source.image_size[0])
     start = time.perf_counter()
     flatbuffer = convert(source.model, input_shape=source.input_shape,
                          quantize="int8-weights" if args.weights_only else "int8",
@@ -82,8 +117,9 @@ def main() -> int:
     ranked = np.sort(keras_probs, axis=1)
     lead = ranked[:, -1] - ranked[:, -2]
     in_top5 = np.mean([k in np.argsort(-e)[:5] for k, e in zip(keras_probs.argmax(1), edge_probs)])
-    print(f"| {name} vs Keras on {len(parity)} parity images | value |\n|---|---|")
-    print(f"| top-1 agreement | {agree.mean():.3f} |")
+    print(f"| {name} vs Keras on {len(parity)} {'images of ' + str(args.images) if args.images else 'parity images'} "
+          "| value |\n|---|---|")
+    print(f"| top-1 agreement | {agree.mean():.4f} ({agree.sum()} of {len(agree)}) |")
     for low, high in zip(MARGINS, MARGINS[1:]):
         chosen = (lead >= low) & (lead < high)
         value = f"{agree[chosen].mean():.3f}" if chosen.any() else "-"
