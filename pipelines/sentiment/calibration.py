@@ -15,9 +15,10 @@ own validation split (read as its config.json says) and records it, weights unch
 With `--fusion lexicon` (the default; `train sentiment` does the same) it also fits the lexicon expert
 that the binary head adds (`sensorium.runtime.lexicon_fusion`) on the same texts and records it as
 `lexicon_fusion`. Each fit is pulled towards a prior calibration with an L2 weight of PRIOR_TEXTS /
-(the polar texts): training pulls a warm start (`--init-from`) towards its source model's, so a few
-validation texts adjust it without running it off; everything else, this recorder included, towards
-the uncalibrated score (scale 1, bias 0).
+(the polar texts): training pulls a warm start's (`--init-from`) lexicon expert towards its source
+model's, so a few validation texts adjust it without running it off; everything else, the binary head
+of a warm start and this recorder included, towards the uncalibrated score (scale 1, bias 0). A warm
+start whose validation texts are too few to fit records those priors as they are.
 """
 from __future__ import annotations
 
@@ -42,9 +43,9 @@ def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, prior: tuple[float, f
                           prior_texts: float = PRIOR_TEXTS, iterations: int = 100) -> tuple[float, float] | None:
     """(scale, bias) of p(y=1) = sigmoid(scale * x + bias) fitted on x (M,), y (M,) 0/1 with balanced
     priors (each class weighs half) and an L2 pull towards `prior` ((1, 0): the uncalibrated score; a
-    warm start's: its source model's) of strength `prior_texts` / M (the log-loss is a mean), so that a
-    few texts move it little and thousands move it freely; None when it does not converge to a positive
-    scale.
+    warm start's lexicon expert: its source model's) of strength `prior_texts` / M (the log-loss is a
+    mean), so that a few texts move it little and thousands move it freely; None when it does not
+    converge to a positive scale.
 
     Newton's method with a backtracking line search: every step lowers the (strictly convex) objective.
     Plain Newton steps overshoot when the scores are large (a model trained with heavy dropout, margins of

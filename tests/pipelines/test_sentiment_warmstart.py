@@ -153,10 +153,10 @@ def test_init_from_adapts_the_model_to_a_new_domain_with_200_texts(base, medicin
     assert record["label"] == "positive"
 
 
-def test_init_from_a_set_too_small_to_calibrate_keeps_the_sources_binary_head(base, tmp_path):
+def test_init_from_a_set_too_small_to_calibrate_keeps_the_sources_lexicon_expert(base, tmp_path):
     """A user's few, lopsided texts leave too few of one class in validation to fit the binary head: the
-    adapted run keeps its source's calibration and lexicon expert (what a pull towards them gives with no
-    texts) instead of dropping both."""
+    adapted run records what the fits pulled towards their priors give with no texts (the head uncorrected,
+    the source's lexicon expert) instead of dropping the expert."""
     from sensorium.pipelines.common.artifacts import load_task_model
 
     few = _write(tmp_path / "few.csv", _rows(MEDICINE, DRUGS, {"negative": 8, "positive": 52}, 4))
@@ -167,10 +167,10 @@ def test_init_from_a_set_too_small_to_calibrate_keeps_the_sources_binary_head(ba
     summary = json.loads((out / "sensorium.json").read_text())["summary"]
     assert summary["validation"]["count"] < 20  # at most a handful of negatives: no fit
     cal, fusion = summary["binary_calibration"], summary["lexicon_fusion"]
-    assert cal["kept_from"] == str(base) == fusion["kept_from"]
-    assert (cal["scale"], cal["bias"]) == (source["binary_calibration"]["scale"], source["binary_calibration"]["bias"])
+    assert (cal["scale"], cal["bias"]) == (1.0, 0.0) and cal["fitted"].startswith("no: too few")
+    assert fusion["kept_from"] == str(base) and fusion["fitted"].startswith("no: too few")
     info = load_task_model(out / "model.keras", "sentiment")[1]["info"]
-    assert binary_calibration(info) == (cal["scale"], cal["bias"])
+    assert binary_calibration(info) == (1.0, 0.0)
     assert lexicon_fusion(info) == (source["lexicon_fusion"]["scale"], source["lexicon_fusion"]["bias"])
 
 
@@ -240,7 +240,7 @@ def test_calibration_removes_a_prior_shift_and_needs_both_classes():
     assert fit_binary_calibration(probs, y, ["a", "b", "c"]) is None
     assert binary_calibration({"binary_calibration": {"scale": "x"}}) == (1.0, 0.0)
     # 20 separable texts (a warm start's validation split): unpulled, the fit runs off to a steep step;
-    # the pull keeps it near its prior, the source model's calibration
+    # the pull keeps it near its prior (a warm start's lexicon expert: the source model's)
     x, y20 = np.linspace(-1, 1, 20), (np.linspace(-1, 1, 20) > 0).astype(float)
     free = fit_balanced_logistic(x, y20, prior_texts=1e-6)
     pulled = fit_balanced_logistic(x, y20, prior=(0.8, 0.3))
