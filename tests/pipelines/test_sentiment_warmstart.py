@@ -153,6 +153,37 @@ def test_init_from_adapts_the_model_to_a_new_domain_with_200_texts(base, medicin
     assert record["label"] == "positive"
 
 
+def test_init_from_fits_the_head_towards_no_correction_and_the_expert_towards_the_sources(base, tmp_path):
+    """A warm start with enough validation texts fits its binary head pulled towards (1, 0) (what the
+    recorder of an older run fits too) and its lexicon expert pulled towards the source's."""
+    import shutil
+
+    from sensorium.pipelines.common.artifacts import inspect_artifact, load_task_model
+    from sensorium.pipelines.common.run_info import rewrite_run_info
+    from sensorium.pipelines.sentiment import calibration
+
+    data = _write(tmp_path / "adapt.csv", _rows(MEDICINE, DRUGS, {"negative": 200, "positive": 200}, 5))
+    out = tmp_path / "adapted"
+    assert sensorium_app.main(["train", "sentiment", "--init-from", str(base), "--data", str(data), "--out", str(out),
+                               "--epochs", "1", "--batch-size", "16", "-q"]) == 0
+    summary = json.loads((out / "sensorium.json").read_text())["summary"]
+    cal, fusion = summary["binary_calibration"], summary["lexicon_fusion"]
+    assert min(cal["negative"], cal["positive"]) >= 10 and "fitted" not in cal and "kept_from" not in fusion
+    run = shutil.copytree(out, tmp_path / "again", ignore=shutil.ignore_patterns("exports"))
+    rewrite_run_info(run, "sentiment", "test", lambda info, _: {k: v for k, v in info.items()
+                                                               if k != "binary_calibration"})
+    assert calibration.main(["--model", str(run), "--fusion", "none"]) == 0
+    again = binary_calibration(load_task_model(run / "model.keras", "sentiment")[1]["info"])
+    assert again == pytest.approx((cal["scale"], cal["bias"]), abs=1e-3)  # both pulled towards (1, 0)
+    source = lexicon_fusion(load_task_model(base / "model.keras", "sentiment")[1]["info"])
+    val = calibration._validation_split(out, inspect_artifact(out), LABELS)
+    towards_source = fit_lexicon_fusion(val.items.texts, val.items.labels, val.labels, prior=source)
+    towards_one = fit_lexicon_fusion(val.items.texts, val.items.labels, val.labels)
+    assert (fusion["scale"], fusion["bias"]) == pytest.approx((towards_source["scale"], towards_source["bias"]))
+    moved = abs(towards_one["scale"] - towards_source["scale"]) + abs(towards_one["bias"] - towards_source["bias"])
+    assert moved > 0.01  # the two pulls give different experts: the assertion above can tell them apart
+
+
 def test_init_from_a_set_too_small_to_calibrate_keeps_the_sources_lexicon_expert(base, tmp_path):
     """A user's few, lopsided texts leave too few of one class in validation to fit the binary head: the
     adapted run records what the fits pulled towards their priors give with no texts (the head uncorrected,
