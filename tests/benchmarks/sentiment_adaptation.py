@@ -158,10 +158,11 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--dev", type=int, default=0, help="score on this many other pool reviews, not the test set")
     parser.add_argument("--recipe", default=" ".join(RECIPE), help="the training flags (default: %(default)s)")
-    parser.add_argument("--whole", action="store_true", help="train on every --items text but the pipeline's 10%% "
-                        "validation (DATA@all) instead of the CSV's 80%% training split")
-    parser.add_argument("--val", type=int, default=0, help="hold out this many of the --items texts for validation "
-                        "(stratified; passed as --validation-data) instead of the pipeline's 10%%")
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument("--whole", action="store_true", help="train on every --items text but the pipeline's 10%% "
+                       "validation (DATA@all) instead of the CSV's 80%% training split")
+    split.add_argument("--val", type=int, default=0, help="hold out this many of the --items texts for validation "
+                       "(stratified; passed as --validation-data) and train on the rest")
     args = parser.parse_args()
     work = Path(args.out or tempfile.mkdtemp(prefix="sentiment-adapt-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -199,7 +200,8 @@ def main() -> int:
               f"[{100 * r['gain_ci95'][0]:+.1f}, {100 * r['gain_ci95'][1]:+.1f}] |")
     test = (f"the other {len(y)} of {DRUGS}" if drugs else f"{args.dev} dev reviews" if args.dev else TEST)
     result = {"domain": args.domain, "test": test, "items": args.items, "seed": args.seed,
-              "recipe": recipe, "train_minutes": minutes,
+              "recipe": recipe, "split": f"val {args.val}" if args.val else "whole" if args.whole else "csv 80/10/10",
+              "train_minutes": minutes,
               "run": str(run), **rows}
     text = json.dumps(result, indent=2)
     if args.json:
