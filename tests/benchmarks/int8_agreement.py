@@ -16,9 +16,9 @@ DIR/model-int8-weights.tflite): the same bias correction and weight rounding, co
 every convolution and dense kernel stored as per-channel int8 behind a DEQUANTIZE op
 (`export/weight_storage.py`), so weights are int8 on disk and activations stay float.
 
-`--images DIR` measures agreement on every image under DIR (recursively; at least 32 px a side) instead of
-the parity images: each is laid on white (transparent pixels too), padded to a square and resized to the
-model's size. Calibration stays the card's. The photo cut-outs of Tux Paint's stamps are such a set:
+`--images DIR` measures agreement on every PNG under DIR (recursively; at least 32 px a side) instead of
+the parity images, each rendered as the icon datasets render one: on white (transparent pixels too),
+scaled to fit the model's size, centred on a square. Calibration stays the card's. The photo cut-outs of Tux Paint's stamps are such a set:
 
     apt-get download tuxpaint-stamps-default && dpkg-deb -x tuxpaint-stamps-default_*.deb stamps
     mkdir photos && cd stamps/usr/share/tuxpaint/stamps && cp -r --parents animals food plants vehicles \
@@ -33,6 +33,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
+import io  # noqa: E402
 import logging  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -59,24 +60,25 @@ def load_check_set(model: str, out: str | None, prefix: str) -> tuple[Any, Path,
 
 
 def folder_images(folder: Path, size: int) -> np.ndarray:
-    """(N, size, size, 3) uint8: every image under `folder` of at least 32 px a side, sorted by path, laid
-    on white, padded to a square and resized."""
+    """(N, size, size, 3) uint8: every PNG under `folder` of at least 32 px a side, sorted by path, as the
+    icon datasets render one (`render_icon`: on white, scaled to fit, centred on a square)."""
     from PIL import Image
 
-    from sensorium.runtime.image_io import is_image_path
+    from sensorium.pipelines.datasets.icons import render_icon
+    from sensorium.runtime.errors import DataError
 
     images = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and is_image_path(p)):
-        with Image.open(path) as im:
-            im = im.convert("RGBA")
-        if min(im.size) < 32:
-            continue
-        side = max(im.size)
-        square = Image.new("RGBA", (side, side), (255, 255, 255, 255))
-        square.paste(im, ((side - im.size[0]) // 2, (side - im.size[1]) // 2), im)
-        images.append(np.asarray(square.convert("RGB").resize((size, size), Image.BILINEAR)))
+    for path in sorted(folder.rglob("*.png")):
+        data = path.read_bytes()
+        try:
+            with Image.open(io.BytesIO(data)) as im:  # the header only
+                small = min(im.size) < 32
+            if not small:
+                images.append(render_icon(data, "png", size))
+        except (OSError, DataError) as exc:
+            log.warning("%s: skipped (%s)", path, exc)
     if not images:
-        raise SystemExit(f"{folder}: no images of at least 32 px a side")
+        raise SystemExit(f"{folder}: no PNG images of at least 32 px a side")
     return np.stack(images)
 
 

@@ -178,7 +178,6 @@ def test_resume_with_fewer_epochs_ends_there_and_the_card_says_so(pairs, tmp_pat
     assert "already complete" in capsys.readouterr().err
 
 
-
 def test_resume_with_new_epochs_before_any_checkpoint_plans_the_schedule_anew(pairs, tmp_path, monkeypatch):
     """Killed before its first checkpoint, a run resumed with `--epochs N` builds its optimizer anew: its
     schedule is planned for N epochs, and the card says so (not the epochs it was started with)."""
@@ -196,6 +195,7 @@ def test_resume_with_new_epochs_before_any_checkpoint_plans_the_schedule_anew(pa
     assert [(c["from"], c["to"]) for c in data["epochs_changed"]] == [(4, 2)]
     assert data["summary"]["epochs"] == 2 and data["summary"]["schedule_steps"] == 2 * per_epoch
     assert f"planned for {2 * per_epoch:,} steps (2 epochs of" in (out / "model_card.md").read_text()
+
 
 def test_warm_start_and_checkpoint_averaging(pairs, tmp_path):
     import keras
