@@ -52,6 +52,15 @@ RECIPE = ["--epochs", "6", "--learning-rate", "6e-4", "--batch-size", "16", "--c
           "--patience", "0"]
 
 
+def write_texts(path: Path, rows: list) -> Path:
+    """A text,label CSV of `rows` ((text, label) pairs) at `path`."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+    return path
+
+
 def adaptation_set(n: int, seed: int, out: Path, dev: int = 0) -> tuple[Path, tuple[list[str], np.ndarray]]:
     """A CSV (text,label) of `n` IMDb reviews outside the frozen test set, half of each label, and
     `dev` more (texts, 0/1 labels), disjoint from both."""
@@ -79,10 +88,7 @@ def adaptation_set(n: int, seed: int, out: Path, dev: int = 0) -> tuple[Path, tu
         chosen += [pool[i] for i in picked[: n // 2]]
         held += [pool[i] for i in picked[n // 2:]]
     order = rng.permutation(len(chosen))
-    with open(out, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text", "label"])
-        writer.writerows([(chosen[i].text, chosen[i].label) for i in order])
+    write_texts(out, [(chosen[i].text, chosen[i].label) for i in order])
     print(f"adaptation set: {len(chosen)} reviews from {len(pool):,} outside the {len(excluded):,} test texts",
           file=sys.stderr)
     return out, ([r.text for r in held], np.asarray([int(r.label == "positive") for r in held]))
@@ -98,10 +104,7 @@ def split_domain(n: int, seed: int, out: Path) -> tuple[Path, tuple[list[str], n
         idx = np.flatnonzero(y == label)
         chosen += rng.choice(idx, round(n * len(idx) / len(y)), replace=False).tolist()
     chosen = rng.permutation(chosen).tolist()
-    with open(out, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["text", "label"])
-        writer.writerows([(texts[i], "positive" if y[i] else "negative") for i in chosen])
+    write_texts(out, [(texts[i], "positive" if y[i] else "negative") for i in chosen])
     rest = sorted(set(range(len(y))) - set(chosen))
     print(f"adaptation set: {len(chosen)} of {len(y)} drug reviews ({int(y[chosen].sum())} positive); "
           f"scored on the other {len(rest)}", file=sys.stderr)
@@ -111,8 +114,7 @@ def split_domain(n: int, seed: int, out: Path) -> tuple[Path, tuple[list[str], n
 def split_validation(data: Path, n: int, seed: int) -> tuple[Path, Path]:
     """`data` split into (training CSV, validation CSV of `n` texts drawn per label in proportion, seeded)."""
     with open(data, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    header, rows = rows[0], rows[1:]
+        rows = list(csv.reader(fh))[1:]  # (text, label), the header left out
     rng = np.random.default_rng(seed + 1000)
     labels = np.asarray([r[1] for r in rows])
     held: list[int] = []
@@ -121,12 +123,7 @@ def split_validation(data: Path, n: int, seed: int) -> tuple[Path, Path]:
         held += rng.choice(idx, round(n * len(idx) / len(rows)), replace=False).tolist()
     out = []
     for name, keep in (("train", sorted(set(range(len(rows))) - set(held))), ("val", sorted(held))):
-        path = data.with_name(f"{data.stem}-{name}.csv")
-        with open(path, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(header)
-            writer.writerows(rows[i] for i in keep)
-        out.append(path)
+        out.append(write_texts(data.with_name(f"{data.stem}-{name}.csv"), [rows[i] for i in keep]))
     return out[0], out[1]
 
 
