@@ -9,11 +9,12 @@ the naive-Bayes combination of two opinions (each calibrated alone, with balance
 
 `compound` is VADER's normalised score in [-1, 1] (vaderSentiment 3.3.2, MIT: its lexicon of 7,500
 human-rated words and its rules for negation, intensifiers, "but", capitals and punctuation). Those
-rules take time quadratic in a text's length, so a long text is scored in bounded runs (`compound_scores`). Its
-calibration is fitted on the model's validation split at the end of training and rides in the model
-metadata as `lexicon_fusion` {"lexicon": "vader-3.3.2", "scale", "bias"}; a model without that record
-is not fused. The two are not fitted jointly: on the training corpus's own texts a joint fit learns to
-trust the model, and that does not transfer to other domains.
+rules take time quadratic in a text's length, so a long text is scored in bounded runs
+(`compound_scores`). Its calibration is fitted on the model's training and validation texts at the end
+of training (VADER learns from neither) and rides in the model metadata as `lexicon_fusion`
+{"lexicon": "vader-3.3.2", "scale", "bias"}; a model without that record is not fused. The two are not
+fitted jointly: on the training corpus's own texts a joint fit learns to trust the model, and that does
+not transfer to other domains.
 """
 from __future__ import annotations
 

@@ -13,12 +13,15 @@ own validation split (read as its config.json says) and records it, weights unch
     sensorium export --model RUN --format tflite      # the exports carry the record
 
 With `--fusion lexicon` (the default; `train sentiment` does the same) it also fits the lexicon expert
-that the binary head adds (`sensorium.runtime.lexicon_fusion`) on the same texts and records it as
-`lexicon_fusion`. Each fit is pulled towards a prior calibration with an L2 weight of PRIOR_TEXTS /
-(the polar texts): training pulls a warm start's (`--init-from`) lexicon expert towards its source
-model's, so a few validation texts adjust it without running it off; everything else, the binary head
-of a warm start and this recorder included, towards the uncalibrated score (scale 1, bias 0). A warm
-start whose validation texts are too few to fit records those priors as they are.
+that the binary head adds (`sensorium.runtime.lexicon_fusion`) and records it as `lexicon_fusion`. The
+expert is fitted on the training and the validation texts (`expert_items`, at most EXPERT_TEXTS): VADER
+learns from neither, so both are out of its sample (a user's 200 texts give it 180, not 20). Each fit
+is pulled towards a prior calibration with an L2 weight of PRIOR_TEXTS / (the polar texts): training
+pulls a warm start's (`--init-from`) lexicon expert towards its source model's, so a few texts adjust
+it without running it off; everything else, the binary head of a warm start and this recorder
+included, towards the uncalibrated score (scale 1, bias 0). A warm start whose validation texts are too
+few to fit the head records it uncorrected, and the source's expert when its training and validation
+texts together are too few for the expert as well.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 MIN_PER_CLASS = 10  # fewer polar texts of either class: no calibration (scale 1, bias 0)
 # The L2 pull towards the prior calibration is PRIOR_TEXTS / (polar texts): 0.01 for 1,000 texts, 0.5 for 20.
 PRIOR_TEXTS = 10.0
+EXPERT_TEXTS = 20_000  # the lexicon expert is fitted on at most this many texts (VADER: about 0.5 s for 20,000 tweets)
 
 
 def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, prior: tuple[float, float] = (1.0, 0.0),
@@ -141,6 +145,18 @@ def fit_lexicon_fusion(texts: list[str], labels: np.ndarray, label_names: list[s
     return _fitted("lexicon expert", fit_balanced_logistic(evidence, y, prior=prior), y, lexicon=LEXICON)
 
 
+def expert_items(splits: list[Any], *, limit: int = EXPERT_TEXTS, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """(texts, labels (N,)) the lexicon expert is fitted on: those of every split given (a run's training
+    and validation splits, whose label names agree), at most `limit` of them drawn with `seed` (in their
+    order when all fit)."""
+    texts = [t for s in splits for t in s.items.texts]
+    labels = np.concatenate([np.asarray(s.items.labels) for s in splits]) if splits else np.zeros(0, np.int64)
+    if len(texts) <= limit:
+        return texts, labels
+    keep = np.sort(np.random.default_rng(seed).permutation(len(texts))[:limit])
+    return [texts[i] for i in keep], labels[keep]
+
+
 def binary_accuracy(probs: np.ndarray, labels: np.ndarray, label_names: list[str],
                     calibration: dict[str, Any] | None) -> float:
     """Balanced accuracy of the binary head on the positive and negative texts (for logs and tests)."""
@@ -152,8 +168,9 @@ def binary_accuracy(probs: np.ndarray, labels: np.ndarray, label_names: list[str
     return float(np.mean([np.mean(p[y] >= 0.5), np.mean(p[~y] < 0.5)]))
 
 
-def _validation_split(model: str | Path, artifact: Any, labels: list[str] | None) -> Any:
-    """The sentiment run's validation split, read as its config.json says (ModelError without one)."""
+def _splits(model: str | Path, artifact: Any, labels: list[str] | None) -> tuple[Any, Any, int]:
+    """(training split, validation split, seed) of the sentiment run, read as its config.json says
+    (ModelError without one)."""
     from sensorium.pipelines.common.artifacts import run_config
     from sensorium.pipelines.sentiment.config import SentimentConfig
     from sensorium.pipelines.sentiment.data import load_train_validation
@@ -161,14 +178,14 @@ def _validation_split(model: str | Path, artifact: Any, labels: list[str] | None
 
     cfg = run_config(artifact, SentimentConfig)
     if cfg is None:
-        raise ModelError(f"{model}: no config.json to find its validation texts")
-    return load_train_validation(cfg.data, seed=cfg.seed, label_names=labels)[1]
+        raise ModelError(f"{model}: no config.json to find its training and validation texts")
+    return (*load_train_validation(cfg.data, seed=cfg.seed, label_names=labels), cfg.seed)
 
 
-def _too_few(model: str | Path) -> Exception:
+def _too_few(model: str | Path, where: str = "its validation split has") -> Exception:
     from sensorium.runtime.errors import DataError
 
-    return DataError(f"{model}: its validation split has too few positive or negative texts "
+    return DataError(f"{model}: {where} too few positive or negative texts "
                      f"(at least {MIN_PER_CLASS} of each) or its labels lack them")
 
 
@@ -181,7 +198,7 @@ def record_binary_calibration(model: str | Path) -> dict[str, Any]:
 
     def compute(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
         classifier = load(artifact)
-        val_split = _validation_split(model, artifact, classifier.labels)
+        val_split = _splits(model, artifact, classifier.labels)[1]
         probs = classifier.predict(val_split.items.texts)  # (N, C)
         cal = fit_binary_calibration(probs, val_split.items.labels, classifier.labels)
         if cal is None:
@@ -195,15 +212,16 @@ def record_binary_calibration(model: str | Path) -> dict[str, Any]:
 
 
 def record_lexicon_fusion(model: str | Path) -> dict[str, Any]:
-    """Fit the lexicon expert on the sentiment run `model`'s validation split and write it into the run's
-    model.keras as `lexicon_fusion` (atomically); returns the record written."""
+    """Fit the lexicon expert on the sentiment run `model`'s training and validation texts (`expert_items`)
+    and write it into the run's model.keras as `lexicon_fusion` (atomically); returns the record written."""
     from sensorium.pipelines.common.run_info import record_value
 
     def compute(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
-        val_split = _validation_split(model, artifact, artifact.labels or None)
-        fusion = fit_lexicon_fusion(val_split.items.texts, val_split.items.labels, val_split.labels)
+        train_split, val_split, seed = _splits(model, artifact, artifact.labels or None)
+        texts, labels = expert_items([train_split, val_split], seed=seed)
+        fusion = fit_lexicon_fusion(texts, labels, val_split.labels)
         if fusion is None:
-            raise _too_few(model)
+            raise _too_few(model, "its training and validation texts have")
         log.info("lexicon expert: scale %.3f, bias %+.3f", fusion["scale"], fusion["bias"])
         return fusion
 

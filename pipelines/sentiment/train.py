@@ -89,37 +89,44 @@ def _calibrate(model: Any, val_ds: Any, val_split: Any, prior: tuple[float, floa
     return cal
 
 
-def _fit_fusion(val_split: Any, prior: tuple[float, float]) -> dict[str, Any] | None:
-    """The lexicon expert of the binary head, fitted on the validation split and pulled towards `prior`
-    (`lexicon_fusion`); None without vaderSentiment (logged) or with too few polar texts."""
-    from sensorium.pipelines.sentiment.calibration import fit_lexicon_fusion
+def _fit_fusion(splits: list[Any], prior: tuple[float, float], seed: int) -> dict[str, Any] | None:
+    """The lexicon expert of the binary head, fitted on the texts of `splits` (training and validation:
+    `expert_items`) and pulled towards `prior` (`lexicon_fusion`); None without vaderSentiment (logged) or
+    with too few polar texts."""
+    from sensorium.pipelines.sentiment.calibration import expert_items, fit_lexicon_fusion
     from sensorium.runtime.errors import MissingExtraError
 
+    texts, labels = expert_items(splits, seed=seed)
     try:
-        fusion = fit_lexicon_fusion(val_split.items.texts, val_split.items.labels, val_split.labels, prior=prior)
+        fusion = fit_lexicon_fusion(texts, labels, splits[-1].labels, prior=prior)
     except MissingExtraError as exc:
         log.warning("binary head: no lexicon expert recorded (%s)", exc)
         return None
     if fusion is not None:
-        log.info("lexicon expert: scale %.3f, bias %+.3f (added to the binary head)", fusion["scale"], fusion["bias"])
+        log.info("lexicon expert: scale %.3f, bias %+.3f on %d training and validation texts (added to the "
+                 "binary head)", fusion["scale"], fusion["bias"], fusion["negative"] + fusion["positive"])
     return fusion
 
 
-def _kept_from(source: Any, labels: list[str]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(binary head, lexicon expert) of a warm start whose validation split could not fit them (too few
-    positive or negative texts: a user's small or lopsided set): what fits pulled towards their priors
-    return with no texts, the head uncorrected (1, 0) and the source's lexicon expert; (None, None) when
-    the source has no lexicon expert to keep."""
+def _kept_from(source: Any, labels: list[str],
+               fusion: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(binary head, lexicon expert) of a warm start whose validation split could not fit the head (too few
+    positive or negative texts: a user's small or lopsided set): the head uncorrected (1, 0), what its fit
+    pulled towards (1, 0) gives with no texts, beside the expert fitted on all its texts (`fusion`) or,
+    when they are too few too, the source's expert; (None, None) when the source has no lexicon expert."""
     from sensorium.runtime.lexicon_fusion import LEXICON, lexicon_fusion
 
     expert = lexicon_fusion(source.info)
     if expert is None or not {"positive", "negative"} <= set(labels):
         return None, None
     unfitted = "no: too few positive or negative validation texts"
-    log.info("binary head: uncorrected (scale 1, bias 0), with %s's lexicon expert (scale %.3f, bias %+.3f)",
-             source.name, *expert)
-    return ({"scale": 1.0, "bias": 0.0, "fitted": unfitted},
-            {"lexicon": LEXICON, "scale": expert[0], "bias": expert[1], "fitted": unfitted, "kept_from": source.name})
+    if fusion is None:
+        unfitted_expert = "no: too few positive or negative training and validation texts"
+        fusion = {"lexicon": LEXICON, "scale": expert[0], "bias": expert[1], "fitted": unfitted_expert,
+                  "kept_from": source.name}
+    log.info("binary head: uncorrected (scale 1, bias 0), with the lexicon expert %s (scale %.3f, bias %+.3f)",
+             f"of {source.name}" if "kept_from" in fusion else "fitted on its texts", fusion["scale"], fusion["bias"])
+    return {"scale": 1.0, "bias": 0.0, "fitted": unfitted}, fusion
 
 
 def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict[str, Any]:
@@ -193,12 +200,14 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     # was for the source's lean on its own domain, which fine-tuning on the new domain's labels re-learns
     # (chosen on 600 IMDb reviews outside the test set, two draws: +1.3 and +1.8 fused macro-F1 over a
     # pull towards the source's). The lexicon expert, which fine-tuning leaves as it was, is pulled towards
-    # the source's; the few validation texts of a warm start then adjust both.
+    # the source's; a warm start's few texts then adjust both (the head on the validation texts, the expert,
+    # which learns nothing from the training texts, on those too).
     info = source.info if source is not None else {}
     calibration = _calibrate(model, val_ds, val_split, (1.0, 0.0))
-    fusion = _fit_fusion(val_split, lexicon_fusion(info) or (1.0, 0.0)) if calibration else None
+    fusion = (_fit_fusion([train_split, val_split], lexicon_fusion(info) or (1.0, 0.0), cfg.seed)
+              if calibration or source is not None else None)
     if calibration is None and source is not None:
-        calibration, fusion = _kept_from(source, val_split.labels)
+        calibration, fusion = _kept_from(source, val_split.labels, fusion)
     if calibration is None:
         log.info("binary head: left uncalibrated (scale 1, bias 0)")
     extra_info = {**({"binary_calibration": calibration} if calibration else {}),

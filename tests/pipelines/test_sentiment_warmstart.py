@@ -90,9 +90,11 @@ def test_training_records_a_calibrated_binary_head(base):
 
     _, meta = load_task_model(base / "model.keras", "sentiment")
     assert binary_calibration(meta["info"]) == (cal["scale"], cal["bias"])
-    # ... and VADER's calibrated opinion beside it, fitted on the same validation texts
+    # ... and VADER's calibrated opinion beside it, fitted on the training and validation texts (VADER
+    # learns from neither): about nine times the head's validation texts
     fusion = manifest["summary"]["lexicon_fusion"]
     assert fusion["lexicon"] == "vader-3.3.2" and fusion["priors"] == "balanced" and fusion["scale"] > 0
+    assert fusion["negative"] > 5 * cal["negative"] and fusion["positive"] > 5 * cal["positive"]
     assert lexicon_fusion(meta["info"]) == (fusion["scale"], fusion["bias"])
 
 
@@ -155,7 +157,8 @@ def test_init_from_adapts_the_model_to_a_new_domain_with_200_texts(base, medicin
 
 def test_init_from_fits_the_head_towards_no_correction_and_the_expert_towards_the_sources(base, tmp_path):
     """A warm start with enough validation texts fits its binary head pulled towards (1, 0) (what the
-    recorder of an older run fits too) and its lexicon expert pulled towards the source's."""
+    recorder of an older run fits too) and its lexicon expert, on the training and validation texts,
+    pulled towards the source's."""
     import shutil
 
     from sensorium.pipelines.common.artifacts import inspect_artifact, load_task_model
@@ -176,10 +179,14 @@ def test_init_from_fits_the_head_towards_no_correction_and_the_expert_towards_th
     again = binary_calibration(load_task_model(run / "model.keras", "sentiment")[1]["info"])
     assert again == pytest.approx((cal["scale"], cal["bias"]), abs=1e-3)  # both pulled towards (1, 0)
     source = lexicon_fusion(load_task_model(base / "model.keras", "sentiment")[1]["info"])
-    val = calibration._validation_split(out, inspect_artifact(out), LABELS)
-    towards_source = fit_lexicon_fusion(val.items.texts, val.items.labels, val.labels, prior=source)
-    towards_one = fit_lexicon_fusion(val.items.texts, val.items.labels, val.labels)
+    train, val, seed = calibration._splits(out, inspect_artifact(out), LABELS)
+    texts, labels = calibration.expert_items([train, val], seed=seed)  # the expert: training and validation texts
+    assert len(texts) == train.count + val.count and fusion["negative"] + fusion["positive"] == len(texts)
+    towards_source = fit_lexicon_fusion(texts, labels, val.labels, prior=source)
+    towards_one = fit_lexicon_fusion(texts, labels, val.labels)
+    only_validation = fit_lexicon_fusion(val.items.texts, val.items.labels, val.labels, prior=source)
     assert (fusion["scale"], fusion["bias"]) == pytest.approx((towards_source["scale"], towards_source["bias"]))
+    assert (fusion["scale"], fusion["bias"]) != pytest.approx((only_validation["scale"], only_validation["bias"]))
     moved = abs(towards_one["scale"] - towards_source["scale"]) + abs(towards_one["bias"] - towards_source["bias"])
     assert moved > 0.01  # the two pulls give different experts: the assertion above can tell them apart
 
@@ -203,6 +210,27 @@ def test_init_from_a_set_too_small_to_calibrate_keeps_the_sources_lexicon_expert
     info = load_task_model(out / "model.keras", "sentiment")[1]["info"]
     assert binary_calibration(info) == (1.0, 0.0)
     assert lexicon_fusion(info) == (source["lexicon_fusion"]["scale"], source["lexicon_fusion"]["bias"])
+
+
+def test_init_from_a_lopsided_set_fits_the_lexicon_expert_on_all_its_texts(base, tmp_path):
+    """Too few negatives in validation to fit the head, enough among the training and validation texts
+    together (as in a draw of 200 drug reviews, 71% positive): the head stays uncorrected and the expert is
+    fitted on all those texts, pulled towards the source's, instead of kept as the source's."""
+    from sensorium.pipelines.common.artifacts import load_task_model
+
+    lopsided = _write(tmp_path / "lopsided.csv", _rows(MEDICINE, DRUGS, {"negative": 30, "positive": 110}, 6))
+    out = tmp_path / "adapted"
+    assert sensorium_app.main(["train", "sentiment", "--init-from", str(base), "--data", str(lopsided),
+                               "--out", str(out), "--epochs", "1", "--batch-size", "16", "-q"]) == 0
+    source = json.loads((base / "sensorium.json").read_text())["summary"]["lexicon_fusion"]
+    summary = json.loads((out / "sensorium.json").read_text())["summary"]
+    cal, fusion = summary["binary_calibration"], summary["lexicon_fusion"]
+    assert (cal["scale"], cal["bias"]) == (1.0, 0.0) and cal["fitted"].startswith("no: too few")
+    assert "kept_from" not in fusion and "fitted" not in fusion
+    assert fusion["negative"] + fusion["positive"] == summary["train"]["count"] + summary["validation"]["count"]
+    assert fusion["negative"] >= 10 and (fusion["scale"], fusion["bias"]) != (source["scale"], source["bias"])
+    info = load_task_model(out / "model.keras", "sentiment")[1]["info"]
+    assert lexicon_fusion(info) == (fusion["scale"], fusion["bias"])
 
 
 def test_init_from_refusals_are_one_line(base, medicine, tmp_path, capsys):
