@@ -318,6 +318,29 @@ def test_calibration_removes_a_prior_shift_and_needs_both_classes():
     assert binary_calibration({"model": {"binary_calibration": {"scale": 2, "bias": -1}}}) == (2.0, -1.0)
 
 
+def test_expert_items_joins_the_splits_and_draws_at_most_the_limit():
+    """The lexicon expert's texts: every split's, in order, or a seeded draw of `limit` with each label
+    kept beside its text."""
+    from types import SimpleNamespace
+
+    from sensorium.pipelines.sentiment.calibration import expert_items
+
+    def split(texts: list[str]) -> SimpleNamespace:
+        labels = np.array([2 if t.startswith("good") else 0 for t in texts])
+        return SimpleNamespace(items=SimpleNamespace(texts=texts, labels=labels))
+
+    train = split([f"good {i}" if i % 3 else f"bad {i}" for i in range(30)])
+    val = split(["good 30", "bad 31"])
+    texts, labels = expert_items([train, val], limit=100)
+    assert texts == train.items.texts + val.items.texts and labels.tolist() == [2 if t.startswith("good") else 0
+                                                                                for t in texts]
+    drawn, drawn_labels = expert_items([train, val], limit=10, seed=4)
+    assert len(drawn) == 10 and drawn == expert_items([train, val], limit=10, seed=4)[0]
+    assert drawn != expert_items([train, val], limit=10, seed=5)[0]
+    order = [int(t.split()[1]) for t in drawn]
+    assert order == sorted(order) and drawn_labels.tolist() == [2 if t.startswith("good") else 0 for t in drawn]
+
+
 def test_label_smoothing_trains_resumes_and_is_recorded(tmp_path, interrupt_training):
     """`--label-smoothing`: the run's config and card record it, a checkpoint compiled with the smoothed loss
     resumes, and the model still learns the travel texts."""
