@@ -103,8 +103,9 @@ def _fit_fusion(splits: list[Any], prior: tuple[float, float], seed: int) -> dic
         log.warning("binary head: no lexicon expert recorded (%s)", exc)
         return None
     if fusion is not None:
-        log.info("lexicon expert: scale %.3f, bias %+.3f on %d training and validation texts (added to the "
-                 "binary head)", fusion["scale"], fusion["bias"], fusion["negative"] + fusion["positive"])
+        log.info("lexicon expert: scale %.3f, bias %+.3f on %d positive and negative training and validation "
+                 "texts (added to the binary head)", fusion["scale"], fusion["bias"],
+                 fusion["negative"] + fusion["positive"])
     return fusion
 
 
