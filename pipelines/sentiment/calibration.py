@@ -159,6 +159,15 @@ def expert_items(splits: list[Any], *, limit: int = EXPERT_TEXTS, seed: int = 0)
     return [texts[i] for i in keep], labels[keep]
 
 
+def fit_expert(splits: list[Any], *, prior: tuple[float, float] = (1.0, 0.0), seed: int = 0) -> dict[str, Any] | None:
+    """The lexicon expert fitted on the texts of a run's training and validation `splits` (`expert_items`),
+    pulled towards `prior`; its record says what it was fitted on (`fitted_on`; a record without it, from
+    before, was fitted on the validation texts). None as `fit_lexicon_fusion`."""
+    texts, labels = expert_items(splits, seed=seed)
+    fusion = fit_lexicon_fusion(texts, labels, splits[-1].labels, prior=prior)
+    return {**fusion, "fitted_on": "training and validation texts"} if fusion is not None else None
+
+
 def binary_accuracy(probs: np.ndarray, labels: np.ndarray, label_names: list[str],
                     calibration: dict[str, Any] | None) -> float:
     """Balanced accuracy of the binary head on the positive and negative texts (for logs and tests)."""
@@ -220,8 +229,7 @@ def record_lexicon_fusion(model: str | Path) -> dict[str, Any]:
 
     def compute(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
         train_split, val_split, seed = _splits(model, artifact, artifact.labels or None)
-        texts, labels = expert_items([train_split, val_split], seed=seed)
-        fusion = fit_lexicon_fusion(texts, labels, val_split.labels)
+        fusion = fit_expert([train_split, val_split], seed=seed)
         if fusion is None:
             raise _too_few(model, "its training and validation texts have")
         log.info("lexicon expert: scale %.3f, bias %+.3f", fusion["scale"], fusion["bias"])

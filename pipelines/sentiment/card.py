@@ -19,11 +19,15 @@ def write_card(run: RunDir, cfg: SentimentConfig, summary: dict[str, Any], metri
                if m.uses_hub else
                f"Transformer encoder trained from scratch: {m.num_layers} layer(s), width {m.embed_dim}, "
                f"{m.num_heads} heads, feed-forward {m.ff_dim}, masked mean pooling")
+    pieces = summary.get("long_text_pieces")
+    reading = (f"It reads a text of up to {pieces} subword pieces (the training texts' 99th percentile) whole "
+               f"and a longer one sentence by sentence, pooling their probabilities; each window holds at most "
+               f"{m.max_length - 1} pieces (a longer sentence is cut)." if pieces else
+               f"It reads the first {m.max_length - 1} subword tokens of a text (longer texts are cut).")
     sections: dict[str, Any] = {
         "Intended use": (
-            f"Labels a text as one of: {', '.join(labels)}. It reads the first {m.max_length - 1} subword "
-            "tokens of a text (longer texts are cut). Texts unlike the training data (other domains, "
-            "languages or registers) are outside its scope; sarcasm and mixed sentiment are hard cases."),
+            f"Labels a text as one of: {', '.join(labels)}. {reading} Texts unlike the training data (other "
+            "domains, languages or registers) are outside its scope; sarcasm and mixed sentiment are hard cases."),
         "Training data": {
             "data spec": cfg.data.spec,
             "training texts": summary["train"]["count"],
@@ -50,8 +54,13 @@ def write_card(run: RunDir, cfg: SentimentConfig, summary: dict[str, Any], metri
             "weights kept": (f"epoch {summary['best_epoch']}, best {t.monitor} (early stopping, patience "
                              f"{t.early_stopping_patience})" if t.early_stopping_patience
                              else f"epoch {summary['epochs']}, the last"),
+            **({"warm start": f"from {summary['init_from']} (its weights, tokenizer and labels)"}
+               if summary.get("init_from") else {}),
         },
     }
+    binary = binary_head_rows(summary)
+    if binary:
+        sections["Binary head (`--labels binary`)"] = binary
     if metrics is not None:
         r = metrics["metrics"]
         sections["Evaluation"] = {
@@ -69,3 +78,24 @@ def write_card(run: RunDir, cfg: SentimentConfig, summary: dict[str, Any], metri
         "Scores are softmax probabilities; they are not calibrated confidence.",
     ]
     write_model_card(run.card_path, title=f"Sentiment classifier: {run.path.name}", task="sentiment", sections=sections)
+
+
+def binary_head_rows(summary: dict[str, Any]) -> dict[str, str]:
+    """The card's rows on the calibrated binary head and its lexicon expert, from the run's summary
+    (`binary_calibration`, `lexicon_fusion`); empty for a run that records neither."""
+    rows: dict[str, str] = {}
+    cal, fusion = summary.get("binary_calibration"), summary.get("lexicon_fusion")
+    if cal:
+        fitted = (f"fitted with balanced priors on {cal['negative'] + cal['positive']} positive and negative "
+                  "validation texts" if "negative" in cal else f"uncorrected ({cal.get('fitted', 'not fitted')})")
+        rows["calibration"] = (f"p(positive) = sigmoid({cal['scale']:.3f} x (log p(positive) - log p(negative)) "
+                               f"{cal['bias']:+.3f}), {fitted}")
+    if fusion:
+        if "kept_from" in fusion:
+            where = f"kept from {fusion['kept_from']} ({fusion.get('fitted', 'not fitted')})"
+        else:
+            where = (f"fitted with balanced priors on {fusion['negative'] + fusion['positive']} positive and "
+                     f"negative {fusion.get('fitted_on', 'validation texts')}")
+        rows["lexicon expert"] = (f"{fusion['lexicon']}: {fusion['scale']:.3f} x atanh(compound) "
+                                  f"{fusion['bias']:+.3f} added to the head's log-odds, {where}")
+    return rows

@@ -93,12 +93,11 @@ def _fit_fusion(splits: list[Any], prior: tuple[float, float], seed: int) -> dic
     """The lexicon expert of the binary head, fitted on the texts of `splits` (training and validation:
     `expert_items`) and pulled towards `prior` (`lexicon_fusion`); None without vaderSentiment (logged) or
     with too few polar texts."""
-    from sensorium.pipelines.sentiment.calibration import expert_items, fit_lexicon_fusion
+    from sensorium.pipelines.sentiment.calibration import fit_expert
     from sensorium.runtime.errors import MissingExtraError
 
-    texts, labels = expert_items(splits, seed=seed)
     try:
-        fusion = fit_lexicon_fusion(texts, labels, splits[-1].labels, prior=prior)
+        fusion = fit_expert(splits, prior=prior, seed=seed)
     except MissingExtraError as exc:
         log.warning("binary head: no lexicon expert recorded (%s)", exc)
         return None
@@ -211,15 +210,15 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
         calibration, fusion = _kept_from(source, val_split.labels, fusion)
     if calibration is None:
         log.info("binary head: left uncalibrated (scale 1, bias 0)")
+    long_text = _long_text_record(tokenizer, train_split.items.texts, cfg.model.max_length)
     extra_info = {**({"binary_calibration": calibration} if calibration else {}),
-                  **({"lexicon_fusion": fusion} if fusion else {}),
-                  **_long_text_record(tokenizer, train_split.items.texts, cfg.model.max_length)} or None
+                  **({"lexicon_fusion": fusion} if fusion else {}), **long_text} or None
     final = save_inference_model(run, model, lambda: _build(cfg, labels, tokenizer, extra_info))
     summary = run_summary(run_state, tcfg, policy, strategy, train=describe(train_split),
                           validation=describe(val_split), vocab_size=tokenizer.vocab_size if tokenizer else None,
                           parameters=int(final.count_params()),
                           **({"binary_calibration": calibration} if calibration else {}),
-                          **({"lexicon_fusion": fusion} if fusion else {}),
+                          **({"lexicon_fusion": fusion} if fusion else {}), **long_text,
                           **({"init_from": tcfg.init_from} if tcfg.init_from else {}))
     _report(run, cfg, run_state.history, summary)
     return summary

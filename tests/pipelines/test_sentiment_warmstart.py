@@ -95,7 +95,15 @@ def test_training_records_a_calibrated_binary_head(base):
     fusion = manifest["summary"]["lexicon_fusion"]
     assert fusion["lexicon"] == "vader-3.3.2" and fusion["priors"] == "balanced" and fusion["scale"] > 0
     assert fusion["negative"] > 5 * cal["negative"] and fusion["positive"] > 5 * cal["positive"]
+    assert fusion["fitted_on"] == "training and validation texts"
     assert lexicon_fusion(meta["info"]) == (fusion["scale"], fusion["bias"])
+    # the card says how the model reads long texts and what its binary head adds
+    card = (base / "model_card.md").read_text()
+    pieces = manifest["summary"]["long_text_pieces"]
+    assert pieces == meta["info"]["long_text_pieces"] and f"up to {pieces} subword pieces" in card
+    assert f"{cal['negative'] + cal['positive']} positive and negative validation texts" in card
+    assert f"{fusion['negative'] + fusion['positive']} positive and negative training and validation" in card
+    assert "warm start" not in card
 
 
 def test_the_lexicon_expert_knows_words_the_model_never_saw(base, medicine):
@@ -207,6 +215,7 @@ def test_init_from_a_set_too_small_to_calibrate_keeps_the_sources_lexicon_expert
     cal, fusion = summary["binary_calibration"], summary["lexicon_fusion"]
     assert (cal["scale"], cal["bias"]) == (1.0, 0.0) and cal["fitted"].startswith("no: too few")
     assert fusion["kept_from"] == str(base) and fusion["fitted"].startswith("no: too few")
+    assert f"kept from {base} (no: too few" in (out / "model_card.md").read_text()
     info = load_task_model(out / "model.keras", "sentiment")[1]["info"]
     assert binary_calibration(info) == (1.0, 0.0)
     assert lexicon_fusion(info) == (source["lexicon_fusion"]["scale"], source["lexicon_fusion"]["bias"])
@@ -231,6 +240,9 @@ def test_init_from_a_lopsided_set_fits_the_lexicon_expert_on_all_its_texts(base,
     assert fusion["negative"] >= 10 and (fusion["scale"], fusion["bias"]) != (source["scale"], source["bias"])
     info = load_task_model(out / "model.keras", "sentiment")[1]["info"]
     assert lexicon_fusion(info) == (fusion["scale"], fusion["bias"])
+    card = (out / "model_card.md").read_text()
+    assert f"from {base} (its weights" in card and "uncorrected (no: too few" in card
+    assert f"{fusion['negative'] + fusion['positive']} positive and negative training and validation" in card
 
 
 def test_init_from_refusals_are_one_line(base, medicine, tmp_path, capsys):
