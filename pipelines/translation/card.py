@@ -19,8 +19,9 @@ def write_card(run: RunDir, cfg: TranslationConfig, summary: dict[str, Any], met
         "Intended use": (
             "Translates short texts of the training data's kind (the bundled model: English user-interface "
             "strings into German). Placeholders (%(name)s, %s, {0}, {name}) and HTML tags are protected: they "
-            f"come out exactly as they went in. Sources are read up to {m.max_source_length - 1} subword tokens; "
-            "text of another language or domain is outside its scope."),
+            "come out exactly as they went in. A text of several sentences is translated a sentence at a time "
+            f"and rejoined (`translate --split sentences`, the default); each source is read up to "
+            f"{m.max_source_length - 1} subword tokens. Text of another language or domain is outside its scope."),
         "Training data": {"data spec": cfg.data.spec, "training pairs": summary["train"]["pairs"],
                           "left out (placeholders differ between the sides)":
                               summary["train"]["placeholder_mismatches_left_out"],

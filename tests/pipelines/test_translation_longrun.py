@@ -174,6 +174,7 @@ def test_resume_with_fewer_epochs_ends_there_and_the_card_says_so(pairs, tmp_pat
     assert (f"resumed with `--resume --epochs 2`: it stopped after 2 epochs, on a learning-rate schedule planned "
             f"for {4 * per_epoch:,} steps (4 epochs of {per_epoch:,} steps;") in card
     assert "| stopped | epochs after " in card and "| weights kept | the mean of the last 2 checkpoints (step-" in card
+    assert "translated a sentence at a time" in card and "Sources are read up to" not in card
     assert sensorium_app.main(["train", "translation", "--out", str(out), "--resume", "--epochs", "3", "-q"]) == 2
     assert "already complete" in capsys.readouterr().err
 
