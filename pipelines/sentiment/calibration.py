@@ -152,7 +152,7 @@ def expert_items(splits: list[Any], *, limit: int = EXPERT_TEXTS, seed: int = 0)
     and validation splits, whose label names agree), at most `limit` of them drawn with `seed` (in their
     order when all fit)."""
     texts = [t for s in splits for t in s.items.texts]
-    labels = np.concatenate([np.asarray(s.items.labels) for s in splits]) if splits else np.zeros(0, np.int64)
+    labels = np.concatenate([np.asarray(s.items.labels) for s in splits])
     if len(texts) <= limit:
         return texts, labels
     keep = np.sort(np.random.default_rng(seed).permutation(len(texts))[:limit])
