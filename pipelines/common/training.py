@@ -30,8 +30,9 @@ class TrainSettings:
     monitor: str = "val_loss"  # for early stopping and the best epoch
     strategy: Literal["auto", "default", "mirrored", "multiworker"] = "auto"
     mixed_precision: Literal["auto", "on", "off"] = "auto"
-    # Whether `auto` trains in mixed bfloat16 on a CPU that has it natively: a task turns it on once its
-    # quality in bfloat16 was measured equal to float32's (issue 25); `--mixed-precision on` always may.
+    # Whether `auto` trains in mixed bfloat16 on a CPU that has it natively. A task turns it on where
+    # bfloat16 makes its training step at least 1.2x faster and its quality over seeds was measured
+    # equal to float32's (issue 25; README "oneDNN and bfloat16"); `--mixed-precision on` always may.
     cpu_bf16_default: ClassVar[bool] = False
     # TensorFlow's thread pools: default, split (half the cores per op, 2 ops at a time, on a CPU) or
     # INTRA,INTER (`strategy.set_threads`)
@@ -85,9 +86,12 @@ def check_config(checks: list[tuple[bool, str]], data: Any) -> None:
         parse_spec(data.validation_spec)
 
 
-def start_training(run: RunDir, config: Any) -> tuple[str, Any]:
+def start_training(run: RunDir, config: Any, *, cpu_bf16_default: bool | None = None) -> tuple[str, Any]:
     """The start of every task's training: the seed, the precision policy and the distribution
     strategy of `config.train`, and the resolved `config.json`. Returns (policy name, strategy).
+
+    `cpu_bf16_default` (None: the train config's class default) says whether `--mixed-precision auto`
+    trains in mixed bfloat16 on a CPU that has it natively (`strategy.choose_precision`).
 
     The strategy is made before anything else touches TensorFlow's devices (MultiWorkerMirroredStrategy
     needs that). In a non-chief worker of a multi-worker run, `run.chief` becomes False and the manifest
@@ -108,8 +112,9 @@ def start_training(run: RunDir, config: Any) -> tuple[str, Any]:
 
     set_threads(config.train.threads)  # first: TensorFlow's pools are fixed once it runs
     keras.utils.set_random_seed(config.seed)
-    policy = set_precision(config.train.mixed_precision,
-                           cpu_bf16_default=getattr(config.train, "cpu_bf16_default", False))
+    if cpu_bf16_default is None:
+        cpu_bf16_default = getattr(config.train, "cpu_bf16_default", False)
+    policy = set_precision(config.train.mixed_precision, cpu_bf16_default=cpu_bf16_default)
     strategy = make_strategy(config.train.strategy)
     if is_multi_worker(strategy):
         run.chief = is_chief(strategy)

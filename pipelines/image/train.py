@@ -52,7 +52,9 @@ def train(config: ImageClassificationConfig, run: RunDir, *, resume: bool = Fals
     resolve_backbone(cfg)  # "auto": pretrained for colour images, else scratch (recorded in config.json)
     check_pretrained_sizes(cfg)
     cfg.model.image_size = _resolved_size(cfg)  # recorded, so config.json reproduces the run as is
-    policy, strategy = start_training(run, cfg)
+    # mixed bfloat16 (where native) for our CNN from scratch: its step is 1.36x faster; a pretrained
+    # backbone's depthwise convolutions gain nothing from it (README "oneDNN and bfloat16")
+    policy, strategy = start_training(run, cfg, cpu_bf16_default=cfg.model.backbone is None)
 
     size = tuple(cfg.model.image_size)
     train_split, val_split = load_train_validation(cfg.data, seed=cfg.seed, image_size=size)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from sensorium.models.translation import TranslatorSpec
 from sensorium.pipelines.common.training import TrainSettings
@@ -40,6 +40,7 @@ class TranslationTrainConfig(TrainSettings):
     monitor: str = "val_loss"
     clipnorm: float = 1.0
     label_smoothing: float = 0.1
+    cpu_bf16_default: ClassVar[bool] = True  # bfloat16 steps 1.29x faster; the bundled translator trained in it
     # Long runs (issue 26): validation chrF (greedy, on the first `eval_pairs` validation pairs) every
     # `eval_every_steps` steps (0: at each epoch's end), with a checkpoint each time; stop when chrF gains
     # less than `chrf_min_gain` for `chrf_patience` evaluations in a row (0: never) or after `max_hours`.

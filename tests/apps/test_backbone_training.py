@@ -76,6 +76,24 @@ def test_phase_one_frozen_phase_two_fine_tunes(module_dir, shapes32, tmp_path):
     assert len(history["loss"]) == 3  # one head-only epoch + two fine-tuning epochs
 
 
+def test_a_pretrained_backbone_fine_tunes_in_float32_on_a_bf16_cpu(module_dir, shapes32, tmp_path, monkeypatch):
+    """bfloat16 gains a pretrained backbone's step nothing (README "oneDNN and bfloat16"), so `auto` keeps
+    float32 even where the CPU has it natively and oneDNN is on (both faked here)."""
+    import keras
+
+    from sensorium.pipelines.common import strategy
+
+    monkeypatch.setattr(strategy, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(strategy, "onednn_enabled", lambda: True)
+    out = tmp_path / "f32"
+    try:
+        assert sensorium_app.main(["train", "image", "--data", str(shapes32), "--out", str(out),
+                                   "--backbone", f"hub:{module_dir}", "--epochs", "1", *ARGS]) == 0
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert json.loads((out / "sensorium.json").read_text())["summary"]["precision_policy"] == "float32"
+
+
 def test_bad_backbone_handle_is_one_line(shapes32, tmp_path, capsys):
     code = sensorium_app.main(["train", "image", "--data", str(shapes32), "--out", str(tmp_path / "r"),
                                "--backbone", f"hub:{tmp_path / 'nowhere'}", "--epochs", "1", *ARGS])

@@ -134,3 +134,46 @@ def test_set_threads_once_tensorflow_runs_warns_and_keeps_the_pools(caplog):
     with caplog.at_level("WARNING"):
         assert strategy.set_threads(f"{wanted[0]},{wanted[1]}") == before
     assert "thread pools stay as they are" in caplog.text
+
+
+def test_tasks_that_train_in_bfloat16_by_default():
+    """`auto` means mixed bfloat16 on a bf16 CPU only where it speeds the step up (README "oneDNN and
+    bfloat16"): the translator and the image CNN from scratch; not speech, sentiment or the generative
+    tasks (a pretrained image backbone: tests/apps/test_backbone_training.py)."""
+    from sensorium.pipelines.generative.config import AutoencoderTrainConfig, GANTrainConfig, VAETrainConfig
+    from sensorium.pipelines.image.config import TrainConfig
+    from sensorium.pipelines.sentiment.config import SentimentTrainConfig
+    from sensorium.pipelines.speech.config import SpeechTrainConfig
+    from sensorium.pipelines.translation.config import TranslationTrainConfig
+
+    assert TranslationTrainConfig.cpu_bf16_default is True
+    for config in (SpeechTrainConfig, SentimentTrainConfig, TrainConfig, AutoencoderTrainConfig, VAETrainConfig,
+                   GANTrainConfig):
+        assert config.cpu_bf16_default is False, config
+
+
+def test_image_cnn_from_scratch_trains_in_bfloat16_on_a_bf16_cpu(monkeypatch, image_folder, tmp_path, capsys):
+    """With a native-bf16 CPU and oneDNN (faked: the suite runs the Eigen kernels), `train image` from
+    scratch trains in mixed bfloat16 and still saves a float32 model that evaluates."""
+    import json
+
+    import keras
+
+    from sensorium.apps import main as sensorium_app
+    from sensorium.pipelines.common.artifacts import load_keras
+
+    monkeypatch.setattr(strategy, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(strategy, "onednn_enabled", lambda: True)
+    out = tmp_path / "bf16"
+    try:
+        code = sensorium_app.main(["train", "image", "--data", str(image_folder), "--out", str(out), "--epochs", "1",
+                                   "--image-size", "16", "--widths", "4,8", "--batch-size", "8", "--seed", "1",
+                                   "--patience", "0"])
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert code == 0, capsys.readouterr().err
+    summary = json.loads((out / "sensorium.json").read_text())["summary"]
+    assert summary["precision_policy"] == "mixed_bfloat16"
+    model = load_keras(out / "model.keras")
+    assert {layer.dtype_policy.name for layer in model.layers if layer.weights} == {"float32"}
+    assert json.loads((out / "metrics.json").read_text())["count"] == 4
