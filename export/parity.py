@@ -18,9 +18,12 @@ import numpy as np
 
 from sensorium.runtime.registry import Registry
 
-# Minimum agreement with the Keras model, per variant (export fails below it).
-THRESHOLDS = {"saved_model": 0.99, "hub-module": 0.99, "none": 0.99, "float16": 0.99, "dynamic": 0.98, "int8": 0.98,
-              "int8-weights": 0.98}
+# Minimum agreement with the Keras model, per variant (export fails below it). int8 files, full-integer
+# or weight-only, must agree on 97%: issue 21's bar for an int8 file (on a 1000-class model, whose
+# low-margin images flip at the first rounding, 98% refused a weight-only file that agrees on 97.3% of
+# its parity crops and 98.2% of packaged photos).
+THRESHOLDS = {"saved_model": 0.99, "hub-module": 0.99, "none": 0.99, "float16": 0.99, "dynamic": 0.98, "int8": 0.97,
+              "int8-weights": 0.97}
 
 
 @dataclass(frozen=True)
