@@ -81,8 +81,8 @@ COMMON_TRAIN_FLAGS: tuple[Flag, ...] = (
          "(one device), mirrored, or multiworker (the cluster in TF_CONFIG)",
          choices=("auto", "default", "mirrored", "multiworker")),
     Flag("--mixed-precision", "train.mixed_precision", str, "mixed precision: float16 on a GPU, bfloat16 on a "
-         "CPU that has it natively with oneDNN on, else float32 (auto: on a GPU, and on a CPU for tasks checked in "
-         "bfloat16)",
+         "CPU that has it natively with oneDNN on, else float32 (auto: on a GPU, and on a CPU for the image CNN "
+         "from scratch and the translator, whose steps it speeds up)",
          choices=("auto", "on", "off")),
     Flag("--threads", "train.threads", str, "TensorFlow's thread pools: default, split (half the cores per op, 2 "
          "ops at a time, on a CPU; speech's default) or INTRA,INTER", metavar="default|split|I,O"),
