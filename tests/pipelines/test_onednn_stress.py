@@ -3,7 +3,9 @@ corrupted the heap before training batches had a fixed, even size (issue 25).
 
 The trigger (TensorFlow 2.21): the oneDNN filter gradient of a 1x1, stride-2, float32 convolution (a
 ResNet stage's projection shortcut) with fewer than 16 input channels on an even feature map, run on an
-odd number of images. `double free or corruption` / SIGSEGV followed within a few steps. Each case runs
+odd number of images. `double free or corruption` / SIGSEGV followed within a few steps. The first three
+shapes run in mixed bfloat16 too, the policy `--mixed-precision auto` trains this network in on a CPU
+with native bfloat16. Each case runs
 in a child process (a crash must not take pytest down) with glibc's heap checks on where available.
 Run: `python -m pytest tests/pipelines/test_onednn_stress.py -m slow`.
 """
@@ -29,6 +31,7 @@ from sensorium.pipelines.common.batching import fixed_batches
 from sensorium.pipelines.common.strategy import onednn_enabled
 assert onednn_enabled(), "oneDNN is off: this test would prove nothing"
 n, batch, widths, side = int(sys.argv[1]), int(sys.argv[2]), tuple(map(int, sys.argv[3].split(","))), int(sys.argv[4])
+keras.mixed_precision.set_global_policy(sys.argv[5])
 keras.utils.set_random_seed(0)
 rng = np.random.default_rng(0)
 x = rng.integers(0, 256, (n, side, side, 3), dtype=np.uint8)
@@ -43,12 +46,14 @@ print("ok")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("n,batch,widths,side", CASES)
-def test_image_resnet_trains_with_onednn_on_shapes_that_crashed(n, batch, widths, side):
+@pytest.mark.parametrize("n,batch,widths,side,policy", [(*case, "float32") for case in CASES]
+                         # mixed bfloat16: what `auto` trains this network in on a CPU with native bf16
+                         + [(*case, "mixed_bfloat16") for case in CASES[:3]])
+def test_image_resnet_trains_with_onednn_on_shapes_that_crashed(n, batch, widths, side, policy):
     env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "KERAS_BACKEND": "tensorflow"}
     debug = Path("/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0")
     if debug.is_file():  # glibc >= 2.34: heap consistency checks on every free
         env.update(LD_PRELOAD=str(debug), GLIBC_TUNABLES="glibc.malloc.check=3")
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(n), str(batch), widths, str(side)], env=env,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(n), str(batch), widths, str(side), policy], env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), (proc.returncode, proc.stderr[-2000:])
