@@ -15,16 +15,27 @@ of training (VADER learns from neither) and rides in the model metadata as `lexi
 {"lexicon": "vader-3.3.2", "scale", "bias"}; a model without that record is not fused. The two are not
 fitted jointly: on the training corpus's own texts a joint fit learns to trust the model, and that does
 not transfer to other domains.
+
+An expert can hear two more opinions (`sensorium.runtime.opinion_lexicon`): Hu and Liu's opinion lexicon
+and the words of a user's own domain, learned from their labelled texts when a model is adapted to it
+(`train sentiment --init-from`). Their weights are fitted with VADER's, in one logistic calibration:
+
+    + opinion_scale * opinion_evidence + sum of the domain words' weights in the text
+
+and the record names them: {"lexicon": "vader-3.3.2+opinion+words", "scale", "bias", "opinion_scale",
+"words": {word: weight}} (a runtime that knows only VADER's record fuses no expert rather than half of one).
 """
 from __future__ import annotations
 
 import functools
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from sensorium.runtime.errors import MissingExtraError
+from sensorium.runtime.opinion_lexicon import OPINION, opinion_evidence, opinion_lexicon, word_evidence
 
 LEXICON = "vader-3.3.2"
 FUSION = ("lexicon", "none")  # the `fusion` option: fuse when the model records it, or never
@@ -32,21 +43,57 @@ COMPOUND_CAP = 0.999  # atanh(+-0.999) = +-3.8: a saturated compound is strong, 
 VADER_ALPHA = 15.0  # VADER's normalisation: compound = x / sqrt(x^2 + alpha)
 CHUNK_CHARS = 1_000  # VADER reads a longer text a run of this size at a time ...
 MAX_CHARS = 20_000  # ... and no more of it than this (1,000 characters of emoji take up to ~0.3 s)
+WORDS = "words"  # a domain's own words in a record's lexicon name
+MAX_WORDS = 50_000  # a record with more domain words is malformed
+MAX_WORD_CHARS = 100
 
 
-def lexicon_fusion(info: dict[str, Any]) -> tuple[float, float] | None:
-    """(scale, bias) of the lexicon expert from model metadata (or a .tflite manifest's "model"); None when
-    the model has no such record, or it is malformed or names another lexicon."""
+class Expert(NamedTuple):
+    """The lexicon expert's calibration: its log-odds of positive are
+    scale * atanh(VADER's compound) + opinion_scale * opinion evidence + domain words' weights + bias."""
+
+    scale: float
+    bias: float
+    opinion_scale: float = 0.0
+    words: Mapping[str, float] | None = None
+
+    @property
+    def lexicon(self) -> str:
+        """The record's lexicon name: VADER's, then "+opinion" and "+words" for the opinions it adds."""
+        return LEXICON + ("+" + OPINION if self.opinion_scale else "") + ("+" + WORDS if self.words else "")
+
+
+def _words(value: Any) -> dict[str, float] | None:
+    """A record's domain words {word: finite weight}; None when malformed."""
+    if not isinstance(value, dict) or not 0 < len(value) <= MAX_WORDS:
+        return None
+    try:
+        out = {str(k): float(v) for k, v in value.items() if isinstance(k, str) and 0 < len(k) <= MAX_WORD_CHARS}
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == len(value) and all(math.isfinite(v) for v in out.values()) else None
+
+
+def lexicon_fusion(info: dict[str, Any]) -> Expert | None:
+    """The lexicon expert's calibration from model metadata (or a .tflite manifest's "model"); None when the
+    model has no such record, or it is malformed or names a lexicon this runtime does not know."""
     rec = info.get("lexicon_fusion")
     if rec is None and isinstance(info.get("model"), dict):
         rec = info["model"].get("lexicon_fusion")
     try:
-        if rec["lexicon"] != LEXICON:
+        parts = str(rec["lexicon"]).split("+")
+        if parts[0] != LEXICON or not set(parts[1:]) <= {OPINION, WORDS} or len(set(parts)) != len(parts):
             return None
         scale, bias = float(rec["scale"]), float(rec["bias"])
+        opinion = float(rec["opinion_scale"]) if OPINION in parts else 0.0
+        words = _words(rec["words"]) if WORDS in parts else None
     except (TypeError, KeyError, ValueError):
         return None
-    return (scale, bias) if np.isfinite(scale) and np.isfinite(bias) and scale > 0 else None
+    if (WORDS in parts and words is None) or not all(math.isfinite(v) for v in (scale, bias, opinion)):
+        return None
+    if scale <= 0 or (OPINION in parts and opinion <= 0):
+        return None
+    return Expert(scale, bias, opinion, words)
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,9 +106,12 @@ def _analyzer() -> Any:
     return SentimentIntensityAnalyzer()
 
 
-def lexicon_ready() -> None:
-    """Load VADER's lexicon now (once per process); MissingExtraError without vaderSentiment."""
+def lexicon_ready(expert: Expert | None = None) -> None:
+    """Load VADER's lexicon now (once per process), and the opinion lexicon when `expert` hears it;
+    MissingExtraError without vaderSentiment, a one-line DataError when the opinion lexicon is unreadable."""
     _analyzer()
+    if expert is not None and expert.opinion_scale:
+        opinion_lexicon()
 
 
 def _parts(text: str) -> list[str]:
@@ -106,6 +156,12 @@ def lexicon_evidence(compound: np.ndarray) -> np.ndarray:
     return np.arctanh(np.clip(np.asarray(compound, np.float64), -COMPOUND_CAP, COMPOUND_CAP))
 
 
-def lexicon_logits(texts: list[str], scale: float, bias: float) -> np.ndarray:
-    """The lexicon expert's calibrated log-odds of positive (N,)."""
-    return scale * lexicon_evidence(compound_scores(texts)) + bias
+def lexicon_logits(texts: list[str], scale: float, bias: float, opinion_scale: float = 0.0,
+                   words: Mapping[str, float] | None = None) -> np.ndarray:
+    """The lexicon expert's calibrated log-odds of positive (N,) (`Expert`'s fields as arguments)."""
+    out = scale * lexicon_evidence(compound_scores(texts)) + bias
+    if opinion_scale:
+        out = out + opinion_scale * opinion_evidence(texts)
+    if words:
+        out = out + word_evidence(texts, words)
+    return out

@@ -36,7 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from sensorium.runtime.errors import ModelError, UsageError
-from sensorium.runtime.lexicon_fusion import FUSION, lexicon_fusion, lexicon_logits, lexicon_ready
+from sensorium.runtime.lexicon_fusion import FUSION, Expert, lexicon_fusion, lexicon_logits, lexicon_ready
 from sensorium.runtime.predictor import (
     Item,
     Predictor,
@@ -144,7 +144,7 @@ class TextClassifier(Predictor):
                                  f"give {', '.join(sorted(need))}")
         super().configure(**options)
         if self.label_set == "binary" and self.fused() is not None:
-            lexicon_ready()  # a missing vaderSentiment is one line now, not an error on every text
+            lexicon_ready(self.fused())  # a missing vaderSentiment is one line now, not an error on every text
         return self
 
     @classmethod
@@ -207,8 +207,8 @@ class TextClassifier(Predictor):
             return list(THREE_LABELS), probs[:, [self.labels.index(name) for name in THREE_LABELS]]
         return list(self.labels), probs
 
-    def fused(self) -> tuple[float, float] | None:
-        """The lexicon expert's (scale, bias) when the binary head adds it (recorded, and not turned off)."""
+    def fused(self) -> Expert | None:
+        """The lexicon expert's calibration when the binary head adds it (recorded, and not turned off)."""
         return None if self.fusion == "none" else lexicon_fusion(self.info)
 
     def predict_items(self, items: list[Item]) -> list[Record]:

@@ -43,15 +43,25 @@ PRIOR_TEXTS = 10.0
 # The lexicon expert is fitted on at most this many texts: VADER scores 20,000 tweets in about 0.5 s and
 # 20,000 IMDb-length reviews (1,300 characters) in about 21 s.
 EXPERT_TEXTS = 20_000
+# What the lexicon expert hears besides VADER (`train sentiment --expert`; `auto` is the first for a model
+# trained from scratch, the last for one adapted to a domain with --init-from).
+OPINIONS = ("vader", "vader+opinion", "vader+opinion+words")
+# The domain's own words: a logistic regression over word presence (C: L2), cross-fitted in WORDS_FOLDS,
+# learned only from at least WORDS_MIN_PER_CLASS texts of each class, over at most WORDS_MAX words.
+WORDS_C = 0.1
+WORDS_FOLDS = 5
+WORDS_MIN_PER_CLASS = 20
+WORDS_MAX = 5_000
 
 
-def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, prior: tuple[float, float] = (1.0, 0.0),
-                          prior_texts: float = PRIOR_TEXTS, iterations: int = 100) -> tuple[float, float] | None:
+def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, prior: tuple[float, ...] = (1.0, 0.0),
+                          prior_texts: float = PRIOR_TEXTS, iterations: int = 100) -> tuple[float, ...] | None:
     """(scale, bias) of p(y=1) = sigmoid(scale * x + bias) fitted on x (M,), y (M,) 0/1 with balanced
     priors (each class weighs half) and an L2 pull towards `prior` ((1, 0): the uncalibrated score; a
     warm start's lexicon expert: its source model's) of strength `prior_texts` / M (the log-loss is a
     mean), so that a few texts move it little and thousands move it freely; None when it does not
-    converge to a positive scale.
+    converge to a positive scale. With K scores, x (M, K), it fits K scales and a bias (`prior` has K + 1
+    values) and returns (scale_1, ..., scale_K, bias), None unless every scale is positive.
 
     Newton's method with a backtracking line search: every step lowers the (strictly convex) objective.
     Plain Newton steps overshoot when the scores are large (a model trained with heavy dropout, margins of
@@ -59,9 +69,12 @@ def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, prior: tuple[float, f
     y = np.asarray(y, np.float64)
     n_pos, n_neg = float(y.sum()), float(len(y) - y.sum())
     l2 = prior_texts / max(len(y), 1)
-    xx = np.stack([np.asarray(x, np.float64), np.ones(len(y))], axis=1)  # (M, 2)
+    x = np.asarray(x, np.float64).reshape(len(y), -1)  # (M, K)
+    xx = np.concatenate([x, np.ones((len(y), 1))], axis=1)  # (M, K + 1)
     w = np.where(y == 1, 0.5 / n_pos, 0.5 / n_neg)  # balanced: each class sums to 1/2
     prior = np.asarray(prior, np.float64)
+    if prior.shape != (xx.shape[1],):
+        raise ValueError(f"prior has {prior.size} values for {x.shape[1]} scores and a bias")
 
     def objective(t: np.ndarray) -> tuple[float, np.ndarray]:
         """The objective at t, and the scores z = xx @ t (M,) it read (the next Newton step's too)."""
@@ -76,7 +89,7 @@ def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, prior: tuple[float, f
         if np.abs(grad).max() < 1e-9:
             converged = True
             break
-        hess = (xx * (w * q * (1 - q))[:, None]).T @ xx + l2 * np.eye(2)
+        hess = (xx * (w * q * (1 - q))[:, None]).T @ xx + l2 * np.eye(len(theta))
         step = np.linalg.solve(hess, grad)
         rate = 1.0
         while rate > 1e-10:  # backtracking (Armijo): the full step unless it fails to lower the objective
@@ -92,10 +105,9 @@ def fit_balanced_logistic(x: np.ndarray, y: np.ndarray, *, prior: tuple[float, f
         if np.abs(rate * step).max() < 1e-10:
             converged = True
             break
-    scale, bias = float(theta[0]), float(theta[1])
-    if not converged or not (np.isfinite(scale) and np.isfinite(bias)) or scale <= 0:
+    if not converged or not np.all(np.isfinite(theta)) or np.any(theta[:-1] <= 0):
         return None
-    return scale, bias
+    return tuple(float(t) for t in theta)
 
 
 def _polar(labels: np.ndarray, label_names: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -109,11 +121,11 @@ def _polar(labels: np.ndarray, label_names: list[str]) -> tuple[np.ndarray, np.n
     return (keep, y) if min(int(y.sum()), int(len(y) - y.sum())) >= MIN_PER_CLASS else None
 
 
-def _fitted(what: str, fit: tuple[float, float] | None, y: np.ndarray, **extra: Any) -> dict[str, Any] | None:
+def _fitted(what: str, fit: tuple[float, ...] | None, y: np.ndarray, **extra: Any) -> dict[str, Any] | None:
     if fit is None:
         log.warning("%s: the calibration did not converge to a positive scale; left out", what)
         return None
-    return {**extra, "scale": round(fit[0], 6), "bias": round(fit[1], 6), "negative": int(len(y) - y.sum()),
+    return {**extra, "scale": round(fit[0], 6), "bias": round(fit[-1], 6), "negative": int(len(y) - y.sum()),
             "positive": int(y.sum()), "priors": "balanced"}
 
 
@@ -133,18 +145,93 @@ def fit_binary_calibration(probs: np.ndarray, labels: np.ndarray, label_names: l
     return _fitted("binary head", fit_balanced_logistic(margin, y, prior=prior), y)
 
 
-def fit_lexicon_fusion(texts: list[str], labels: np.ndarray, label_names: list[str], *,
-                       prior: tuple[float, float] = (1.0, 0.0)) -> dict[str, Any] | None:
-    """The lexicon expert's calibration (`sensorium.runtime.lexicon_fusion`), fitted alone on the
-    positive and negative `texts`, pulled towards `prior`; None as `fit_binary_calibration`."""
-    from sensorium.runtime.lexicon_fusion import LEXICON, compound_scores, lexicon_evidence
+def fit_domain_words(texts: list[str], y: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, dict[str, float], float]:
+    """A domain's own words, learned from its labelled `texts` (y (M,) 0/1): a logistic regression over which
+    words a text holds (the WORDS_MAX most frequent of those in at least 2 texts; balanced classes, L2 with
+    C = WORDS_C). Returns (out-of-fold log-odds (M,) from WORDS_FOLDS models that did not see each text,
+    {word: weight} and the intercept of the model fitted on all of them)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
 
+    from sensorium.runtime.opinion_lexicon import words
+
+    vectorizer = CountVectorizer(tokenizer=words, lowercase=False, token_pattern=None, binary=True, min_df=2,
+                                 max_features=WORDS_MAX)
+    x = vectorizer.fit_transform(texts)  # (M, V) 0/1
+    y = np.asarray(y, int)
+
+    def model() -> Any:
+        return LogisticRegression(C=WORDS_C, class_weight="balanced", max_iter=2000)
+
+    oof = np.zeros(len(y), np.float64)
+    for train_idx, held in StratifiedKFold(WORDS_FOLDS, shuffle=True, random_state=seed).split(x, y):
+        oof[held] = model().fit(x[train_idx], y[train_idx]).decision_function(x[held])
+    full = model().fit(x, y)
+    weights = dict(zip(vectorizer.get_feature_names_out().tolist(), full.coef_[0].tolist()))
+    return oof, weights, float(full.intercept_[0])
+
+
+def fit_lexicon_fusion(texts: list[str], labels: np.ndarray, label_names: list[str], *,
+                       prior: tuple[float, ...] = (1.0, 0.0), opinions: str = "vader",
+                       seed: int = 0) -> dict[str, Any] | None:
+    """The lexicon expert's calibration (`sensorium.runtime.lexicon_fusion`), fitted alone on the
+    positive and negative `texts`, pulled towards `prior` (an `Expert` or (scale, bias)); None as
+    `fit_binary_calibration`. `opinions` (OPINIONS) names what it hears besides VADER: the opinion lexicon
+    ("+opinion") and the texts' own words ("+words", out of fold; only with WORDS_MIN_PER_CLASS texts of
+    each class). An opinion whose fitted weight is not positive is dropped (the last one first)."""
+    from sensorium.runtime.lexicon_fusion import Expert, compound_scores, lexicon_evidence
+    from sensorium.runtime.opinion_lexicon import opinion_evidence
+
+    if opinions not in OPINIONS:
+        raise ValueError(f"opinions must be one of {', '.join(OPINIONS)}, not {opinions!r}")
     polar = _polar(labels, label_names)
     if polar is None:
         return None
     keep, y = polar
-    evidence = lexicon_evidence(compound_scores([t for t, k in zip(texts, keep) if k]))  # (M,)
-    return _fitted("lexicon expert", fit_balanced_logistic(evidence, y, prior=prior), y, lexicon=LEXICON)
+    kept = [t for t, k in zip(texts, keep) if k]
+    source = prior if isinstance(prior, Expert) else Expert(*prior)
+    scores = [lexicon_evidence(compound_scores(kept))]  # (M,) each
+    pulls = [source.scale]
+    names = ["vader"]
+    if "opinion" in opinions:
+        scores.append(opinion_evidence(kept))
+        pulls.append(source.opinion_scale)
+        names.append("opinion")
+    domain = None
+    if "words" in opinions and min(int(y.sum()), int(len(y) - y.sum())) >= WORDS_MIN_PER_CLASS:
+        oof, weights, intercept = fit_domain_words(kept, y, seed=seed)
+        scores.append(oof)
+        pulls.append(1.0)  # out-of-fold log-odds are already on the log-odds scale
+        names.append("words")
+        domain = (weights, intercept)
+    elif "words" in opinions:
+        log.info("lexicon expert: too few texts to learn the domain's words (under %d of a class)",
+                 WORDS_MIN_PER_CLASS)
+    while True:
+        fit = fit_balanced_logistic(np.stack(scores, axis=1), y, prior=(*pulls, source.bias))
+        if fit is not None or len(scores) == 1:
+            break
+        log.info("lexicon expert: %s left out (its weight was not positive)", names[-1])
+        scores, pulls, names = scores[:-1], pulls[:-1], names[:-1]
+        domain = None if names[-1] != "words" else domain
+    if fit is None:
+        return _fitted("lexicon expert", None, y)
+    weights_of = dict(zip(names, fit[:-1]))
+    bias = fit[-1]
+    words = None
+    if "words" in weights_of and domain is not None:
+        scale = weights_of["words"]
+        words = {w: round(scale * v, 6) for w, v in domain[0].items() if abs(scale * v) >= 1e-6}
+        bias += scale * domain[1]
+    expert = Expert(weights_of["vader"], bias, weights_of.get("opinion", 0.0), words or None)
+    record = _fitted("lexicon expert", (expert.scale, expert.bias), y, lexicon=expert.lexicon)
+    if expert.opinion_scale:
+        record["opinion_scale"] = round(expert.opinion_scale, 6)
+    if expert.words:
+        record["words_scale"] = round(weights_of["words"], 6)
+        record["words"] = expert.words
+    return record
 
 
 def expert_items(splits: list[Any], *, limit: int = EXPERT_TEXTS, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -159,12 +246,13 @@ def expert_items(splits: list[Any], *, limit: int = EXPERT_TEXTS, seed: int = 0)
     return [texts[i] for i in keep], labels[keep]
 
 
-def fit_expert(splits: list[Any], *, prior: tuple[float, float] = (1.0, 0.0), seed: int = 0) -> dict[str, Any] | None:
-    """The lexicon expert fitted on the texts of a run's training and validation `splits` (`expert_items`),
-    pulled towards `prior`; its record says what it was fitted on (`fitted_on`; a record without it, from
-    before, was fitted on the validation texts). None as `fit_lexicon_fusion`."""
+def fit_expert(splits: list[Any], *, prior: tuple[float, ...] = (1.0, 0.0), opinions: str = "vader",
+               seed: int = 0) -> dict[str, Any] | None:
+    """The lexicon expert (hearing `opinions`) fitted on the texts of a run's training and validation
+    `splits` (`expert_items`), pulled towards `prior`; its record says what it was fitted on (`fitted_on`;
+    a record without it, from before, was fitted on the validation texts). None as `fit_lexicon_fusion`."""
     texts, labels = expert_items(splits, seed=seed)
-    fusion = fit_lexicon_fusion(texts, labels, splits[-1].labels, prior=prior)
+    fusion = fit_lexicon_fusion(texts, labels, splits[-1].labels, prior=prior, opinions=opinions, seed=seed)
     return {**fusion, "fitted_on": "training and validation texts"} if fusion is not None else None
 
 

@@ -96,6 +96,8 @@ def binary_head_rows(summary: dict[str, Any]) -> dict[str, str]:
         else:
             where = (f"fitted with balanced priors on {fusion['negative'] + fusion['positive']} positive and "
                      f"negative {fusion.get('fitted_on', 'validation texts')}")
-        rows["lexicon expert"] = (f"{fusion['lexicon']}: {fusion['scale']:.3f} x atanh(compound) "
+        opinions = (f" + {fusion['opinion_scale']:.3f} x opinion lexicon" if "opinion_scale" in fusion else "") + (
+            f" + {len(fusion['words'])} domain words' weights" if "words" in fusion else "")
+        rows["lexicon expert"] = (f"{fusion['lexicon']}: {fusion['scale']:.3f} x atanh(compound){opinions} "
                                   f"{fusion['bias']:+.3f} added to the head's log-odds, {where}")
     return rows

@@ -37,6 +37,15 @@ class SentimentTrainConfig(TrainSettings):
     class_weights: bool = False  # weight the loss by inverse class frequency (imbalanced labels)
     label_smoothing: float = 0.0  # share of each text's target spread evenly over the classes
     init_from: str | None = None  # warm start: a sentiment model (bundled name, run directory, .keras)
+    # What the binary head's lexicon expert hears besides VADER: auto = vader when training from scratch,
+    # vader+opinion+words (the opinion lexicon and the domain's own words) with init_from.
+    expert: Literal["auto", "vader", "vader+opinion", "vader+opinion+words"] = "auto"
+
+    def opinions(self) -> str:
+        """`expert` with auto resolved."""
+        if self.expert != "auto":
+            return self.expert
+        return "vader+opinion+words" if self.init_from else "vader"
 
 
 @dataclass

@@ -32,6 +32,9 @@ FLAGS: tuple[Flag, ...] = COMMON_TRAIN_FLAGS + (
     Flag("--text-normalization", "model.text_normalization", str, "what the model does to a text before "
          "tokenising it: none, or neutral-v1 (links removed, @handles become @user; kept in every export)",
          metavar="none|neutral-v1"),
+    Flag("--expert", "train.expert", str, "what the binary head's lexicon expert hears besides VADER: auto "
+         "(vader from scratch; vader+opinion+words with --init-from: Hu and Liu's opinion lexicon and the words "
+         "of your labelled texts)", choices=("auto", "vader", "vader+opinion", "vader+opinion+words")),
     Flag("--init-from", "train.init_from", str, "continue training a sentiment model (bundled name, run directory "
          "or .keras) on this data: its tokenizer, labels and model settings are kept", metavar="MODEL"),
 )

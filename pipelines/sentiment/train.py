@@ -89,22 +89,25 @@ def _calibrate(model: Any, val_ds: Any, val_split: Any, prior: tuple[float, floa
     return cal
 
 
-def _fit_fusion(splits: list[Any], prior: tuple[float, float], seed: int) -> dict[str, Any] | None:
-    """The lexicon expert of the binary head, fitted on the texts of `splits` (training and validation:
-    `expert_items`) and pulled towards `prior` (`lexicon_fusion`); None without vaderSentiment (logged) or
-    with too few polar texts."""
+def _fit_fusion(splits: list[Any], prior: tuple[float, ...], seed: int,
+                opinions: str = "vader") -> dict[str, Any] | None:
+    """The lexicon expert of the binary head (hearing `opinions`), fitted on the texts of `splits` (training
+    and validation: `expert_items`) and pulled towards `prior` (`lexicon_fusion`); None without
+    vaderSentiment (logged) or with too few polar texts."""
     from sensorium.pipelines.sentiment.calibration import fit_expert
     from sensorium.runtime.errors import MissingExtraError
 
     try:
-        fusion = fit_expert(splits, prior=prior, seed=seed)
+        fusion = fit_expert(splits, prior=prior, opinions=opinions, seed=seed)
     except MissingExtraError as exc:
         log.warning("binary head: no lexicon expert recorded (%s)", exc)
         return None
     if fusion is not None:
-        log.info("lexicon expert: scale %.3f, bias %+.3f on %d positive and negative training and validation "
-                 "texts (added to the binary head)", fusion["scale"], fusion["bias"],
-                 fusion["negative"] + fusion["positive"])
+        log.info("lexicon expert (%s): scale %.3f, bias %+.3f%s%s on %d positive and negative training and "
+                 "validation texts (added to the binary head)", fusion["lexicon"], fusion["scale"], fusion["bias"],
+                 f", opinion lexicon {fusion['opinion_scale']:.3f}" if "opinion_scale" in fusion else "",
+                 f", {len(fusion['words'])} domain words (weight {fusion['words_scale']:.3f})"
+                 if "words" in fusion else "", fusion["negative"] + fusion["positive"])
     return fusion
 
 
@@ -114,7 +117,7 @@ def _kept_from(source: Any, labels: list[str],
     positive or negative texts: a user's small or lopsided set): the head uncorrected (1, 0), what its fit
     pulled towards (1, 0) gives with no texts, beside the expert fitted on all its texts (`fusion`) or,
     when they are too few too, the source's expert; (None, None) when the source has no lexicon expert."""
-    from sensorium.runtime.lexicon_fusion import LEXICON, lexicon_fusion
+    from sensorium.runtime.lexicon_fusion import lexicon_fusion
 
     expert = lexicon_fusion(source.info)
     if expert is None or not {"positive", "negative"} <= set(labels):
@@ -122,8 +125,10 @@ def _kept_from(source: Any, labels: list[str],
     unfitted = "no: too few positive or negative validation texts"
     if fusion is None:
         unfitted_expert = "no: too few positive or negative training and validation texts"
-        fusion = {"lexicon": LEXICON, "scale": expert[0], "bias": expert[1], "fitted": unfitted_expert,
-                  "kept_from": source.name}
+        fusion = {"lexicon": expert.lexicon, "scale": expert.scale, "bias": expert.bias,
+                  **({"opinion_scale": expert.opinion_scale} if expert.opinion_scale else {}),
+                  **({"words": dict(expert.words)} if expert.words else {}),
+                  "fitted": unfitted_expert, "kept_from": source.name}
     log.info("binary head: uncorrected (scale 1, bias 0), with the lexicon expert %s (scale %.3f, bias %+.3f)",
              f"of {source.name}" if "kept_from" in fusion else "fitted on its texts", fusion["scale"], fusion["bias"])
     return {"scale": 1.0, "bias": 0.0, "fitted": unfitted}, fusion
@@ -204,7 +209,7 @@ def train(config: SentimentConfig, run: RunDir, *, resume: bool = False) -> dict
     # which learns nothing from the training texts, on those too).
     info = source.info if source is not None else {}
     calibration = _calibrate(model, val_ds, val_split, (1.0, 0.0))
-    fusion = (_fit_fusion([train_split, val_split], lexicon_fusion(info) or (1.0, 0.0), cfg.seed)
+    fusion = (_fit_fusion([train_split, val_split], lexicon_fusion(info) or (1.0, 0.0), cfg.seed, tcfg.opinions())
               if calibration or source is not None else None)
     if calibration is None and source is not None:
         calibration, fusion = _kept_from(source, val_split.labels, fusion)

@@ -18,7 +18,7 @@ from sensorium.pipelines.sentiment.calibration import (
     fit_binary_calibration,
     fit_lexicon_fusion,
 )
-from sensorium.runtime.lexicon_fusion import lexicon_fusion
+from sensorium.runtime.lexicon_fusion import Expert, lexicon_fusion
 from sensorium.runtime.sentiment import binary_calibration, binary_probability
 
 LABELS = ["negative", "neutral", "positive"]
@@ -96,7 +96,7 @@ def test_training_records_a_calibrated_binary_head(base):
     assert fusion["lexicon"] == "vader-3.3.2" and fusion["priors"] == "balanced" and fusion["scale"] > 0
     assert fusion["negative"] > 5 * cal["negative"] and fusion["positive"] > 5 * cal["positive"]
     assert fusion["fitted_on"] == "training and validation texts"
-    assert lexicon_fusion(meta["info"]) == (fusion["scale"], fusion["bias"])
+    assert lexicon_fusion(meta["info"]) == Expert(fusion["scale"], fusion["bias"])  # from scratch: VADER alone
     # the card says how the model reads long texts and what its binary head adds
     card = (base / "model_card.md").read_text()
     pieces = manifest["summary"]["long_text_pieces"]
@@ -134,7 +134,7 @@ def test_recording_the_binary_head_in_an_older_run(base, tmp_path, capsys):
     assert scale == pytest.approx(trained["scale"], abs=1e-3) and bias == pytest.approx(trained["bias"], abs=1e-3)
     assert lexicon_fusion(info) is None  # --fusion none: the head alone
     assert calibration.main(["--model", str(run)]) == 0
-    scale, bias = lexicon_fusion(load_task_model(run / "model.keras", "sentiment")[1]["info"])
+    scale, bias = lexicon_fusion(load_task_model(run / "model.keras", "sentiment")[1]["info"])[:2]
     assert scale == pytest.approx(fused["scale"], abs=1e-6) and bias == pytest.approx(fused["bias"], abs=1e-6)
     capsys.readouterr()
     assert calibration.main(["--model", str(run / "model.keras")]) == 1
@@ -190,10 +190,17 @@ def test_init_from_fits_the_head_towards_no_correction_and_the_expert_towards_th
     train, val, seed = calibration._splits(out, inspect_artifact(out), LABELS)
     texts, labels = calibration.expert_items([train, val], seed=seed)  # the expert: training and validation texts
     assert len(texts) == train.count + val.count and fusion["negative"] + fusion["positive"] == len(texts)
-    towards_source = fit_lexicon_fusion(texts, labels, val.labels, prior=source)
-    towards_one = fit_lexicon_fusion(texts, labels, val.labels)
-    only_validation = fit_lexicon_fusion(val.items.texts, val.items.labels, val.labels, prior=source)
-    assert (fusion["scale"], fusion["bias"]) == pytest.approx((towards_source["scale"], towards_source["bias"]))
+    # a warm start's expert hears the opinion lexicon and the domain's words too (--expert auto)
+    assert fusion["lexicon"] == "vader-3.3.2+opinion+words" and fusion["opinion_scale"] > 0 and fusion["words"]
+    assert lexicon_fusion(load_task_model(out / "model.keras", "sentiment")[1]["info"]) == Expert(
+        fusion["scale"], fusion["bias"], fusion["opinion_scale"], fusion["words"])
+    both = {"opinions": "vader+opinion+words", "seed": seed}
+    towards_source = fit_lexicon_fusion(texts, labels, val.labels, prior=source, **both)
+    towards_one = fit_lexicon_fusion(texts, labels, val.labels, **both)
+    only_validation = fit_lexicon_fusion(val.items.texts, val.items.labels, val.labels, prior=source, **both)
+    assert (fusion["scale"], fusion["bias"], fusion["opinion_scale"]) == pytest.approx(
+        (towards_source["scale"], towards_source["bias"], towards_source["opinion_scale"]))
+    assert fusion["words"] == towards_source["words"]
     assert (fusion["scale"], fusion["bias"]) != pytest.approx((only_validation["scale"], only_validation["bias"]))
     moved = abs(towards_one["scale"] - towards_source["scale"]) + abs(towards_one["bias"] - towards_source["bias"])
     assert moved > 0.01  # the two pulls give different experts: the assertion above can tell them apart
@@ -218,7 +225,7 @@ def test_init_from_a_set_too_small_to_calibrate_keeps_the_sources_lexicon_expert
     assert f"kept from {base} (no: too few" in (out / "model_card.md").read_text()
     info = load_task_model(out / "model.keras", "sentiment")[1]["info"]
     assert binary_calibration(info) == (1.0, 0.0)
-    assert lexicon_fusion(info) == (source["lexicon_fusion"]["scale"], source["lexicon_fusion"]["bias"])
+    assert lexicon_fusion(info) == Expert(source["lexicon_fusion"]["scale"], source["lexicon_fusion"]["bias"])
 
 
 def test_init_from_a_lopsided_set_fits_the_lexicon_expert_on_all_its_texts(base, tmp_path):
@@ -239,7 +246,8 @@ def test_init_from_a_lopsided_set_fits_the_lexicon_expert_on_all_its_texts(base,
     assert fusion["negative"] + fusion["positive"] == summary["train"]["count"] + summary["validation"]["count"]
     assert fusion["negative"] >= 10 and (fusion["scale"], fusion["bias"]) != (source["scale"], source["bias"])
     info = load_task_model(out / "model.keras", "sentiment")[1]["info"]
-    assert lexicon_fusion(info) == (fusion["scale"], fusion["bias"])
+    assert lexicon_fusion(info) == Expert(fusion["scale"], fusion["bias"], fusion.get("opinion_scale", 0.0),
+                                          fusion.get("words"))
     card = (out / "model_card.md").read_text()
     assert f"from {base} (its weights" in card and "uncorrected (no: too few" in card
     assert f"{fusion['negative'] + fusion['positive']} positive and negative training and validation" in card

@@ -9,16 +9,27 @@ import pytest
 
 from sensorium.runtime import lexicon_fusion
 from sensorium.runtime.errors import MissingExtraError, UsageError
-from sensorium.runtime.lexicon_fusion import LEXICON, compound_scores, lexicon_evidence, lexicon_logits
+from sensorium.runtime.lexicon_fusion import LEXICON, Expert, compound_scores, lexicon_evidence, lexicon_logits
 from sensorium.runtime.sentiment import TextClassifier
 
 LABELS = ["negative", "neutral", "positive"]
 RECORD = {"lexicon": LEXICON, "scale": 1.2, "bias": -0.2}
+BOTH = {"lexicon": LEXICON + "+opinion+words", "scale": 0.8, "bias": -0.1, "opinion_scale": 0.5,
+        "words": {"refill": 0.7, "generic": -0.4}}
 
 
 @pytest.mark.parametrize(("info", "expected"), [
-    ({"lexicon_fusion": RECORD}, (1.2, -0.2)),
-    ({"model": {"lexicon_fusion": RECORD}}, (1.2, -0.2)),  # a .tflite manifest
+    ({"lexicon_fusion": RECORD}, Expert(1.2, -0.2)),
+    ({"model": {"lexicon_fusion": RECORD}}, Expert(1.2, -0.2)),  # a .tflite manifest
+    ({"lexicon_fusion": BOTH}, Expert(0.8, -0.1, 0.5, {"refill": 0.7, "generic": -0.4})),
+    ({"lexicon_fusion": {**BOTH, "lexicon": LEXICON + "+opinion"}}, Expert(0.8, -0.1, 0.5)),
+    ({"lexicon_fusion": {**BOTH, "lexicon": LEXICON + "+words+words"}}, None),
+    ({"lexicon_fusion": {**BOTH, "lexicon": LEXICON + "+emoji"}}, None),  # an opinion this runtime lacks
+    ({"lexicon_fusion": {**BOTH, "opinion_scale": 0.0}}, None),
+    ({"lexicon_fusion": {**BOTH, "words": {"refill": "x"}}}, None),
+    ({"lexicon_fusion": {**BOTH, "words": {"refill": float("inf")}}}, None),
+    ({"lexicon_fusion": {**BOTH, "words": {}}}, None),
+    ({"lexicon_fusion": {**BOTH, "words": ["refill"]}}, None),
     ({}, None),
     ({"lexicon_fusion": {**RECORD, "lexicon": "vader-9"}}, None),  # another lexicon: not ours to apply
     ({"lexicon_fusion": {**RECORD, "scale": "x"}}, None),
@@ -39,6 +50,15 @@ def test_vaders_opinion_is_bounded_and_signed():
     assert evidence[-1] == pytest.approx(np.arctanh(0.999))  # a saturated score counts, but finitely
     logits = lexicon_logits(["the table", "great"], 2.0, -0.25)
     assert logits[0] == pytest.approx(-0.25) and logits[1] > 0  # no sentiment words: the bias alone
+
+
+def test_the_opinion_lexicon_and_the_domain_words_add_their_weighted_evidence():
+    texts = ["the refill arrived", "a flawless refill, not bad", "generic refill"]
+    vader = lexicon_logits(texts, 1.0, 0.0)
+    expert = Expert(1.0, 0.0, 0.5, {"refill": 0.7, "generic": -0.4})
+    both = lexicon_logits(texts, *expert)
+    # opinion lexicon: "flawless" +1, "bad" after "not" flips to +1: 2 / sqrt(2); words counted once a text
+    assert both - vader == pytest.approx([0.7, 0.5 * np.sqrt(2) + 0.7, 0.3])
 
 
 def _leaning_negative(info: dict) -> TextClassifier:
