@@ -208,8 +208,14 @@ class TextClassifier(Predictor):
         return list(self.labels), probs
 
     def fused(self) -> Expert | None:
-        """The lexicon expert's calibration when the binary head adds it (recorded, and not turned off)."""
-        return None if self.fusion == "none" else lexicon_fusion(self.info)
+        """The lexicon expert's calibration when the binary head adds it (recorded, and not turned off); read
+        from `info` once (a domain's words are thousands of entries), again only if `info` is replaced."""
+        if self.fusion == "none":
+            return None
+        read = self.__dict__.get("_expert_read")
+        if read is None or read[0] is not self.info:
+            read = self.__dict__["_expert_read"] = (self.info, lexicon_fusion(self.info))
+        return read[1]
 
     def predict_items(self, items: list[Item]) -> list[Record]:
         errors = [item.error or check_text(item.value) for item in items]

@@ -49,8 +49,11 @@ def record_value(model: str | Path, task: str, key: str, value: Any,
         return {**info, key: found["value"]}
 
     path = rewrite_run_info(model, task, key, update)
-    log.info("recorded %s %s in %s; export the run again to carry it into its .tflite files", key, found["value"],
-             path)
+    shown = found["value"]
+    if isinstance(shown, dict):  # a long table inside (a sentiment expert's domain words) is shown by its size
+        shown = {k: f"<{len(v):,} entries>" if isinstance(v, dict | list) and len(v) > 20 else v
+                 for k, v in shown.items()}
+    log.info("recorded %s %s in %s; export the run again to carry it into its .tflite files", key, shown, path)
     return found["value"]
 
 

@@ -9,7 +9,7 @@ negative among the polar ones) out of the binary decision. The runtime applies i
 `train sentiment` fits it at the end of training; for a run trained before, this fits it on the run's
 own validation split (read as its config.json says) and records it, weights unchanged:
 
-    python -m sensorium.pipelines.sentiment.calibration --model RUN [--fusion lexicon|none]
+    python -m sensorium.pipelines.sentiment.calibration --model RUN [--fusion lexicon|none] [--expert E]
     sensorium export --model RUN --format tflite      # the exports carry the record
 
 With `--fusion lexicon` (the default; `train sentiment` does the same) it also fits the lexicon expert
@@ -310,17 +310,18 @@ def record_binary_calibration(model: str | Path) -> dict[str, Any]:
     return dict(record_value(model, "sentiment", "binary_calibration", None, compute))
 
 
-def record_lexicon_fusion(model: str | Path) -> dict[str, Any]:
-    """Fit the lexicon expert on the sentiment run `model`'s training and validation texts (`expert_items`)
-    and write it into the run's model.keras as `lexicon_fusion` (atomically); returns the record written."""
+def record_lexicon_fusion(model: str | Path, opinions: str = "vader") -> dict[str, Any]:
+    """Fit the lexicon expert (hearing `opinions`) on the sentiment run `model`'s training and validation
+    texts (`expert_items`) and write it into the run's model.keras as `lexicon_fusion` (atomically);
+    returns the record written."""
     from sensorium.pipelines.common.run_info import record_value
 
     def compute(info: dict[str, Any], artifact: Any) -> dict[str, Any]:
         train_split, val_split, seed = _splits(model, artifact, artifact.labels or None)
-        fusion = fit_expert([train_split, val_split], seed=seed)
+        fusion = fit_expert([train_split, val_split], opinions=opinions, seed=seed)
         if fusion is None:
             raise _too_few(model, "its training and validation texts have")
-        log.info("lexicon expert: scale %.3f, bias %+.3f", fusion["scale"], fusion["bias"])
+        log.info("lexicon expert (%s): scale %.3f, bias %+.3f", fusion["lexicon"], fusion["scale"], fusion["bias"])
         return fusion
 
     return dict(record_value(model, "sentiment", "lexicon_fusion", None, compute))
@@ -333,8 +334,8 @@ def main(argv: list[str] | None = None) -> int:
         cal = record_binary_calibration(args.model)
         line = f"{args.model}: binary_calibration scale {cal['scale']:.3f} bias {cal['bias']:+.3f}"
         if args.fusion == "lexicon":
-            fusion = record_lexicon_fusion(args.model)
-            line += f"; lexicon_fusion scale {fusion['scale']:.3f} bias {fusion['bias']:+.3f}"
+            fusion = record_lexicon_fusion(args.model, args.expert)
+            line += f"; lexicon_fusion {fusion['lexicon']} scale {fusion['scale']:.3f} bias {fusion['bias']:+.3f}"
         return line
 
     return recorder_main(argv, module="sensorium.pipelines.sentiment.calibration", doc=__doc__, task="sentiment",
@@ -344,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fusion", choices=("lexicon", "none"), default="lexicon",
                         help="lexicon (default): also fit and record the lexicon expert of the binary head")
+    parser.add_argument("--expert", choices=OPINIONS, default="vader",
+                        help="what the lexicon expert hears besides VADER (default: %(default)s)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from sensorium.pipelines.sentiment.calibration import (
     fit_binary_calibration,
     fit_lexicon_fusion,
 )
-from sensorium.runtime.lexicon_fusion import Expert, lexicon_fusion
+from sensorium.runtime.lexicon_fusion import Expert, lexicon_fusion, lexicon_logits
 from sensorium.runtime.sentiment import binary_calibration, binary_probability
 
 LABELS = ["negative", "neutral", "positive"]
@@ -136,6 +136,9 @@ def test_recording_the_binary_head_in_an_older_run(base, tmp_path, capsys):
     assert calibration.main(["--model", str(run)]) == 0
     scale, bias = lexicon_fusion(load_task_model(run / "model.keras", "sentiment")[1]["info"])[:2]
     assert scale == pytest.approx(fused["scale"], abs=1e-6) and bias == pytest.approx(fused["bias"], abs=1e-6)
+    assert calibration.main(["--model", str(run), "--expert", "vader+opinion"]) == 0  # re-recorded with more
+    expert = lexicon_fusion(load_task_model(run / "model.keras", "sentiment")[1]["info"])
+    assert expert.lexicon == "vader-3.3.2+opinion" and expert.opinion_scale > 0 and expert.scale != scale
     capsys.readouterr()
     assert calibration.main(["--model", str(run / "model.keras")]) == 1
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
@@ -336,6 +339,49 @@ def test_calibration_removes_a_prior_shift_and_needs_both_classes():
     assert fusion["lexicon"] == "vader-3.3.2" and fusion["scale"] > 0 and fusion["positive"] == 20
     assert fit_lexicon_fusion(texts[:12], np.array([2, 0] * 6), LABELS) is None  # 6 of each: too few
     assert binary_calibration({"model": {"binary_calibration": {"scale": 2, "bias": -1}}}) == (2.0, -1.0)
+
+
+def test_the_expert_learns_a_domains_words_and_hears_the_opinion_lexicon():
+    """With enough texts of each class the expert learns the words that carry a domain's opinion where
+    neither lexicon knows them (out of fold), and the opinion lexicon where VADER does not rate a word."""
+    rng = np.random.default_rng(0)
+    plain = ["the pharmacy", "my doctor said", "after two weeks", "the refill came", "as prescribed"]
+
+    def text(label: int) -> str:
+        # the domain's cue: "refill" in positives, "generic" in negatives, 80% of the time; "flawless" is in
+        # the opinion lexicon (VADER does not rate it), "itchy" in both as negative
+        cue = ("refill" if label else "generic") if rng.random() < 0.8 else ("generic" if label else "refill")
+        extra = "flawless" if label and rng.random() < 0.5 else ("itchy" if not label and rng.random() < 0.5 else "")
+        return f"{rng.choice(plain)} {cue} {extra}".strip()
+
+    y = rng.integers(0, 2, 200)
+    texts = [text(int(v)) for v in y]
+    labels = np.where(y == 1, 2, 0)
+    record = fit_lexicon_fusion(texts, labels, LABELS, opinions="vader+opinion+words")
+    assert record["lexicon"] == "vader-3.3.2+opinion+words" and record["opinion_scale"] > 0
+    assert record["words"]["refill"] > 0.5 > -0.5 > record["words"]["generic"]
+    expert = lexicon_fusion({"lexicon_fusion": record})
+    held = [text(1) for _ in range(50)] + [text(0) for _ in range(50)]
+    right = np.mean((lexicon_logits(held, *expert) >= 0) == np.r_[np.ones(50), np.zeros(50)].astype(bool))
+    vader = fit_lexicon_fusion(texts, labels, LABELS)
+    alone = np.mean((lexicon_logits(held, vader["scale"], vader["bias"]) >= 0) == np.r_[np.ones(50), np.zeros(50)])
+    assert right > 0.8 and right > alone + 0.15, (right, alone)
+    # under WORDS_MIN_PER_CLASS texts of a class: no words are learned; the opinion lexicon stays
+    few = fit_lexicon_fusion(texts[:30], labels[:30], LABELS, opinions="vader+opinion+words")
+    assert few["lexicon"] == "vader-3.3.2+opinion" and "words" not in few
+    with pytest.raises(ValueError, match="opinions must be one of"):
+        fit_lexicon_fusion(texts, labels, LABELS, opinions="afinn")
+
+
+def test_an_opinion_that_points_the_wrong_way_is_left_out():
+    """A second score whose fitted weight is not positive is dropped and the rest refitted."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(0, 1, 400)
+    y = (x + rng.normal(0, 0.5, 400) > 0).astype(float)
+    assert len(fit_balanced_logistic(np.stack([x, x + rng.normal(0, 0.1, 400)], 1), y, prior=(1, 1, 0))) == 3
+    assert fit_balanced_logistic(np.stack([x, -x + rng.normal(0, 0.1, 400)], 1), y, prior=(1, 0, 0)) is None
+    with pytest.raises(ValueError, match="prior has 2 values for 2 scores"):
+        fit_balanced_logistic(np.stack([x, x], 1), y)
 
 
 def test_expert_items_joins_the_splits_and_draws_at_most_the_limit():
