@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from sensorium.runtime.errors import DataError
+from sensorium.runtime.paths import read_capped
 
 OPINION = "opinion"  # the opinion lexicon's name in a `lexicon_fusion` record ("vader-3.3.2+opinion")
 OPINION_FILE = "lexicons/opinion-lexicon-en.tsv"  # under the installed sensorium.assets
@@ -44,13 +45,7 @@ def read_opinion_lexicon(path: str | Path) -> dict[str, float]:
     then one `word<TAB>positive|negative` row per line); a word listed as both is left out. A missing,
     oversized or malformed file is a one-line DataError."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(OPINION_MAX_BYTES + 1)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the opinion lexicon ({exc.strerror or exc})") from None
-    if len(data) > OPINION_MAX_BYTES:
-        raise DataError(f"{path}: the opinion lexicon is over {OPINION_MAX_BYTES >> 20} MiB")
+    data = read_capped(path, OPINION_MAX_BYTES, "the opinion lexicon")
     try:
         lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError:

@@ -51,3 +51,16 @@ def open_input(path: str | Path, *, folder: str, error: type[DataError] = DataEr
         raise error(f"{path}: is a folder, {folder}") from None
     except OSError as exc:
         raise error(f"{path}: cannot open ({exc.strerror or exc})") from None
+
+
+def read_capped(path: str | Path, limit: int, what: str, *, error: type[DataError] = DataError) -> bytes:
+    """The bytes of the file at `path` (`what` names it in errors); a one-line `error` when it cannot be
+    read or holds more than `limit` bytes (no more than limit + 1 are read)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(limit + 1)
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise error(f"{path}: {what} is over {limit:,} bytes")
+    return data

@@ -42,6 +42,7 @@ from typing import Any
 from sensorium.pipelines.datasets.debian_de import ar_members
 from sensorium.runtime.atomic import atomic_write_text
 from sensorium.runtime.errors import DataError
+from sensorium.runtime.paths import read_capped
 
 log = logging.getLogger(__name__)
 
@@ -240,13 +241,7 @@ def _capped(decompress: Any, data: bytes, cap: int, where: str) -> bytes:
 
 def read_deb(path: Path, pin: DebPin = PIN) -> dict[str, bytes]:
     """The pinned members (rdx, rdb paths -> bytes) of the .deb at `path`, once its SHA-256 matches."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_DEB_BYTES + 1)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the package ({exc.strerror or exc})") from None
-    if len(data) > MAX_DEB_BYTES:
-        raise DataError(f"{path}: larger than {MAX_DEB_BYTES} bytes (MAX_DEB_BYTES); not the pinned package")
+    data = read_capped(path, MAX_DEB_BYTES, "the package (not the pinned one)")
     got = hashlib.sha256(data).hexdigest()
     if got != pin.sha256:
         raise DataError(f"{path}: SHA-256 {got} is not the pinned {pin.sha256} of {pin.package} {pin.version}")

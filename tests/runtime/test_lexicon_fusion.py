@@ -116,3 +116,20 @@ def test_a_long_or_hostile_text_is_scored_in_bounded_runs():
         assert sum(map(len, parts)) == MAX_CHARS and max(map(len, parts)) <= CHUNK_CHARS
     scores = compound_scores(["good but bad " * 80_000, "\U0001F600 " * 20_000])
     assert np.all(np.isfinite(scores)) and np.all(np.abs(scores) <= 1)
+
+
+def test_a_model_whose_expert_hears_the_opinion_lexicon_says_so_in_one_line_when_the_file_is_gone(monkeypatch):
+    from sensorium.runtime import opinion_lexicon
+    from sensorium.runtime.errors import DataError
+
+    monkeypatch.setattr(opinion_lexicon, "OPINION_FILE", "lexicons/no-such-file.tsv")
+    opinion_lexicon.opinion_lexicon.cache_clear()
+    try:
+        clf = _leaning_negative({"lexicon_fusion": BOTH})
+        assert clf(["fine"])[0]["ok"]  # the three labels need no lexicon
+        with pytest.raises(DataError, match="no-such-file.tsv: cannot read the opinion lexicon") as info:
+            clf.configure(label_set="binary")  # said when the head is asked for, before any text
+        assert "\n" not in str(info.value)
+        assert _leaning_negative({"lexicon_fusion": RECORD}).configure(label_set="binary")(["fine"])[0]["ok"]
+    finally:
+        opinion_lexicon.opinion_lexicon.cache_clear()

@@ -42,7 +42,7 @@ def test_words_and_negation():
     ((HEADER + "good\tgreat\n").encode(), "row 2 of the opinion lexicon is malformed"),
     ((HEADER + "two words\tpositive\n").encode(), "row 2 of the opinion lexicon is malformed"),
     ((HEADER + "good\tpositive\n").encode(), "has only 1 words"),
-    (b"x" * (5 << 20), "over 4 MiB"),
+    (b"x" * (5 << 20), "the opinion lexicon is over 4,194,304 bytes"),
 ])
 def test_a_missing_or_malformed_lexicon_is_one_line(tmp_path, content, message):
     path = tmp_path / "lexicon.tsv"
