@@ -154,10 +154,14 @@ def fit_domain_words(texts: list[str], y: np.ndarray, *, seed: int = 0) -> tuple
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold
 
+    from sensorium.runtime.lexicon_fusion import MAX_WORD_CHARS
     from sensorium.runtime.opinion_lexicon import words
 
-    vectorizer = CountVectorizer(tokenizer=words, lowercase=False, token_pattern=None, binary=True, min_df=2,
-                                 max_features=WORDS_MAX)
+    def short_words(text: str) -> list[str]:  # a longer word would make the runtime refuse the whole record
+        return [w for w in words(text) if len(w) <= MAX_WORD_CHARS]
+
+    vectorizer = CountVectorizer(tokenizer=short_words, lowercase=False, token_pattern=None, binary=True,
+                                 min_df=2, max_features=WORDS_MAX)
     x = vectorizer.fit_transform(texts)  # (M, V) 0/1
     y = np.asarray(y, int)
 

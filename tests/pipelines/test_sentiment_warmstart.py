@@ -366,6 +366,10 @@ def test_the_expert_learns_a_domains_words_and_hears_the_opinion_lexicon():
     vader = fit_lexicon_fusion(texts, labels, LABELS)
     alone = np.mean((lexicon_logits(held, vader["scale"], vader["bias"]) >= 0) == np.r_[np.ones(50), np.zeros(50)])
     assert right > 0.8 and right > alone + 0.15, (right, alone)
+    # a word longer than the runtime reads in a record is not learned (the record would be refused whole)
+    long = "x" * 101
+    record = fit_lexicon_fusion([f"{t} {long}" for t in texts], labels, LABELS, opinions="vader+opinion+words")
+    assert long not in record["words"] and lexicon_fusion({"lexicon_fusion": record}) is not None
     # under WORDS_MIN_PER_CLASS texts of a class: no words are learned; the opinion lexicon stays
     few = fit_lexicon_fusion(texts[:30], labels[:30], LABELS, opinions="vader+opinion+words")
     assert few["lexicon"] == "vader-3.3.2+opinion" and "words" not in few
