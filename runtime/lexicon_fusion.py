@@ -36,6 +36,7 @@ import numpy as np
 
 from sensorium.runtime.errors import MissingExtraError
 from sensorium.runtime.opinion_lexicon import OPINION, opinion_evidence, opinion_lexicon, word_evidence
+from sensorium.runtime.opinion_lexicon import words as split_words
 
 LEXICON = "vader-3.3.2"
 FUSION = ("lexicon", "none")  # the `fusion` option: fuse when the model records it, or never
@@ -160,8 +161,9 @@ def lexicon_logits(texts: list[str], scale: float, bias: float, opinion_scale: f
                    words: Mapping[str, float] | None = None) -> np.ndarray:
     """The lexicon expert's calibrated log-odds of positive (N,) (`Expert`'s fields as arguments)."""
     out = scale * lexicon_evidence(compound_scores(texts)) + bias
+    split = [split_words(t) for t in texts] if opinion_scale or words else None  # read once for both
     if opinion_scale:
-        out = out + opinion_scale * opinion_evidence(texts)
+        out = out + opinion_scale * opinion_evidence(texts, split=split)
     if words:
-        out = out + word_evidence(texts, words)
+        out = out + word_evidence(texts, words, split=split)
     return out

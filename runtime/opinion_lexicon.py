@@ -77,13 +77,14 @@ def opinion_lexicon() -> dict[str, float]:
     return read_opinion_lexicon(assets_dir() / OPINION_FILE)
 
 
-def opinion_evidence(texts: list[str], lexicon: Mapping[str, float] | None = None) -> np.ndarray:
+def opinion_evidence(texts: list[str], lexicon: Mapping[str, float] | None = None, *,
+                     split: list[list[str]] | None = None) -> np.ndarray:
     """The opinion lexicon's evidence (N,) per text: its words' signs, flipped after a negator, summed and
-    divided by the square root of their count."""
+    divided by the square root of their count (`split`: the texts' `words`, when the caller has them)."""
     lexicon = opinion_lexicon() if lexicon is None else lexicon
-    out = np.zeros(len(texts), np.float64)
-    for i, text in enumerate(texts):
-        ws = words(text)
+    split = [words(t) for t in texts] if split is None else split
+    out = np.zeros(len(split), np.float64)
+    for i, ws in enumerate(split):
         total, count = 0.0, 0
         for k, w in enumerate(ws):
             sign = lexicon.get(w)
@@ -97,6 +98,8 @@ def opinion_evidence(texts: list[str], lexicon: Mapping[str, float] | None = Non
     return out
 
 
-def word_evidence(texts: list[str], weights: Mapping[str, float]) -> np.ndarray:
-    """The sum of `weights` over the distinct words (N,) of each text."""
-    return np.asarray([sum(weights.get(w, 0.0) for w in set(words(t))) for t in texts], np.float64)
+def word_evidence(texts: list[str], weights: Mapping[str, float], *,
+                  split: list[list[str]] | None = None) -> np.ndarray:
+    """The sum of `weights` over the distinct words (N,) of each text (`split`: the texts' `words`)."""
+    split = [words(t) for t in texts] if split is None else split
+    return np.asarray([sum(weights.get(w, 0.0) for w in set(ws)) for ws in split], np.float64)
