@@ -4,7 +4,8 @@
 
 Prints macro-F1 and accuracy of both, a paired bootstrap 95% interval of the macro-F1 difference
 (the same resampled texts score both systems), the positive-vs-negative accuracy on the non-neutral
-texts, and latency of the Keras model and of the exported .tflite files on the edge runner.
+texts, and latency of the Keras model and of the exported .tflite files on the edge runner (each
+file's `--labels binary` answer to one text too, with the lexicon expert and without).
 VADER (vaderSentiment, PyPI) labels a text positive when its compound score is >= 0.05, negative
 when <= -0.05, else neutral (the thresholds its authors recommend); for the binary comparison it
 goes by the sign of compound, a zero going to the larger of the two classes.
@@ -53,6 +54,29 @@ def vader_labels(texts: list[str], labels: list[str]) -> tuple[np.ndarray, np.nd
     pos, neg, neu = labels.index("positive"), labels.index("negative"), labels.index("neutral")
     pred = np.where(compound >= 0.05, pos, np.where(compound <= -0.05, neg, neu))
     return pred, compound
+
+
+def binary_latency(tfl: Path, texts: list[str]) -> dict[str, float]:
+    """Median milliseconds of one `--labels binary` call on one text (the lexicon expert the model records
+    included, then `fusion none`), 1 interpreter thread, as the CLI answers a single text; {} for a model
+    without positive and negative labels."""
+    from sensorium.runtime.errors import UsageError
+    from sensorium.runtime.sentiment import TextClassifier
+
+    out = {}
+    for fusion in ("lexicon", "none"):
+        try:
+            clf = TextClassifier.from_tflite(tfl, num_threads=1).configure(label_set="binary", fusion=fusion)
+        except UsageError:
+            return {}
+        clf(texts[:8])
+        times = []
+        for text in texts:
+            t0 = time.perf_counter()
+            clf([text])
+            times.append(time.perf_counter() - t0)
+        out[f"ms_binary_{fusion}_single_text_median_1_thread"] = 1000 * float(np.median(times))
+    return out
 
 
 def main() -> int:
@@ -117,7 +141,8 @@ def main() -> int:
             singles.append(time.perf_counter() - t1)
         result["speed"][tfl.name] = {"ms_per_text_batched": batched, "ms_single_text_median": 1000 * float(np.median(singles)),
                                      "size_kib": tfl.stat().st_size / 1024,
-                                     "agreement_with_keras_500": float((edge_probs.argmax(-1) == ours[:500]).mean())}
+                                     "agreement_with_keras_500": float((edge_probs.argmax(-1) == ours[:500]).mean()),
+                                     **binary_latency(tfl, sample[:200])}
     print(json.dumps(result, indent=2))
     o, v = result["ours"], result["vader"]
     print(f"\nmacro-F1 ours {o['macro_f1']:.4f} vs VADER {v['macro_f1']:.4f}: +{100 * diff:.2f} points, "
