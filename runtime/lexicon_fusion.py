@@ -63,6 +63,12 @@ class Expert(NamedTuple):
         """The record's lexicon name: VADER's, then "+opinion" and "+words" for the opinions it adds."""
         return LEXICON + ("+" + OPINION if self.opinion_scale else "") + ("+" + WORDS if self.words else "")
 
+    def record(self) -> dict[str, Any]:
+        """The `lexicon_fusion` record of this expert (what `lexicon_fusion` reads back)."""
+        return {"lexicon": self.lexicon, "scale": round(self.scale, 6), "bias": round(self.bias, 6),
+                **({"opinion_scale": round(self.opinion_scale, 6)} if self.opinion_scale else {}),
+                **({"words": dict(self.words)} if self.words else {})}
+
 
 def _words(value: Any) -> dict[str, float] | None:
     """A record's domain words {word: finite weight}; None when malformed."""

@@ -229,12 +229,9 @@ def fit_lexicon_fusion(texts: list[str], labels: np.ndarray, label_names: list[s
         words = {w: round(scale * v, 6) for w, v in domain[0].items() if abs(scale * v) >= 1e-6}
         bias += scale * domain[1]
     expert = Expert(weights_of["vader"], bias, weights_of.get("opinion", 0.0), words or None)
-    record = _fitted("lexicon expert", (expert.scale, expert.bias), y, lexicon=expert.lexicon)
-    if expert.opinion_scale:
-        record["opinion_scale"] = round(expert.opinion_scale, 6)
+    record = {**_fitted("lexicon expert", (expert.scale, expert.bias), y), **expert.record()}
     if expert.words:
         record["words_scale"] = round(weights_of["words"], 6)
-        record["words"] = expert.words
     return record
 
 

@@ -125,10 +125,7 @@ def _kept_from(source: Any, labels: list[str],
     unfitted = "no: too few positive or negative validation texts"
     if fusion is None:
         unfitted_expert = "no: too few positive or negative training and validation texts"
-        fusion = {"lexicon": expert.lexicon, "scale": expert.scale, "bias": expert.bias,
-                  **({"opinion_scale": expert.opinion_scale} if expert.opinion_scale else {}),
-                  **({"words": dict(expert.words)} if expert.words else {}),
-                  "fitted": unfitted_expert, "kept_from": source.name}
+        fusion = {**expert.record(), "fitted": unfitted_expert, "kept_from": source.name}
     log.info("binary head: uncorrected (scale 1, bias 0), with the lexicon expert %s (scale %.3f, bias %+.3f)",
              f"of {source.name}" if "kept_from" in fusion else "fitted on its texts", fusion["scale"], fusion["bias"])
     return {"scale": 1.0, "bias": 0.0, "fitted": unfitted}, fusion

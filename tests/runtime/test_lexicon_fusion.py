@@ -52,6 +52,11 @@ def test_vaders_opinion_is_bounded_and_signed():
     assert logits[0] == pytest.approx(-0.25) and logits[1] > 0  # no sentiment words: the bias alone
 
 
+def test_an_experts_record_reads_back_as_the_expert():
+    for expert in (Expert(1.2, -0.2), Expert(0.8, -0.1, 0.5), Expert(0.8, -0.1, 0.5, {"refill": 0.7})):
+        assert lexicon_fusion.lexicon_fusion({"lexicon_fusion": expert.record()}) == expert
+
+
 def test_the_opinion_lexicon_and_the_domain_words_add_their_weighted_evidence():
     texts = ["the refill arrived", "a flawless refill, not bad", "generic refill"]
     vader = lexicon_logits(texts, 1.0, 0.0)
