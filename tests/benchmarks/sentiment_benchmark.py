@@ -33,16 +33,35 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, num_classes: int) -> float:
     return float(f1.mean())
 
 
-def paired_bootstrap(y: np.ndarray, a: np.ndarray, b: np.ndarray, num_classes: int, boots: int, seed: int = 0
-                     ) -> tuple[float, float, float]:
-    """(difference, low, high): macro-F1(a) - macro-F1(b) and its percentile 95% interval."""
+def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC of `score` (N,) for 0/1 labels `y` (N,): the chance that a random positive item scores above a
+    random negative one, ties counting half (Mann-Whitney, average ranks); nan without both classes."""
+    pos, neg = int((y == 1).sum()), int((y == 0).sum())
+    if not pos or not neg:
+        return float("nan")
+    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    ranks = (starts + (counts + 1) / 2.0)[inverse]  # (N,) average 1-based ranks
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+
+
+def paired_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, metric, boots: int, seed: int = 0
+                      ) -> tuple[float, float, float]:
+    """(difference, low, high): metric(y, a) - metric(y, b) and its percentile 95% interval over `boots`
+    resamples of the items (the same resampled items score both)."""
     rng = np.random.default_rng(seed)
     diffs = np.empty(boots)
     for i in range(boots):
         idx = rng.integers(0, len(y), len(y))
-        diffs[i] = macro_f1(y[idx], a[idx], num_classes) - macro_f1(y[idx], b[idx], num_classes)
+        diffs[i] = metric(y[idx], a[idx]) - metric(y[idx], b[idx])
     low, high = np.percentile(diffs, [2.5, 97.5])
-    return macro_f1(y, a, num_classes) - macro_f1(y, b, num_classes), float(low), float(high)
+    return metric(y, a) - metric(y, b), float(low), float(high)
+
+
+def paired_bootstrap(y: np.ndarray, a: np.ndarray, b: np.ndarray, num_classes: int, boots: int, seed: int = 0
+                     ) -> tuple[float, float, float]:
+    """(difference, low, high): macro-F1(a) - macro-F1(b) and its percentile 95% interval."""
+    return paired_difference(y, a, b, lambda t, p: macro_f1(t, p, num_classes), boots, seed)
 
 
 def vader_labels(texts: list[str], labels: list[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -19,6 +19,11 @@ resampled texts score both; `--boot` resamples, seeded):
   model of the run directory and on each exported `.tflite` (the edge runtime).
 - VADER (vaderSentiment, PyPI): positive when its compound score is >= 0, else negative.
 
+A second table compares how well each ranks the set, whatever its threshold: the ROC AUC of ours'
+p(positive) (Keras) and of VADER's compound, with the same paired bootstrap of the difference, and each
+one's best macro-F1 over thresholds picked on the set's own labels (a diagnostic, not a rule: a deployed
+model has no labels of the texts it reads).
+
 Prints a Markdown table on stdout and the JSON figures on stderr (or into `--json`).
 """
 from __future__ import annotations
@@ -34,7 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-from sentiment_benchmark import macro_f1, paired_bootstrap  # noqa: E402
+from sentiment_benchmark import macro_f1, paired_bootstrap, paired_difference, roc_auc  # noqa: E402
 
 SETS = ("builtin:imdb-reviews@test", "builtin:drug-reviews@test", "builtin:tweets@test")
 NEG, POS = 0, 1  # the binary labels
@@ -56,16 +61,28 @@ def binary_items(spec: str, seed: int) -> tuple[list[str], np.ndarray, dict[str,
     return texts, y, counts
 
 
-def ours_binary(predict, texts: list[str], batch: int = 256) -> tuple[np.ndarray, float]:
-    """(binary predictions, seconds): positive when p(positive) >= p(negative)."""
+def ours_binary(predict, texts: list[str], batch: int = 256) -> tuple[np.ndarray, np.ndarray, float]:
+    """(binary predictions, scores, seconds): positive when p(positive) >= p(negative); the score (N,) is
+    p(positive) / (p(positive) + p(negative)), which ranks the texts (ROC AUC)."""
     t0 = time.perf_counter()
     records = [r for i in range(0, len(texts), batch) for r in predict(texts[i:i + batch])]
     seconds = time.perf_counter() - t0
     bad = [r for r in records if not r.get("ok")]
     if bad:
         raise SystemExit(f"the model failed on {len(bad)} texts, e.g. {bad[0].get('error')}")
-    pred = np.asarray([POS if r["scores"]["positive"] >= r["scores"]["negative"] else NEG for r in records])
-    return pred, seconds
+    pos = np.asarray([r["scores"]["positive"] for r in records], np.float64)
+    neg = np.asarray([r["scores"]["negative"] for r in records], np.float64)
+    pred = np.where(pos >= neg, POS, NEG)
+    return pred, pos / np.maximum(pos + neg, 1e-12), seconds
+
+
+def best_threshold_f1(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """(the best macro-F1 of `score >= t` over thresholds t at the score's 1st..99th percentiles, that t):
+    a threshold chosen on the set's own labels, so a diagnostic of ranking, not a rule."""
+    best = (-1.0, 0.0)
+    for t in np.unique(np.percentile(score, np.arange(1, 100))):
+        best = max(best, (macro_f1(y, np.where(score >= t, POS, NEG), 2), float(t)))
+    return best
 
 
 def vader_compound(texts: list[str]) -> tuple[np.ndarray, float]:
@@ -120,14 +137,19 @@ def main() -> int:
                "set_counts": counts, "mean_chars": float(np.mean([len(t) for t in texts])),
                "vader": {"macro_f1": macro_f1(y, vader, 2), "accuracy": float((vader == y).mean()),
                          "predicted_positive": float(vader.mean()), "compound_zero": int((compound == 0).sum()),
-                         "macro_f1_zero_to_larger_class": macro_f1(y, vader_ties, 2), "seconds": vader_s}}
+                         "macro_f1_zero_to_larger_class": macro_f1(y, vader_ties, 2), "seconds": vader_s,
+                         "roc_auc": roc_auc(y, compound), "best_threshold": best_threshold_f1(y, compound)}}
         keras_pred = None
         for name, predict in models.items():
-            pred, seconds = ours_binary(predict, texts)
+            pred, score, seconds = ours_binary(predict, texts)
             diff, low, high = paired_bootstrap(y, pred, vader, 2, args.boot, args.seed)
             row[name] = {"macro_f1": macro_f1(y, pred, 2), "accuracy": float((pred == y).mean()),
                          "predicted_positive": float(pred.mean()),
                          "difference_vs_vader": {"value": diff, "ci95": [low, high]}, "seconds": seconds}
+            if name == "keras":  # threshold-free: how well each ranks the set, whatever its decision threshold
+                d_auc, lo_auc, hi_auc = paired_difference(y, score, compound, roc_auc, args.boot, args.seed)
+                row[name].update(roc_auc=roc_auc(y, score), best_threshold=best_threshold_f1(y, score),
+                                 roc_auc_difference_vs_vader={"value": d_auc, "ci95": [lo_auc, hi_auc]})
             if keras_pred is None:
                 keras_pred = pred
             else:
@@ -165,6 +187,17 @@ def main() -> int:
     print(f"\nmacro-F1 of the positive-vs-negative decision on the items labelled positive or negative; paired "
           f"bootstrap, {args.boot} resamples, seed {args.seed}. Ours: {rule} (long texts: {args.long_text}); "
           "VADER: compound >= 0.")
+
+    print("\n| set | ROC AUC, ours (Keras) | VADER | ours - VADER [95% CI] | best-threshold macro-F1, ours (at p) | "
+          "VADER (at compound) |")
+    print("|" + "---|" * 6)
+    for row in results:
+        k, v, d = row["keras"], row["vader"], row["keras"]["roc_auc_difference_vs_vader"]
+        print(f"| `{row['data']}` | {k['roc_auc']:.3f} | {v['roc_auc']:.3f} | {100 * d['value']:+.1f} pts "
+              f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] | {k['best_threshold'][0]:.3f} "
+              f"({k['best_threshold'][1]:.3f}) | {v['best_threshold'][0]:.3f} ({v['best_threshold'][1]:+.3f}) |")
+    print("\nThreshold-free: ROC AUC of ours' p(positive) and of VADER's compound (paired bootstrap as above); the "
+          "best-threshold macro-F1 picks each one's threshold on the set's own labels, a diagnostic of ranking only.")
     return 0
 
 
