@@ -34,15 +34,10 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, num_classes: int) -> float:
 
 
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC of `score` (N,) for 0/1 labels `y` (N,): the chance that a random positive item scores above a
-    random negative one, ties counting half (Mann-Whitney, average ranks); nan without both classes."""
-    pos, neg = int((y == 1).sum()), int((y == 0).sum())
-    if not pos or not neg:
-        return float("nan")
-    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    ranks = (starts + (counts + 1) / 2.0)[inverse]  # (N,) average 1-based ranks
-    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2.0) / (pos * neg))
+    """scikit-learn's ROC AUC of `score` (N,) for 0/1 labels `y` (N,); nan without both classes (a resample)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, score)) if 0 < int(y.sum()) < len(y) else float("nan")
 
 
 def paired_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray, metric, boots: int, seed: int = 0
